@@ -1,0 +1,71 @@
+# Orderflow: `make run` starts the local cluster, `make test` runs the whole suite.
+# Both install what is missing first (Python venv, Redis, the Dapr runtime).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+RUNTIME_DIR ?= $(CURDIR)/.runtime
+export ORDERFLOW_RUNTIME_DIR := $(RUNTIME_DIR)
+VENV_STAMP := $(VENV)/.orderflow-installed
+PYTEST_ARGS ?=
+
+.PHONY: help setup venv redis runtime run up down status test test-fast lint format rebuild bench compose-check clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+setup: venv redis runtime ## install everything that is missing (idempotent)
+
+venv: $(VENV_STAMP) ## project-local Python virtual environment with pinned dependencies
+
+$(VENV_STAMP): pyproject.toml requirements.lock
+	@echo "[setup] Python virtual environment in $(VENV)"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	@$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $@
+
+redis: ## Redis server from Debian's package (the project starts its own instance)
+	@command -v redis-server >/dev/null || { \
+	  echo "[setup] installing redis-server from Debian's packages"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server >/dev/null; }
+	@echo "[setup] $$(redis-server --version | cut -d' ' -f1-3)"
+
+runtime: ## build daprd, placement, scheduler and the dapr CLI (only when the pin changes)
+	@bash dapr/build.sh
+
+run: setup ## start the whole local cluster in the foreground (Ctrl-C stops it)
+	@$(PY) -m cluster up
+
+up: setup ## start the local cluster in the background
+	@$(PY) -m cluster up --detach
+
+down: ## stop a cluster started with `make up`
+	@$(PY) -m cluster down
+
+status: ## show the state of every cluster process
+	@$(PY) -m cluster status
+
+lint: venv ## ruff format check, ruff check, mypy --strict
+	@$(VENV)/bin/ruff format --check .
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/mypy .
+
+format: venv ## apply ruff's formatting and safe fixes
+	@$(VENV)/bin/ruff format .
+	@$(VENV)/bin/ruff check --fix .
+
+test: setup lint ## lint, then the whole suite against the real runtime
+	@$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: venv ## unit, actor and app tests only (no cluster)
+	@$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
+
+compose-check: ## validate docker-compose.yml (no Docker engine needed)
+	@$(PY) -m cluster compose-check docker-compose.yml
+
+clean: ## remove the venv and runtime data (keeps nothing)
+	rm -rf $(VENV) $(RUNTIME_DIR)
