@@ -11,7 +11,7 @@ export ORDERFLOW_RUNTIME_DIR := $(RUNTIME_DIR)
 VENV_STAMP := $(VENV)/.orderflow-installed
 PYTEST_ARGS ?=
 
-.PHONY: help setup venv redis runtime run up down status test test-fast lint format rebuild bench compose-check clean
+.PHONY: help setup venv redis runtime run up dapr-run down status test test-fast lint format rebuild bench compose-check clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -24,7 +24,6 @@ $(VENV_STAMP): pyproject.toml requirements.lock
 	@echo "[setup] Python virtual environment in $(VENV)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
-	@$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
 
 redis: ## Redis server from Debian's package (the project starts its own instance)
@@ -45,6 +44,11 @@ up: setup ## start the local cluster in the background
 
 down: ## stop a cluster started with `make up`
 	@$(PY) -m cluster down
+
+dapr-run: setup ## infrastructure from the launcher, apps through `dapr run -f dapr/dapr.yaml`
+	@$(PY) -m cluster up --detach --infra-only
+	@cd dapr && ORDERFLOW_REDIS_HOST=127.0.0.1:6380 DAPR_SCHEDULER_HOST_ADDRESS_DNS_A=127.0.0.1:50006 \
+	  DAPR_RUNTIME_PATH=$(RUNTIME_DIR)/dapr $(RUNTIME_DIR)/dapr/.dapr/bin/dapr run -f dapr.yaml
 
 status: ## show the state of every cluster process
 	@$(PY) -m cluster status

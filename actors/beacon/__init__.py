@@ -1,0 +1,1 @@
+"""BeaconActor: a small diagnostic actor that proves the stack end to end."""

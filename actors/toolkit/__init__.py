@@ -1,0 +1,1 @@
+"""The actor toolkit: what every Orderflow actor stands on."""

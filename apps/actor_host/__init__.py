@@ -1,0 +1,1 @@
+"""The actor host app: hosts Orderflow's actors behind a daprd sidecar."""

@@ -1,0 +1,1 @@
+"""The gateway app: Orderflow's public HTTP API."""

@@ -1,0 +1,143 @@
+"""Command line: python -m cluster up|down|status|compose-check."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+from cluster.config import ClusterConfig
+from cluster.local import LocalCluster, wait_forever
+from cluster.processes import ClusterError
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def cmd_up(config: ClusterConfig, *, detach: bool) -> int:
+    cluster = LocalCluster(config)
+    if cluster.pid_file.exists() and _live_pids(cluster.pid_file):
+        print(f"a cluster is already running (see {cluster.pid_file}); `make down` stops it")
+        return 1
+    print(f"starting the Orderflow local cluster (logs in {config.log_dir}) ...", flush=True)
+    started = time.monotonic()
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        cluster.start()
+    except KeyboardInterrupt:
+        print("\ninterrupted; stopped everything")
+        return 130
+    print(f"\nOrderflow is up in {time.monotonic() - started:.1f}s:")
+    for label, url in cluster.urls():
+        print(f"  {label:<34} {url}")
+    if detach:
+        print("\nrunning in the background; `make status` shows it, `make down` stops it")
+        return 0
+    print("\nCtrl-C stops everything.", flush=True)
+    try:
+        wait_forever(cluster)
+    except KeyboardInterrupt:
+        print("\nstopping ...", flush=True)
+    finally:
+        cluster.stop()
+        print("stopped.")
+    return 0
+
+
+def _pid_matches(pid: int, exe: str) -> bool:
+    """True when `pid` is still the process we started (guards against pid reuse)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    name = Path(exe).name
+    # Redis rewrites its title ("redis-server 127.0.0.1:6380"), hence the prefix match.
+    return any(
+        Path(part.decode(errors="replace")).name.startswith(name) for part in cmdline[:3]
+    )
+
+
+def _live_pids(pid_file: Path) -> dict[str, int]:
+    data = json.loads(pid_file.read_text())
+    return {
+        name: entry["pid"]
+        for name, entry in data["processes"].items()
+        if _pid_matches(entry["pid"], entry["exe"])
+    }
+
+
+def cmd_down(config: ClusterConfig) -> int:
+    pid_file = LocalCluster(config).pid_file
+    if not pid_file.exists():
+        print("no cluster is running")
+        return 0
+    live = _live_pids(pid_file)
+    for name, pid in reversed(list(live.items())):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
+            print(f"stopping {name} (pid {pid})")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _live_pids(pid_file):
+        time.sleep(0.2)
+    for name, pid in _live_pids(pid_file).items():
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+            print(f"killed {name} (pid {pid}) after 10s")
+    pid_file.unlink(missing_ok=True)
+    return 0
+
+
+def cmd_status(config: ClusterConfig) -> int:
+    pid_file = LocalCluster(config).pid_file
+    if not pid_file.exists():
+        print("no cluster is running")
+        return 3
+    data = json.loads(pid_file.read_text())
+    live = _live_pids(pid_file)
+    for name, entry in data["processes"].items():
+        state = "running" if name in live else "DEAD"
+        print(f"  {name:<22} pid {entry['pid']:<8} {state:<8} {entry['log']}")
+    return 0 if len(live) == len(data["processes"]) else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cluster", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start the cluster (foreground unless --detach)")
+    up.add_argument("--detach", action="store_true", help="start and return")
+    up.add_argument(
+        "--infra-only", action="store_true", help="only Redis, placement and scheduler"
+    )
+    sub.add_parser("down", help="stop a detached cluster")
+    sub.add_parser("status", help="show the cluster's processes")
+    check = sub.add_parser("compose-check", help="validate docker-compose.yml")
+    check.add_argument("path", type=Path)
+    args = parser.parse_args(argv)
+    config = ClusterConfig.from_env()
+    if getattr(args, "infra_only", False):
+        config = dataclasses.replace(config, with_apps=False)
+    try:
+        if args.command == "up":
+            return cmd_up(config, detach=args.detach)
+        if args.command == "down":
+            return cmd_down(config)
+        if args.command == "status":
+            return cmd_status(config)
+        from cluster.compose import check_compose
+
+        return check_compose(args.path)
+    except ClusterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

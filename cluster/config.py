@@ -1,0 +1,125 @@
+"""Local cluster layout: which processes run, on which ports, with which files."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DAPR_VERSION = "1.18.2"
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    """One application process and its daprd sidecar."""
+
+    name: str  # unique process name, e.g. "actor-host-1"
+    app_id: str  # Dapr app id (replicas share it)
+    target: str  # uvicorn factory, "module:function"
+    app_port: int
+    http_port: int
+    grpc_port: int
+    internal_grpc_port: int
+    metrics_port: int
+    actor_types: tuple[str, ...] = ()  # the sidecar must report these before "ready"
+    env: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """Everything the launcher needs; `from_env` applies ORDERFLOW_* overrides."""
+
+    runtime_dir: Path
+    state_dir: Path  # data, logs and the pid file of this cluster instance
+    port_offset: int = 0
+    actor_host_replicas: int = 2
+    redis_fsync: str = "always"  # appendfsync: an acknowledged write survives kill -9
+    log_level: str = "info"
+    with_apps: bool = True  # False: only Redis, placement, scheduler (for `dapr run -f`)
+    extra_app_env: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> ClusterConfig:
+        env = dict(os.environ if env is None else env)
+        runtime_dir = Path(env.get("ORDERFLOW_RUNTIME_DIR", ROOT / ".runtime"))
+        name = env.get("ORDERFLOW_CLUSTER_NAME", "local")
+        return cls(
+            runtime_dir=runtime_dir,
+            state_dir=Path(env.get("ORDERFLOW_STATE_DIR", runtime_dir / "clusters" / name)),
+            port_offset=int(env.get("ORDERFLOW_PORT_OFFSET", "0")),
+            actor_host_replicas=int(env.get("ORDERFLOW_ACTOR_HOSTS", "2")),
+            redis_fsync=env.get("ORDERFLOW_REDIS_FSYNC", "always"),
+            log_level=env.get("ORDERFLOW_LOG_LEVEL", "info"),
+        )
+
+    # --- binaries -----------------------------------------------------------
+    @property
+    def dapr_bin(self) -> Path:
+        return self.runtime_dir / "dapr" / ".dapr" / "bin"
+
+    # --- infrastructure ports -------------------------------------------------
+    def port(self, base: int) -> int:
+        return base + self.port_offset
+
+    @property
+    def redis_port(self) -> int:
+        return self.port(6380)
+
+    @property
+    def placement_port(self) -> int:
+        return self.port(50005)
+
+    @property
+    def scheduler_port(self) -> int:
+        return self.port(50006)
+
+    @property
+    def redis_host(self) -> str:
+        return f"127.0.0.1:{self.redis_port}"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.state_dir / "data"
+
+    # --- applications ---------------------------------------------------------
+    def apps(self) -> list[AppSpec]:
+        """Every app with a sidecar, in start order."""
+        if not self.with_apps:
+            return []
+        apps = [
+            self._app(
+                "actor-host-" + str(i + 1),
+                app_id="actor-host",
+                target="apps.actor_host.main:create_app",
+                slot=1 + i,
+                actor_types=ACTOR_TYPES,
+            )
+            for i in range(self.actor_host_replicas)
+        ]
+        apps.append(self._app("gateway", app_id="gateway", target="apps.gateway.main:create_app", slot=0))
+        return apps
+
+    def _app(
+        self, name: str, *, app_id: str, target: str, slot: int, actor_types: tuple[str, ...] = ()
+    ) -> AppSpec:
+        # slot 0 is the gateway (app 8000, dapr http 3500); slots 1.. are actor hosts.
+        return AppSpec(
+            name=name,
+            app_id=app_id,
+            target=target,
+            app_port=self.port(8000 + (100 + slot if slot else 0)),
+            http_port=self.port(3500 + slot),
+            grpc_port=self.port(50001 + 10 * slot),
+            internal_grpc_port=self.port(50002 + 10 * slot),
+            metrics_port=self.port(9090 + slot),
+            actor_types=actor_types,
+        )
+
+
+# The actor types every actor host registers; readiness waits for all of them.
+ACTOR_TYPES: tuple[str, ...] = ("BeaconActor",)

@@ -1,0 +1,302 @@
+"""The local cluster: Redis, placement, scheduler, and every app with its own daprd."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from cluster.config import ROOT, AppSpec, ClusterConfig
+from cluster.processes import ClusterError, ManagedProcess, ensure_binary, wait_until
+
+READY_TIMEOUT = 60.0
+
+
+def http_get_json(url: str, timeout: float = 2.0) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        body = resp.read()
+        return json.loads(body) if body else {}
+
+
+def http_ok(url: str, timeout: float = 2.0) -> bool:
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        return 200 <= int(resp.status) < 300
+
+
+def redis_ping(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+        sock.sendall(b"PING\r\n")
+        return sock.recv(64).startswith(b"+PONG")
+
+
+class LocalCluster:
+    """Builds, starts, watches and stops every process of one cluster instance."""
+
+    def __init__(self, config: ClusterConfig) -> None:
+        self.config = config
+        self.processes: dict[str, ManagedProcess] = {}
+        self._define()
+
+    # --- definition -------------------------------------------------------------
+    def _define(self) -> None:
+        cfg = self.config
+        logs = cfg.log_dir
+        self._add(
+            ManagedProcess(
+                "redis",
+                ["redis-server", str(cfg.state_dir / "redis.conf")],
+                logs / "redis.log",
+                ports=(cfg.redis_port,),
+            )
+        )
+        self._add(
+            ManagedProcess(
+                "placement",
+                [
+                    str(cfg.dapr_bin / "placement"),
+                    *("--port", str(cfg.placement_port), "--listen-address", "127.0.0.1"),
+                    *("--healthz-port", str(cfg.port(50105)), "--healthz-listen-address", "127.0.0.1"),
+                    *("--metrics-port", str(cfg.port(9180)), "--metrics-listen-address", "127.0.0.1"),
+                    *("--id", "placement-0", "--initial-cluster", f"placement-0=127.0.0.1:{cfg.port(50205)}"),
+                    *("--log-level", cfg.log_level),
+                ],
+                logs / "placement.log",
+                ports=(cfg.placement_port, cfg.port(50105), cfg.port(9180), cfg.port(50205)),
+            )
+        )
+        self._add(
+            ManagedProcess(
+                "scheduler",
+                [
+                    str(cfg.dapr_bin / "scheduler"),
+                    *("--port", str(cfg.scheduler_port), "--listen-address", "127.0.0.1"),
+                    *("--healthz-port", str(cfg.port(50106)), "--healthz-listen-address", "127.0.0.1"),
+                    *("--metrics-port", str(cfg.port(9181)), "--metrics-listen-address", "127.0.0.1"),
+                    *("--etcd-data-dir", str(cfg.data_dir / "scheduler")),
+                    *("--etcd-client-port", str(cfg.port(52379)), "--etcd-client-listen-address", "127.0.0.1"),
+                    *("--id", "scheduler-0"),
+                    *("--etcd-initial-cluster", f"scheduler-0=http://127.0.0.1:{cfg.port(52380)}"),
+                    *("--log-level", cfg.log_level),
+                ],
+                logs / "scheduler.log",
+                ports=(cfg.scheduler_port, cfg.port(50106), cfg.port(9181), cfg.port(52379), cfg.port(52380)),
+            )
+        )
+        for app in cfg.apps():
+            self._add(self._app_process(app))
+            self._add(self._sidecar_process(app))
+
+    def _add(self, proc: ManagedProcess) -> None:
+        self.processes[proc.name] = proc
+
+    def _app_process(self, app: AppSpec) -> ManagedProcess:
+        env = {
+            "PYTHONPATH": str(ROOT),
+            "DAPR_HTTP_PORT": str(app.http_port),
+            "DAPR_GRPC_PORT": str(app.grpc_port),
+            "ORDERFLOW_APP_NAME": app.name,
+            "ORDERFLOW_REDIS_URL": f"redis://{self.config.redis_host}/0",
+            **dict(app.env),
+            **self.config.extra_app_env,
+        }
+        argv = [
+            sys.executable,
+            *("-m", "uvicorn", app.target, "--factory"),
+            *("--host", "127.0.0.1", "--port", str(app.app_port)),
+            *("--no-access-log", "--log-level", "warning"),
+        ]
+        return ManagedProcess(app.name, argv, self.config.log_dir / f"{app.name}.log", env=env, cwd=ROOT, ports=(app.app_port,))
+
+    def _sidecar_process(self, app: AppSpec) -> ManagedProcess:
+        cfg = self.config
+        argv = [
+            str(cfg.dapr_bin / "daprd"),
+            *("--app-id", app.app_id, "--app-port", str(app.app_port), "--app-protocol", "http"),
+            *("--app-channel-address", "127.0.0.1", "--dapr-listen-addresses", "127.0.0.1"),
+            *("--dapr-http-port", str(app.http_port), "--dapr-grpc-port", str(app.grpc_port)),
+            *("--dapr-internal-grpc-port", str(app.internal_grpc_port)),
+            *("--dapr-internal-grpc-listen-address", "127.0.0.1"),
+            *("--metrics-port", str(app.metrics_port), "--metrics-listen-address", "127.0.0.1"),
+            *("--placement-host-address", f"127.0.0.1:{cfg.placement_port}"),
+            *("--scheduler-host-address", f"127.0.0.1:{cfg.scheduler_port}"),
+            *("--resources-path", str(ROOT / "components"), "--config", str(ROOT / "dapr" / "config.yaml")),
+            *("--log-level", cfg.log_level, "--mode", "standalone"),
+        ]
+        env = {
+            "DAPR_HOST_IP": "127.0.0.1",  # the address placement hands to other sidecars
+            "ORDERFLOW_REDIS_HOST": cfg.redis_host,  # read by components/ through the env secret store
+        }
+        ports = (app.http_port, app.grpc_port, app.internal_grpc_port, app.metrics_port)
+        return ManagedProcess(f"{app.name}-daprd", argv, cfg.log_dir / f"{app.name}-daprd.log", env=env, ports=ports)
+
+    # --- lifecycle --------------------------------------------------------------
+    def preflight(self) -> None:
+        """Check binaries before anything starts, so errors name the make target."""
+        if shutil.which("redis-server") is None:
+            raise ClusterError("redis-server not found on PATH: run `make redis` (or `make setup`) first.")
+        for name in ("daprd", "placement", "scheduler"):
+            ensure_binary(self.config.dapr_bin / name, "runtime")
+
+    def write_files(self) -> None:
+        cfg = self.config
+        (cfg.data_dir / "redis").mkdir(parents=True, exist_ok=True)
+        cfg.log_dir.mkdir(parents=True, exist_ok=True)
+        (cfg.state_dir / "redis.conf").write_text(
+            "\n".join(
+                [
+                    f"port {cfg.redis_port}",
+                    "bind 127.0.0.1",
+                    "protected-mode yes",
+                    f"dir {cfg.data_dir / 'redis'}",
+                    "appendonly yes",
+                    f"appendfsync {cfg.redis_fsync}",
+                    'save ""',
+                    "daemonize no",
+                    'logfile ""',
+                ]
+            )
+            + "\n"
+        )
+
+    def start(self) -> None:
+        self.preflight()
+        self.write_files()
+        started: list[ManagedProcess] = []
+        try:
+            for name in ("redis", "placement", "scheduler"):
+                started.append(self._start_infra(name))
+            apps = self.config.apps()
+            for app in apps:
+                for name in (app.name, f"{app.name}-daprd"):
+                    self.processes[name].start()
+                    started.append(self.processes[name])
+            for app in apps:
+                self.wait_app_ready(app)
+        except BaseException:
+            for proc in reversed(started):
+                proc.stop(timeout=5)
+            raise
+        self.write_pid_file()
+
+    def _start_infra(self, name: str) -> ManagedProcess:
+        proc = self.processes[name]
+        proc.start()
+        self.wait_infra_ready(name)
+        return proc
+
+    def wait_infra_ready(self, name: str) -> None:
+        cfg = self.config
+        checks = {
+            "redis": lambda: redis_ping(cfg.redis_port),
+            "placement": lambda: http_ok(f"http://127.0.0.1:{cfg.port(50105)}/healthz"),
+            "scheduler": lambda: http_ok(f"http://127.0.0.1:{cfg.port(50106)}/healthz"),
+        }
+        wait_until(checks[name], timeout=READY_TIMEOUT, what=f"{name} to be healthy", watch=[self.processes[name]])
+
+    def wait_app_ready(self, app: AppSpec, timeout: float = READY_TIMEOUT) -> None:
+        """Sidecar healthy, and (for actor hosts) its actor types registered with placement."""
+        watch = [self.processes[app.name], self.processes[f"{app.name}-daprd"]]
+        base = f"http://127.0.0.1:{app.http_port}/v1.0"
+        wait_until(lambda: http_ok(f"{base}/healthz"), timeout=timeout, what=f"{app.name} sidecar health", watch=watch)
+        if app.actor_types:
+            wait_until(
+                lambda: actors_registered(http_get_json(f"{base}/metadata"), app.actor_types),
+                timeout=timeout,
+                what=f"{app.name} to register actor types {', '.join(app.actor_types)} with placement",
+                watch=watch,
+            )
+
+    def app(self, name: str) -> AppSpec:
+        return next(a for a in self.config.apps() if a.name == name)
+
+    def kill(self, name: str) -> None:
+        self.processes[name].kill()
+
+    def restart(self, name: str, *, wait: bool = True) -> None:
+        """Start a stopped or killed process again (and wait until it is ready)."""
+        proc = self.processes[name]
+        proc.stop()
+        proc.start()
+        if not wait:
+            return
+        if name in ("redis", "placement", "scheduler"):
+            self.wait_infra_ready(name)
+        else:
+            self.wait_app_ready(self.app(name.removesuffix("-daprd")))
+        self.write_pid_file()
+
+    def stop(self) -> None:
+        for proc in reversed(list(self.processes.values())):
+            proc.stop()
+        self.pid_file.unlink(missing_ok=True)
+
+    @contextmanager
+    def running(self) -> Iterator[LocalCluster]:
+        self.start()
+        try:
+            yield self
+        finally:
+            self.stop()
+
+    # --- pid file, for `down` and `status` from another shell --------------------
+    @property
+    def pid_file(self) -> Path:
+        return self.config.state_dir / "cluster.json"
+
+    def write_pid_file(self) -> None:
+        entries = {
+            name: {"pid": p.pid, "exe": str(p.argv[0]), "log": str(p.log_path)}
+            for name, p in self.processes.items()
+            if p.pid is not None
+        }
+        self.pid_file.write_text(json.dumps({"launcher": os.getpid(), "processes": entries}, indent=2))
+
+    def urls(self) -> list[tuple[str, str]]:
+        rows = [
+            ("gateway API", f"http://127.0.0.1:{a.app_port}/docs")
+            for a in self.config.apps()
+            if a.app_id == "gateway"
+        ]
+        rows += [
+            (f"{a.name} sidecar (Dapr API)", f"http://127.0.0.1:{a.http_port}/v1.0/metadata")
+            for a in self.config.apps()
+            if a.app_id == "gateway"
+        ]
+        rows += [
+            (f"{a.name} sidecar (Dapr API)", f"http://127.0.0.1:{a.http_port}/v1.0/metadata")
+            for a in self.config.apps()
+            if a.actor_types
+        ]
+        rows += [
+            ("redis", f"redis://{self.config.redis_host}"),
+            ("placement", f"127.0.0.1:{self.config.placement_port}"),
+            ("scheduler", f"127.0.0.1:{self.config.scheduler_port}"),
+            ("logs", str(self.config.log_dir)),
+        ]
+        return rows
+
+
+def actors_registered(metadata: dict[str, Any], actor_types: tuple[str, ...]) -> bool:
+    runtime = metadata.get("actorRuntime") or {}
+    types = {entry.get("type") for entry in runtime.get("activeActors") or metadata.get("actors") or []}
+    placement = str(runtime.get("placement", ""))
+    return set(actor_types) <= types and bool(runtime.get("hostReady")) and "connected" in placement
+
+
+def wait_forever(cluster: LocalCluster) -> None:
+    """Foreground mode: report processes that die until interrupted."""
+    reported: set[str] = set()
+    while True:
+        for name, proc in cluster.processes.items():
+            if name not in reported and proc.popen is not None and not proc.alive():
+                reported.add(name)
+                print(f"!! {name} exited (code {proc.popen.returncode}); see {proc.log_path}", flush=True)
+        time.sleep(1)
