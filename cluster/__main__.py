@@ -60,9 +60,7 @@ def _pid_matches(pid: int, exe: str) -> bool:
         return False
     name = Path(exe).name
     # Redis rewrites its title ("redis-server 127.0.0.1:6380"), hence the prefix match.
-    return any(
-        Path(part.decode(errors="replace")).name.startswith(name) for part in cmdline[:3]
-    )
+    return any(Path(part.decode(errors="replace")).name.startswith(name) for part in cmdline[:3])
 
 
 def _live_pids(pid_file: Path) -> dict[str, int]:
@@ -113,9 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start the cluster (foreground unless --detach)")
     up.add_argument("--detach", action="store_true", help="start and return")
-    up.add_argument(
-        "--infra-only", action="store_true", help="only Redis, placement and scheduler"
-    )
+    up.add_argument("--infra-only", action="store_true", help="only Redis, placement and scheduler")
     sub.add_parser("down", help="stop a detached cluster")
     sub.add_parser("status", help="show the cluster's processes")
     check = sub.add_parser("compose-check", help="validate docker-compose.yml")
@@ -133,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_status(config)
         from cluster.compose import check_compose
 
-        return check_compose(args.path)
+        return int(check_compose(args.path))
     except ClusterError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -60,7 +60,13 @@ class ClusterConfig:
 
     # --- infrastructure ports -------------------------------------------------
     def port(self, base: int) -> int:
-        return base + self.port_offset
+        port = base + self.port_offset
+        if not 0 < port < 65536:
+            raise ValueError(
+                f"ORDERFLOW_PORT_OFFSET={self.port_offset} moves port {base} to {port}, "
+                "outside 1-65535 (default ports go up to 52380: offsets up to 13000 work)"
+            )
+        return port
 
     @property
     def redis_port(self) -> int:
@@ -101,7 +107,9 @@ class ClusterConfig:
             )
             for i in range(self.actor_host_replicas)
         ]
-        apps.append(self._app("gateway", app_id="gateway", target="apps.gateway.main:create_app", slot=0))
+        apps.append(
+            self._app("gateway", app_id="gateway", target="apps.gateway.main:create_app", slot=0)
+        )
         return apps
 
     def _app(

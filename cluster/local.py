@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -18,6 +19,7 @@ from cluster.config import ROOT, AppSpec, ClusterConfig
 from cluster.processes import ClusterError, ManagedProcess, ensure_binary, wait_until
 
 READY_TIMEOUT = 60.0
+PROBE_ACTOR = "BeaconActor/readiness-probe"  # a read-only call that proves routing
 
 
 def http_get_json(url: str, timeout: float = 2.0) -> Any:
@@ -29,6 +31,17 @@ def http_get_json(url: str, timeout: float = 2.0) -> Any:
 def http_ok(url: str, timeout: float = 2.0) -> bool:
     with urllib.request.urlopen(url, timeout=timeout) as resp:
         return 200 <= int(resp.status) < 300
+
+
+def http_post_ok(url: str, timeout: float = 5.0) -> bool:
+    req = urllib.request.Request(url, data=b"", method="POST")
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        return 200 <= int(resp.status) < 300
+
+
+def placement_hosts(state: dict[str, Any]) -> set[str]:
+    tables = (state.get("tables") or {}).values()
+    return {str(h.get("name")) for table in tables for h in table.get("hosts") or []}
 
 
 def redis_ping(port: int) -> bool:
@@ -63,10 +76,25 @@ class LocalCluster:
                 [
                     str(cfg.dapr_bin / "placement"),
                     *("--port", str(cfg.placement_port), "--listen-address", "127.0.0.1"),
-                    *("--healthz-port", str(cfg.port(50105)), "--healthz-listen-address", "127.0.0.1"),
-                    *("--metrics-port", str(cfg.port(9180)), "--metrics-listen-address", "127.0.0.1"),
-                    *("--id", "placement-0", "--initial-cluster", f"placement-0=127.0.0.1:{cfg.port(50205)}"),
-                    *("--log-level", cfg.log_level),
+                    *(
+                        "--healthz-port",
+                        str(cfg.port(50105)),
+                        "--healthz-listen-address",
+                        "127.0.0.1",
+                    ),
+                    *(
+                        "--metrics-port",
+                        str(cfg.port(9180)),
+                        "--metrics-listen-address",
+                        "127.0.0.1",
+                    ),
+                    *(
+                        "--id",
+                        "placement-0",
+                        "--initial-cluster",
+                        f"placement-0=127.0.0.1:{cfg.port(50205)}",
+                    ),
+                    *("--metadata-enabled", "--log-level", cfg.log_level),
                 ],
                 logs / "placement.log",
                 ports=(cfg.placement_port, cfg.port(50105), cfg.port(9180), cfg.port(50205)),
@@ -78,16 +106,37 @@ class LocalCluster:
                 [
                     str(cfg.dapr_bin / "scheduler"),
                     *("--port", str(cfg.scheduler_port), "--listen-address", "127.0.0.1"),
-                    *("--healthz-port", str(cfg.port(50106)), "--healthz-listen-address", "127.0.0.1"),
-                    *("--metrics-port", str(cfg.port(9181)), "--metrics-listen-address", "127.0.0.1"),
+                    *(
+                        "--healthz-port",
+                        str(cfg.port(50106)),
+                        "--healthz-listen-address",
+                        "127.0.0.1",
+                    ),
+                    *(
+                        "--metrics-port",
+                        str(cfg.port(9181)),
+                        "--metrics-listen-address",
+                        "127.0.0.1",
+                    ),
                     *("--etcd-data-dir", str(cfg.data_dir / "scheduler")),
-                    *("--etcd-client-port", str(cfg.port(52379)), "--etcd-client-listen-address", "127.0.0.1"),
+                    *(
+                        "--etcd-client-port",
+                        str(cfg.port(52379)),
+                        "--etcd-client-listen-address",
+                        "127.0.0.1",
+                    ),
                     *("--id", "scheduler-0"),
                     *("--etcd-initial-cluster", f"scheduler-0=http://127.0.0.1:{cfg.port(52380)}"),
                     *("--log-level", cfg.log_level),
                 ],
                 logs / "scheduler.log",
-                ports=(cfg.scheduler_port, cfg.port(50106), cfg.port(9181), cfg.port(52379), cfg.port(52380)),
+                ports=(
+                    cfg.scheduler_port,
+                    cfg.port(50106),
+                    cfg.port(9181),
+                    cfg.port(52379),
+                    cfg.port(52380),
+                ),
             )
         )
         for app in cfg.apps():
@@ -113,7 +162,14 @@ class LocalCluster:
             *("--host", "127.0.0.1", "--port", str(app.app_port)),
             *("--no-access-log", "--log-level", "warning"),
         ]
-        return ManagedProcess(app.name, argv, self.config.log_dir / f"{app.name}.log", env=env, cwd=ROOT, ports=(app.app_port,))
+        return ManagedProcess(
+            app.name,
+            argv,
+            self.config.log_dir / f"{app.name}.log",
+            env=env,
+            cwd=ROOT,
+            ports=(app.app_port,),
+        )
 
     def _sidecar_process(self, app: AppSpec) -> ManagedProcess:
         cfg = self.config
@@ -127,21 +183,31 @@ class LocalCluster:
             *("--metrics-port", str(app.metrics_port), "--metrics-listen-address", "127.0.0.1"),
             *("--placement-host-address", f"127.0.0.1:{cfg.placement_port}"),
             *("--scheduler-host-address", f"127.0.0.1:{cfg.scheduler_port}"),
-            *("--resources-path", str(ROOT / "components"), "--config", str(ROOT / "dapr" / "config.yaml")),
+            *(
+                "--resources-path",
+                str(ROOT / "components"),
+                "--config",
+                str(ROOT / "dapr" / "config.yaml"),
+            ),
             *("--log-level", cfg.log_level, "--mode", "standalone"),
         ]
         env = {
             "DAPR_HOST_IP": "127.0.0.1",  # the address placement hands to other sidecars
-            "ORDERFLOW_REDIS_HOST": cfg.redis_host,  # read by components/ through the env secret store
+            # read by components/ through the env secret store
+            "ORDERFLOW_REDIS_HOST": cfg.redis_host,
         }
         ports = (app.http_port, app.grpc_port, app.internal_grpc_port, app.metrics_port)
-        return ManagedProcess(f"{app.name}-daprd", argv, cfg.log_dir / f"{app.name}-daprd.log", env=env, ports=ports)
+        return ManagedProcess(
+            f"{app.name}-daprd", argv, cfg.log_dir / f"{app.name}-daprd.log", env=env, ports=ports
+        )
 
     # --- lifecycle --------------------------------------------------------------
     def preflight(self) -> None:
         """Check binaries before anything starts, so errors name the make target."""
         if shutil.which("redis-server") is None:
-            raise ClusterError("redis-server not found on PATH: run `make redis` (or `make setup`) first.")
+            raise ClusterError(
+                "redis-server not found on PATH: run `make redis` (or `make setup`) first."
+            )
         for name in ("daprd", "placement", "scheduler"):
             ensure_binary(self.config.dapr_bin / name, "runtime")
 
@@ -180,6 +246,7 @@ class LocalCluster:
                     started.append(self.processes[name])
             for app in apps:
                 self.wait_app_ready(app)
+            self.wait_actors_routable()
         except BaseException:
             for proc in reversed(started):
                 proc.stop(timeout=5)
@@ -199,19 +266,54 @@ class LocalCluster:
             "placement": lambda: http_ok(f"http://127.0.0.1:{cfg.port(50105)}/healthz"),
             "scheduler": lambda: http_ok(f"http://127.0.0.1:{cfg.port(50106)}/healthz"),
         }
-        wait_until(checks[name], timeout=READY_TIMEOUT, what=f"{name} to be healthy", watch=[self.processes[name]])
+        wait_until(
+            checks[name],
+            timeout=READY_TIMEOUT,
+            what=f"{name} to be healthy",
+            watch=[self.processes[name]],
+        )
 
     def wait_app_ready(self, app: AppSpec, timeout: float = READY_TIMEOUT) -> None:
         """Sidecar healthy, and (for actor hosts) its actor types registered with placement."""
         watch = [self.processes[app.name], self.processes[f"{app.name}-daprd"]]
         base = f"http://127.0.0.1:{app.http_port}/v1.0"
-        wait_until(lambda: http_ok(f"{base}/healthz"), timeout=timeout, what=f"{app.name} sidecar health", watch=watch)
+        wait_until(
+            lambda: http_ok(f"{base}/healthz"),
+            timeout=timeout,
+            what=f"{app.name} sidecar health",
+            watch=watch,
+        )
         if app.actor_types:
             wait_until(
                 lambda: actors_registered(http_get_json(f"{base}/metadata"), app.actor_types),
                 timeout=timeout,
-                what=f"{app.name} to register actor types {', '.join(app.actor_types)} with placement",
+                what=f"{app.name} to register actor types {app.actor_types}",
                 watch=watch,
+            )
+
+    def wait_actors_routable(self, timeout: float = READY_TIMEOUT) -> None:
+        """Placement lists every actor host, and every sidecar routes an actor call.
+
+        Until placement has disseminated a table with all hosts, a call can be
+        retried mid-rebalance and run twice; tests and `make run` start after that.
+        """
+        hosts = {f"127.0.0.1:{a.internal_grpc_port}" for a in self.config.apps() if a.actor_types}
+        if not hosts:
+            return
+        state_url = f"http://127.0.0.1:{self.config.port(50105)}/placement/state"
+        wait_until(
+            lambda: hosts <= placement_hosts(http_get_json(state_url)),
+            timeout=timeout,
+            what=f"placement to list actor hosts {sorted(hosts)}",
+            watch=list(self.processes.values()),
+        )
+        for app in self.config.apps():
+            url = f"http://127.0.0.1:{app.http_port}/v1.0/actors/{PROBE_ACTOR}/method/Get"
+            wait_until(
+                functools.partial(http_post_ok, url),
+                timeout=timeout,
+                what=f"an actor call through {app.name}'s sidecar",
+                watch=list(self.processes.values()),
             )
 
     def app(self, name: str) -> AppSpec:
@@ -230,7 +332,12 @@ class LocalCluster:
         if name in ("redis", "placement", "scheduler"):
             self.wait_infra_ready(name)
         else:
-            self.wait_app_ready(self.app(name.removesuffix("-daprd")))
+            app = self.app(name.removesuffix("-daprd"))
+            partner = app.name if name.endswith("-daprd") else f"{app.name}-daprd"
+            if not self.processes[partner].alive():
+                return  # readiness needs both halves: restarting the partner waits
+            self.wait_app_ready(app)
+            self.wait_actors_routable()
         self.write_pid_file()
 
     def stop(self) -> None:
@@ -257,7 +364,9 @@ class LocalCluster:
             for name, p in self.processes.items()
             if p.pid is not None
         }
-        self.pid_file.write_text(json.dumps({"launcher": os.getpid(), "processes": entries}, indent=2))
+        self.pid_file.write_text(
+            json.dumps({"launcher": os.getpid(), "processes": entries}, indent=2)
+        )
 
     def urls(self) -> list[tuple[str, str]]:
         rows = [
@@ -286,7 +395,9 @@ class LocalCluster:
 
 def actors_registered(metadata: dict[str, Any], actor_types: tuple[str, ...]) -> bool:
     runtime = metadata.get("actorRuntime") or {}
-    types = {entry.get("type") for entry in runtime.get("activeActors") or metadata.get("actors") or []}
+    types = {
+        entry.get("type") for entry in runtime.get("activeActors") or metadata.get("actors") or []
+    }
     placement = str(runtime.get("placement", ""))
     return set(actor_types) <= types and bool(runtime.get("hostReady")) and "connected" in placement
 
@@ -298,5 +409,8 @@ def wait_forever(cluster: LocalCluster) -> None:
         for name, proc in cluster.processes.items():
             if name not in reported and proc.popen is not None and not proc.alive():
                 reported.add(name)
-                print(f"!! {name} exited (code {proc.popen.returncode}); see {proc.log_path}", flush=True)
+                print(
+                    f"!! {name} exited (code {proc.popen.returncode}); see {proc.log_path}",
+                    flush=True,
+                )
         time.sleep(1)

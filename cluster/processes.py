@@ -125,6 +125,8 @@ def wait_until(
             if condition():
                 return
         if time.monotonic() > deadline:
-            hint = "".join(f"\n--- {p.name} ({p.log_path}):\n{log_tail(p.log_path, 15)}" for p in watch)
+            hint = "".join(
+                f"\n--- {p.name} ({p.log_path}):\n{log_tail(p.log_path, 15)}" for p in watch
+            )
             raise ClusterError(f"timed out after {timeout:.0f}s waiting for {what}{hint}")
         time.sleep(interval)

@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import os
 import time
+from typing import cast
 
 from dapr.actor import Actor, Remindable
 from pydantic import ValidationError
@@ -24,13 +25,15 @@ def _replica() -> str:
 
 def _error(exc: ValidationError) -> bytes:
     detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-    return json.dumps({"ok": False, "error": {"code": "request.invalid", "detail": detail}}).encode()
+    return json.dumps(
+        {"ok": False, "error": {"code": "request.invalid", "detail": detail}}
+    ).encode()
 
 
-class BeaconActor(Actor, BeaconActorInterface, Remindable):  # type: ignore[misc]
+class BeaconActor(Actor, BeaconActorInterface, Remindable):
     async def _load(self) -> BeaconState:
         found, raw = await self._state_manager.try_get_state(STATE_KEY)
-        return BeaconState.model_validate_json(raw) if found else BeaconState()
+        return BeaconState.model_validate_json(cast(bytes, raw)) if found else BeaconState()
 
     async def _save(self, state: BeaconState) -> None:
         await self._state_manager.set_state(STATE_KEY, state.model_dump_json().encode())
@@ -49,7 +52,7 @@ class BeaconActor(Actor, BeaconActorInterface, Remindable):  # type: ignore[misc
         if cmd.hold_ms:
             await asyncio.sleep(cmd.hold_ms / 1000)
         state = await self._load()
-        state = state.visited(Visit(enter=enter, exit=time.time(), replica=_replica()), cmd.note)
+        state = state.visited(Visit(enter=enter, exit=time.time(), replica=_replica()), cmd)
         await self._save(state)
         return self._ok(state)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dapr.actor import ActorInterface, actormethod
 
 
-class BeaconActorInterface(ActorInterface):  # type: ignore[misc]
+class BeaconActorInterface(ActorInterface):
     @actormethod(name="Touch")  # type: ignore[untyped-decorator]
     async def touch(self, payload: bytes) -> bytes: ...
 

@@ -13,6 +13,8 @@ class Touch(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     hold_ms: int = Field(default=0, ge=0, le=5_000)
     note: str = Field(default="", max_length=200)
+    # A retried call (Dapr resiliency retries actor calls) must not count twice.
+    request_id: str = Field(default="", max_length=64)
 
 
 class Arm(BaseModel):
@@ -37,13 +39,20 @@ class BeaconState(BaseModel):
     visits: tuple[Visit, ...] = ()
     reminder_fires: int = 0
     fired_on: tuple[str, ...] = ()  # replicas that ran the reminder, most recent last
+    recent_requests: tuple[str, ...] = ()  # the last MAX_VISITS request ids applied
 
-    def visited(self, visit: Visit, note: str) -> BeaconState:
+    def visited(self, visit: Visit, cmd: Touch) -> BeaconState:
+        if cmd.request_id and cmd.request_id in self.recent_requests:
+            return self
+        requests = (
+            (*self.recent_requests, cmd.request_id) if cmd.request_id else self.recent_requests
+        )
         return self.model_copy(
             update={
                 "touches": self.touches + 1,
-                "note": note or self.note,
+                "note": cmd.note or self.note,
                 "visits": (*self.visits, visit)[-MAX_VISITS:],
+                "recent_requests": requests[-MAX_VISITS:],
             }
         )
 

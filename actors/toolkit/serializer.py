@@ -18,7 +18,7 @@ from dapr.serializers.base import Serializer
 from dapr.serializers.json import DaprJSONEncoder
 
 
-class RawJSONSerializer(Serializer):  # type: ignore[misc]
+class RawJSONSerializer(Serializer):
     """bytes in, bytes out; plain JSON for everything else.
 
     With `raw_reads=True` (the actor *state* serializer) reads always return the
@@ -42,7 +42,7 @@ class RawJSONSerializer(Serializer):  # type: ignore[misc]
         self,
         data: bytes,
         data_type: type | None = object,
-        custom_hook: Callable[[bytes], object] | None = None,
+        custom_hook: Callable[[Any], object] | None = None,
     ) -> Any:
         # `data_type` is the annotation of the actor method argument (a string under
         # postponed evaluation of annotations).

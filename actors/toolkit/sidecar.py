@@ -21,7 +21,7 @@ class SidecarError(RuntimeError):
         self.body = body
 
 
-class SidecarActorClient(DaprActorClientBase):  # type: ignore[misc]
+class SidecarActorClient(DaprActorClientBase):
     """Implements the SDK's actor client interface on a shared httpx.AsyncClient."""
 
     def __init__(self, http: httpx.AsyncClient) -> None:
@@ -38,7 +38,9 @@ class SidecarActorClient(DaprActorClientBase):  # type: ignore[misc]
     async def invoke_method(
         self, actor_type: str, actor_id: str, method: str, data: bytes | None = None
     ) -> bytes:
-        return await self._send("POST", f"/v1.0/actors/{actor_type}/{actor_id}/method/{method}", data)
+        return await self._send(
+            "POST", f"/v1.0/actors/{actor_type}/{actor_id}/method/{method}", data
+        )
 
     async def save_state_transactionally(self, actor_type: str, actor_id: str, data: bytes) -> None:
         await self._send("PUT", f"/v1.0/actors/{actor_type}/{actor_id}/state", data)
@@ -46,7 +48,9 @@ class SidecarActorClient(DaprActorClientBase):  # type: ignore[misc]
     async def get_state(self, actor_type: str, actor_id: str, name: str) -> bytes:
         return await self._send("GET", f"/v1.0/actors/{actor_type}/{actor_id}/state/{name}")
 
-    async def register_reminder(self, actor_type: str, actor_id: str, name: str, data: bytes) -> None:
+    async def register_reminder(
+        self, actor_type: str, actor_id: str, name: str, data: bytes
+    ) -> None:
         await self._send("PUT", f"/v1.0/actors/{actor_type}/{actor_id}/reminders/{name}", data)
 
     async def unregister_reminder(self, actor_type: str, actor_id: str, name: str) -> None:
@@ -64,5 +68,7 @@ def sidecar_http_client(http_port: int, *, max_connections: int = 256) -> httpx.
     return httpx.AsyncClient(
         base_url=f"http://127.0.0.1:{http_port}",
         timeout=httpx.Timeout(30.0, connect=5.0),
-        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        limits=httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        ),
     )

@@ -1,0 +1,62 @@
+"""A config check of docker-compose.yml, for machines without a Docker engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cluster.config import DAPR_VERSION, ROOT
+
+INFRA = ("redis", "placement", "scheduler")
+
+
+def _flag(command: list[str], name: str) -> str | None:
+    return command[command.index(name) + 1] if name in command else None
+
+
+def _check_sidecar(name: str, app: dict[str, Any], sidecar: dict[str, Any] | None) -> list[str]:
+    if sidecar is None:
+        return [f"{name}: no sidecar service {name}-dapr"]
+    errors = []
+    if sidecar.get("network_mode") != f"service:{name}":
+        errors.append(f"{name}-dapr: network_mode must be service:{name}")
+    if sidecar.get("image") != f"daprio/daprd:{DAPR_VERSION}":
+        errors.append(
+            f"{name}-dapr: image must be daprio/daprd:{DAPR_VERSION} (the pinned runtime)"
+        )
+    cmd = [str(c) for c in sidecar.get("command", [])]
+    if _flag(cmd, "--app-port") != _flag([str(c) for c in app.get("command", [])], "--port"):
+        errors.append(f"{name}-dapr: --app-port differs from the port {name} listens on")
+    if _flag(cmd, "--app-id") is None or _flag(cmd, "--scheduler-host-address") is None:
+        errors.append(f"{name}-dapr: needs --app-id and --scheduler-host-address")
+    for volume in sidecar.get("volumes", []):
+        source = str(volume).split(":", 1)[0]
+        if source.startswith(".") and not (ROOT / source).exists():
+            errors.append(f"{name}-dapr: mounts {source}, which does not exist")
+    return errors
+
+
+def compose_errors(doc: dict[str, Any]) -> list[str]:
+    services: dict[str, Any] = doc.get("services") or {}
+    errors = [f"missing service {svc}" for svc in INFRA if svc not in services]
+    apps = [n for n, s in services.items() if n not in INFRA and not n.endswith("-dapr")]
+    for name in ("actor-host", "gateway"):
+        if name not in apps:
+            errors.append(f"missing app service {name}")
+    for name in apps:
+        errors += _check_sidecar(name, services[name], services.get(f"{name}-dapr"))
+        if services[name].get("build") and not (ROOT / "Dockerfile").exists():
+            errors.append(f"{name}: builds from ., but there is no Dockerfile")
+    return errors
+
+
+def check_compose(path: Path) -> int:
+    doc = yaml.safe_load(path.read_text())
+    errors = compose_errors(doc)
+    for error in errors:
+        print(f"{path}: {error}")
+    if not errors:
+        print(f"{path}: OK ({len(doc['services'])} services, daprd {DAPR_VERSION})")
+    return 1 if errors else 0
