@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -15,37 +16,70 @@ import yaml
 
 from cluster.config import ROOT, ClusterConfig
 from cluster.local import LocalCluster
-from cluster.processes import log_tail
+from cluster.processes import ClusterError, ensure_port_free, log_tail
 from tests.integration.support import call, wait_until
 
-OFFSET = 2000  # its own ports: beside the session cluster (offset 1000) and `make run`
+# Its own ports, beside the session cluster (offset 1000) and `make run`. Many of
+# them fall in Linux's ephemeral range, where an outgoing connection may sit for a
+# while: take the first offset whose every port is free right now.
+OFFSETS = (2000, 2100, 2200, 2300, 2400)
 PORT_KEYS = ("appPort", "daprHTTPPort", "daprGRPCPort", "metricsPort")
 
 
-def _shift(run_file: dict[str, Any]) -> dict[str, Any]:
-    """The same run file with every port moved by OFFSET and paths made absolute."""
+def _ports_free(ports: list[int]) -> bool:
+    try:
+        for port in ports:
+            ensure_port_free(port, "dapr run -f")
+    except ClusterError:
+        return False
+    return True
+
+
+def _free_offset(run_file: dict[str, Any]) -> int:
+    for offset in OFFSETS:
+        ports = [app[k] + offset for app in run_file["apps"] for k in PORT_KEYS]
+        infra = ClusterConfig(runtime_dir=ROOT, state_dir=ROOT, port_offset=offset, with_apps=False)
+        procs = LocalCluster(infra).processes.values()
+        if _ports_free(ports + [p for proc in procs for p in proc.ports]):
+            return offset
+    pytest.fail(f"no free port set for the dapr run test at offsets {OFFSETS}")
+
+
+def _shift(run_file: dict[str, Any], offset: int) -> dict[str, Any]:
+    """The same run file with every port moved by `offset` and paths made absolute."""
     common = run_file["common"]
     common["resourcesPath"] = str(ROOT / "components")
     common["configFilePath"] = str(ROOT / "dapr" / "config.yaml")
-    common["placementHostAddress"] = f"127.0.0.1:{50005 + OFFSET}"
-    common["env"]["ORDERFLOW_REDIS_HOST"] = f"127.0.0.1:{6380 + OFFSET}"
+    common["placementHostAddress"] = f"127.0.0.1:{50005 + offset}"
+    common["env"]["ORDERFLOW_REDIS_HOST"] = f"127.0.0.1:{6380 + offset}"
     common["env"]["PYTHONPATH"] = str(ROOT)
     for app in run_file["apps"]:
         app["appDirPath"] = str(ROOT)
         for key in PORT_KEYS:
-            app[key] += OFFSET
+            app[key] += offset
         cmd = app["command"]
         cmd[cmd.index("--port") + 1] = str(app["appPort"])
     return run_file
 
 
 @pytest.fixture
-def infra(tmp_path: Path) -> Iterator[LocalCluster]:
+def run_file() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((ROOT / "dapr" / "dapr.yaml").read_text())
+    return loaded
+
+
+@pytest.fixture
+def offset(run_file: dict[str, Any]) -> int:
+    return _free_offset(run_file)
+
+
+@pytest.fixture
+def infra(tmp_path: Path, offset: int) -> Iterator[LocalCluster]:
     base = ClusterConfig.from_env()
     config = ClusterConfig(
         runtime_dir=base.runtime_dir,
         state_dir=tmp_path / "infra",
-        port_offset=OFFSET,
+        port_offset=offset,
         with_apps=False,
     )
     with LocalCluster(config).running() as local:
@@ -53,16 +87,16 @@ def infra(tmp_path: Path) -> Iterator[LocalCluster]:
 
 
 def test_dapr_run_f_starts_the_apps_and_an_actor_call_succeeds(
-    infra: LocalCluster, tmp_path: Path
+    infra: LocalCluster, tmp_path: Path, run_file: dict[str, Any], offset: int
 ) -> None:
-    run_file = _shift(yaml.safe_load((ROOT / "dapr" / "dapr.yaml").read_text()))
+    run_file = _shift(run_file, offset)
     path = tmp_path / "dapr.yaml"
     path.write_text(yaml.safe_dump(run_file))
     env = {
         **os.environ,
         "DAPR_RUNTIME_PATH": str(infra.config.runtime_dir / "dapr"),
-        "ORDERFLOW_REDIS_HOST": f"127.0.0.1:{6380 + OFFSET}",
-        "DAPR_SCHEDULER_HOST_ADDRESS_DNS_A": f"127.0.0.1:{50006 + OFFSET}",
+        "ORDERFLOW_REDIS_HOST": f"127.0.0.1:{6380 + offset}",
+        "DAPR_SCHEDULER_HOST_ADDRESS_DNS_A": f"127.0.0.1:{50006 + offset}",
     }
     log = tmp_path / "dapr-run.log"
     with log.open("wb") as out:
@@ -90,9 +124,16 @@ def test_dapr_run_f_starts_the_apps_and_an_actor_call_succeeds(
             wait_until(answered, timeout=90, what="an actor call through `dapr run -f`")
             assert call(client, "BeaconActor", "dapr-run", "Get")["ok"] is True
     finally:
+        _stop(cli)
+
+
+def _stop(cli: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the CLI's process group (it stops its apps and sidecars), then SIGKILL."""
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(cli.pid, signal.SIGTERM)
-        try:
-            cli.wait(timeout=30)
-        except subprocess.TimeoutExpired:
+    try:
+        cli.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(cli.pid, signal.SIGKILL)
-            cli.wait()
+        cli.wait()

@@ -1,0 +1,1 @@
+"""Order: the fulfilment saga from placement to shipment or cancellation."""

@@ -1,0 +1,303 @@
+"""Order's pure domain model: the fulfilment saga as a decider over explicit statuses.
+
+Facts from inventory, wallet and shipping arrive as commands (StockReservedForOrder, ...).
+Delivery is at-least-once and unordered, so: duplicates change nothing; anything arriving in
+a terminal status yields no transition and never raises; compensation always names every
+SKU (Release and Void are idempotent) and a reservation or hold that surfaces after the
+cancellation is undone by a Late* event. Statuses, commands, state: actors.order.saga.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar, Final
+
+from pydantic import Field
+
+# Commands and state live in saga.py; re-exported so every model module reads alike.
+from actors.order.saga import STEP_STATUS, TERMINAL, Lines, reached
+from actors.order.saga import Cancel as Cancel
+from actors.order.saga import DeadlinePassed as DeadlinePassed
+from actors.order.saga import Line as Line
+from actors.order.saga import OrderState as OrderState
+from actors.order.saga import PaymentAuthorizedForOrder as PaymentAuthorizedForOrder
+from actors.order.saga import PaymentDeclinedForOrder as PaymentDeclinedForOrder
+from actors.order.saga import Place as Place
+from actors.order.saga import ShipmentDispatched as ShipmentDispatched
+from actors.order.saga import ShipmentFailed as ShipmentFailed
+from actors.order.saga import Status as Status
+from actors.order.saga import StockRejectedForOrder as StockRejectedForOrder
+from actors.order.saga import StockReservedForOrder as StockReservedForOrder
+from actors.toolkit.domain import Command, Event, event_types
+from actors.toolkit.errors import ConflictError, NotFoundError, RuleViolationError, register
+from actors.toolkit.ids import CustomerId, Sku
+
+# --- events --------------------------------------------------------------------------------
+
+
+class OrderPlaced(Event):
+    type: ClassVar[str] = "order.placed"
+    customer_id: CustomerId
+    lines: Lines
+    total: int = Field(gt=0)
+
+
+class OrderLineReserved(Event):
+    type: ClassVar[str] = "order.line_reserved"
+    sku: Sku
+
+
+class PaymentRequested(Event):
+    type: ClassVar[str] = "order.payment_requested"
+    customer_id: CustomerId
+    amount: int = Field(gt=0)
+
+
+class OrderConfirmed(Event):
+    type: ClassVar[str] = "order.confirmed"
+    customer_id: CustomerId
+    lines: Lines
+
+
+class OrderShipped(Event):
+    type: ClassVar[str] = "order.shipped"
+    shipment_id: str
+    customer_id: CustomerId
+    amount: int = Field(gt=0)
+    capture_payment: bool = True
+    commit_skus: tuple[Sku, ...]
+
+
+class OrderCancelled(Event):
+    """Compensation to run: Release every SKU in release_skus, Void when void_payment."""
+
+    type: ClassVar[str] = "order.cancelled"
+    reason: str
+    customer_id: CustomerId
+    release_skus: tuple[Sku, ...]
+    void_payment: bool
+
+
+class LateReservationReleased(Event):
+    """Stock got reserved after the order was cancelled: Release it."""
+
+    type: ClassVar[str] = "order.late_reservation_released"
+    sku: Sku
+
+
+class LatePaymentVoided(Event):
+    """Payment got authorized after the order was cancelled: Void it."""
+
+    type: ClassVar[str] = "order.late_payment_voided"
+    customer_id: CustomerId
+
+
+EVENTS = event_types(
+    OrderPlaced,
+    OrderLineReserved,
+    PaymentRequested,
+    OrderConfirmed,
+    OrderShipped,
+    OrderCancelled,
+    LateReservationReleased,
+    LatePaymentVoided,
+)
+
+
+# --- errors --------------------------------------------------------------------------------
+
+
+@register
+class OrderNotFoundError(NotFoundError):
+    code = "order.not_found"
+
+
+@register
+class OrderConflictError(ConflictError):
+    code = "order.conflict"
+
+
+@register
+class OrderAlreadyShippedError(ConflictError):
+    code = "order.already_shipped"
+
+
+@register
+class InvalidTransitionError(ConflictError):
+    """A fact that cannot precede the step it answers (e.g. a shipment before confirmation)."""
+
+    code = "order.invalid_transition"
+
+
+@register
+class UnknownOrderLineError(RuleViolationError):
+    code = "order.unknown_line"
+
+
+# --- decider -------------------------------------------------------------------------------
+
+
+def initial_state() -> OrderState:
+    return OrderState()
+
+
+def decide(state: OrderState, command: Command) -> list[Event]:
+    """The events `command` yields against `state`; raises a DomainError when refused."""
+    if isinstance(command, Place):
+        return _place(state, command)
+    handler = _HANDLERS.get(type(command))
+    if handler is None:
+        raise TypeError(f"order cannot handle {type(command).__name__}")
+    if state.status is Status.NEW:
+        if isinstance(command, DeadlinePassed):
+            return []  # a reminder that outlived an order never placed
+        raise OrderNotFoundError("order was never placed")
+    if state.status in TERMINAL and not isinstance(command, Cancel):
+        return _late(state, command)
+    return handler(state, command)
+
+
+def _place(state: OrderState, command: Place) -> list[Event]:
+    if state.status is Status.NEW:
+        placed = OrderPlaced(
+            customer_id=command.customer_id, lines=command.lines, total=command.total
+        )
+        return [placed]
+    same_lines = _by_sku(command.lines) == _by_sku(state.lines)
+    if command.customer_id == state.customer_id and same_lines:
+        return []  # a retried Place
+    raise OrderConflictError(
+        "order already placed with different content", context={"status": state.status.value}
+    )
+
+
+def _by_sku(lines: tuple[Line, ...]) -> dict[str, Line]:
+    return {line.sku: line for line in lines}
+
+
+def _late(state: OrderState, command: Command) -> list[Event]:
+    """A fact after the end changes nothing, but what it holds must still be given back."""
+    if state.status is not Status.CANCELLED:
+        return []
+    if isinstance(command, StockReservedForOrder):
+        return [LateReservationReleased(sku=command.sku)]
+    if isinstance(command, PaymentAuthorizedForOrder):
+        return [LatePaymentVoided(customer_id=state.customer_id)]
+    return []
+
+
+def _cancelled(state: OrderState, reason: str) -> list[Event]:
+    # Release every SKU, not just those known reserved: a reservation may be in flight.
+    void = state.status in (Status.AUTHORIZING, Status.CONFIRMED)
+    cancelled = OrderCancelled(
+        reason=reason, customer_id=state.customer_id, release_skus=state.skus, void_payment=void
+    )
+    return [cancelled]
+
+
+def _cancel(state: OrderState, command: Cancel) -> list[Event]:
+    if state.status is Status.SHIPPED:
+        raise OrderAlreadyShippedError("a shipped order cannot be cancelled")
+    if state.status is Status.CANCELLED:
+        return []
+    return _cancelled(state, command.reason)
+
+
+def _check_line(state: OrderState, sku: str) -> None:
+    if sku not in state.skus:
+        raise UnknownOrderLineError(f"the order has no line for {sku}", context={"sku": sku})
+
+
+def _on_stock_reserved(state: OrderState, command: StockReservedForOrder) -> list[Event]:
+    _check_line(state, command.sku)
+    if command.sku in state.reserved_skus or state.status is not Status.RESERVING:
+        return []
+    events: list[Event] = [OrderLineReserved(sku=command.sku)]
+    if state.reserved_skus | {command.sku} >= set(state.skus):
+        events.append(PaymentRequested(customer_id=state.customer_id, amount=state.total))
+    return events
+
+
+def _on_stock_rejected(state: OrderState, command: StockRejectedForOrder) -> list[Event]:
+    _check_line(state, command.sku)
+    # A rejection of a SKU since reserved is stale (a redelivered Reserve raced a restock).
+    if command.sku in state.reserved_skus or state.status is not Status.RESERVING:
+        return []
+    return _cancelled(state, f"stock rejected for {command.sku}: {command.reason}")
+
+
+def _require(state: OrderState, milestone: Status, command: Command) -> None:
+    if not reached(state.status, milestone):
+        raise InvalidTransitionError(
+            f"{type(command).__name__} cannot arrive while the order is {state.status.value}",
+            context={"status": state.status.value},
+        )
+
+
+def _on_payment_authorized(state: OrderState, command: PaymentAuthorizedForOrder) -> list[Event]:
+    _require(state, Status.AUTHORIZING, command)
+    if state.status is not Status.AUTHORIZING:
+        return []
+    return [OrderConfirmed(customer_id=state.customer_id, lines=state.lines)]
+
+
+def _on_payment_declined(state: OrderState, command: PaymentDeclinedForOrder) -> list[Event]:
+    _require(state, Status.AUTHORIZING, command)
+    if state.status is not Status.AUTHORIZING:
+        return []  # stale: a redelivered Authorize was declined after the first succeeded
+    return _cancelled(state, f"payment declined: {command.reason}")
+
+
+def _on_dispatched(state: OrderState, command: ShipmentDispatched) -> list[Event]:
+    _require(state, Status.CONFIRMED, command)
+    shipped = OrderShipped(
+        shipment_id=command.shipment_id,
+        customer_id=state.customer_id,
+        amount=state.total,
+        commit_skus=state.skus,
+    )
+    return [shipped]
+
+
+def _on_shipment_failed(state: OrderState, command: ShipmentFailed) -> list[Event]:
+    _require(state, Status.CONFIRMED, command)
+    return _cancelled(state, f"shipment failed: {command.reason}")
+
+
+def _on_deadline(state: OrderState, command: DeadlinePassed) -> list[Event]:
+    if state.status is not STEP_STATUS[command.step]:
+        return []  # the step finished before its reminder fired
+    return _cancelled(state, f"deadline passed while {command.step}")
+
+
+_HANDLERS: Final[dict[type[Command], Callable[[OrderState, Any], list[Event]]]] = {
+    Cancel: _cancel,
+    StockReservedForOrder: _on_stock_reserved,
+    StockRejectedForOrder: _on_stock_rejected,
+    PaymentAuthorizedForOrder: _on_payment_authorized,
+    PaymentDeclinedForOrder: _on_payment_declined,
+    ShipmentDispatched: _on_dispatched,
+    ShipmentFailed: _on_shipment_failed,
+    DeadlinePassed: _on_deadline,
+}
+
+
+def evolve(state: OrderState, event: Event) -> OrderState:
+    """`state` with `event` applied (a new object; `state` is left as it was)."""
+    match event:
+        case OrderPlaced(customer_id=customer_id, lines=lines, total=total):
+            update: dict[str, Any] = {"customer_id": customer_id, "lines": lines, "total": total}
+            return state.model_copy(update={"status": Status.RESERVING, **update})
+        case OrderLineReserved(sku=sku):
+            return state.model_copy(update={"reserved_skus": state.reserved_skus | {sku}})
+        case PaymentRequested():
+            return state.model_copy(update={"status": Status.AUTHORIZING})
+        case OrderConfirmed():
+            return state.model_copy(update={"status": Status.CONFIRMED})
+        case OrderShipped():
+            return state.model_copy(update={"status": Status.SHIPPED})
+        case OrderCancelled(reason=reason):
+            return state.model_copy(update={"status": Status.CANCELLED, "cancel_reason": reason})
+        case LateReservationReleased() | LatePaymentVoided():
+            return state
+    raise TypeError(f"order cannot apply {type(event).__name__}")

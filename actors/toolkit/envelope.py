@@ -1,0 +1,85 @@
+"""Envelopes: the event envelope on the bus, the result envelope across the actor hop.
+
+Event envelope (the `data` of a CloudEvent published through Dapr pub/sub):
+    event_id        globally unique, kept when the outbox re-sends the event
+    type            "<context>.<event>"
+    schema_version  int, upcast on read (actors.toolkit.upcasting)
+    aggregate_type, aggregate_id, aggregate_version (per-actor sequence, from 1)
+    occurred_at     UTC, ISO 8601
+    correlation_id  the business flow (e.g. the order id), carried from the command
+    causation_id    the message id of the command or event that caused this one
+    traceparent     W3C trace context when Dapr supplied one
+    payload         the event's business fields
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from actors.toolkit.domain import Event
+from actors.toolkit.errors import DomainError
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class EventEnvelope(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")  # tolerant reader
+
+    event_id: str = Field(min_length=1, max_length=64)
+    type: str = Field(pattern=r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
+    schema_version: int = Field(ge=1)
+    aggregate_type: str
+    aggregate_id: str
+    aggregate_version: int = Field(ge=1)
+    occurred_at: AwareDatetime
+    correlation_id: str = ""
+    causation_id: str = ""
+    traceparent: str = ""
+    payload: dict[str, Any]
+
+    @classmethod
+    def wrap(
+        cls,
+        event: Event,
+        *,
+        aggregate_type: str,
+        aggregate_id: str,
+        aggregate_version: int,
+        correlation_id: str = "",
+        causation_id: str = "",
+        traceparent: str = "",
+    ) -> EventEnvelope:
+        return cls(
+            event_id=new_id(),
+            type=event.type,
+            schema_version=event.schema_version,
+            aggregate_type=aggregate_type,
+            aggregate_id=aggregate_id,
+            aggregate_version=aggregate_version,
+            occurred_at=utcnow(),
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+            traceparent=traceparent,
+            payload=event.model_dump(mode="json"),
+        )
+
+
+def ok(result: Any, **extra: Any) -> bytes:
+    """A success result envelope, as the actor method's JSON body."""
+    return json.dumps({"ok": True, "result": result, **extra}, separators=(",", ":")).encode()
+
+
+def failed(error: DomainError) -> bytes:
+    """A domain-error result envelope: the call itself succeeds (no Dapr retry)."""
+    return json.dumps({"ok": False, "error": error.to_dict()}, separators=(",", ":")).encode()

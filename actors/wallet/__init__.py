@@ -1,0 +1,1 @@
+"""Wallet: a customer's balance and the payment holds orders place on it."""
