@@ -29,7 +29,10 @@ def cmd_up(config: ClusterConfig, *, detach: bool) -> int:
         return 1
     print(f"starting the Orderflow local cluster (logs in {config.log_dir}) ...", flush=True)
     started = time.monotonic()
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    # Also SIGINT: a shell without job control starts background jobs with SIGINT
+    # ignored, and Python then never raises KeyboardInterrupt.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _raise_interrupt)
     try:
         cluster.start()
     except KeyboardInterrupt:
