@@ -36,7 +36,7 @@ if [[ -f $stamp_file && "$(cat "$stamp_file")" == "$stamp" ]] \
 fi
 
 command -v go >/dev/null || { say "Go is not installed; install Go >= 1.26 first"; exit 1; }
-say "building Dapr runtime $DAPR_VERSION and CLI $CLI_VERSION with $(go version | cut -d' ' -f3) (first build: ~10-15 min on 2 cores)"
+say "building Dapr runtime $DAPR_VERSION and CLI $CLI_VERSION with $(go version | cut -d' ' -f3) (first build: about 7 min on 2 cores)"
 mkdir -p "$bin" "$src"
 
 # Copies a module from the module cache into a writable build tree (go build's
