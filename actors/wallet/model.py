@@ -66,8 +66,8 @@ class Void(Command):
 # --- events --------------------------------------------------------------------------------
 
 
-class FundsDeposited(Event):
-    type: ClassVar[str] = "wallet.funds_deposited"
+class FundsCredited(Event):
+    type: ClassVar[str] = "wallet.funds_credited"
     amount: Amount
 
 
@@ -97,7 +97,7 @@ class PaymentCaptured(Event):
 
 
 EVENTS = event_types(
-    FundsDeposited, PaymentAuthorized, PaymentDeclined, PaymentVoided, PaymentCaptured
+    FundsCredited, PaymentAuthorized, PaymentDeclined, PaymentVoided, PaymentCaptured
 )
 
 
@@ -144,7 +144,7 @@ def _deposit(state: WalletState, command: Deposit) -> list[Event]:
             f"depositing {command.amount} would exceed a balance of {MAX_BALANCE}",
             context={"balance": state.balance, "amount": command.amount},
         )
-    return [FundsDeposited(amount=command.amount)]
+    return [FundsCredited(amount=command.amount)]
 
 
 def _authorize(state: WalletState, command: Authorize) -> list[Event]:
@@ -170,7 +170,7 @@ def _capture(state: WalletState, command: Capture) -> list[Event]:
 def evolve(state: WalletState, event: Event) -> WalletState:
     """`state` with `event` applied (a new object; `state` is left as it was)."""
     match event:
-        case FundsDeposited(amount=amount):
+        case FundsCredited(amount=amount):
             return state.model_copy(
                 update={
                     "balance": state.balance + amount,

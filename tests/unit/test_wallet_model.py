@@ -17,7 +17,7 @@ from actors.wallet.model import (
     BalanceLimitExceededError,
     Capture,
     Deposit,
-    FundsDeposited,
+    FundsCredited,
     HoldNotFoundError,
     PaymentAuthorized,
     PaymentCaptured,
@@ -55,7 +55,7 @@ def test_a_new_wallet_is_empty() -> None:
 
 
 def test_depositing_adds_to_the_balance_and_the_deposited_total() -> None:
-    assert decide(initial_state(), Deposit(amount=250)) == [FundsDeposited(amount=250)]
+    assert decide(initial_state(), Deposit(amount=250)) == [FundsCredited(amount=250)]
     state = run(initial_state(), Deposit(amount=250), Deposit(amount=50))
     assert (state.balance, state.deposited_total) == (300, 300)
 
@@ -167,7 +167,7 @@ def test_malformed_commands_are_refused_by_validation(
 
 def test_event_types_are_namespaced_and_unique() -> None:
     assert set(EVENTS) == {
-        "wallet.funds_deposited",
+        "wallet.funds_credited",
         "wallet.payment_authorized",
         "wallet.payment_declined",
         "wallet.payment_voided",

@@ -1,0 +1,1 @@
+"""Published contracts of events other services send to Orderflow."""

@@ -1,0 +1,127 @@
+"""Calling actors through a Dapr sidecar: one pooled client, typed results, typed errors.
+
+    ActorClient.invoke(actor_type, actor_id, method, payload) -> ActorResult
+        200 + {"ok": true, ...}   -> ActorResult
+        200 + {"ok": false, ...}  -> raises the registered DomainError subclass
+        anything else             -> raises RuntimeUnavailableError (retry later)
+
+Typed clients (actors/<entity>/client.py) wrap `invoke` with one method per actor method.
+Construct one ActorClient per process (in an app's lifespan) and share it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from actors.toolkit.errors import error_from_dict
+
+
+class RuntimeUnavailableError(RuntimeError):
+    """The sidecar or the actor host could not answer; the call may be retried."""
+
+    def __init__(self, detail: str, *, status: int | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.status = status
+
+
+@dataclass(frozen=True)
+class ActorResult:
+    """The `ok` envelope of an actor method: its result and what it changed."""
+
+    result: dict[str, Any]
+    aggregate_version: int = 0
+    events: tuple[dict[str, Any], ...] = ()
+    duplicate: bool = False
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_envelope(cls, body: dict[str, Any]) -> ActorResult:
+        return cls(
+            result=body.get("result") or {},
+            aggregate_version=int(body.get("aggregate_version", 0)),
+            events=tuple(body.get("events") or ()),
+            duplicate=bool(body.get("duplicate", False)),
+            raw=body,
+        )
+
+
+def parse_envelope(status: int, content: bytes) -> ActorResult:
+    """Turn a sidecar answer into a result, a DomainError or RuntimeUnavailableError."""
+    if status != 200:
+        raise RuntimeUnavailableError(
+            f"actor call failed with HTTP {status}: {content[:200]!r}", status=status
+        )
+    try:
+        body = json.loads(content)
+    except ValueError as exc:
+        raise RuntimeUnavailableError(f"actor answered non-JSON: {content[:200]!r}") from exc
+    if not isinstance(body, dict) or "ok" not in body:
+        raise RuntimeUnavailableError(f"actor answered no envelope: {content[:200]!r}")
+    if body["ok"] is not True:
+        raise error_from_dict(body.get("error") or {})
+    return ActorResult.from_envelope(body)
+
+
+class ActorClient:
+    """Invokes actor methods through the sidecar at `http` (a shared httpx.AsyncClient)."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self._http = http
+
+    async def invoke(
+        self,
+        actor_type: str,
+        actor_id: str,
+        method: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+    ) -> ActorResult:
+        url = f"/v1.0/actors/{actor_type}/{actor_id}/method/{method}"
+        content = json.dumps(payload or {}, separators=(",", ":")).encode()
+        try:
+            resp = await self._http.post(url, content=content, headers=headers)
+        except httpx.HTTPError as exc:
+            raise RuntimeUnavailableError(f"sidecar unreachable: {exc!r}") from exc
+        return parse_envelope(resp.status_code, resp.content)
+
+
+def command(
+    payload: dict[str, Any], *, message_id: str | None, **meta: str | None
+) -> dict[str, Any]:
+    """A command payload with its message id (and correlation/causation ids) attached."""
+    body = dict(payload)
+    if message_id:
+        body["message_id"] = message_id
+    body.update({key: value for key, value in meta.items() if value})
+    return body
+
+
+class TypedClient:
+    """Base of the per-actor-type clients: `actor_type` plus the audit-trail methods."""
+
+    actor_type: str = ""
+
+    def __init__(self, actors: ActorClient) -> None:
+        self._actors = actors
+
+    async def _call(
+        self, actor_id: str, method: str, payload: dict[str, Any] | None = None
+    ) -> ActorResult:
+        return await self._actors.invoke(self.actor_type, actor_id, method, payload)
+
+    async def get(self, actor_id: str) -> ActorResult:
+        return await self._call(actor_id, "Get")
+
+    async def history(self, actor_id: str, *, after: int = 0, limit: int = 50) -> ActorResult:
+        """One page of the event log: result {"events": [...], "next_after": int | None}."""
+        return await self._call(actor_id, "History", {"after": after, "limit": limit})
+
+    async def replay(self, actor_id: str) -> ActorResult:
+        """Rebuild state from the whole history: result {"matches_snapshot": bool, ...}."""
+        return await self._call(actor_id, "Replay")
