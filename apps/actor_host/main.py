@@ -1,4 +1,4 @@
-"""Composition root of the actor host: FastAPI + the SDK's DaprActor routes."""
+"""Composition root of the actor host: the actors, their dependencies, the event router."""
 
 from __future__ import annotations
 
@@ -14,10 +14,18 @@ from dapr.ext.fastapi import DaprActor
 from fastapi import FastAPI
 
 from actors.beacon.actor import BeaconActor
+from actors.inventory.actor import InventoryActor
+from actors.routes import build_router
+from actors.toolkit.actor import ActorDeps, EventSourcedActor, actor_factory
+from actors.toolkit.client import ActorClient
+from actors.toolkit.publisher import SidecarPublisher
 from actors.toolkit.serializer import RawJSONSerializer
 from actors.toolkit.sidecar import SidecarActorClient, sidecar_http_client
+from actors.toolkit.tracing import TraceContextMiddleware
+from apps.actor_host.subscriptions import DeadLetters, subscription_routes
 
-ACTORS: tuple[type[Actor], ...] = (BeaconActor,)
+EVENT_SOURCED: tuple[type[EventSourcedActor], ...] = (InventoryActor,)  # type: ignore[type-arg]
+PLAIN: tuple[type[Actor], ...] = (BeaconActor,)
 
 
 @dataclass(frozen=True)
@@ -25,12 +33,14 @@ class Settings:
     dapr_http_port: int = 3500
     replica: str = "actor-host"
     actor_idle_timeout: dt.timedelta = dt.timedelta(minutes=15)
+    test_faults: bool = False  # ORDERFLOW_TEST_FAULTS=1 enables the "fault" payload field
 
     @classmethod
     def from_env(cls) -> Settings:
         return cls(
             dapr_http_port=int(os.environ.get("DAPR_HTTP_PORT", "3500")),
             replica=os.environ.get("ORDERFLOW_APP_NAME", "actor-host"),
+            test_faults=os.environ.get("ORDERFLOW_TEST_FAULTS") == "1",
         )
 
 
@@ -41,6 +51,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         http = sidecar_http_client(settings.dapr_http_port)
         client = SidecarActorClient(http)
+        publisher = SidecarPublisher(http)
+        deps = ActorDeps(publisher=publisher, faults_enabled=settings.test_faults)
         ActorRuntime.set_actor_config(
             ActorRuntimeConfig(
                 actor_idle_timeout=settings.actor_idle_timeout,
@@ -49,17 +61,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 drain_rebalanced_actors=True,
             )
         )
-        for actor in ACTORS:
+        serializers = {
+            "message_serializer": RawJSONSerializer(),
+            "state_serializer": RawJSONSerializer(raw_reads=True),
+            "actor_client": client,
+        }
+        for actor in EVENT_SOURCED:
             await actor_runtime.register_actor(
-                actor,
-                message_serializer=RawJSONSerializer(),
-                state_serializer=RawJSONSerializer(raw_reads=True),
-                actor_client=client,
+                actor, actor_factory=actor_factory(actor, deps), **serializers
             )
+        for plain in PLAIN:
+            await actor_runtime.register_actor(plain, **serializers)
+        app.include_router(
+            subscription_routes(
+                build_router(),
+                actors=ActorClient(http),
+                dead_letters=DeadLetters(publisher),
+            )
+        )
         yield
         await http.aclose()
 
     app = FastAPI(title="Orderflow actor host", lifespan=lifespan)
+    app.add_middleware(TraceContextMiddleware)
     actor_runtime = DaprActor(app)
 
     @app.get("/healthz/app", tags=["ops"])

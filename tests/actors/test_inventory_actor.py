@@ -1,0 +1,184 @@
+"""InventoryActor on the SDK's mock actors: envelopes, validation, inbox, outbox, audit."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from dapr.actor.runtime.mock_actor import create_mock_actor
+
+from actors.inventory.actor import InventoryActor
+from actors.toolkit.actor import OUTBOX_REMINDER, ActorDeps
+from actors.toolkit.store import SNAPSHOT_KEY
+from tests.actors.doubles import RecordingPublisher
+
+
+def make(
+    publisher: RecordingPublisher, sku: str = "SKU-1", state: dict[str, Any] | None = None
+) -> InventoryActor:
+    actor = create_mock_actor(InventoryActor, sku, initstate=state)
+    actor.deps = ActorDeps(publisher=publisher)
+    return actor
+
+
+def body(raw: bytes) -> dict[str, Any]:
+    decoded: dict[str, Any] = json.loads(raw)
+    return decoded
+
+
+def stored(actor: InventoryActor) -> dict[str, Any]:
+    return actor._state_manager._mock_state  # type: ignore[attr-defined,no-any-return]
+
+
+async def test_restock_saves_snapshot_and_event_then_publishes_one_envelope(
+    publisher: RecordingPublisher,
+) -> None:
+    actor = make(publisher)
+    out = body(
+        await actor.restock(b'{"quantity": 5, "message_id": "m-1", "correlation_id": "c-1"}')
+    )
+    assert out["ok"]
+    assert out["result"] == {
+        "sku": "SKU-1",
+        "on_hand": 5,
+        "reserved": 0,
+        "available": 5,
+    }
+    assert out["aggregate_version"] == 1
+    assert out["duplicate"] is False
+    [(topic, env)] = publisher.sent
+    assert topic == "inventory"
+    assert env.type == "inventory.stock_restocked"
+    assert (env.aggregate_type, env.aggregate_id, env.aggregate_version) == (
+        "InventoryActor",
+        "SKU-1",
+        1,
+    )
+    assert (env.correlation_id, env.causation_id) == ("c-1", "m-1")
+    assert env.payload == {"sku": "SKU-1", "quantity": 5}
+    assert out["events"] == [{"event_id": env.event_id, "type": env.type, "aggregate_version": 1}]
+    assert set(stored(actor)) == {SNAPSHOT_KEY, "event-1"}
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        (b'{"quantity": "5"}', "quantity"),
+        (b'{"quantity": 5.0}', "quantity"),
+        (b'{"quantity": -1}', "quantity"),
+        (b'{"quantity": 0}', "quantity"),
+        (b'{"quantity": 1000000001}', "quantity"),
+        (b'{"quantity": 5, "colour": "red"}', "colour"),
+        (b'{"quantity": 5, "sku": "OTHER"}', "sku"),
+        (b'{"quantity": 5, "message_id": "has space"}', "message_id"),
+        (b"{}", "quantity"),
+    ],
+)
+async def test_invalid_payload_is_a_typed_error_and_touches_no_state(
+    publisher: RecordingPublisher, payload: bytes, field: str
+) -> None:
+    actor = make(publisher)
+    out = body(await actor.restock(payload))
+    assert out["ok"] is False
+    assert out["error"]["code"] == "request.invalid"
+    assert field in out["error"]["detail"] or field in json.dumps(out["error"]["context"])
+    assert stored(actor) == {}
+    assert publisher.sent == []
+
+
+@pytest.mark.parametrize("payload", [b"not json", b"[1, 2]", b'"x"', b"{" + b" " * 70_000 + b"}"])
+async def test_payload_that_is_not_a_json_object_is_refused(
+    publisher: RecordingPublisher, payload: bytes
+) -> None:
+    out = body(await make(publisher).restock(payload))
+    assert out["error"]["code"] == "request.invalid"
+
+
+async def test_second_delivery_of_the_same_message_returns_the_original_result_and_changes_nothing(
+    publisher: RecordingPublisher,
+) -> None:
+    actor = make(publisher)
+    first = body(await actor.restock(b'{"quantity": 3, "message_id": "m-1"}'))
+    again = body(await actor.restock(b'{"quantity": 3, "message_id": "m-1"}'))
+    assert again["duplicate"] is True
+    assert {k: v for k, v in again.items() if k != "duplicate"} == {
+        k: v for k, v in first.items() if k != "duplicate"
+    }
+    assert len(publisher.sent) == 1
+    assert body(await actor.get())["result"]["on_hand"] == 3
+
+
+async def test_domain_error_comes_back_as_a_typed_envelope(publisher: RecordingPublisher) -> None:
+    out = body(await make(publisher).commit(b'{"order_id": "o-1"}'))
+    assert out == {
+        "ok": False,
+        "error": {
+            "code": "inventory.reservation_not_found",
+            "detail": "order o-1 holds no reservation of SKU-1",
+            "context": {"sku": "SKU-1", "order_id": "o-1"},
+        },
+    }
+
+
+async def test_failed_publish_keeps_the_event_and_arms_a_retry_reminder_that_resends_it(
+    publisher: RecordingPublisher,
+) -> None:
+    actor = make(publisher)
+    publisher.down = True
+    out = body(await actor.restock(b'{"quantity": 2}'))
+    assert out["ok"]
+    assert publisher.sent == []
+    assert OUTBOX_REMINDER in actor._state_manager._mock_reminders  # type: ignore[attr-defined]
+    publisher.down = False
+    await actor.receive_reminder(OUTBOX_REMINDER, b"", None, None)  # type: ignore[arg-type]
+    assert publisher.event_ids == [out["events"][0]["event_id"]]
+    assert actor._state_manager._mock_reminders == {}  # type: ignore[attr-defined]
+
+
+async def test_reactivation_publishes_what_was_saved_but_not_published_with_the_same_ids(
+    publisher: RecordingPublisher,
+) -> None:
+    actor = make(publisher)
+    publisher.down = True
+    saved = body(await actor.restock(b'{"quantity": 2}'))
+    publisher.down = False
+    revived = make(publisher, state=dict(stored(actor)))  # a new instance over the same state
+    await revived._on_activate()
+    assert publisher.event_ids == [saved["events"][0]["event_id"]]
+
+
+async def test_happy_path_registers_no_reminder(publisher: RecordingPublisher) -> None:
+    actor = make(publisher)
+    await actor.restock(b'{"quantity": 2}')
+    assert actor._state_manager._mock_reminders == {}  # type: ignore[attr-defined]
+
+
+async def test_history_pages_through_events_and_replay_equals_the_snapshot(
+    publisher: RecordingPublisher,
+) -> None:
+    actor = make(publisher)
+    for n in range(1, 8):
+        await actor.restock(json.dumps({"quantity": n}).encode())
+    await actor.reserve(b'{"order_id": "o-1", "quantity": 4}')
+    first = body(await actor.history(b'{"after": 0, "limit": 5}'))["result"]
+    rest = body(await actor.history(json.dumps({"after": first["next_after"]}).encode()))["result"]
+    versions = [e["aggregate_version"] for e in first["events"] + rest["events"]]
+    assert versions == list(range(1, 9))
+    assert rest["next_after"] is None
+    replayed = body(await actor.replay())["result"]
+    assert replayed["matches_snapshot"] is True
+    assert replayed["events_replayed"] == 8
+    assert replayed["replayed"]["available"] == 28 - 4
+
+
+@pytest.mark.parametrize("sku", ["12m", "2024-05-01", "1h30m", "P1D"])
+async def test_date_and_duration_shaped_ids_stay_strings(
+    publisher: RecordingPublisher, sku: str
+) -> None:
+    actor = make(publisher, sku=sku)
+    await actor.restock(b'{"quantity": 1}')
+    revived = make(publisher, sku=sku, state=dict(stored(actor)))
+    result = body(await revived.get())["result"]
+    assert result["sku"] == sku
+    assert publisher.sent[0][1].payload["sku"] == sku
