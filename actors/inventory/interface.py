@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dapr.actor import actormethod
+from dapr.actor import ActorInterface, actormethod
 
 from actors.toolkit.interface import EventSourcedInterface
 
 
-class InventoryActorInterface(EventSourcedInterface):
+# ActorInterface is named again: the SDK only dispatches methods of classes that list it
+# among their direct bases.
+class InventoryActorInterface(EventSourcedInterface, ActorInterface):
     @actormethod(name="Restock")  # type: ignore[untyped-decorator]
     async def restock(self, payload: bytes) -> bytes:
         """{"quantity": 1..1000000} -> inventory.stock_restocked"""

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
 from cluster.config import ClusterConfig
 from cluster.local import LocalCluster
@@ -31,6 +32,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
         state_dir=Path(tmp_path_factory.mktemp("cluster")),
         port_offset=TEST_PORT_OFFSET,
         actor_host_replicas=2,
+        extra_app_env={"ORDERFLOW_TEST_FAULTS": "1"},  # lets a test crash a host mid-command
     )
     local = LocalCluster(config)
     with local.running():
@@ -58,3 +60,11 @@ def gateway_sidecar(cluster: LocalCluster) -> Iterator[httpx.Client]:
 @pytest.fixture
 def uid() -> str:
     return uuid.uuid4().hex[:12]
+
+
+@pytest.fixture(scope="session")
+def redis_client(cluster: LocalCluster) -> Iterator[redis.Redis]:
+    """The cluster's Redis, to read pub/sub streams (topics) directly."""
+    client = redis.Redis(host="127.0.0.1", port=cluster.config.redis_port, decode_responses=True)
+    yield client
+    client.close()

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
 import httpx
+import redis
 
 from cluster.processes import wait_until
 
-__all__ = ["call", "touch", "wait_until"]
+__all__ = ["call", "envelope", "ok", "publish", "stream_events", "touch", "wait_until"]
 
 
 def call(
@@ -27,4 +29,44 @@ def touch(client: httpx.Client, actor_id: str, **fields: Any) -> dict[str, Any]:
     envelope = call(client, "BeaconActor", actor_id, "Touch", body)
     assert envelope["ok"], envelope
     result: dict[str, Any] = envelope["result"]
+    return result
+
+
+def stream_events(client: redis.Redis, topic: str) -> list[dict[str, Any]]:
+    """Every CloudEvent Dapr has written to `topic` (a Redis stream named after it)."""
+    events = []
+    for _, fields in client.xrange(topic):
+        events.append(json.loads(fields["data"]))
+    return events
+
+
+def envelope(event_type: str, payload: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """An event envelope as another service would publish it."""
+    return {
+        "event_id": uuid.uuid4().hex,
+        "type": event_type,
+        "schema_version": 1,
+        "aggregate_type": "ExternalService",
+        "aggregate_id": "ext-1",
+        "aggregate_version": 1,
+        "occurred_at": "2026-11-22T10:00:00+00:00",
+        "payload": payload,
+        **fields,
+    }
+
+
+def publish(client: httpx.Client, topic: str, data: Any, *, event_id: str, event_type: str) -> None:
+    """Publish `data` as a CloudEvent through a sidecar, with our own CloudEvent id."""
+    resp = client.post(
+        f"/v1.0/publish/pubsub/{topic}",
+        json=data,
+        params={"metadata.cloudevent.id": event_id, "metadata.cloudevent.type": event_type},
+    )
+    assert resp.status_code == 204, resp.text
+
+
+def ok(envelope_body: dict[str, Any]) -> dict[str, Any]:
+    """The result of an `ok` actor envelope (fails the test on an error envelope)."""
+    assert envelope_body["ok"] is True, envelope_body
+    result: dict[str, Any] = envelope_body["result"]
     return result
