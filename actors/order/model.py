@@ -123,6 +123,13 @@ class OrderAlreadyShippedError(ConflictError):
 
 
 @register
+class OrderWithShippingError(ConflictError):
+    """The shipping partner has the order: only its dispatch or failure decides it now."""
+
+    code = "order.with_shipping"
+
+
+@register
 class InvalidTransitionError(ConflictError):
     """A fact that cannot precede the step it answers (e.g. a shipment before confirmation)."""
 
@@ -198,6 +205,12 @@ def _cancelled(state: OrderState, reason: str) -> list[Event]:
 def _cancel(state: OrderState, command: Cancel) -> list[Event]:
     if state.status is Status.SHIPPED:
         raise OrderAlreadyShippedError("a shipped order cannot be cancelled")
+    if state.status is Status.CONFIRMED:
+        # A cancel now would race the partner's dispatch and could ship goods unpaid.
+        raise OrderWithShippingError(
+            "the order is with the shipping partner and can no longer be cancelled",
+            context={"status": state.status.value},
+        )
     if state.status is Status.CANCELLED:
         return []
     return _cancelled(state, command.reason)

@@ -62,6 +62,7 @@ class ActorDeps:
 
     publisher: Publisher
     faults_enabled: bool = False  # ORDERFLOW_TEST_FAULTS=1: honour a payload's "fault"
+    step_timeout: dt.timedelta = dt.timedelta(seconds=30)  # saga steps (OrderActor)
 
 
 def actor_factory(
@@ -123,6 +124,10 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
             meta, command = self._parse(command_type, payload)
         except DomainError as exc:
             return failed(exc)
+        return await self._execute(meta, command)
+
+    async def _execute(self, meta: Meta, command: Command) -> bytes:
+        """Inbox, decide, commit, publish: the pipeline after a payload was parsed."""
         loaded = await self._aggregate()
         seen = loaded.snapshot.inbox.seen(meta.message_id)
         if seen is not None:
@@ -170,6 +175,7 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
             published=loaded.published,
             state=state.model_dump(mode="json"),
             inbox=snapshot.inbox.record(meta.message_id, json.dumps(result)),
+            updated_at=envelopes[-1].occurred_at if envelopes else snapshot.updated_at,
         )
         items = [(SNAPSHOT_KEY, snapshot.model_dump_json().encode())]
         items += [(event_key(e.aggregate_version), e.model_dump_json().encode()) for e in envelopes]

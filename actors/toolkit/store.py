@@ -1,6 +1,6 @@
 """Where an event-sourced actor keeps itself: one snapshot key plus one key per event.
 
-    "aggregate"     {"version", "published", "state", "inbox"}   the snapshot document
+    "aggregate"     {"version", "published", "state", "inbox", "updated_at"}  the snapshot
     "event-<n>"     the EventEnvelope of version n (n = 1..version), never rewritten
 
 `published` is the outbox watermark: events with a version above it were saved but not
@@ -15,6 +15,7 @@ actors in tests.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any, Protocol
 
@@ -40,6 +41,7 @@ class Snapshot(BaseModel):
     published: int = Field(default=0, ge=0)
     state: dict[str, Any] = Field(default_factory=dict)
     inbox: Inbox = Field(default_factory=Inbox)
+    updated_at: dt.datetime | None = None  # when the last event was recorded (UTC)
 
 
 class ActorStore(Protocol):

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 from actors.beacon.actor import BeaconActor
 from actors.inventory.actor import InventoryActor
+from actors.order.actor import OrderActor
 from actors.routes import build_router
 from actors.toolkit.actor import ActorDeps, EventSourcedActor, actor_factory
 from actors.toolkit.client import ActorClient
@@ -22,9 +23,14 @@ from actors.toolkit.publisher import SidecarPublisher
 from actors.toolkit.serializer import RawJSONSerializer
 from actors.toolkit.sidecar import SidecarActorClient, sidecar_http_client
 from actors.toolkit.tracing import TraceContextMiddleware
+from actors.wallet.actor import WalletActor
 from apps.actor_host.subscriptions import DeadLetters, subscription_routes
 
-EVENT_SOURCED: tuple[type[EventSourcedActor], ...] = (InventoryActor,)  # type: ignore[type-arg]
+EVENT_SOURCED: tuple[type[EventSourcedActor], ...] = (  # type: ignore[type-arg]
+    InventoryActor,
+    WalletActor,
+    OrderActor,
+)
 PLAIN: tuple[type[Actor], ...] = (BeaconActor,)
 
 
@@ -34,6 +40,7 @@ class Settings:
     replica: str = "actor-host"
     actor_idle_timeout: dt.timedelta = dt.timedelta(minutes=15)
     test_faults: bool = False  # ORDERFLOW_TEST_FAULTS=1 enables the "fault" payload field
+    step_timeout: dt.timedelta = dt.timedelta(seconds=30)  # an order step's deadline
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -41,6 +48,9 @@ class Settings:
             dapr_http_port=int(os.environ.get("DAPR_HTTP_PORT", "3500")),
             replica=os.environ.get("ORDERFLOW_APP_NAME", "actor-host"),
             test_faults=os.environ.get("ORDERFLOW_TEST_FAULTS") == "1",
+            step_timeout=dt.timedelta(
+                seconds=float(os.environ.get("ORDERFLOW_ORDER_STEP_TIMEOUT_S", "30"))
+            ),
         )
 
 
@@ -52,7 +62,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         http = sidecar_http_client(settings.dapr_http_port)
         client = SidecarActorClient(http)
         publisher = SidecarPublisher(http)
-        deps = ActorDeps(publisher=publisher, faults_enabled=settings.test_faults)
+        deps = ActorDeps(
+            publisher=publisher,
+            faults_enabled=settings.test_faults,
+            step_timeout=settings.step_timeout,
+        )
         ActorRuntime.set_actor_config(
             ActorRuntimeConfig(
                 actor_idle_timeout=settings.actor_idle_timeout,

@@ -32,7 +32,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
         state_dir=Path(tmp_path_factory.mktemp("cluster")),
         port_offset=TEST_PORT_OFFSET,
         actor_host_replicas=2,
-        extra_app_env={"ORDERFLOW_TEST_FAULTS": "1"},  # lets a test crash a host mid-command
+        extra_app_env={
+            "ORDERFLOW_TEST_FAULTS": "1",  # lets a test crash a host mid-command
+            "ORDERFLOW_ORDER_STEP_TIMEOUT_S": "6",  # the silent-partner test waits for it
+        },
     )
     local = LocalCluster(config)
     with local.running():

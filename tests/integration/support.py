@@ -34,10 +34,8 @@ def touch(client: httpx.Client, actor_id: str, **fields: Any) -> dict[str, Any]:
 
 def stream_events(client: redis.Redis, topic: str) -> list[dict[str, Any]]:
     """Every CloudEvent Dapr has written to `topic` (a Redis stream named after it)."""
-    events = []
-    for _, fields in client.xrange(topic):
-        events.append(json.loads(fields["data"]))
-    return events
+    entries: list[tuple[str, dict[str, str]]] = client.xrange(topic)  # type: ignore[assignment]
+    return [json.loads(fields["data"]) for _, fields in entries]
 
 
 def envelope(event_type: str, payload: dict[str, Any], **fields: Any) -> dict[str, Any]:

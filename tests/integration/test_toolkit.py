@@ -17,7 +17,8 @@ INVENTORY = "InventoryActor"
 
 
 def restock(client: httpx.Client, sku: str, quantity: int, **meta: str) -> dict[str, Any]:
-    return call(client, INVENTORY, sku, "Restock", {"quantity": quantity, **meta})
+    answer: dict[str, Any] = call(client, INVENTORY, sku, "Restock", {"quantity": quantity, **meta})
+    return answer
 
 
 def history(client: httpx.Client, sku: str) -> list[dict[str, Any]]:

@@ -36,6 +36,7 @@ from actors.order.model import (
     OrderPlaced,
     OrderShipped,
     OrderState,
+    OrderWithShippingError,
     PaymentAuthorizedForOrder,
     PaymentDeclinedForOrder,
     PaymentRequested,
@@ -275,14 +276,19 @@ def test_a_failed_shipment_cancels_with_release_and_void() -> None:
 # --- cancelling, deadlines -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("state", "void"),
-    [(placed(), False), (authorizing(), True), (confirmed(), True)],
-)
-def test_the_customer_can_cancel_until_shipment(state: OrderState, void: bool) -> None:
+@pytest.mark.parametrize(("state", "void"), [(placed(), False), (authorizing(), True)])
+def test_the_customer_can_cancel_until_the_order_is_confirmed(
+    state: OrderState, void: bool
+) -> None:
     assert decide(state, Cancel(reason="changed my mind")) == cancelled_as(
         "changed my mind", void=void
     )
+
+
+def test_a_confirmed_order_is_with_shipping_and_cannot_be_cancelled_by_the_customer() -> None:
+    with pytest.raises(OrderWithShippingError) as caught:
+        decide(confirmed(), Cancel())
+    assert caught.value.code == "order.with_shipping"
 
 
 def test_a_shipped_order_cannot_be_cancelled() -> None:
@@ -534,7 +540,7 @@ def deliver(world: World, message: Message, *, ship: bool) -> list[Message]:
         state = world.orders[key]
         try:
             events = decide(state, command)
-        except (OrderNotFoundError, OrderAlreadyShippedError):
+        except (OrderNotFoundError, OrderAlreadyShippedError, OrderWithShippingError):
             assert isinstance(command, Cancel)  # the customer is told; nothing else may fail
             return []
         world.orders[key] = functools.reduce(evolve, events, state)

@@ -1,0 +1,101 @@
+"""OrderActor: one order's saga, driven by routed facts, guarded by a deadline reminder.
+
+The deadline reminder is the only scheduler call on an order's path: registered once when
+the order is placed (due after one step timeout, then every half timeout). Each tick
+cancels the order if it has made no progress for a whole step timeout; a tick in a
+terminal status unregisters it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from actors.order import model
+from actors.order.interface import OrderActorInterface
+from actors.order.saga import TERMINAL
+from actors.toolkit.actor import EventSourcedActor
+from actors.toolkit.commands import Meta
+from actors.toolkit.domain import Command, Event
+from actors.toolkit.envelope import failed, utcnow
+
+TOPIC = "orders"
+DEADLINE_REMINDER = "deadline"
+
+
+class OrderActor(EventSourcedActor[model.OrderState], OrderActorInterface):
+    aggregate_type = "OrderActor"
+    topic = TOPIC
+    state_type = model.OrderState
+    events = model.EVENTS
+
+    def initial_state(self) -> model.OrderState:
+        return model.initial_state()
+
+    def decide(self, state: model.OrderState, command: Command) -> list[Event]:
+        return model.decide(state, command)
+
+    def evolve(self, state: model.OrderState, event: Event) -> model.OrderState:
+        return model.evolve(state, event)
+
+    def view(self, state: model.OrderState) -> dict[str, Any]:
+        return {
+            "order_id": self.id.id,
+            "status": state.status.value,
+            "customer_id": state.customer_id,
+            "lines": [line.model_dump() for line in state.lines],
+            "total": state.total,
+            "reserved_skus": sorted(state.reserved_skus),
+            "cancel_reason": state.cancel_reason,
+        }
+
+    async def _query(self) -> bytes:
+        loaded = await self._aggregate()
+        if loaded.state.status is model.Status.NEW:
+            return failed(model.OrderNotFoundError(f"no order {self.id.id}"))
+        return self._answer(loaded.state, loaded.snapshot.version)
+
+    async def after_commit(self, state: model.OrderState, events: list[Event]) -> None:
+        if any(isinstance(event, model.OrderPlaced) for event in events):
+            timeout = self._deps().step_timeout
+            await self.register_reminder(DEADLINE_REMINDER, b"", timeout, timeout / 2)
+
+    async def on_reminder(self, name: str, state: bytes) -> None:
+        if name != DEADLINE_REMINDER:
+            await super().on_reminder(name, state)
+            return
+        loaded = await self._aggregate()
+        step, since = loaded.state.step, loaded.snapshot.updated_at
+        if step is not None and since is not None:
+            if utcnow() - since < self._deps().step_timeout:
+                return  # progress within the last timeout: not late yet
+            meta = Meta(message_id=f"deadline-{loaded.snapshot.version}")
+            await self._execute(meta, model.DeadlinePassed(step=step))
+        if self._aggregate_status() in TERMINAL or step is None:
+            await self.unregister_reminder(DEADLINE_REMINDER)
+
+    def _aggregate_status(self) -> model.Status:
+        return self._loaded.state.status if self._loaded else model.Status.NEW
+
+    async def place(self, payload: bytes) -> bytes:
+        return await self._command(model.Place, payload)
+
+    async def cancel(self, payload: bytes) -> bytes:
+        return await self._command(model.Cancel, payload)
+
+    async def on_stock_reserved(self, payload: bytes) -> bytes:
+        return await self._command(model.StockReservedForOrder, payload)
+
+    async def on_stock_rejected(self, payload: bytes) -> bytes:
+        return await self._command(model.StockRejectedForOrder, payload)
+
+    async def on_payment_authorized(self, payload: bytes) -> bytes:
+        return await self._command(model.PaymentAuthorizedForOrder, payload)
+
+    async def on_payment_declined(self, payload: bytes) -> bytes:
+        return await self._command(model.PaymentDeclinedForOrder, payload)
+
+    async def on_shipment_dispatched(self, payload: bytes) -> bytes:
+        return await self._command(model.ShipmentDispatched, payload)
+
+    async def on_shipment_failed(self, payload: bytes) -> bytes:
+        return await self._command(model.ShipmentFailed, payload)
