@@ -1,0 +1,105 @@
+"""Dependencies of the routes: the typed actor clients and the Idempotency-Key header."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Annotated, Any, Final
+
+from fastapi import Depends, Header, Request
+
+from actors.inventory.client import InventoryClient
+from actors.order.client import OrderClient
+from actors.toolkit.client import ActorClient, RuntimeUnavailableError
+from actors.wallet.client import WalletClient
+from apps.gateway.problems import RequestProblemError
+
+IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
+KEY_PATTERN: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+KEY_RULE: Final = "1..128 characters of A-Z a-z 0-9 . _ : -"
+
+
+def actor_client(request: Request) -> ActorClient:
+    """The process-wide ActorClient the lifespan (or a test) put on the app."""
+    actors: ActorClient | None = getattr(request.app.state, "actors", None)
+    if actors is None:
+        raise RuntimeUnavailableError("the gateway has no actor client (lifespan not run)")
+    return actors
+
+
+Actors = Annotated[ActorClient, Depends(actor_client)]
+
+
+def order_client(actors: Actors) -> OrderClient:
+    return OrderClient(actors)
+
+
+def inventory_client(actors: Actors) -> InventoryClient:
+    return InventoryClient(actors)
+
+
+def wallet_client(actors: Actors) -> WalletClient:
+    return WalletClient(actors)
+
+
+Orders = Annotated[OrderClient, Depends(order_client)]
+Inventory = Annotated[InventoryClient, Depends(inventory_client)]
+Wallets = Annotated[WalletClient, Depends(wallet_client)]
+
+
+# --- Idempotency-Key ------------------------------------------------------------------------
+
+
+def _checked(key: str | None) -> str | None:
+    if key is not None and KEY_PATTERN.fullmatch(key) is None:
+        raise RequestProblemError(
+            400, "request.idempotency_key", f"{IDEMPOTENCY_HEADER} must be {KEY_RULE}"
+        )
+    return key
+
+
+def optional_idempotency_key(
+    key: Annotated[
+        str | None,
+        Header(
+            alias=IDEMPOTENCY_HEADER,
+            description=f"Optional; a retry with the same key applies once. {KEY_RULE}.",
+            examples=["7d0c3b4e-restock-1"],
+        ),
+    ] = None,
+) -> str | None:
+    return _checked(key)
+
+
+def required_idempotency_key(
+    # Declared in OpenAPI by REQUIRED_KEY_DOC: FastAPI would answer a missing header 422.
+    key: Annotated[str | None, Header(alias=IDEMPOTENCY_HEADER, include_in_schema=False)] = None,
+) -> str:
+    checked = _checked(key)
+    if checked is None:
+        raise RequestProblemError(
+            400, "request.idempotency_key", f"the {IDEMPOTENCY_HEADER} header is required"
+        )
+    return checked
+
+
+REQUIRED_KEY_DOC: Final[dict[str, Any]] = {
+    "parameters": [
+        {
+            "name": IDEMPOTENCY_HEADER,
+            "in": "header",
+            "required": True,
+            "description": f"The same key and body always name the same order. {KEY_RULE}.",
+            "schema": {"type": "string", "pattern": f"^{KEY_PATTERN.pattern}$"},
+            "example": "checkout-2f9a41",
+        }
+    ]
+}
+
+IdempotencyKey = Annotated[str, Depends(required_idempotency_key)]
+OptionalIdempotencyKey = Annotated[str | None, Depends(optional_idempotency_key)]
+
+
+def message_id_for(key: str | None) -> str:
+    """The message id of a mutation: the client's Idempotency-Key, else a fresh one."""
+    return key if key is not None else uuid.uuid4().hex

@@ -1,0 +1,44 @@
+"""Inventory: restock a SKU, read its stock, page through its history."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from apps.gateway.deps import Inventory, OptionalIdempotencyKey, message_id_for
+from apps.gateway.problems import problem_responses
+from apps.gateway.routes.history import DEFAULT_PAGE, DESCRIPTION, After, Limit, history_page
+from apps.gateway.schemas import HistoryPage, InventoryView, RestockBody, SkuPath
+
+router = APIRouter(prefix="/inventory", tags=["inventory"])
+
+
+@router.post(
+    "/{sku}/restock",
+    summary="Add stock",
+    description="A retry with the same Idempotency-Key adds the stock once.",
+    responses=problem_responses(400, 413),
+)
+async def restock(
+    sku: SkuPath, body: RestockBody, inventory: Inventory, key: OptionalIdempotencyKey
+) -> InventoryView:
+    answer = await inventory.restock(sku, body.quantity, message_id=message_id_for(key))
+    return InventoryView.model_validate(answer.result)
+
+
+@router.get("/{sku}", summary="Read a SKU's stock")
+async def get_stock(sku: SkuPath, inventory: Inventory) -> InventoryView:
+    return InventoryView.model_validate((await inventory.get(sku)).result)
+
+
+@router.get("/{sku}/history", summary="A SKU's events", description=DESCRIPTION)
+async def stock_history(
+    sku: SkuPath,
+    inventory: Inventory,
+    request: Request,
+    response: Response,
+    after: After = 0,
+    limit: Limit = DEFAULT_PAGE,
+) -> HistoryPage:
+    return await history_page(
+        inventory, sku, after=after, limit=limit, request=request, response=response
+    )
