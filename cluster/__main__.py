@@ -33,26 +33,28 @@ def cmd_up(config: ClusterConfig, *, detach: bool) -> int:
     # ignored, and Python then never raises KeyboardInterrupt.
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _raise_interrupt)
-    try:
+    stop, up = True, False
+    try:  # one try around everything after the handlers: a signal may land anywhere
         cluster.start()
-    except KeyboardInterrupt:
-        print("\ninterrupted; stopped everything")
-        return 130
-    print(f"\nOrderflow is up in {time.monotonic() - started:.1f}s:")
-    for label, url in cluster.urls():
-        print(f"  {label:<34} {url}")
-    if detach:
-        print("\nrunning in the background; `make status` shows it, `make down` stops it")
-        return 0
-    print("\nCtrl-C stops everything.", flush=True)
-    try:
+        up = True
+        print(f"\nOrderflow is up in {time.monotonic() - started:.1f}s:")
+        for label, url in cluster.urls():
+            print(f"  {label:<34} {url}")
+        if detach:
+            stop = False
+            print("\nrunning in the background; `make status` shows it, `make down` stops it")
+            return 0
+        print("\nCtrl-C stops everything.", flush=True)
         wait_forever(cluster)
     except KeyboardInterrupt:
         print("\nstopping ...", flush=True)
     finally:
-        cluster.stop()
-        print("stopped.")
-    return 0
+        if stop:
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not cut the stop short
+            cluster.stop()
+            print("stopped.")
+    return 0 if up else 130
 
 
 def _pid_matches(pid: int, exe: str) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 DAPR_VERSION = "1.18.2"
@@ -23,7 +24,35 @@ class AppSpec:
     internal_grpc_port: int
     metrics_port: int
     actor_types: tuple[str, ...] = ()  # the sidecar must report these before "ready"
+    subscriptions: tuple[str, ...] = ()  # "<pubsub>/<topic>" the sidecar must report too
     env: tuple[tuple[str, str], ...] = ()
+
+
+class BasePorts(NamedTuple):
+    """An app's ports before ORDERFLOW_PORT_OFFSET is added."""
+
+    app: int
+    http: int
+    grpc: int
+    internal_grpc: int
+    metrics: int
+
+
+GATEWAY_PORTS = BasePorts(app=8000, http=3500, grpc=50001, internal_grpc=50002, metrics=9090)
+# Clear of the actor-host block for any replica count (its gRPC ports end in 1 and 2),
+# and of every other port at the offsets the tests use.
+SHIPPING_PORTS = BasePorts(app=8200, http=3600, grpc=50007, internal_grpc=50008, metrics=9190)
+
+
+def actor_host_ports(replica: int) -> BasePorts:
+    """Replica 1, 2, ...: app 8101.., Dapr HTTP 3501.., gRPC 50011, 50021.., metrics 9091.."""
+    return BasePorts(
+        app=8100 + replica,
+        http=3500 + replica,
+        grpc=50001 + 10 * replica,
+        internal_grpc=50002 + 10 * replica,
+        metrics=9090 + replica,
+    )
 
 
 @dataclass(frozen=True)
@@ -102,30 +131,51 @@ class ClusterConfig:
                 "actor-host-" + str(i + 1),
                 app_id="actor-host",
                 target="apps.actor_host.main:create_app",
-                slot=1 + i,
+                ports=actor_host_ports(i + 1),
                 actor_types=ACTOR_TYPES,
             )
             for i in range(self.actor_host_replicas)
         ]
         apps.append(
-            self._app("gateway", app_id="gateway", target="apps.gateway.main:create_app", slot=0)
+            self._app(
+                "gateway",
+                app_id="gateway",
+                target="apps.gateway.main:create_app",
+                ports=GATEWAY_PORTS,
+            )
+        )
+        apps.append(
+            self._app(
+                "shipping",
+                app_id="shipping",
+                target="apps.shipping.main:create_app",
+                ports=SHIPPING_PORTS,
+                subscriptions=("pubsub/orders",),
+            )
         )
         return apps
 
     def _app(
-        self, name: str, *, app_id: str, target: str, slot: int, actor_types: tuple[str, ...] = ()
+        self,
+        name: str,
+        *,
+        app_id: str,
+        target: str,
+        ports: BasePorts,
+        actor_types: tuple[str, ...] = (),
+        subscriptions: tuple[str, ...] = (),
     ) -> AppSpec:
-        # slot 0 is the gateway (app 8000, dapr http 3500); slots 1.. are actor hosts.
         return AppSpec(
             name=name,
             app_id=app_id,
             target=target,
-            app_port=self.port(8000 + (100 + slot if slot else 0)),
-            http_port=self.port(3500 + slot),
-            grpc_port=self.port(50001 + 10 * slot),
-            internal_grpc_port=self.port(50002 + 10 * slot),
-            metrics_port=self.port(9090 + slot),
+            app_port=self.port(ports.app),
+            http_port=self.port(ports.http),
+            grpc_port=self.port(ports.grpc),
+            internal_grpc_port=self.port(ports.internal_grpc),
+            metrics_port=self.port(ports.metrics),
             actor_types=actor_types,
+            subscriptions=subscriptions,
         )
 
 

@@ -274,7 +274,7 @@ class LocalCluster:
         )
 
     def wait_app_ready(self, app: AppSpec, timeout: float = READY_TIMEOUT) -> None:
-        """Sidecar healthy, and (for actor hosts) its actor types registered with placement."""
+        """Sidecar healthy; actor types registered with placement; subscriptions active."""
         watch = [self.processes[app.name], self.processes[f"{app.name}-daprd"]]
         base = f"http://127.0.0.1:{app.http_port}/v1.0"
         wait_until(
@@ -288,6 +288,13 @@ class LocalCluster:
                 lambda: actors_registered(http_get_json(f"{base}/metadata"), app.actor_types),
                 timeout=timeout,
                 what=f"{app.name} to register actor types {app.actor_types}",
+                watch=watch,
+            )
+        if app.subscriptions:
+            wait_until(
+                lambda: subscribed(http_get_json(f"{base}/metadata"), app.subscriptions),
+                timeout=timeout,
+                what=f"{app.name} to subscribe to {app.subscriptions}",
                 watch=watch,
             )
 
@@ -369,20 +376,17 @@ class LocalCluster:
         )
 
     def urls(self) -> list[tuple[str, str]]:
+        apps = self.config.apps()
+        labels = {"gateway": "gateway API", "shipping": "shipping partner API"}
         rows = [
-            ("gateway API", f"http://127.0.0.1:{a.app_port}/docs")
-            for a in self.config.apps()
-            if a.app_id == "gateway"
+            (labels[a.app_id], f"http://127.0.0.1:{a.app_port}/docs")
+            for a in apps
+            if a.app_id in labels
         ]
+        # sidecars: the apps above first, then the actor hosts
         rows += [
             (f"{a.name} sidecar (Dapr API)", f"http://127.0.0.1:{a.http_port}/v1.0/metadata")
-            for a in self.config.apps()
-            if a.app_id == "gateway"
-        ]
-        rows += [
-            (f"{a.name} sidecar (Dapr API)", f"http://127.0.0.1:{a.http_port}/v1.0/metadata")
-            for a in self.config.apps()
-            if a.actor_types
+            for a in sorted(apps, key=lambda a: bool(a.actor_types))
         ]
         rows += [
             ("redis", f"redis://{self.config.redis_host}"),
@@ -400,6 +404,13 @@ def actors_registered(metadata: dict[str, Any], actor_types: tuple[str, ...]) ->
     }
     placement = str(runtime.get("placement", ""))
     return set(actor_types) <= types and bool(runtime.get("hostReady")) and "connected" in placement
+
+
+def subscribed(metadata: dict[str, Any], subscriptions: tuple[str, ...]) -> bool:
+    active = {
+        f"{s.get('pubsubname')}/{s.get('topic')}" for s in metadata.get("subscriptions") or []
+    }
+    return set(subscriptions) <= active
 
 
 def wait_forever(cluster: LocalCluster) -> None:

@@ -1,0 +1,1 @@
+"""A simulated shipping partner: consumes confirmed orders, answers on the shipments topic."""

@@ -1,0 +1,133 @@
+"""The orders subscription: answer each confirmed order on the shipments topic.
+
+POST /events/orders, a CloudEvent whose data is an event envelope:
+    not an envelope (or a confirmed order with a malformed id)  DROP, logged
+    any type but order.confirmed                                SUCCESS, ignored
+    order.confirmed, outcome silent                             SUCCESS, no answer
+    order.confirmed, dispatch or fail                           wait the delay, publish
+        shipment.dispatched / shipment.failed; SUCCESS, or RETRY when the publish failed
+We do not own the orders topic's dead letters, hence DROP rather than a dead letter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from typing import Any, Final
+
+import httpx
+from fastapi import APIRouter, Request
+from pydantic import ValidationError
+
+from actors.contracts.inbound import SHIPMENTS
+from actors.toolkit.envelope import EventEnvelope, utcnow
+from actors.toolkit.ids import ORDER_ID_PATTERN
+from apps.shipping.deps import PartnerDep, SidecarDep
+from apps.shipping.partner import ORDER_CONFIRMED, Outcome, Partner, answer
+
+PUBSUB: Final = "pubsub"
+ORDERS_TOPIC: Final = "orders"
+ORDERS_ROUTE: Final = "/events/orders"
+SUCCESS: Final = {"status": "SUCCESS"}
+RETRY: Final = {"status": "RETRY"}
+DROP: Final = {"status": "DROP"}
+log = logging.getLogger("orderflow.shipping")
+
+router = APIRouter(tags=["events"])
+
+
+class InvalidDeliveryError(ValueError):
+    """The delivery does not carry an event envelope this partner can act on."""
+
+
+def envelope_of(body: bytes) -> EventEnvelope:
+    """The event envelope in a CloudEvent's `data`; raises InvalidDeliveryError."""
+    try:
+        cloud_event = json.loads(body)
+        data = cloud_event.get("data") if isinstance(cloud_event, dict) else None
+        if isinstance(data, str):  # a publisher that sent the envelope as a JSON string
+            data = json.loads(data)
+    except ValueError as exc:
+        raise InvalidDeliveryError(f"not JSON: {exc}") from exc
+    try:
+        envelope = EventEnvelope.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "data"
+        raise InvalidDeliveryError(f"not an event envelope: {where}: {first['msg']}") from exc
+    if envelope.type == ORDER_CONFIRMED and not re.fullmatch(
+        ORDER_ID_PATTERN, envelope.aggregate_id
+    ):
+        raise InvalidDeliveryError(
+            f"order.confirmed for a malformed order id {envelope.aggregate_id[:80]!r}"
+        )
+    return envelope
+
+
+@router.get("/dapr/subscribe", include_in_schema=False)
+async def subscriptions() -> list[dict[str, Any]]:
+    """Dapr's programmatic subscription: every event on `orders` comes to one route."""
+    return [{"pubsubname": PUBSUB, "topic": ORDERS_TOPIC, "routes": {"default": ORDERS_ROUTE}}]
+
+
+@router.post(ORDERS_ROUTE)
+async def on_order_event(
+    request: Request, partner: PartnerDep, sidecar: SidecarDep
+) -> dict[str, str]:
+    try:
+        envelope = envelope_of(await request.body())
+    except InvalidDeliveryError as exc:
+        partner.stats.dropped += 1
+        log.warning("dropped an event from topic %s: %s", ORDERS_TOPIC, exc)
+        return DROP
+    if envelope.type != ORDER_CONFIRMED:
+        partner.stats.ignored += 1
+        return SUCCESS
+    traceparent = request.headers.get("traceparent", envelope.traceparent)[:128]
+    return await ship(envelope, partner=partner, sidecar=sidecar, traceparent=traceparent)
+
+
+async def ship(
+    confirmed: EventEnvelope, *, partner: Partner, sidecar: httpx.AsyncClient, traceparent: str
+) -> dict[str, str]:
+    """Decide, wait, publish the answer; the delivery is acked only after the publish."""
+    decision = partner.decide(confirmed)
+    if decision.outcome is Outcome.SILENT:
+        partner.record(decision.outcome)
+        return SUCCESS
+    await asyncio.sleep(decision.delay_ms / 1000)
+    event = answer(confirmed, decision, occurred_at=utcnow(), traceparent=traceparent)
+    if not await publish(sidecar, event, traceparent=traceparent):
+        partner.stats.retried += 1
+        return RETRY
+    partner.record(decision.outcome)
+    return SUCCESS
+
+
+async def publish(sidecar: httpx.AsyncClient, event: EventEnvelope, *, traceparent: str) -> bool:
+    """Publish through the sidecar as a CloudEvent with the envelope's id and type."""
+    headers = {"content-type": "application/json"}
+    if traceparent:
+        headers["traceparent"] = traceparent
+    params = {"metadata.cloudevent.id": event.event_id, "metadata.cloudevent.type": event.type}
+    try:
+        resp = await sidecar.post(
+            f"/v1.0/publish/{PUBSUB}/{SHIPMENTS}",
+            params=params,
+            content=event.model_dump_json(),
+            headers=headers,
+        )
+    except httpx.HTTPError as exc:
+        log.warning("publish of %s failed, asking for redelivery: %r", event.event_id, exc)
+        return False
+    if resp.status_code >= 300:
+        log.warning(
+            "publish of %s -> %s %s, asking for redelivery",
+            event.event_id,
+            resp.status_code,
+            resp.text[:200],
+        )
+        return False
+    return True

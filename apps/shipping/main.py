@@ -1,0 +1,75 @@
+"""Composition root of the simulated shipping partner."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+from pydantic import ValidationError
+
+from actors.toolkit.sidecar import sidecar_http_client
+from apps.shipping import events, routes
+from apps.shipping.partner import Partner, PartnerSettings
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    dapr_http_port: int = 3500
+    partner: PartnerSettings = dataclasses.field(
+        default_factory=lambda: PartnerSettings(delay_ms=50, failure_rate=0.0)
+    )
+    seed: str | None = None  # reproducible outcomes; None: a fresh salt per process
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        try:
+            partner = PartnerSettings.model_validate(
+                {
+                    "delay_ms": env.get("ORDERFLOW_SHIPPING_DELAY_MS", "50"),
+                    "failure_rate": env.get("ORDERFLOW_SHIPPING_FAILURE_RATE", "0.0"),
+                }
+            )
+        except ValidationError as exc:
+            raise ValueError(
+                "ORDERFLOW_SHIPPING_DELAY_MS must be 0-60000 and "
+                f"ORDERFLOW_SHIPPING_FAILURE_RATE 0-1: {exc}"
+            ) from exc
+        return cls(
+            dapr_http_port=int(env.get("DAPR_HTTP_PORT", "3500")),
+            partner=partner,
+            seed=env.get("ORDERFLOW_SHIPPING_SEED") or None,
+        )
+
+
+def create_app(
+    settings: Settings | None = None, *, http: httpx.AsyncClient | None = None
+) -> FastAPI:
+    """The app; `http` replaces the sidecar client (tests), and its caller closes it."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        resolved = settings or Settings.from_env()
+        app.state.partner = Partner(resolved.partner, salt=resolved.seed or secrets.token_hex(8))
+        sidecar = http or sidecar_http_client(resolved.dapr_http_port)
+        app.state.sidecar = sidecar
+        try:
+            yield
+        finally:
+            if http is None:
+                await sidecar.aclose()
+
+    app = FastAPI(title="Orderflow shipping partner (simulated)", lifespan=lifespan)
+    app.include_router(events.router)
+    app.include_router(routes.router)
+
+    @app.get("/healthz/app", tags=["ops"])
+    async def app_health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
