@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from dapr.actor import Remindable
+
 from actors.inventory import model
 from actors.inventory.interface import InventoryActorInterface
 from actors.toolkit.actor import EventSourcedActor
@@ -12,7 +14,8 @@ from actors.toolkit.domain import Command, Event
 TOPIC = "inventory"
 
 
-class InventoryActor(EventSourcedActor[model.InventoryState], InventoryActorInterface):
+# Remindable is named again: the SDK only sees it among the direct bases.
+class InventoryActor(EventSourcedActor[model.InventoryState], InventoryActorInterface, Remindable):
     aggregate_type = "InventoryActor"
     topic = TOPIC
     state_type = model.InventoryState

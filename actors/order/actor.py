@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from dapr.actor import Remindable
+
 from actors.order import model
 from actors.order.interface import OrderActorInterface
 from actors.order.saga import TERMINAL
@@ -22,7 +24,8 @@ TOPIC = "orders"
 DEADLINE_REMINDER = "deadline"
 
 
-class OrderActor(EventSourcedActor[model.OrderState], OrderActorInterface):
+# Remindable is named again: the SDK only sees it among the direct bases.
+class OrderActor(EventSourcedActor[model.OrderState], OrderActorInterface, Remindable):
     aggregate_type = "OrderActor"
     topic = TOPIC
     state_type = model.OrderState

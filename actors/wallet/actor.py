@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from dapr.actor import Remindable
+
 from actors.toolkit.actor import EventSourcedActor
 from actors.toolkit.domain import Command, Event
 from actors.wallet import model
@@ -12,7 +14,8 @@ from actors.wallet.interface import WalletActorInterface
 TOPIC = "wallet"
 
 
-class WalletActor(EventSourcedActor[model.WalletState], WalletActorInterface):
+# Remindable is named again: the SDK only sees it among the direct bases.
+class WalletActor(EventSourcedActor[model.WalletState], WalletActorInterface, Remindable):
     aggregate_type = "WalletActor"
     topic = TOPIC
     state_type = model.WalletState

@@ -183,9 +183,3 @@ async def test_date_and_duration_shaped_ids_stay_strings(
     assert result["sku"] == sku
     assert publisher.sent[0][1].payload["sku"] == sku
 
-
-def test_the_sdk_dispatches_every_wire_method() -> None:
-    from dapr.actor.runtime._type_utils import get_dispatchable_attrs
-
-    names = set(get_dispatchable_attrs(InventoryActor))
-    assert names == {"Get", "History", "Replay", "Restock", "Reserve", "Release", "Commit"}
