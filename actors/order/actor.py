@@ -1,20 +1,22 @@
 """OrderActor: one order's saga, driven by routed facts, guarded by a deadline reminder.
 
 The deadline reminder is the only scheduler call on an order's path: registered once when
-the order is placed (due after one step timeout, then every half timeout). Each tick
-cancels the order if it has made no progress for a whole step timeout; a tick in a
-terminal status unregisters it.
+the order is placed (due after the shortest step timeout, then every half of it). Each
+tick cancels the order if it has made no progress for its current step's timeout
+(`timeouts["reserving" | "authorizing" | "shipping"]`); a tick in a terminal status
+unregisters it.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from dapr.actor import Remindable
 
 from actors.order import model
 from actors.order.interface import OrderActorInterface
-from actors.order.saga import TERMINAL
+from actors.order.saga import STEP_STATUS, TERMINAL
 from actors.toolkit.actor import EventSourcedActor
 from actors.toolkit.commands import Meta
 from actors.toolkit.domain import Command, Event
@@ -22,6 +24,7 @@ from actors.toolkit.envelope import failed, utcnow
 
 TOPIC = "orders"
 DEADLINE_REMINDER = "deadline"
+DEFAULT_TIMEOUT = dt.timedelta(seconds=30)
 
 
 # Remindable is named again: the SDK only sees it among the direct bases.
@@ -59,8 +62,8 @@ class OrderActor(EventSourcedActor[model.OrderState], OrderActorInterface, Remin
 
     async def after_commit(self, state: model.OrderState, events: list[Event]) -> None:
         if any(isinstance(event, model.OrderPlaced) for event in events):
-            timeout = self._deps().step_timeout
-            await self.register_reminder(DEADLINE_REMINDER, b"", timeout, timeout / 2)
+            tick = min(self._timeout(step) for step in STEP_STATUS)
+            await self.register_reminder(DEADLINE_REMINDER, b"", tick, tick / 2)
 
     async def on_reminder(self, name: str, state: bytes) -> None:
         if name != DEADLINE_REMINDER:
@@ -69,12 +72,15 @@ class OrderActor(EventSourcedActor[model.OrderState], OrderActorInterface, Remin
         loaded = await self._aggregate()
         step, since = loaded.state.step, loaded.snapshot.updated_at
         if step is not None and since is not None:
-            if utcnow() - since < self._deps().step_timeout:
+            if utcnow() - since < self._timeout(step):
                 return  # progress within the last timeout: not late yet
             meta = Meta(message_id=f"deadline-{loaded.snapshot.version}")
             await self._execute(meta, model.DeadlinePassed(step=step))
         if self._aggregate_status() in TERMINAL or step is None:
             await self.unregister_reminder(DEADLINE_REMINDER)
+
+    def _timeout(self, step: str) -> dt.timedelta:
+        return self._deps().timeouts.get(step, DEFAULT_TIMEOUT)
 
     def _aggregate_status(self) -> model.Status:
         return self._loaded.state.status if self._loaded else model.Status.NEW

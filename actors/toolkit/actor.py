@@ -62,7 +62,7 @@ class ActorDeps:
 
     publisher: Publisher
     faults_enabled: bool = False  # ORDERFLOW_TEST_FAULTS=1: honour a payload's "fault"
-    step_timeout: dt.timedelta = dt.timedelta(seconds=30)  # saga steps (OrderActor)
+    timeouts: Mapping[str, dt.timedelta] = dataclasses.field(default_factory=dict)  # by name
 
 
 def actor_factory(

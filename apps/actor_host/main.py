@@ -40,7 +40,8 @@ class Settings:
     replica: str = "actor-host"
     actor_idle_timeout: dt.timedelta = dt.timedelta(minutes=15)
     test_faults: bool = False  # ORDERFLOW_TEST_FAULTS=1 enables the "fault" payload field
-    step_timeout: dt.timedelta = dt.timedelta(seconds=30)  # an order step's deadline
+    step_timeout: dt.timedelta = dt.timedelta(seconds=30)  # reserving, authorizing
+    shipping_timeout: dt.timedelta = dt.timedelta(seconds=60)  # the partner's answer
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -48,10 +49,13 @@ class Settings:
             dapr_http_port=int(os.environ.get("DAPR_HTTP_PORT", "3500")),
             replica=os.environ.get("ORDERFLOW_APP_NAME", "actor-host"),
             test_faults=os.environ.get("ORDERFLOW_TEST_FAULTS") == "1",
-            step_timeout=dt.timedelta(
-                seconds=float(os.environ.get("ORDERFLOW_ORDER_STEP_TIMEOUT_S", "30"))
-            ),
+            step_timeout=_seconds("ORDERFLOW_ORDER_STEP_TIMEOUT_S", 30),
+            shipping_timeout=_seconds("ORDERFLOW_SHIPPING_TIMEOUT_S", 60),
         )
+
+
+def _seconds(name: str, default: float) -> dt.timedelta:
+    return dt.timedelta(seconds=float(os.environ.get(name, default)))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -65,7 +69,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         deps = ActorDeps(
             publisher=publisher,
             faults_enabled=settings.test_faults,
-            step_timeout=settings.step_timeout,
+            timeouts={
+                "reserving": settings.step_timeout,
+                "authorizing": settings.step_timeout,
+                "shipping": settings.shipping_timeout,
+            },
         )
         ActorRuntime.set_actor_config(
             ActorRuntimeConfig(

@@ -182,4 +182,3 @@ async def test_date_and_duration_shaped_ids_stay_strings(
     result = body(await revived.get())["result"]
     assert result["sku"] == sku
     assert publisher.sent[0][1].payload["sku"] == sku
-

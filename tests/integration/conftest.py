@@ -34,7 +34,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
         actor_host_replicas=2,
         extra_app_env={
             "ORDERFLOW_TEST_FAULTS": "1",  # lets a test crash a host mid-command
-            "ORDERFLOW_ORDER_STEP_TIMEOUT_S": "6",  # the silent-partner test waits for it
+            "ORDERFLOW_ORDER_STEP_TIMEOUT_S": "30",
+            "ORDERFLOW_SHIPPING_TIMEOUT_S": "8",  # the silent-partner test waits for it
         },
     )
     local = LocalCluster(config)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import functools
 import random
 import uuid
@@ -290,4 +291,7 @@ def test_after_hundreds_of_random_concurrent_orders_stock_and_money_are_conserve
         paid = sum(f["total"] for f in shipped if f["customer_id"] == customer)
         wait_until(functools.partial(voided, gateway_sidecar, customer), timeout=60, what=customer)
         assert wallet(gateway_sidecar, customer)["balance"] == funds[customer] - paid
-    print(f"\n{len(finals)} orders: {len(shipped)} shipped, {len(finals) - len(shipped)} cancelled")
+    reasons = collections.Counter(
+        (f["cancel_reason"] or "").split(":")[0] for f in finals if f not in shipped
+    )
+    print(f"\n{len(finals)} orders: {len(shipped)} shipped; cancelled: {dict(reasons)}")

@@ -1,0 +1,121 @@
+"""OrderActor on the SDK's mock actors: not-found, the deadline reminder, the saga's facts."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from typing import Any
+
+from dapr.actor.runtime.mock_actor import create_mock_actor
+
+from actors.order.actor import DEADLINE_REMINDER, OrderActor
+from actors.toolkit.actor import ActorDeps
+from tests.actors.doubles import RecordingPublisher
+
+TIMEOUTS = {
+    "reserving": dt.timedelta(seconds=30),
+    "authorizing": dt.timedelta(seconds=30),
+    "shipping": dt.timedelta(seconds=8),
+}
+PLACE = b'{"customer_id": "c-1", "lines": [{"sku": "A", "quantity": 2, "unit_price": 150}]}'
+
+
+def make(publisher: RecordingPublisher) -> OrderActor:
+    actor = create_mock_actor(OrderActor, "ord-1")
+    actor.deps = ActorDeps(publisher=publisher, timeouts=TIMEOUTS)
+    return actor
+
+
+def body(raw: bytes) -> dict[str, Any]:
+    decoded: dict[str, Any] = json.loads(raw)
+    return decoded
+
+
+def reminders(actor: OrderActor) -> dict[str, Any]:
+    return actor._state_manager._mock_reminders  # type: ignore[attr-defined,no-any-return]
+
+
+def age(actor: OrderActor, seconds: float) -> None:
+    """Pretend the last event was recorded `seconds` ago."""
+    assert actor._loaded is not None
+    snapshot = actor._loaded.snapshot
+    then = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=seconds)
+    actor._loaded = dataclasses.replace(
+        actor._loaded, snapshot=snapshot.model_copy(update={"updated_at": then})
+    )
+
+
+async def test_an_order_never_placed_is_not_found(publisher: RecordingPublisher) -> None:
+    out = body(await make(publisher).get())
+    assert out["ok"] is False
+    assert out["error"]["code"] == "order.not_found"
+
+
+async def test_placing_registers_one_deadline_reminder_ticking_at_half_the_shortest_timeout(
+    publisher: RecordingPublisher,
+) -> None:
+    actor = make(publisher)
+    out = body(await actor.place(PLACE))
+    assert out["result"]["status"] == "reserving"
+    assert out["result"]["total"] == 300
+    reminder = reminders(actor)[DEADLINE_REMINDER]
+    assert reminder.due_time == dt.timedelta(seconds=8)
+    assert reminder.period == dt.timedelta(seconds=4)
+    assert [env.type for _, env in publisher.sent] == ["order.placed"]
+
+
+async def test_a_tick_within_the_step_timeout_changes_nothing(
+    publisher: RecordingPublisher,
+) -> None:
+    actor = make(publisher)
+    await actor.place(PLACE)
+    age(actor, 20)  # reserving allows 30 s
+    await actor.receive_reminder(DEADLINE_REMINDER, b"", dt.timedelta(0), dt.timedelta(0))
+    assert body(await actor.get())["result"]["status"] == "reserving"
+    assert DEADLINE_REMINDER in reminders(actor)
+
+
+async def test_a_tick_after_the_step_timeout_cancels_and_unregisters(
+    publisher: RecordingPublisher,
+) -> None:
+    actor = make(publisher)
+    await actor.place(PLACE)
+    age(actor, 31)
+    await actor.receive_reminder(DEADLINE_REMINDER, b"", dt.timedelta(0), dt.timedelta(0))
+    view = body(await actor.get())["result"]
+    assert view["status"] == "cancelled"
+    assert view["cancel_reason"] == "deadline passed while reserving"
+    assert DEADLINE_REMINDER not in reminders(actor)
+    cancelled = publisher.sent[-1][1]
+    assert cancelled.type == "order.cancelled"
+    assert cancelled.payload["release_skus"] == ["A"]
+
+
+async def test_a_tick_on_a_finished_order_only_unregisters(publisher: RecordingPublisher) -> None:
+    actor = make(publisher)
+    await actor.place(PLACE)
+    await actor.cancel(b'{"reason": "no longer needed"}')
+    sent = len(publisher.sent)
+    await actor.receive_reminder(DEADLINE_REMINDER, b"", dt.timedelta(0), dt.timedelta(0))
+    assert reminders(actor) == {}
+    assert len(publisher.sent) == sent
+
+
+async def test_facts_walk_the_saga_to_confirmed_and_a_customer_cancel_is_then_refused(
+    publisher: RecordingPublisher,
+) -> None:
+    actor = make(publisher)
+    await actor.place(PLACE)
+    await actor.on_stock_reserved(b'{"sku": "A", "message_id": "e1/OnStockReserved"}')
+    await actor.on_payment_authorized(b'{"message_id": "e2/OnPaymentAuthorized"}')
+    assert body(await actor.get())["result"]["status"] == "confirmed"
+    refused = body(await actor.cancel(b"{}"))
+    assert refused["error"]["code"] == "order.with_shipping"
+    types = [env.type for _, env in publisher.sent]
+    assert types == [
+        "order.placed",
+        "order.line_reserved",
+        "order.payment_requested",
+        "order.confirmed",
+    ]
