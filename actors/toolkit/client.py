@@ -15,9 +15,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
 from actors.toolkit.errors import error_from_dict
+from actors.toolkit.sidecar import SidecarHTTP, SidecarUnavailableError
 
 
 class RuntimeUnavailableError(RuntimeError):
@@ -67,10 +66,13 @@ def parse_envelope(status: int, content: bytes) -> ActorResult:
     return ActorResult.from_envelope(body)
 
 
-class ActorClient:
-    """Invokes actor methods through the sidecar at `http` (a shared httpx.AsyncClient)."""
+_JSON = {"content-type": "application/json"}
 
-    def __init__(self, http: httpx.AsyncClient) -> None:
+
+class ActorClient:
+    """Invokes actor methods through the sidecar at `http` (the process's SidecarHTTP)."""
+
+    def __init__(self, http: SidecarHTTP) -> None:
         self._http = http
 
     async def invoke(
@@ -85,10 +87,12 @@ class ActorClient:
         url = f"/v1.0/actors/{actor_type}/{actor_id}/method/{method}"
         content = json.dumps(payload or {}, separators=(",", ":")).encode()
         try:
-            resp = await self._http.post(url, content=content, headers=headers)
-        except httpx.HTTPError as exc:
-            raise RuntimeUnavailableError(f"sidecar unreachable: {exc!r}") from exc
-        return parse_envelope(resp.status_code, resp.content)
+            status, body = await self._http.request(
+                "POST", url, content=content, headers=headers or _JSON
+            )
+        except SidecarUnavailableError as exc:
+            raise RuntimeUnavailableError(f"sidecar unreachable: {exc}") from exc
+        return parse_envelope(status, body)
 
 
 def command(

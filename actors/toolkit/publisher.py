@@ -10,9 +10,8 @@ import asyncio
 from collections.abc import Sequence
 from typing import Protocol
 
-import httpx
-
 from actors.toolkit.envelope import EventEnvelope
+from actors.toolkit.sidecar import SidecarHTTP, SidecarUnavailableError
 
 DEFAULT_PUBSUB = "pubsub"
 
@@ -29,7 +28,7 @@ class Publisher(Protocol):
 
 
 class SidecarPublisher:
-    def __init__(self, http: httpx.AsyncClient, *, pubsub: str = DEFAULT_PUBSUB) -> None:
+    def __init__(self, http: SidecarHTTP, *, pubsub: str = DEFAULT_PUBSUB) -> None:
         self._http = http
         self._pubsub = pubsub
 
@@ -67,13 +66,14 @@ class SidecarPublisher:
         """Publish one JSON document as a CloudEvent with the given id and type."""
         params = {"metadata.cloudevent.id": event_id, "metadata.cloudevent.type": event_type}
         try:
-            resp = await self._http.post(
+            status, body = await self._http.request(
+                "POST",
                 f"/v1.0/publish/{self._pubsub}/{topic}",
                 content=document,
                 params=params,
                 headers=headers or {"content-type": "application/json"},
             )
-        except httpx.HTTPError as exc:
-            raise PublishError(f"sidecar unreachable: {exc!r}") from exc
-        if resp.status_code >= 300:
-            raise PublishError(f"publish to {topic} -> {resp.status_code}: {resp.text[:200]}")
+        except SidecarUnavailableError as exc:
+            raise PublishError(f"sidecar unreachable: {exc}") from exc
+        if status >= 300:
+            raise PublishError(f"publish to {topic} -> {status}: {body[:200]!r}")

@@ -21,7 +21,7 @@ from actors.toolkit.actor import ActorDeps, EventSourcedActor, actor_factory
 from actors.toolkit.client import ActorClient
 from actors.toolkit.publisher import SidecarPublisher
 from actors.toolkit.serializer import RawJSONSerializer
-from actors.toolkit.sidecar import SidecarActorClient, sidecar_http_client
+from actors.toolkit.sidecar import SidecarActorClient, SidecarHTTP
 from actors.toolkit.tracing import TraceContextMiddleware
 from actors.wallet.actor import WalletActor
 from apps.actor_host.subscriptions import DeadLetters, subscription_routes
@@ -54,6 +54,37 @@ class Settings:
         )
 
 
+async def _register_actors(
+    runtime: DaprActor, client: SidecarActorClient, publisher: SidecarPublisher, settings: Settings
+) -> None:
+    deps = ActorDeps(
+        publisher=publisher,
+        faults_enabled=settings.test_faults,
+        timeouts={
+            "reserving": settings.step_timeout,
+            "authorizing": settings.step_timeout,
+            "shipping": settings.shipping_timeout,
+        },
+    )
+    ActorRuntime.set_actor_config(
+        ActorRuntimeConfig(
+            actor_idle_timeout=settings.actor_idle_timeout,
+            actor_scan_interval=dt.timedelta(seconds=30),
+            drain_ongoing_call_timeout=dt.timedelta(seconds=20),
+            drain_rebalanced_actors=True,
+        )
+    )
+    common = {
+        "message_serializer": RawJSONSerializer(),
+        "state_serializer": RawJSONSerializer(raw_reads=True),
+        "actor_client": client,
+    }
+    for actor in EVENT_SOURCED:
+        await runtime.register_actor(actor, actor_factory=actor_factory(actor, deps), **common)
+    for plain in PLAIN:
+        await runtime.register_actor(plain, **common)
+
+
 def _seconds(name: str, default: float) -> dt.timedelta:
     return dt.timedelta(seconds=float(os.environ.get(name, default)))
 
@@ -63,46 +94,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        http = sidecar_http_client(settings.dapr_http_port)
-        client = SidecarActorClient(http)
-        publisher = SidecarPublisher(http)
-        deps = ActorDeps(
-            publisher=publisher,
-            faults_enabled=settings.test_faults,
-            timeouts={
-                "reserving": settings.step_timeout,
-                "authorizing": settings.step_timeout,
-                "shipping": settings.shipping_timeout,
-            },
-        )
-        ActorRuntime.set_actor_config(
-            ActorRuntimeConfig(
-                actor_idle_timeout=settings.actor_idle_timeout,
-                actor_scan_interval=dt.timedelta(seconds=30),
-                drain_ongoing_call_timeout=dt.timedelta(seconds=30),
-                drain_rebalanced_actors=True,
+        async with SidecarHTTP(settings.dapr_http_port) as http:
+            publisher = SidecarPublisher(http)
+            await _register_actors(actor_runtime, SidecarActorClient(http), publisher, settings)
+            app.include_router(
+                subscription_routes(
+                    build_router(),
+                    actors=ActorClient(http),
+                    dead_letters=DeadLetters(publisher),
+                )
             )
-        )
-        serializers = {
-            "message_serializer": RawJSONSerializer(),
-            "state_serializer": RawJSONSerializer(raw_reads=True),
-            "actor_client": client,
-        }
-        for actor in EVENT_SOURCED:
-            await actor_runtime.register_actor(
-                actor, actor_factory=actor_factory(actor, deps), **serializers
-            )
-        for plain in PLAIN:
-            await actor_runtime.register_actor(plain, **serializers)
-        app.include_router(
-            subscription_routes(
-                build_router(),
-                actors=ActorClient(http),
-                dead_letters=DeadLetters(publisher),
-            )
-        )
-        yield
-        await http.aclose()
+            yield
 
     app = FastAPI(title="Orderflow actor host", lifespan=lifespan)
     app.add_middleware(TraceContextMiddleware)
