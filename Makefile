@@ -68,6 +68,10 @@ test: setup lint ## lint, then the whole suite against the real runtime
 test-fast: venv ## unit, actor and app tests only (no cluster)
 	@$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
 
+bench: venv ## print throughput and latency figures against a running cluster (`make up` first)
+	@$(PY) -m bench.commands
+	@$(PY) -m bench.saga
+
 compose-check: ## validate docker-compose.yml (no Docker engine needed)
 	@$(PY) -m cluster compose-check docker-compose.yml
 

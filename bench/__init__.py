@@ -1,0 +1,1 @@
+"""Benchmark scripts: they print figures against a running cluster, never assert."""
