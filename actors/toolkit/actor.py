@@ -5,8 +5,9 @@ One command = one turn:
     inbox                            a message id already applied -> the original result
     decide(state, command)           DomainError -> {"ok": false, "error": {...}}
     evolve, wrap events in envelopes
-    save ONE state transaction       snapshot (state, version, inbox, outbox watermark)
-                                     + one key per new event (actors.toolkit.store)
+    save ONE state transaction       snapshot (state, version, outbox watermark)
+                                     + one key per new event + the inbox entry
+                                     (actors.toolkit.store, actors.toolkit.inbox)
     publish the new events           failure -> they stay in the outbox; a retry
                                      reminder is registered (never on the happy path)
     return {"ok": true, "result": view, "aggregate_version", "events", "duplicate"}
@@ -34,10 +35,12 @@ from actors.toolkit.commands import Meta, parse_object, split_meta, validate_com
 from actors.toolkit.domain import Command, Event, State
 from actors.toolkit.envelope import EventEnvelope, failed
 from actors.toolkit.errors import DomainError
+from actors.toolkit.inbox import DEFAULT_TTL, inbox_key
 from actors.toolkit.publisher import Publisher, PublishError
 from actors.toolkit.store import (
     SNAPSHOT_KEY,
     ActorStore,
+    Item,
     SidecarStore,
     Snapshot,
     StateManagerStore,
@@ -63,6 +66,7 @@ class ActorDeps:
     publisher: Publisher
     faults_enabled: bool = False  # ORDERFLOW_TEST_FAULTS=1: honour a payload's "fault"
     timeouts: Mapping[str, dt.timedelta] = dataclasses.field(default_factory=dict)  # by name
+    inbox_ttl: dt.timedelta = DEFAULT_TTL  # how long an applied message id is remembered
 
 
 def actor_factory(
@@ -129,9 +133,10 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
     async def _execute(self, meta: Meta, command: Command) -> bytes:
         """Inbox, decide, commit, publish: the pipeline after a payload was parsed."""
         loaded = await self._aggregate()
-        seen = loaded.snapshot.inbox.seen(meta.message_id)
-        if seen is not None:
-            return _body({"ok": True, **json.loads(seen), "duplicate": True})
+        if meta.message_id:
+            seen = await self._store().read(inbox_key(meta.message_id))
+            if seen is not None:
+                return _body({"ok": True, **json.loads(seen), "duplicate": True})
         try:
             events = self.decide(loaded.state, command)
         except DomainError as exc:
@@ -168,18 +173,24 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
             for e in envelopes
         ]
         result = {"result": self.view(state), "aggregate_version": version, "events": summary}
-        if not events and not meta.message_id:
-            return _body({"ok": True, **result, "duplicate": False})
-        snapshot = Snapshot(
-            version=version,
-            published=loaded.published,
-            state=state.model_dump(mode="json"),
-            inbox=snapshot.inbox.record(meta.message_id, json.dumps(result)),
-            updated_at=envelopes[-1].occurred_at if envelopes else snapshot.updated_at,
-        )
-        items = [(SNAPSHOT_KEY, snapshot.model_dump_json().encode())]
-        items += [(event_key(e.aggregate_version), e.model_dump_json().encode()) for e in envelopes]
-        await self._store().write(items)
+        items: list[Item] = []
+        if meta.message_id:
+            inbox = Item(inbox_key(meta.message_id), json.dumps(result).encode(), self._inbox_ttl())
+            items.append(inbox)
+        if events:
+            snapshot = Snapshot(
+                version=version,
+                published=loaded.published,
+                state=state.model_dump(mode="json"),
+                updated_at=envelopes[-1].occurred_at,
+            )
+            items.append(Item(SNAPSHOT_KEY, snapshot.model_dump_json().encode()))
+            items += [
+                Item(event_key(e.aggregate_version), e.model_dump_json().encode())
+                for e in envelopes
+            ]
+        if items:
+            await self._store().write(items)
         self._loaded = Loaded(snapshot, state, (*loaded.pending, *envelopes), loaded.published)
         if meta.fault == CRASH_AFTER_SAVE:
             os.kill(os.getpid(), signal.SIGKILL)  # test-only: die between save and publish
@@ -199,6 +210,9 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
         )
 
     # --- loading, the outbox ---------------------------------------------------------------
+
+    def _inbox_ttl(self) -> dt.timedelta:
+        return self._deps().inbox_ttl
 
     def _deps(self) -> ActorDeps:
         if self.deps is None:
@@ -268,7 +282,7 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
         if loaded is None or loaded.published <= loaded.snapshot.published:
             return
         snapshot = loaded.snapshot.model_copy(update={"published": loaded.published})
-        await self._store().write([(SNAPSHOT_KEY, snapshot.model_dump_json().encode())])
+        await self._store().write([Item(SNAPSHOT_KEY, snapshot.model_dump_json().encode())])
 
     async def receive_reminder(
         self,

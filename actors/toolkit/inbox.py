@@ -1,33 +1,25 @@
-"""Inbox dedupe: an actor remembers the results of the last N messages it applied.
+"""Inbox dedupe: an actor remembers, per message id, the result it answered.
 
-A command or event whose message id is in the window gets the original result back
-and changes nothing. The window is bounded (`DEFAULT_WINDOW` ids per actor, oldest
-evicted first); a duplicate older than the window is applied again, so handlers keep
-a second line of defence in the domain (state-machine checks, "already reserved for
-this order" rules) that turns such a re-delivery into a no-op.
+A command or event whose message id the actor already applied gets the original result
+back and changes nothing. Each applied message id is one actor state key,
+`inbox-<sha256 of the id>`, written in the same transaction as the effect it caused and
+expiring after a TTL (`DEFAULT_TTL`, ORDERFLOW_INBOX_TTL_S): memory is bounded by the
+message rate times the TTL, and the snapshot never grows with it. A duplicate arriving
+after its key expired is decided again, so handlers keep a second line of defence in
+the domain (state-machine checks, "already reserved for this order" rules) that turns
+such a late re-delivery into a no-op. Redis Streams re-delivers within seconds
+(processingTimeout) and daprd's retries within its retry policy, far inside the TTL.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+import datetime as dt
+import hashlib
+from typing import Final
 
-DEFAULT_WINDOW = 256
+DEFAULT_TTL: Final = dt.timedelta(minutes=10)
 
 
-class Inbox(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    window: int = DEFAULT_WINDOW
-    results: dict[str, str] = {}  # message id -> result JSON; insertion-ordered
-
-    def seen(self, message_id: str) -> str | None:
-        return self.results.get(message_id) if message_id else None
-
-    def record(self, message_id: str, result: str) -> Inbox:
-        if not message_id:
-            return self
-        results = {k: v for k, v in self.results.items() if k != message_id}
-        results[message_id] = result
-        while len(results) > self.window:
-            del results[next(iter(results))]
-        return self.model_copy(update={"results": results})
+def inbox_key(message_id: str) -> str:
+    """The state key of a message id (hashed: ids may hold characters keys may not)."""
+    return "inbox-" + hashlib.sha256(message_id.encode()).hexdigest()[:40]

@@ -1,7 +1,8 @@
 """Where an event-sourced actor keeps itself: one snapshot key plus one key per event.
 
-    "aggregate"     {"version", "published", "state", "inbox", "updated_at"}  the snapshot
+    "aggregate"     {"version", "published", "state", "updated_at"}  the snapshot
     "event-<n>"     the EventEnvelope of version n (n = 1..version), never rewritten
+    "inbox-<hash>"  the result answered to one message id, with a TTL (actors.toolkit.inbox)
 
 `published` is the outbox watermark: events with a version above it were saved but not
 yet confirmed published. Snapshot and new events go to the sidecar in ONE actor state
@@ -17,13 +18,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from dapr.actor.runtime.state_manager import ActorStateManager
 from dapr.clients.base import DaprActorClientBase
 from pydantic import BaseModel, ConfigDict, Field
-
-from actors.toolkit.inbox import Inbox
 
 SNAPSHOT_KEY = "aggregate"
 
@@ -40,15 +39,20 @@ class Snapshot(BaseModel):
     version: int = Field(default=0, ge=0)
     published: int = Field(default=0, ge=0)
     state: dict[str, Any] = Field(default_factory=dict)
-    inbox: Inbox = Field(default_factory=Inbox)
     updated_at: dt.datetime | None = None  # when the last event was recorded (UTC)
+
+
+class Item(NamedTuple):
+    key: str
+    value: bytes  # a JSON document
+    ttl: dt.timedelta | None = None
 
 
 class ActorStore(Protocol):
     async def read(self, key: str) -> bytes | None: ...
 
-    async def write(self, items: list[tuple[str, bytes]]) -> None:
-        """Upsert every (key, JSON document) in one transaction."""
+    async def write(self, items: list[Item]) -> None:
+        """Upsert every item in one transaction."""
 
 
 class SidecarStore:
@@ -63,12 +67,8 @@ class SidecarStore:
         raw = await self._client.get_state(self._type, self._id, key)
         return raw or None  # the sidecar answers 204 with no body for a missing key
 
-    async def write(self, items: list[tuple[str, bytes]]) -> None:
-        ops = b",".join(
-            b'{"operation":"upsert","request":{"key":%s,"value":%s}}'
-            % (json.dumps(key).encode(), value)
-            for key, value in items
-        )
+    async def write(self, items: list[Item]) -> None:
+        ops = b",".join(_upsert(item) for item in items)
         await self._client.save_state_transactionally(self._type, self._id, b"[" + ops + b"]")
 
 
@@ -82,7 +82,15 @@ class StateManagerStore:
         found, value = await self._manager.try_get_state(key)
         return value if found else None
 
-    async def write(self, items: list[tuple[str, bytes]]) -> None:
-        for key, value in items:
-            await self._manager.set_state(key, value)
+    async def write(self, items: list[Item]) -> None:
+        for item in items:
+            ttl = int(item.ttl.total_seconds()) if item.ttl else None
+            await self._manager.set_state_ttl(item.key, item.value, ttl)
         await self._manager.save_state()
+
+
+def _upsert(item: Item) -> bytes:
+    request = b'{"key":%s,"value":%s' % (json.dumps(item.key).encode(), item.value)
+    if item.ttl is not None:
+        request += b',"metadata":{"ttlInSeconds":"%d"}' % int(item.ttl.total_seconds())
+    return b'{"operation":"upsert","request":' + request + b"}}"

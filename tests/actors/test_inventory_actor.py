@@ -10,6 +10,7 @@ from dapr.actor.runtime.mock_actor import create_mock_actor
 
 from actors.inventory.actor import InventoryActor
 from actors.toolkit.actor import OUTBOX_REMINDER, ActorDeps
+from actors.toolkit.inbox import inbox_key
 from actors.toolkit.store import SNAPSHOT_KEY
 from tests.actors.doubles import RecordingPublisher
 
@@ -58,7 +59,7 @@ async def test_restock_saves_snapshot_and_event_then_publishes_one_envelope(
     assert (env.correlation_id, env.causation_id) == ("c-1", "m-1")
     assert env.payload == {"sku": "SKU-1", "quantity": 5}
     assert out["events"] == [{"event_id": env.event_id, "type": env.type, "aggregate_version": 1}]
-    assert set(stored(actor)) == {SNAPSHOT_KEY, "event-1"}
+    assert set(stored(actor)) == {SNAPSHOT_KEY, "event-1", inbox_key("m-1")}
 
 
 @pytest.mark.parametrize(
