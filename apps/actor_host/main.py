@@ -19,6 +19,7 @@ from actors.order.actor import OrderActor
 from actors.routes import build_router
 from actors.toolkit.actor import ActorDeps, EventSourcedActor, actor_factory
 from actors.toolkit.client import ActorClient
+from actors.toolkit.inbox import DEFAULT_TTL
 from actors.toolkit.publisher import SidecarPublisher
 from actors.toolkit.serializer import RawJSONSerializer
 from actors.toolkit.sidecar import SidecarActorClient, SidecarHTTP
@@ -42,6 +43,7 @@ class Settings:
     test_faults: bool = False  # ORDERFLOW_TEST_FAULTS=1 enables the "fault" payload field
     step_timeout: dt.timedelta = dt.timedelta(seconds=30)  # reserving, authorizing
     shipping_timeout: dt.timedelta = dt.timedelta(seconds=60)  # the partner's answer
+    inbox_ttl: dt.timedelta = DEFAULT_TTL  # how long a message id is deduplicated
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -51,6 +53,7 @@ class Settings:
             test_faults=os.environ.get("ORDERFLOW_TEST_FAULTS") == "1",
             step_timeout=_seconds("ORDERFLOW_ORDER_STEP_TIMEOUT_S", 30),
             shipping_timeout=_seconds("ORDERFLOW_SHIPPING_TIMEOUT_S", 60),
+            inbox_ttl=_seconds("ORDERFLOW_INBOX_TTL_S", DEFAULT_TTL.total_seconds()),
         )
 
 
@@ -60,6 +63,7 @@ async def _register_actors(
     deps = ActorDeps(
         publisher=publisher,
         faults_enabled=settings.test_faults,
+        inbox_ttl=settings.inbox_ttl,
         timeouts={
             "reserving": settings.step_timeout,
             "authorizing": settings.step_timeout,
