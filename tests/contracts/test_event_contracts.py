@@ -1,0 +1,42 @@
+"""Event contracts: published schemas are current, every type has a valid sample."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from actors.contracts.schemas import OUT, documents, render
+from actors.routes import KNOWN_EVENTS
+from actors.toolkit.domain import Event
+from actors.toolkit.envelope import EventEnvelope
+
+SAMPLES = Path(__file__).parent / "samples"
+TYPES = sorted(
+    (event_type, cls) for events in KNOWN_EVENTS.values() for event_type, cls in events.items()
+)
+
+
+@pytest.mark.parametrize("name", sorted(documents()))
+def test_the_published_json_schema_matches_the_models(name: str) -> None:
+    path = OUT / name
+    assert path.exists(), f"{name} missing: run python -m actors.contracts.schemas"
+    assert path.read_text() == render(documents()[name]), "stale: run the schemas command"
+
+
+@pytest.mark.parametrize(("event_type", "cls"), TYPES, ids=[t for t, _ in TYPES])
+def test_every_event_type_and_version_has_a_sample_that_its_models_accept(
+    event_type: str, cls: type[Event]
+) -> None:
+    path = SAMPLES / f"{event_type}.v{cls.schema_version}.json"
+    envelope = EventEnvelope.model_validate(json.loads(path.read_text()))
+    assert envelope.type == event_type
+    assert envelope.schema_version == cls.schema_version
+    event = cls.model_validate(envelope.payload)
+    assert event.model_dump(mode="json") == envelope.payload  # nothing dropped or coerced
+
+
+def test_no_sample_is_left_without_a_type() -> None:
+    known = {f"{t}.v{cls.schema_version}.json" for t, cls in TYPES}
+    assert {p.name for p in SAMPLES.glob("*.json")} == known
