@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from actors.toolkit.client import ActorClient
-from actors.toolkit.sidecar import sidecar_http_client
+from actors.toolkit.sidecar import SidecarHTTP
 from apps.gateway import problems
 from apps.gateway.middleware import MAX_BODY_BYTES, BodySizeLimit
 from apps.gateway.routes import inventory, orders, wallets
@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None, *, actors: ActorClient | None =
         if actors is not None:
             yield
             return
-        async with sidecar_http_client(settings.dapr_http_port) as http:
+        async with SidecarHTTP(settings.dapr_http_port) as http:
             app.state.actors = ActorClient(http)
             yield
             del app.state.actors
