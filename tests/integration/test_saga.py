@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import json
 import random
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -205,6 +206,37 @@ def test_fifty_concurrent_orders_for_k_units_confirm_exactly_k_and_never_oversel
     assert stock(gateway_sidecar, sku) == {"sku": sku, "on_hand": 0, "reserved": 0, "available": 0}
 
 
+def test_a_shipment_dispatched_twice_ships_once_and_captures_once(
+    cluster: LocalCluster, gateway_sidecar: httpx.Client, uid: str
+) -> None:
+    customer, sku = f"c-{uid}", f"s-{uid}"
+    deposit(gateway_sidecar, customer, 1_000)
+    restock(gateway_sidecar, sku, 5)
+    order_id = f"ord-twice-{uid}"
+    expect_outcome(cluster, order_id, "silent")  # we play the partner here
+    body = {"customer_id": customer, "lines": [{"sku": sku, "quantity": 1, "unit_price": 300}]}
+    ok(call(gateway_sidecar, "OrderActor", order_id, "Place", body))
+    wait_until(
+        lambda: order(gateway_sidecar, order_id)["status"] == "confirmed",
+        timeout=30,
+        what="confirmation",
+    )
+    event = envelope("shipment.dispatched", {"order_id": order_id, "shipment_id": f"shp-{uid}"})
+    for _ in range(2):
+        publish(
+            gateway_sidecar,
+            "shipments",
+            event,
+            event_id=event["event_id"],
+            event_type=event["type"],
+        )
+    assert settle(gateway_sidecar, order_id)["status"] == "shipped"
+    wait_until(lambda: wallet(gateway_sidecar, customer)["held"] == 0, timeout=30, what="capture")
+    wait_until(lambda: stock(gateway_sidecar, sku)["reserved"] == 0, timeout=30, what="commit")
+    assert wallet(gateway_sidecar, customer)["balance"] == 700
+    assert stock(gateway_sidecar, sku)["on_hand"] == 4
+
+
 def test_inbound_deposits_and_restocks_published_twice_apply_once(
     gateway_sidecar: httpx.Client, uid: str
 ) -> None:
@@ -233,7 +265,22 @@ def test_inbound_deposits_and_restocks_published_twice_apply_once(
         b'{"customer_id": "c1", "lines": [{"sku": "a", "quantity": "1", "unit_price": 1}]}',
         b'{"customer_id": "c 1", "lines": [{"sku": "a", "quantity": 1, "unit_price": 1}]}',
         b'{"customer_id": "c1", "lines": [{"sku": "a/b", "quantity": 1, "unit_price": 1}]}',
+        b'{"customer_id": "c1", "lines": [{"sku": "a", "quantity": 1, "unit_price": 10000001}]}',
+        b'{"customer_id": "", "lines": [{"sku": "a", "quantity": 1, "unit_price": 1}]}',
+        b'{"customer_id": "'
+        + b"c" * 65
+        + b'", "lines": [{"sku": "a", "quantity": 1, "unit_price": 1}]}',
+        json.dumps(
+            {
+                "customer_id": "c1",
+                "lines": [{"sku": f"s{n}", "quantity": 1, "unit_price": 1} for n in range(51)],
+            }
+        ).encode(),
+        b'{"customer_id": "c1", "lines": [{"sku": "a", "quantity": 1, "unit_price": 1}], "pad": "'
+        + b"x" * 70_000
+        + b'"}',
     ],
+    ids=lambda p: p[:40].decode(errors="replace"),
 )
 def test_bad_input_through_the_raw_actor_api_is_refused_and_changes_nothing(
     gateway_sidecar: httpx.Client, uid: str, payload: bytes
