@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from actors.toolkit.errors import error_from_dict
-from actors.toolkit.sidecar import SidecarHTTP, SidecarUnavailableError
+from actors.toolkit.sidecar import SidecarTransport, SidecarUnavailableError
 
 
 class RuntimeUnavailableError(RuntimeError):
@@ -72,7 +72,7 @@ _JSON = {"content-type": "application/json"}
 class ActorClient:
     """Invokes actor methods through the sidecar at `http` (the process's SidecarHTTP)."""
 
-    def __init__(self, http: SidecarHTTP) -> None:
+    def __init__(self, http: SidecarTransport) -> None:
         self._http = http
 
     async def invoke(

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from actors.toolkit.envelope import EventEnvelope
-from actors.toolkit.sidecar import SidecarHTTP, SidecarUnavailableError
+from actors.toolkit.sidecar import SidecarTransport, SidecarUnavailableError
 
 DEFAULT_PUBSUB = "pubsub"
 
@@ -28,7 +28,7 @@ class Publisher(Protocol):
 
 
 class SidecarPublisher:
-    def __init__(self, http: SidecarHTTP, *, pubsub: str = DEFAULT_PUBSUB) -> None:
+    def __init__(self, http: SidecarTransport, *, pubsub: str = DEFAULT_PUBSUB) -> None:
         self._http = http
         self._pubsub = pubsub
 

@@ -12,6 +12,7 @@ httpx here: on the hot path httpx/httpcore cost about three times the CPU per ca
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Protocol
 
 import aiohttp
 import httpx
@@ -20,6 +21,22 @@ from dapr.clients.base import DaprActorClientBase
 
 class SidecarUnavailableError(RuntimeError):
     """The sidecar could not be reached (connection refused, reset, timed out)."""
+
+
+class SidecarTransport(Protocol):
+    """What the sidecar clients need: one request, answered as (status, body)."""
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        content: bytes | str | None = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[int, bytes]:
+        """Raise SidecarUnavailableError when the sidecar cannot be reached."""
+        ...
 
 
 class SidecarHTTP:
@@ -77,7 +94,7 @@ _JSON = {"content-type": "application/json"}
 class SidecarActorClient(DaprActorClientBase):
     """Implements the SDK's actor client interface on the shared SidecarHTTP."""
 
-    def __init__(self, http: SidecarHTTP) -> None:
+    def __init__(self, http: SidecarTransport) -> None:
         self._http = http
 
     async def _send(self, method: str, url: str, data: bytes | None = None) -> bytes:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import httpx
@@ -14,6 +14,7 @@ from actors.inventory.model import ReservationNotFoundError, StockLimitExceededE
 from actors.order.model import InvalidTransitionError
 from actors.toolkit.client import ActorClient, ActorResult
 from actors.toolkit.errors import DomainError, InvalidCommandError, error_from_dict
+from actors.toolkit.sidecar import SidecarUnavailableError
 from apps.gateway.main import Settings, create_app
 from apps.gateway.middleware import MAX_BODY_BYTES
 from tests.apps.conftest import BASE_URL, client_for
@@ -75,17 +76,35 @@ async def test_an_error_code_unknown_to_the_gateway_is_kept_as_sent():
 # --- runtime unavailable ---------------------------------------------------------------------
 
 
-def sidecar(handler: Any) -> ActorClient:
+class FakeSidecar:
+    """A sidecar transport whose answers come from `handler(method, path)`."""
+
+    def __init__(self, handler: Callable[[str, str], tuple[int, bytes]]) -> None:
+        self.handler = handler
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        content: bytes | str | None = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[int, bytes]:
+        return self.handler(method, path)
+
+
+def sidecar(handler: Callable[[str, str], tuple[int, bytes]]) -> ActorClient:
     """The real ActorClient over a fake sidecar transport."""
-    return ActorClient(httpx.AsyncClient(transport=httpx.MockTransport(handler), base_url=BASE_URL))
+    return ActorClient(FakeSidecar(handler))
 
 
-def refuse(request: httpx.Request) -> httpx.Response:
-    raise httpx.ConnectError("connection refused to 127.0.0.1:3500", request=request)
+def refuse(method: str, path: str) -> tuple[int, bytes]:
+    raise SidecarUnavailableError(f"{method} {path}: connection refused to 127.0.0.1:3500")
 
 
-def answer_500(request: httpx.Request) -> httpx.Response:
-    return httpx.Response(500, json={"errorCode": "ERR_ACTOR_INVOKE_METHOD", "message": "boom"})
+def answer_500(method: str, path: str) -> tuple[int, bytes]:
+    return 500, b'{"errorCode": "ERR_ACTOR_INVOKE_METHOD", "message": "boom"}'
 
 
 @pytest.mark.parametrize("handler", [refuse, answer_500], ids=["unreachable", "http-500"])
