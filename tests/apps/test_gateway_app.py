@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -28,18 +29,26 @@ def test_settings_read_the_sidecar_port_from_the_environment(monkeypatch):
 
 
 async def test_the_lifespan_builds_one_sidecar_client_and_closes_it(monkeypatch):
-    built: list[tuple[int, httpx.AsyncClient]] = []
+    built: list[FakeSidecarHTTP] = []
 
-    def fake_sidecar_client(port: int) -> httpx.AsyncClient:
-        def answer(request: httpx.Request) -> httpx.Response:
+    class FakeSidecarHTTP:
+        """Stands in for SidecarHTTP: records its port, answers every call, notes closing."""
+
+        def __init__(self, port: int) -> None:
+            self.port, self.closed = port, False
+            built.append(self)
+
+        async def __aenter__(self) -> FakeSidecarHTTP:
+            return self
+
+        async def __aexit__(self, *exc: object) -> None:
+            self.closed = True
+
+        async def request(self, method: str, path: str, **_: object) -> tuple[int, bytes]:
             view = {"customer_id": "cust-1", "balance": 0, "held": 0, "available": 0}
-            return httpx.Response(200, json={"ok": True, "result": view})
+            return 200, json.dumps({"ok": True, "result": view}).encode()
 
-        http = httpx.AsyncClient(transport=httpx.MockTransport(answer), base_url="http://d")
-        built.append((port, http))
-        return http
-
-    monkeypatch.setattr(main, "sidecar_http_client", fake_sidecar_client)
+    monkeypatch.setattr(main, "SidecarHTTP", FakeSidecarHTTP)
     app = create_app(Settings(dapr_http_port=3777))
 
     async with app.router.lifespan_context(app):
@@ -50,8 +59,8 @@ async def test_the_lifespan_builds_one_sidecar_client_and_closes_it(monkeypatch)
             await client.get("/wallets/cust-2")
 
     assert resp.status_code == 200
-    assert [port for port, _ in built] == [3777]
-    assert built[0][1].is_closed
+    assert [fake.port for fake in built] == [3777]
+    assert built[0].closed
     assert not hasattr(app.state, "actors")
 
 
