@@ -11,7 +11,7 @@ export ORDERFLOW_RUNTIME_DIR := $(RUNTIME_DIR)
 VENV_STAMP := $(VENV)/.orderflow-installed
 PYTEST_ARGS ?=
 
-.PHONY: help setup venv redis runtime run up dapr-run down status test test-fast lint format rebuild bench compose-check clean
+.PHONY: help setup venv redis runtime run up dapr-run down status test test-fast lint format rebuild rebuild-read-models bench compose-check clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -71,6 +71,10 @@ test-fast: venv ## unit, actor and app tests only (no cluster)
 bench: venv ## print throughput and latency figures against a running cluster (`make up` first)
 	@$(PY) -m bench.commands
 	@$(PY) -m bench.saga
+	@$(PY) -m bench.projection_lag
+
+rebuild-read-models: venv ## rebuild every read model from the actors' histories (cluster up; REBUILD_ARGS=--help)
+	@$(PY) -m apps.projector.rebuild $(REBUILD_ARGS)
 
 compose-check: ## validate docker-compose.yml (no Docker engine needed)
 	@$(PY) -m cluster compose-check docker-compose.yml

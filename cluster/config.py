@@ -42,6 +42,14 @@ GATEWAY_PORTS = BasePorts(app=8000, http=3500, grpc=50001, internal_grpc=50002, 
 # Clear of the actor-host block for any replica count (its gRPC ports end in 1 and 2),
 # and of every other port at the offsets the tests use.
 SHIPPING_PORTS = BasePorts(app=8200, http=3600, grpc=50007, internal_grpc=50008, metrics=9190)
+# The same rule (tests/cluster/test_layout.py checks it at every offset the tests use).
+PROJECTOR_PORTS = BasePorts(app=8300, http=3700, grpc=50003, internal_grpc=50004, metrics=9290)
+PROJECTOR_TOPICS: tuple[str, ...] = (
+    "pubsub/orders",
+    "pubsub/inventory",
+    "pubsub/wallet",
+    "pubsub/projector-redelivery",  # its own dead-letter loop (apps/projector/events.py)
+)
 
 
 def actor_host_ports(replica: int) -> BasePorts:
@@ -151,6 +159,15 @@ class ClusterConfig:
                 target="apps.shipping.main:create_app",
                 ports=SHIPPING_PORTS,
                 subscriptions=("pubsub/orders",),
+            )
+        )
+        apps.append(
+            self._app(
+                "projector",
+                app_id="projector",
+                target="apps.projector.main:create_app",
+                ports=PROJECTOR_PORTS,
+                subscriptions=PROJECTOR_TOPICS,
             )
         )
         return apps

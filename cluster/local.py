@@ -153,6 +153,7 @@ class LocalCluster:
             "DAPR_GRPC_PORT": str(app.grpc_port),
             "ORDERFLOW_APP_NAME": app.name,
             "ORDERFLOW_REDIS_URL": f"redis://{self.config.redis_host}/0",
+            "ORDERFLOW_REDIS_HOST": self.config.redis_host,  # read models (redis-py)
             **dict(app.env),
             **self.config.extra_app_env,
         }
@@ -377,9 +378,13 @@ class LocalCluster:
 
     def urls(self) -> list[tuple[str, str]]:
         apps = self.config.apps()
-        labels = {"gateway": "gateway API", "shipping": "shipping partner API"}
+        labels = {
+            "gateway": ("gateway API", "/docs"),
+            "shipping": ("shipping partner API", "/docs"),
+            "projector": ("projector (read models) stats", "/projector/stats"),
+        }
         rows = [
-            (labels[a.app_id], f"http://127.0.0.1:{a.app_port}/docs")
+            (labels[a.app_id][0], f"http://127.0.0.1:{a.app_port}{labels[a.app_id][1]}")
             for a in apps
             if a.app_id in labels
         ]

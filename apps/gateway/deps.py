@@ -1,4 +1,4 @@
-"""Dependencies of the routes: the typed actor clients and the Idempotency-Key header."""
+"""Dependencies of the routes: typed actor clients, the read models, Idempotency-Key."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from actors.order.client import OrderClient
 from actors.toolkit.client import ActorClient, RuntimeUnavailableError
 from actors.wallet.client import WalletClient
 from apps.gateway.problems import RequestProblemError
+from apps.projector.readmodels import ReadModels
 
 IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
 KEY_PATTERN: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -45,6 +46,31 @@ def wallet_client(actors: Actors) -> WalletClient:
 Orders = Annotated[OrderClient, Depends(order_client)]
 Inventory = Annotated[InventoryClient, Depends(inventory_client)]
 Wallets = Annotated[WalletClient, Depends(wallet_client)]
+
+
+# --- read models ----------------------------------------------------------------------------
+
+
+async def optional_read_models(request: Request) -> ReadModels | None:
+    """The ReadModels the lifespan (or a test) put on the app, if any."""
+    readmodels: ReadModels | None = getattr(request.app.state, "readmodels", None)
+    return readmodels
+
+
+def require_read_models(readmodels: ReadModels | None) -> ReadModels:
+    if readmodels is None:
+        raise RuntimeUnavailableError("the gateway has no read models (lifespan not run)")
+    return readmodels
+
+
+async def read_models(
+    readmodels: Annotated[ReadModels | None, Depends(optional_read_models)],
+) -> ReadModels:
+    return require_read_models(readmodels)
+
+
+ReadSide = Annotated[ReadModels, Depends(read_models)]
+OptionalReadSide = Annotated[ReadModels | None, Depends(optional_read_models)]
 
 
 # --- Idempotency-Key ------------------------------------------------------------------------

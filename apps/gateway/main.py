@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +14,15 @@ from actors.toolkit.client import ActorClient
 from actors.toolkit.sidecar import SidecarHTTP
 from apps.gateway import problems
 from apps.gateway.middleware import MAX_BODY_BYTES, BodySizeLimit
-from apps.gateway.routes import inventory, orders, wallets
+from apps.gateway.routes import inventory, orders, queries, wallets
+from apps.projector.connection import (
+    DEFAULT_REDIS_HOST,
+    read_model_prefix_from_env,
+    redis_client,
+    redis_host_from_env,
+)
+from apps.projector.keys import DEFAULT_BASE, Layout
+from apps.projector.readmodels import ReadModels
 
 DESCRIPTION = """\
 Orderflow's public API: place and track orders, stock SKUs, fund wallets.
@@ -28,10 +36,16 @@ Errors are `application/problem+json` (RFC 9457) with a stable `code`;
 class Settings:
     dapr_http_port: int = 3500
     max_body_bytes: int = MAX_BODY_BYTES
+    redis_host: str = DEFAULT_REDIS_HOST  # the read models
+    read_model_prefix: str = DEFAULT_BASE
 
     @classmethod
     def from_env(cls) -> Settings:
-        return cls(dapr_http_port=int(os.environ.get("DAPR_HTTP_PORT", "3500")))
+        return cls(
+            dapr_http_port=int(os.environ.get("DAPR_HTTP_PORT", "3500")),
+            redis_host=redis_host_from_env(),
+            read_model_prefix=read_model_prefix_from_env(),
+        )
 
 
 class GatewayApp(FastAPI):
@@ -41,29 +55,41 @@ class GatewayApp(FastAPI):
         return super().openapi()
 
 
-def create_app(settings: Settings | None = None, *, actors: ActorClient | None = None) -> FastAPI:
-    """The gateway app; pass `actors` (e.g. a fake) to skip building the sidecar client."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    actors: ActorClient | None = None,
+    readmodels: ReadModels | None = None,
+) -> FastAPI:
+    """The gateway app; pass `actors` / `readmodels` (e.g. fakes) to skip building them."""
     settings = settings or Settings.from_env()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if actors is not None:
+        async with AsyncExitStack() as stack:
+            if actors is None:
+                http = await stack.enter_async_context(SidecarHTTP(settings.dapr_http_port))
+                app.state.actors = ActorClient(http)
+                stack.callback(delattr, app.state, "actors")
+            if readmodels is None:
+                redis = redis_client(settings.redis_host)  # one pool for every query
+                stack.push_async_callback(redis.aclose)
+                layout = Layout(settings.read_model_prefix)
+                app.state.readmodels = ReadModels(redis, layout=layout)
+                stack.callback(delattr, app.state, "readmodels")
             yield
-            return
-        async with SidecarHTTP(settings.dapr_http_port) as http:
-            app.state.actors = ActorClient(http)
-            yield
-            del app.state.actors
 
     app = GatewayApp(
         title="Orderflow API", version="0.1.0", description=DESCRIPTION, lifespan=lifespan
     )
     if actors is not None:
         app.state.actors = actors
+    if readmodels is not None:
+        app.state.readmodels = readmodels
     problems.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     common = problems.problem_responses(422, 500, 503)
-    for module in (orders, inventory, wallets):
+    for module in (orders, inventory, wallets, queries):
         app.include_router(module.router, responses=common)
 
     @app.get("/healthz/app", tags=["ops"], summary="Liveness of the gateway process")

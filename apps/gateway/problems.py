@@ -9,6 +9,7 @@ RequestValidationError           422 "request.invalid" with a field list;
                                  400 "request.invalid_json" for a body that is not JSON
 HTTPException (routing)          404 "request.not_found", 405 "request.method_not_allowed"
 RuntimeUnavailableError          503 "runtime.unavailable" + Retry-After
+RedisError (read models)         503 "runtime.unavailable" + Retry-After
 anything else                    500 "internal": logged here, never echoed
 """
 
@@ -24,6 +25,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
@@ -244,6 +246,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(HTTPException, _http)
     app.add_exception_handler(RuntimeUnavailableError, _unavailable)
+    app.add_exception_handler(RedisError, _unavailable)
     # Starlette runs the Exception handler outermost, sends its answer, then re-raises so
     # the server logs the failure as well.
     app.add_exception_handler(Exception, _unexpected)

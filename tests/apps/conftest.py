@@ -1,11 +1,17 @@
-"""The gateway app over an in-memory ASGI transport, wired to fake actors."""
+"""The gateway app over an in-memory ASGI transport, wired to fake actors; a real Redis."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 
 from actors.toolkit.client import ActorClient
 from apps.gateway.main import Settings, create_app
@@ -29,3 +35,50 @@ def actors() -> FakeActors:
 async def client(actors: FakeActors) -> AsyncIterator[httpx.AsyncClient]:
     async with client_for(actors) as http:
         yield http
+
+
+# --- a real redis-server (the read-model tests), one per session on a free port ------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="session")
+def redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    if shutil.which("redis-server") is None:
+        pytest.fail("redis-server not found: run `make redis` (make test does)")
+    port, workdir = _free_port(), tmp_path_factory.mktemp("redis")
+    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    argv += ["--appendonly", "no", "--dir", str(workdir)]
+    log = Path(workdir / "redis.log").open("wb")  # noqa: SIM115 (closed below)
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(
+                        f"redis-server did not start: {(workdir / 'redis.log').read_text()}"
+                    )
+                time.sleep(0.05)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
+
+
+@pytest.fixture
+async def redis(redis_port: int) -> AsyncIterator[aioredis.Redis]:
+    """A client to the session's Redis, emptied before each test."""
+    client = aioredis.Redis(port=redis_port, decode_responses=True)
+    await client.flushall()
+    yield client
+    await client.aclose()

@@ -55,8 +55,8 @@ async def test_the_lifespan_builds_one_sidecar_client_and_closes_it(monkeypatch)
         assert isinstance(app.state.actors, ActorClient)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
-            resp = await client.get("/wallets/cust-1")
-            await client.get("/wallets/cust-2")
+            resp = await client.get("/wallets/cust-1", params={"consistency": "strong"})
+            await client.get("/wallets/cust-2", params={"consistency": "strong"})
 
     assert resp.status_code == 200
     assert [fake.port for fake in built] == [3777]
@@ -89,9 +89,11 @@ def test_the_api_has_the_documented_routes(openapi):
 
     assert routes == {
         ("POST", "/orders"),
+        ("GET", "/orders"),
         ("GET", "/orders/{order_id}"),
         ("POST", "/orders/{order_id}/cancel"),
         ("GET", "/orders/{order_id}/history"),
+        ("GET", "/inventory"),
         ("POST", "/inventory/{sku}/restock"),
         ("GET", "/inventory/{sku}"),
         ("GET", "/inventory/{sku}/history"),

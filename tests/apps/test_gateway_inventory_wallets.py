@@ -93,10 +93,11 @@ async def test_depositing_answers_the_wallet_view(client):
 async def test_reading_a_wallet_answers_its_balance(client):
     await client.post("/wallets/cust-1/deposit", json={"amount": 100})
 
-    resp = await client.get("/wallets/cust-1")
+    resp = await client.get("/wallets/cust-1", params={"consistency": "strong"})
 
     assert resp.status_code == 200
     assert resp.json()["balance"] == 100
+    assert (resp.json()["consistency"], resp.json()["freshness"]) == ("strong", None)
 
 
 async def test_a_deposit_retried_with_its_key_credits_once(client):
@@ -105,7 +106,8 @@ async def test_a_deposit_retried_with_its_key_credits_once(client):
     await client.post("/wallets/cust-1/deposit", json={"amount": 100}, headers=headers)
     await client.post("/wallets/cust-1/deposit", json={"amount": 100}, headers=headers)
 
-    assert (await client.get("/wallets/cust-1")).json()["balance"] == 100
+    strong = await client.get("/wallets/cust-1", params={"consistency": "strong"})
+    assert strong.json()["balance"] == 100
 
 
 @pytest.mark.parametrize("amount", [0, -1, MAX_DEPOSIT + 1, 10.5, "100", None])

@@ -48,3 +48,47 @@ def test_a_subscription_counts_once_the_sidecar_reports_it() -> None:
     assert subscribed(metadata, ("pubsub/orders",))
     assert not subscribed({}, ("pubsub/orders",))
     assert not subscribed(metadata, ("pubsub/shipments",))
+
+
+def test_the_projector_runs_with_its_sidecar_and_waits_for_its_three_subscriptions(
+    tmp_path: Path,
+) -> None:
+    cluster = _cluster(tmp_path)
+    projector = cluster.app("projector")
+
+    assert {"projector", "projector-daprd"} <= set(cluster.processes)
+    assert (projector.app_id, projector.app_port, projector.http_port) == ("projector", 8300, 3700)
+    assert projector.subscriptions == (
+        "pubsub/orders",
+        "pubsub/inventory",
+        "pubsub/wallet",
+        "pubsub/projector-redelivery",
+    )
+    assert cluster.processes["projector"].env["ORDERFLOW_REDIS_HOST"] == "127.0.0.1:6380"
+    assert (
+        "projector (read models) stats",
+        "http://127.0.0.1:8300/projector/stats",
+    ) in cluster.urls()
+
+
+# Offsets that run side by side: `make run` (0), the test session (1000), one `dapr run -f`
+# test offset (2000-2400, the first free one), the launcher tests (3100), helpers' clusters
+# (4000, 6000). Offset 3000 (tests/cluster/test_setup_errors.py) only ever binds Redis.
+SIDE_BY_SIDE = (0, 1000, 3100, 4000, 6000)
+
+
+@pytest.mark.parametrize("dapr_run_offset", [2000, 2100, 2200, 2300, 2400])
+def test_clusters_at_the_offsets_in_use_never_share_a_port(
+    tmp_path: Path, dapr_run_offset: int
+) -> None:
+    owners: dict[int, int] = {}
+    for offset in (*SIDE_BY_SIDE, dapr_run_offset):
+        config = ClusterConfig(
+            runtime_dir=tmp_path,
+            state_dir=tmp_path / str(offset),
+            port_offset=offset,
+            actor_host_replicas=9,
+        )
+        for proc in LocalCluster(config).processes.values():
+            for port in proc.ports:
+                assert owners.setdefault(port, offset) == offset, f"port {port}"

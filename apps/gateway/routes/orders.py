@@ -15,11 +15,15 @@ from apps.gateway.deps import (
     REQUIRED_KEY_DOC,
     IdempotencyKey,
     OptionalIdempotencyKey,
+    OptionalReadSide,
     Orders,
     message_id_for,
+    require_read_models,
 )
-from apps.gateway.problems import problem_responses
+from apps.gateway.problems import RequestProblemError, problem_responses
+from apps.gateway.query_schemas import OrderRead
 from apps.gateway.routes.history import DEFAULT_PAGE, DESCRIPTION, After, Limit, history_page
+from apps.gateway.routes.queries import order_at_least, order_from_actor
 from apps.gateway.schemas import (
     CancelOrderBody,
     CancelOrderRequest,
@@ -29,7 +33,10 @@ from apps.gateway.schemas import (
     OrderView,
     PlaceOrderBody,
 )
+from apps.projector.readmodels import ReadModels
 
+# The order's version after a write: pass it as GET /orders/{id}?min_version= to read it back.
+VERSION_HEADER: Final = "Aggregate-Version"
 MAX_WAIT_SECONDS: Final = 30.0
 POLL_START_SECONDS: Final = 0.05
 POLL_CAP_SECONDS: Final = 0.5
@@ -59,7 +66,8 @@ def place_message_id(order_id: str, lines: list[OrderLine]) -> str:
     summary="Place an order",
     description=(
         "Starts the fulfilment saga and answers at once (202) with the order as it stands; "
-        "`Location` names the order to poll. Repeating the request with the same "
+        "`Location` names the order to poll, `Aggregate-Version` its version (for "
+        "`GET /orders/{id}?min_version=`). Repeating the request with the same "
         "Idempotency-Key and body answers the same order; a different body is a 409."
     ),
     responses=problem_responses(400, 409, 413),
@@ -76,6 +84,7 @@ async def place_order(
         message_id=place_message_id(order_id, body.lines),
     )
     response.headers["Location"] = f"{router.prefix}/{order_id}"
+    response.headers[VERSION_HEADER] = str(answer.aggregate_version)
     return OrderView.model_validate(answer.result)
 
 
@@ -89,20 +98,56 @@ Wait = Annotated[
 ]
 
 
+MinVersion = Annotated[
+    int | None,
+    Query(
+        ge=1,
+        description=(
+            "Read-your-writes from the read model: wait (up to 2 s) until it has applied "
+            "this aggregate version"
+        ),
+    ),
+]
+
+
 @router.get(
     "/{order_id}",
     summary="Read an order",
     description=(
-        "With `wait`, re-reads the order until it is shipped or cancelled or the time is up, "
-        "then answers the latest view (200 either way)."
+        "From the order actor (strongly consistent). With `wait`, re-reads the order until "
+        "it is shipped or cancelled or the time is up, then answers the latest view (200 "
+        "either way). With `min_version` (e.g. the `aggregate_version` a write answered), "
+        "answers from the read model once it has applied that version; if it has not within "
+        "2 s, its latest row with `stale: true`; an order it has never seen comes from the "
+        "actor (`consistency: strong`)."
     ),
     responses=problem_responses(404),
 )
-async def get_order(order_id: OrderIdPath, orders: Orders, wait: Wait = None) -> OrderView:
+async def get_order(
+    order_id: OrderIdPath,
+    orders: Orders,
+    read: OptionalReadSide,
+    wait: Wait = None,
+    min_version: MinVersion = None,
+) -> OrderView | OrderRead:
+    if min_version is not None:
+        if wait is not None:
+            raise RequestProblemError(422, "request.invalid", "use wait or min_version, not both")
+        return await _read_your_writes(require_read_models(read), orders, order_id, min_version)
     view = OrderView.model_validate((await orders.get(order_id)).result)
     if wait is None:
         return view
     return await _until_terminal(orders, view, wait)
+
+
+async def _read_your_writes(
+    read: ReadModels, orders: OrderClient, order_id: str, version: int
+) -> OrderRead:
+    found, _ = await order_at_least(read, order_id, version)
+    if found is not None:
+        return found
+    answer = await orders.get(order_id)
+    return order_from_actor(OrderView.model_validate(answer.result), answer.aggregate_version)
 
 
 async def _until_terminal(orders: OrderClient, view: OrderView, wait: float) -> OrderView:
@@ -131,10 +176,12 @@ async def cancel_order(
     order_id: OrderIdPath,
     orders: Orders,
     key: OptionalIdempotencyKey,
+    response: Response,
     body: CancelOrderBody = None,
 ) -> OrderView:
     reason = (body or CancelOrderRequest()).reason
     answer = await orders.cancel(order_id, reason=reason, message_id=message_id_for(key))
+    response.headers[VERSION_HEADER] = str(answer.aggregate_version)
     return OrderView.model_validate(answer.result)
 
 

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
 
-from apps.gateway.deps import OptionalIdempotencyKey, Wallets, message_id_for
+from fastapi import APIRouter, Query, Request, Response
+
+from apps.gateway.deps import (
+    OptionalIdempotencyKey,
+    OptionalReadSide,
+    Wallets,
+    message_id_for,
+    require_read_models,
+)
 from apps.gateway.problems import problem_responses
+from apps.gateway.query_schemas import Consistency, WalletBalance
 from apps.gateway.routes.history import DEFAULT_PAGE, DESCRIPTION, After, Limit, history_page
+from apps.gateway.routes.queries import wallet_balance
 from apps.gateway.schemas import CustomerIdPath, DepositBody, HistoryPage, WalletView
 
 router = APIRouter(prefix="/wallets", tags=["wallets"])
@@ -28,9 +38,32 @@ async def deposit(
     return WalletView.model_validate(answer.result)
 
 
-@router.get("/{customer_id}", summary="Read a wallet")
-async def get_wallet(customer_id: CustomerIdPath, wallets: Wallets) -> WalletView:
-    return WalletView.model_validate((await wallets.get(customer_id)).result)
+ConsistencyQuery = Annotated[
+    Consistency,
+    Query(description="eventual: the read model (default, with `freshness`); strong: the actor"),
+]
+
+
+@router.get(
+    "/{customer_id}",
+    summary="Read a wallet",
+    description=(
+        "From the read model by default (eventually consistent: a deposit just answered may "
+        "not show yet; `freshness` says how far it has got). `consistency=strong` asks the "
+        "wallet actor itself."
+    ),
+)
+async def get_wallet(
+    customer_id: CustomerIdPath,
+    wallets: Wallets,
+    read: OptionalReadSide,
+    consistency: ConsistencyQuery = "eventual",
+) -> WalletBalance:
+    if consistency == "eventual":
+        return await wallet_balance(require_read_models(read), customer_id)
+    answer = await wallets.get(customer_id)
+    strong = {"aggregate_version": answer.aggregate_version, "consistency": "strong"}
+    return WalletBalance.model_validate({**answer.result, **strong, "freshness": None})
 
 
 @router.get("/{customer_id}/history", summary="A wallet's events", description=DESCRIPTION)

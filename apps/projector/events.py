@@ -1,0 +1,123 @@
+"""The subscriptions: every event on orders, inventory and wallet goes to the read models.
+
+POST /events/<topic>, a CloudEvent whose data is an event envelope:
+    projected (or a duplicate, which changes nothing)                  SUCCESS
+    an event that feeds no read model                                  SUCCESS, ignored
+    not an envelope, or a payload a projection cannot read             SUCCESS after
+        recording it (<base>rejected, the last 1000, and the log)
+    Redis unavailable                                                  RETRY
+
+Why a redelivery topic: with Redis Streams, daprd acknowledges a message once its inbound
+retry policy is spent (about 7 s with components/resiliency.yaml), so a projector down
+for longer would lose events. Each subscription therefore names REDELIVERY as its dead
+letter topic: a message daprd could not deliver is published there instead, the projector
+subscribes to it too, and its own dead letter topic is itself, so the message circles
+until the projector takes it. That is also why nothing here answers DROP (a dropped
+message goes to the dead letter topic: it would circle forever).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Final
+
+from fastapi import APIRouter, Request
+from pydantic import ValidationError
+from redis.exceptions import RedisError
+
+from actors.toolkit.envelope import EventEnvelope, utcnow
+from apps.projector.deps import StatsDep, StoreDep
+from apps.projector.projections import TOPICS, InvalidEventError, projects
+from apps.projector.stats import ProjectorStats
+from apps.projector.store import ProjectionStore
+
+PUBSUB: Final = "pubsub"
+REDELIVERY: Final = "projector-redelivery"
+SUCCESS: Final = {"status": "SUCCESS"}
+RETRY: Final = {"status": "RETRY"}
+TOPIC_OF: Final = {aggregate_type: topic for topic, aggregate_type in TOPICS.items()}
+log = logging.getLogger("orderflow.projector")
+
+router = APIRouter(tags=["events"])
+
+
+class InvalidDeliveryError(ValueError):
+    """The delivery does not carry an event envelope."""
+
+
+def envelope_of(body: bytes) -> EventEnvelope:
+    """The event envelope in a CloudEvent's `data`; raises InvalidDeliveryError."""
+    try:
+        cloud_event = json.loads(body)
+        data = cloud_event.get("data") if isinstance(cloud_event, dict) else None
+        if isinstance(data, str):  # a publisher that sent the envelope as a JSON string
+            data = json.loads(data)
+    except ValueError as exc:
+        raise InvalidDeliveryError(f"not JSON: {exc}") from exc
+    try:
+        return EventEnvelope.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "data"
+        raise InvalidDeliveryError(f"not an event envelope: {where}: {first['msg']}") from exc
+
+
+@router.get("/dapr/subscribe", include_in_schema=False)
+async def subscriptions() -> list[dict[str, Any]]:
+    """Dapr's programmatic subscriptions: one route per topic, undeliverable -> REDELIVERY."""
+    return [
+        {
+            "pubsubname": PUBSUB,
+            "topic": topic,
+            "routes": {"default": f"/events/{topic}"},
+            "deadLetterTopic": REDELIVERY,
+        }
+        for topic in (*TOPICS, REDELIVERY)
+    ]
+
+
+@router.post(f"/events/{REDELIVERY}", include_in_schema=False)
+async def on_redelivery(request: Request, store: StoreDep, stats: StatsDep) -> dict[str, str]:
+    """An event daprd could not deliver earlier: project it as if from its own topic."""
+    return await _handle(None, await request.body(), store=store, stats=stats)
+
+
+@router.post("/events/{topic}", include_in_schema=False)
+async def on_event(
+    topic: str, request: Request, store: StoreDep, stats: StatsDep
+) -> dict[str, str]:
+    return await _handle(topic, await request.body(), store=store, stats=stats)
+
+
+async def _handle(
+    topic: str | None, body: bytes, *, store: ProjectionStore, stats: ProjectorStats
+) -> dict[str, str]:
+    try:
+        envelope = envelope_of(body)
+        if not projects(topic or TOPIC_OF.get(envelope.aggregate_type, ""), envelope):
+            stats.ignored += 1
+            return SUCCESS
+        projection = await store.project_live(envelope, applied_at=utcnow())
+    except (InvalidDeliveryError, InvalidEventError) as exc:
+        return await _reject(topic, body, str(exc), store=store, stats=stats)
+    except RedisError as exc:
+        stats.retried += 1
+        log.info("RETRY a delivery on %s: %r", topic or REDELIVERY, exc)
+        return RETRY
+    stats.record(projection, occurred_at=envelope.occurred_at, now=utcnow())
+    return SUCCESS
+
+
+async def _reject(
+    topic: str | None, body: bytes, reason: str, *, store: ProjectionStore, stats: ProjectorStats
+) -> dict[str, str]:
+    """Record a delivery that can never apply, then acknowledge it (RETRY if unrecorded)."""
+    log.warning("rejected a delivery on %s: %s", topic or REDELIVERY, reason)
+    try:
+        await store.record_rejected(topic=topic or REDELIVERY, reason=reason, body=body)
+    except RedisError:
+        stats.retried += 1
+        return RETRY
+    stats.dropped += 1
+    return SUCCESS

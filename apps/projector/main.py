@@ -1,0 +1,87 @@
+"""Composition root of the projector (the read side)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from actors.toolkit.envelope import utcnow
+from apps.projector import events
+from apps.projector.connection import (
+    read_model_prefix_from_env,
+    redis_client,
+    redis_host_from_env,
+)
+from apps.projector.deps import StatsDep
+from apps.projector.generations import Generations
+from apps.projector.keys import Layout
+from apps.projector.stats import ProjectorStats
+from apps.projector.store import DEFAULT_COUNTER_TTL, ProjectionStore
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    redis_host: str = "127.0.0.1:6380"
+    prefix: str = "rm:"
+    counter_ttl: dt.timedelta = DEFAULT_COUNTER_TTL
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        hours = float(env.get("ORDERFLOW_COUNTER_TTL_HOURS", "48"))
+        return cls(
+            redis_host=redis_host_from_env(env),
+            prefix=read_model_prefix_from_env(env),
+            counter_ttl=dt.timedelta(hours=hours),
+        )
+
+
+def create_app(settings: Settings | None = None, *, redis: Redis | None = None) -> FastAPI:
+    """The projector; `redis` replaces the client built from settings (its caller closes it)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        resolved = settings or Settings.from_env()
+        client = redis or redis_client(resolved.redis_host)
+        layout = Layout(resolved.prefix)
+        app.state.store = ProjectionStore(client, layout=layout, counter_ttl=resolved.counter_ttl)
+        app.state.generations = Generations(client, layout=layout)
+        app.state.stats = ProjectorStats()
+        try:
+            yield
+        finally:
+            if redis is None:
+                await client.aclose()
+
+    app = FastAPI(title="Orderflow projector (read models)", lifespan=lifespan)
+    app.include_router(events.router)
+
+    @app.get("/projector/stats", tags=["ops"], summary="Events applied, throughput, lag")
+    async def projector_stats(request: Request, stats: StatsDep) -> dict[str, Any]:
+        generations: Generations = request.app.state.generations
+        try:
+            active, rebuilding = await generations.current()
+        except RedisError:
+            active, rebuilding = None, None
+        body = stats.as_dict(now=utcnow())
+        body["generations"] = {"active": active, "rebuilding": rebuilding}
+        return body
+
+    @app.post("/projector/stats/reset", tags=["ops"], summary="Forget lag/throughput samples")
+    async def reset_stats(stats: StatsDep) -> dict[str, str]:
+        stats.reset_samples()
+        return {"status": "reset"}
+
+    @app.get("/healthz/app", tags=["ops"])
+    async def app_health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

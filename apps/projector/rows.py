@@ -1,0 +1,136 @@
+"""Read-model rows (order summary, stock levels, balances) and their Redis hash form.
+
+Every row carries the bookkeeping that makes projection idempotent and order-safe:
+    aggregate_version   watermark: every version up to it has been applied
+    applied_above       versions above the watermark applied already (delivery skipped
+                        ahead); the watermark absorbs them once the gap fills
+Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any, ClassVar, TypeVar
+
+from pydantic import BaseModel, ConfigDict, computed_field
+
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # fixed width: string order is time order
+
+
+def iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime(TIME_FORMAT)
+
+
+def parse_iso(text: str) -> dt.datetime:
+    return dt.datetime.strptime(text, TIME_FORMAT).replace(tzinfo=dt.UTC)
+
+
+class LineRow(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    sku: str
+    quantity: int
+    unit_price: int
+
+
+class Row(BaseModel):
+    """Fields every read-model row has; `kind` names its keys ("<kind>:<id>")."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    kind: ClassVar[str]
+    id_field: ClassVar[str]
+
+    aggregate_version: int = 0
+    applied_above: tuple[int, ...] = ()
+    updated_at: str = ""  # occurred_at of the newest event applied
+
+    @property
+    def aggregate_id(self) -> str:
+        return str(getattr(self, self.id_field))
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.aggregate_id}"
+
+    @property
+    def stored(self) -> bool:
+        """Whether any event was applied (a row never written has no index entries)."""
+        return self.aggregate_version > 0 or bool(self.applied_above)
+
+    def has_applied(self, version: int) -> bool:
+        return version <= self.aggregate_version or version in self.applied_above
+
+    def tracking_after(self, version: int) -> dict[str, Any]:
+        """The bookkeeping fields once `version` is applied too."""
+        above = set(self.applied_above) | {version}
+        watermark = self.aggregate_version
+        while watermark + 1 in above:
+            watermark += 1
+            above.discard(watermark)
+        return {"aggregate_version": watermark, "applied_above": tuple(sorted(above))}
+
+
+class OrderRow(Row):
+    kind: ClassVar[str] = "order"
+    id_field: ClassVar[str] = "order_id"
+
+    order_id: str
+    status: str = ""  # "" until an event that sets it is applied
+    status_version: int = 0  # the version that set `status`: an older one never wins
+    customer_id: str = ""
+    total: int = 0
+    lines: tuple[LineRow, ...] = ()
+    reserved_skus: tuple[str, ...] = ()  # sorted
+    created_at: str = ""  # occurred_at of order.placed
+    cancel_reason: str = ""
+
+
+class StockRow(Row):
+    kind: ClassVar[str] = "stock"
+    id_field: ClassVar[str] = "sku"
+
+    sku: str
+    on_hand: int = 0
+    reserved: int = 0
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
+
+
+class WalletRow(Row):
+    kind: ClassVar[str] = "wallet"
+    id_field: ClassVar[str] = "customer_id"
+
+    customer_id: str
+    balance: int = 0
+    held: int = 0
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def available(self) -> int:
+        return self.balance - self.held
+
+
+R = TypeVar("R", bound=Row)
+
+
+def to_hash(row: Row) -> dict[str, str]:
+    """Every field as a string: text as is, anything else as compact JSON."""
+    return {
+        name: value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+        for name, value in row.model_dump(mode="json").items()
+    }
+
+
+def from_hash(cls: type[R], aggregate_id: str, mapping: dict[str, str]) -> R:
+    """The row stored as `mapping` (an empty mapping: a fresh row for `aggregate_id`)."""
+    data: dict[str, Any] = {cls.id_field: aggregate_id}
+    for name, field in cls.model_fields.items():
+        raw = mapping.get(name)
+        if raw is not None and name != cls.id_field:
+            data[name] = raw if field.annotation is str else json.loads(raw)
+    return cls.model_validate(data)

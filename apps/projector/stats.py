@@ -1,0 +1,95 @@
+"""What the projector has done since it started: counts, throughput, projection lag."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from apps.projector.projections import Projection
+
+WINDOW_S: Final = 60.0
+LAG_SAMPLES: Final = 10_000
+
+
+def percentile(sorted_values: Sequence[float], fraction: float) -> float | None:
+    """Nearest-rank percentile of an ascending sequence (None when empty)."""
+    if not sorted_values:
+        return None
+    rank = max(1, math.ceil(fraction * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+@dataclass
+class ProjectorStats:
+    """Counters plus recent samples; `clock` is monotonic seconds (tests pass their own)."""
+
+    window_s: float = WINDOW_S
+    clock: Callable[[], float] = time.monotonic
+    applied: int = 0
+    duplicates: int = 0
+    out_of_order: int = 0
+    ignored: int = 0  # events on our topics that feed no read model
+    dropped: int = 0  # deliveries that can never apply (logged)
+    retried: int = 0  # deliveries answered RETRY (Redis unavailable)
+    last_occurred_at: dt.datetime | None = None
+    _applied_times: deque[float] = field(default_factory=deque)
+    _lags_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LAG_SAMPLES))
+
+    def record(self, projection: Projection, *, occurred_at: dt.datetime, now: dt.datetime) -> None:
+        """Count one delivered event's projection (applied, duplicate, out of order)."""
+        self.duplicates += projection.duplicates
+        if not projection.applied:
+            return
+        self.applied += projection.applied
+        self.out_of_order += projection.out_of_order
+        self._applied_times.append(self.clock())
+        self._lags_ms.append(max(0.0, (now - occurred_at).total_seconds() * 1000))
+        if self.last_occurred_at is None or occurred_at > self.last_occurred_at:
+            self.last_occurred_at = occurred_at
+
+    def reset_samples(self) -> None:
+        """Forget throughput and lag samples (a benchmark's clean start); counters stay."""
+        self._applied_times.clear()
+        self._lags_ms.clear()
+        self.last_occurred_at = None
+
+    def throughput(self) -> float:
+        """Events applied per second over the last window."""
+        horizon = self.clock() - self.window_s
+        while self._applied_times and self._applied_times[0] < horizon:
+            self._applied_times.popleft()
+        return len(self._applied_times) / self.window_s
+
+    def as_dict(self, *, now: dt.datetime) -> dict[str, Any]:
+        lags = sorted(self._lags_ms)
+        current = None
+        if self.last_occurred_at is not None:
+            current = round((now - self.last_occurred_at).total_seconds() * 1000, 1)
+        return {
+            "events": {
+                "applied": self.applied,
+                "duplicates": self.duplicates,
+                "out_of_order": self.out_of_order,
+                "ignored": self.ignored,
+                "dropped": self.dropped,
+                "retried": self.retried,
+            },
+            "throughput_per_s": round(self.throughput(), 2),
+            "lag_ms": {
+                "now": current,  # now - occurred_at of the newest event applied
+                "p50": _rounded(percentile(lags, 0.50)),
+                "p99": _rounded(percentile(lags, 0.99)),
+                "max": _rounded(lags[-1] if lags else None),
+                "samples": len(lags),  # applied_at - occurred_at of the last N events
+            },
+            "last_event_at": self.last_occurred_at.isoformat() if self.last_occurred_at else None,
+        }
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)

@@ -1,0 +1,117 @@
+"""Event histories for the read-side tests, recorded by the real pure deciders."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from actors.inventory import model as inventory
+from actors.order import model as order
+from actors.toolkit.domain import Command, Event
+from actors.toolkit.envelope import EventEnvelope
+from actors.wallet import model as wallet
+
+# A whole minute in the recent past: events fall in one counter minute, before "now".
+T0 = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=2)).replace(second=0, microsecond=0)
+MINUTE = T0.strftime("%Y-%m-%dT%H:%M")
+
+
+def wrap(
+    events: Sequence[Event],
+    aggregate_type: str,
+    aggregate_id: str,
+    *,
+    start: dt.datetime = T0,
+) -> list[EventEnvelope]:
+    """Envelopes with versions 1..n, 100 ms apart from `start`."""
+    return [
+        EventEnvelope(
+            event_id=f"{aggregate_id}-{version}",
+            type=event.type,
+            schema_version=1,
+            aggregate_type=aggregate_type,
+            aggregate_id=aggregate_id,
+            aggregate_version=version,
+            occurred_at=start + dt.timedelta(milliseconds=100 * version),
+            payload=event.model_dump(mode="json"),
+        )
+        for version, event in enumerate(events, start=1)
+    ]
+
+
+def _run(
+    decide: Callable[[Any, Any], list[Event]],
+    evolve: Callable[[Any, Any], Any],
+    state: Any,
+    commands: Sequence[Command],
+) -> list[Event]:
+    events: list[Event] = []
+    for command in commands:
+        for event in decide(state, command):
+            state = evolve(state, event)
+            events.append(event)
+    return events
+
+
+def order_events(
+    order_id: str,
+    customer: str,
+    *facts: Command,
+    lines: tuple[tuple[str, int, int], ...] = (("sku-a", 1, 500),),
+    start: dt.datetime = T0,
+) -> list[EventEnvelope]:
+    place = order.Place(
+        customer_id=customer,
+        lines=tuple(order.Line(sku=s, quantity=q, unit_price=p) for s, q, p in lines),
+    )
+    events = _run(order.decide, order.evolve, order.initial_state(), [place, *facts])
+    return wrap(events, "OrderActor", order_id, start=start)
+
+
+def shipped(order_id: str, customer: str, *, start: dt.datetime = T0) -> list[EventEnvelope]:
+    return order_events(
+        order_id,
+        customer,
+        order.StockReservedForOrder(sku="sku-a"),
+        order.PaymentAuthorizedForOrder(),
+        order.ShipmentDispatched(shipment_id="shp-1"),
+        start=start,
+    )
+
+
+def stock_events(sku: str, *commands: Command) -> list[EventEnvelope]:
+    state = inventory.initial_state()
+    return wrap(_run(inventory.decide, inventory.evolve, state, commands), "InventoryActor", sku)
+
+
+def restocked(sku: str, quantity: int, *, reserve: int = 0) -> list[EventEnvelope]:
+    commands: list[Command] = [inventory.Restock(sku=sku, quantity=quantity)]
+    if reserve:
+        commands.append(inventory.Reserve(sku=sku, order_id="ord-x", quantity=reserve))
+    return stock_events(sku, *commands)
+
+
+def wallet_events(customer: str, *commands: Command) -> list[EventEnvelope]:
+    state = wallet.initial_state()
+    return wrap(_run(wallet.decide, wallet.evolve, state, commands), "WalletActor", customer)
+
+
+def funded(customer: str, amount: int, *, hold: int = 0) -> list[EventEnvelope]:
+    commands: list[Command] = [wallet.Deposit(amount=amount)]
+    if hold:
+        commands.append(wallet.Authorize(order_id="ord-x", amount=hold))
+    return wallet_events(customer, *commands)
+
+
+def cloud_event(envelope: EventEnvelope | dict[str, Any] | str) -> dict[str, Any]:
+    """The CloudEvent daprd delivers to a subscriber."""
+    data = envelope.model_dump(mode="json") if isinstance(envelope, EventEnvelope) else envelope
+    return {
+        "specversion": "1.0",
+        "id": data["event_id"] if isinstance(data, dict) else "x",
+        "type": data["type"] if isinstance(data, dict) else "x",
+        "source": "actor-host",
+        "datacontenttype": "application/json",
+        "data": data,
+    }
