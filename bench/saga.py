@@ -63,15 +63,49 @@ async def _place(session: aiohttp.ClientSession, base: str, tag: str, n: int) ->
         return resp.headers.get("location") if resp.status == 202 else None
 
 
+async def _status(session: aiohttp.ClientSession, base: str, location: str) -> str:
+    async with session.get(f"{base}{location}") as resp:
+        return str((await resp.json())["status"]) if resp.status == 200 else "unknown"
+
+
+async def _wait_settled(
+    session: aiohttp.ClientSession, base: str, locations: list[str], *, within: float
+) -> None:
+    """Poll, gently (8 at a time, once a second), until no order is still in progress."""
+    gate = asyncio.Semaphore(8)
+    pending, deadline = set(locations), time.perf_counter() + within
+
+    async def check(location: str) -> None:
+        async with gate:
+            if await _status(session, base, location) not in ("reserving", "authorizing"):
+                pending.discard(location)
+
+    while pending and time.perf_counter() < deadline:
+        await asyncio.gather(*(check(loc) for loc in list(pending)))
+        if pending:
+            await asyncio.sleep(1.0)
+
+
 async def _latency(session: aiohttp.ClientSession, base: str, location: str) -> float | None:
-    async with session.get(f"{base}{location}", params={"wait": "30"}) as resp:
-        await resp.read()
     async with session.get(f"{base}{location}/history", params={"limit": "100"}) as resp:
         events = (await resp.json())["events"]
     at = {e["type"]: dt.datetime.fromisoformat(e["occurred_at"]) for e in events}
     if "order.confirmed" not in at:
         return None
     return (at["order.confirmed"] - at["order.placed"]).total_seconds() * 1000
+
+
+async def _latencies(
+    session: aiohttp.ClientSession, base: str, locations: list[str]
+) -> list[float]:
+    gate = asyncio.Semaphore(8)
+
+    async def one(location: str) -> float | None:
+        async with gate:
+            return await _latency(session, base, location)
+
+    found = await asyncio.gather(*(one(loc) for loc in locations))
+    return sorted(ms for ms in found if ms is not None)
 
 
 async def main() -> None:
@@ -89,13 +123,9 @@ async def main() -> None:
             tasks.append(asyncio.create_task(_place(session, args.gateway, tag, n)))
         locations = [loc for loc in await asyncio.gather(*tasks) if loc]
         placed_in = time.perf_counter() - start
-        latencies = sorted(
-            ms
-            for ms in await asyncio.gather(
-                *(_latency(session, args.gateway, loc) for loc in locations)
-            )
-            if ms is not None
-        )
+        await _wait_settled(session, args.gateway, locations, within=120)
+        settled_in = time.perf_counter() - start
+        latencies = await _latencies(session, args.gateway, locations)
     if not latencies:
         print("no order confirmed")
         return
@@ -103,7 +133,8 @@ async def main() -> None:
     print(
         f"placed {len(locations)}/{total} orders in {placed_in:.1f} s "
         f"({len(locations) / placed_in:.0f}/s, offered {args.rate:.0f}/s); "
-        f"confirmed {len(latencies)}; place->confirmed p50 {p50:.0f} ms  p99 {p99:.0f} ms  "
+        f"confirmed {len(latencies)} ({len(latencies) / settled_in:.0f}/s over "
+        f"{settled_in:.1f} s); place->confirmed p50 {p50:.0f} ms  p99 {p99:.0f} ms  "
         f"max {latencies[-1]:.0f} ms"
     )
 

@@ -20,7 +20,7 @@ KEY_PATTERN: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 KEY_RULE: Final = "1..128 characters of A-Z a-z 0-9 . _ : -"
 
 
-def actor_client(request: Request) -> ActorClient:
+async def actor_client(request: Request) -> ActorClient:
     """The process-wide ActorClient the lifespan (or a test) put on the app."""
     actors: ActorClient | None = getattr(request.app.state, "actors", None)
     if actors is None:
@@ -31,15 +31,15 @@ def actor_client(request: Request) -> ActorClient:
 Actors = Annotated[ActorClient, Depends(actor_client)]
 
 
-def order_client(actors: Actors) -> OrderClient:
+async def order_client(actors: Actors) -> OrderClient:
     return OrderClient(actors)
 
 
-def inventory_client(actors: Actors) -> InventoryClient:
+async def inventory_client(actors: Actors) -> InventoryClient:
     return InventoryClient(actors)
 
 
-def wallet_client(actors: Actors) -> WalletClient:
+async def wallet_client(actors: Actors) -> WalletClient:
     return WalletClient(actors)
 
 
@@ -84,7 +84,7 @@ def _checked(key: str | None) -> str | None:
     return key
 
 
-def optional_idempotency_key(
+async def optional_idempotency_key(
     key: Annotated[
         str | None,
         Header(
@@ -97,7 +97,7 @@ def optional_idempotency_key(
     return _checked(key)
 
 
-def required_idempotency_key(
+async def required_idempotency_key(
     # Declared in OpenAPI by REQUIRED_KEY_DOC: FastAPI would answer a missing header 422.
     key: Annotated[str | None, Header(alias=IDEMPOTENCY_HEADER, include_in_schema=False)] = None,
 ) -> str:
