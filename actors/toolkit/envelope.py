@@ -19,7 +19,7 @@ import json
 import uuid
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from actors.toolkit.domain import Event
 from actors.toolkit.errors import DomainError
@@ -83,3 +83,24 @@ def ok(result: Any, **extra: Any) -> bytes:
 def failed(error: DomainError) -> bytes:
     """A domain-error result envelope: the call itself succeeds (no Dapr retry)."""
     return json.dumps({"ok": False, "error": error.to_dict()}, separators=(",", ":")).encode()
+
+
+class InvalidDeliveryError(ValueError):
+    """A pub/sub delivery that does not carry an event envelope."""
+
+
+def envelope_of(body: bytes) -> EventEnvelope:
+    """The event envelope in a delivered CloudEvent's `data`; raises InvalidDeliveryError."""
+    try:
+        cloud_event = json.loads(body)
+        data = cloud_event.get("data") if isinstance(cloud_event, dict) else None
+        if isinstance(data, str):  # a publisher that sent the envelope as a JSON string
+            data = json.loads(data)
+    except ValueError as exc:
+        raise InvalidDeliveryError(f"not JSON: {exc}") from exc
+    try:
+        return EventEnvelope.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "data"
+        raise InvalidDeliveryError(f"not an event envelope: {where}: {first['msg']}") from exc

@@ -18,15 +18,13 @@ message goes to the dead letter topic: it would circle forever).
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any, Final
 
 from fastapi import APIRouter, Request
-from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from actors.toolkit.envelope import EventEnvelope, utcnow
+from actors.toolkit.envelope import InvalidDeliveryError, envelope_of, utcnow
 from apps.projector.deps import StatsDep, StoreDep
 from apps.projector.projections import TOPICS, InvalidEventError, projects
 from apps.projector.stats import ProjectorStats
@@ -40,27 +38,6 @@ TOPIC_OF: Final = {aggregate_type: topic for topic, aggregate_type in TOPICS.ite
 log = logging.getLogger("orderflow.projector")
 
 router = APIRouter(tags=["events"])
-
-
-class InvalidDeliveryError(ValueError):
-    """The delivery does not carry an event envelope."""
-
-
-def envelope_of(body: bytes) -> EventEnvelope:
-    """The event envelope in a CloudEvent's `data`; raises InvalidDeliveryError."""
-    try:
-        cloud_event = json.loads(body)
-        data = cloud_event.get("data") if isinstance(cloud_event, dict) else None
-        if isinstance(data, str):  # a publisher that sent the envelope as a JSON string
-            data = json.loads(data)
-    except ValueError as exc:
-        raise InvalidDeliveryError(f"not JSON: {exc}") from exc
-    try:
-        return EventEnvelope.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(part) for part in first["loc"]) or "data"
-        raise InvalidDeliveryError(f"not an event envelope: {where}: {first['msg']}") from exc
 
 
 @router.get("/dapr/subscribe", include_in_schema=False)

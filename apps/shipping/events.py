@@ -12,17 +12,15 @@ We do not own the orders topic's dead letters, hence DROP rather than a dead let
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 from typing import Any, Final
 
 import httpx
 from fastapi import APIRouter, Request
-from pydantic import ValidationError
 
 from actors.contracts.inbound import SHIPMENTS
-from actors.toolkit.envelope import EventEnvelope, utcnow
+from actors.toolkit.envelope import EventEnvelope, InvalidDeliveryError, envelope_of, utcnow
 from actors.toolkit.ids import ORDER_ID_PATTERN
 from apps.shipping.deps import PartnerDep, SidecarDep
 from apps.shipping.partner import ORDER_CONFIRMED, Outcome, Partner, answer
@@ -38,25 +36,9 @@ log = logging.getLogger("orderflow.shipping")
 router = APIRouter(tags=["events"])
 
 
-class InvalidDeliveryError(ValueError):
-    """The delivery does not carry an event envelope this partner can act on."""
-
-
-def envelope_of(body: bytes) -> EventEnvelope:
-    """The event envelope in a CloudEvent's `data`; raises InvalidDeliveryError."""
-    try:
-        cloud_event = json.loads(body)
-        data = cloud_event.get("data") if isinstance(cloud_event, dict) else None
-        if isinstance(data, str):  # a publisher that sent the envelope as a JSON string
-            data = json.loads(data)
-    except ValueError as exc:
-        raise InvalidDeliveryError(f"not JSON: {exc}") from exc
-    try:
-        envelope = EventEnvelope.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(part) for part in first["loc"]) or "data"
-        raise InvalidDeliveryError(f"not an event envelope: {where}: {first['msg']}") from exc
+def confirmed_order_of(body: bytes) -> EventEnvelope:
+    """The delivered envelope, refusing an order.confirmed for a malformed order id."""
+    envelope = envelope_of(body)
     if envelope.type == ORDER_CONFIRMED and not re.fullmatch(
         ORDER_ID_PATTERN, envelope.aggregate_id
     ):
@@ -77,7 +59,7 @@ async def on_order_event(
     request: Request, partner: PartnerDep, sidecar: SidecarDep
 ) -> dict[str, str]:
     try:
-        envelope = envelope_of(await request.body())
+        envelope = confirmed_order_of(await request.body())
     except InvalidDeliveryError as exc:
         partner.stats.dropped += 1
         log.warning("dropped an event from topic %s: %s", ORDERS_TOPIC, exc)

@@ -11,7 +11,18 @@ import redis
 
 from cluster.processes import wait_until
 
-__all__ = ["call", "envelope", "ok", "publish", "stream_events", "touch", "wait_until"]
+__all__ = [
+    "call",
+    "deposit",
+    "envelope",
+    "ok",
+    "place",
+    "publish",
+    "restock",
+    "stream_events",
+    "touch",
+    "wait_until",
+]
 
 
 def call(
@@ -68,3 +79,25 @@ def ok(envelope_body: dict[str, Any]) -> dict[str, Any]:
     assert envelope_body["ok"] is True, envelope_body
     result: dict[str, Any] = envelope_body["result"]
     return result
+
+
+# --- the write side, straight through the actors -------------------------------------------
+
+
+def deposit(client: httpx.Client, customer: str, amount: int) -> None:
+    ok(call(client, "WalletActor", customer, "Deposit", {"amount": amount}))
+
+
+def restock(client: httpx.Client, sku: str, quantity: int) -> None:
+    ok(call(client, "InventoryActor", sku, "Restock", {"quantity": quantity}))
+
+
+def place(client: httpx.Client, customer: str, lines: list[tuple[str, int, int]]) -> str:
+    order_id = f"ord-{uuid.uuid4().hex[:16]}"
+    body = {
+        "customer_id": customer,
+        "lines": [{"sku": s, "quantity": q, "unit_price": p} for s, q, p in lines],
+        "message_id": f"place-{order_id}",
+    }
+    ok(call(client, "OrderActor", order_id, "Place", body))
+    return order_id

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -20,7 +19,7 @@ import redis
 from apps.projector.keys import DEFAULT_GENERATION, Layout
 from cluster.config import ROOT
 from cluster.local import LocalCluster
-from tests.integration.support import call, ok, wait_until
+from tests.integration.support import call, deposit, ok, place, restock, wait_until
 
 TERMINAL = {"shipped", "cancelled"}
 LAYOUT = Layout()
@@ -34,25 +33,6 @@ def api(cluster: LocalCluster) -> Iterator[httpx.Client]:
 
 
 # --- the write side, through the actors (as in test_saga.py) ---------------------------------
-
-
-def deposit(client: httpx.Client, customer: str, amount: int) -> None:
-    ok(call(client, "WalletActor", customer, "Deposit", {"amount": amount}))
-
-
-def restock(client: httpx.Client, sku: str, quantity: int) -> None:
-    ok(call(client, "InventoryActor", sku, "Restock", {"quantity": quantity}))
-
-
-def place(client: httpx.Client, customer: str, lines: list[tuple[str, int, int]]) -> str:
-    order_id = f"ord-{uuid.uuid4().hex[:16]}"
-    body = {
-        "customer_id": customer,
-        "lines": [{"sku": s, "quantity": q, "unit_price": p} for s, q, p in lines],
-        "message_id": f"place-{order_id}",
-    }
-    ok(call(client, "OrderActor", order_id, "Place", body))
-    return order_id
 
 
 def actor_view(client: httpx.Client, actor_type: str, actor_id: str) -> dict[str, Any]:

@@ -14,28 +14,18 @@ import httpx
 import pytest
 
 from cluster.local import LocalCluster
-from tests.integration.support import call, envelope, ok, publish, wait_until
+from tests.integration.support import (
+    call,
+    deposit,
+    envelope,
+    ok,
+    place,
+    publish,
+    restock,
+    wait_until,
+)
 
 TERMINAL = {"shipped", "cancelled"}
-
-
-def deposit(client: httpx.Client, customer: str, amount: int) -> None:
-    ok(call(client, "WalletActor", customer, "Deposit", {"amount": amount}))
-
-
-def restock(client: httpx.Client, sku: str, quantity: int) -> None:
-    ok(call(client, "InventoryActor", sku, "Restock", {"quantity": quantity}))
-
-
-def place(client: httpx.Client, customer: str, lines: list[tuple[str, int, int]]) -> str:
-    order_id = f"ord-{uuid.uuid4().hex[:16]}"
-    body = {
-        "customer_id": customer,
-        "lines": [{"sku": s, "quantity": q, "unit_price": p} for s, q, p in lines],
-        "message_id": f"place-{order_id}",
-    }
-    ok(call(client, "OrderActor", order_id, "Place", body))
-    return order_id
 
 
 def order(client: httpx.Client, order_id: str) -> dict[str, Any]:
