@@ -249,6 +249,7 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
     async def _flush_outbox(self) -> None:
         loaded = self._loaded
         if loaded is None or not loaded.pending:
+            await self._disarm_retry()
             return
         try:
             await self._deps().publisher.publish(
@@ -261,6 +262,9 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
             await self._arm_retry()
             return
         self._loaded = dataclasses.replace(loaded, pending=(), published=loaded.snapshot.version)
+        await self._disarm_retry()
+
+    async def _disarm_retry(self) -> None:
         if self._retry_armed:
             await self.unregister_reminder(OUTBOX_REMINDER)
             self._retry_armed = False
@@ -293,12 +297,9 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
         ttl: dt.timedelta | None = None,
     ) -> None:
         if name == OUTBOX_REMINDER:
-            self._retry_armed = True
+            self._retry_armed = True  # it fired, so it exists (maybe from before a restart)
             await self._aggregate()
-            await self._flush_outbox()
-            if self._retry_armed and not (self._loaded and self._loaded.pending):
-                await self.unregister_reminder(OUTBOX_REMINDER)
-                self._retry_armed = False
+            await self._flush_outbox()  # unregisters it once nothing is left to send
             return
         await self.on_reminder(name, state)
 

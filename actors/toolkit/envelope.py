@@ -93,14 +93,23 @@ def envelope_of(body: bytes) -> EventEnvelope:
     """The event envelope in a delivered CloudEvent's `data`; raises InvalidDeliveryError."""
     try:
         cloud_event = json.loads(body)
-        data = cloud_event.get("data") if isinstance(cloud_event, dict) else None
-        if isinstance(data, str):  # a publisher that sent the envelope as a JSON string
-            data = json.loads(data)
     except ValueError as exc:
         raise InvalidDeliveryError(f"not JSON: {exc}") from exc
+    return envelope_in(cloud_event)
+
+
+def envelope_in(cloud_event: Any) -> EventEnvelope:
+    """The event envelope in a parsed CloudEvent's `data`; raises InvalidDeliveryError."""
+    data = cloud_event.get("data") if isinstance(cloud_event, dict) else None
+    if isinstance(data, str):  # a publisher that sent the envelope as a JSON string
+        try:
+            data = json.loads(data)
+        except ValueError as exc:
+            raise InvalidDeliveryError(f"data is a string but not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise InvalidDeliveryError("the CloudEvent's data is not a JSON object")
     try:
         return EventEnvelope.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(part) for part in first["loc"]) or "data"
-        raise InvalidDeliveryError(f"not an event envelope: {where}: {first['msg']}") from exc
+        fields = ", ".join(".".join(map(str, e["loc"])) for e in exc.errors(include_url=False))
+        raise InvalidDeliveryError(f"not an event envelope: invalid {fields}") from exc

@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from actors.toolkit.domain import Event
-from actors.toolkit.envelope import EventEnvelope
+from actors.toolkit.envelope import EventEnvelope, InvalidDeliveryError, envelope_in
 from actors.toolkit.upcasting import Upcasters
 
 
@@ -95,16 +95,10 @@ class EventRouter:
 
     @staticmethod
     def _envelope(cloud_event: Any) -> EventEnvelope:
-        data = cloud_event.get("data") if isinstance(cloud_event, dict) else None
-        if not isinstance(data, dict):
-            raise DeadLetter("event.no_envelope", "the CloudEvent's data is not a JSON object")
         try:
-            return EventEnvelope.model_validate(data)
-        except ValidationError as exc:
-            fields = ", ".join(".".join(map(str, e["loc"])) for e in exc.errors(include_url=False))
-            raise DeadLetter(
-                "event.invalid_envelope", f"invalid envelope fields: {fields}"
-            ) from exc
+            return envelope_in(cloud_event)
+        except InvalidDeliveryError as exc:
+            raise DeadLetter("event.invalid_envelope", str(exc)) from exc
 
 
 def _with_meta(envelope: EventEnvelope, delivery: Delivery) -> Delivery:

@@ -13,6 +13,7 @@ from cluster.processes import wait_until
 
 __all__ = [
     "call",
+    "consumed",
     "deposit",
     "envelope",
     "ok",
@@ -101,3 +102,21 @@ def place(client: httpx.Client, customer: str, lines: list[tuple[str, int, int]]
     }
     ok(call(client, "OrderActor", order_id, "Place", body))
     return order_id
+
+
+def _stream_id(entry_id: str) -> tuple[int, int]:
+    millis, seq = entry_id.split("-")
+    return int(millis), int(seq)
+
+
+def consumed(client: redis.Redis, topic: str, *, group: str = "actor-host") -> bool:
+    """Whether `group` has been handed, and has acknowledged, every entry now on `topic`."""
+    newest: list[tuple[str, Any]] = client.xrevrange(topic, count=1)  # type: ignore[assignment]
+    if not newest:
+        return True
+    groups: list[dict[str, Any]] = client.xinfo_groups(topic)
+    info = next((g for g in groups if g["name"] == group), None)
+    if info is None:
+        return False
+    delivered = _stream_id(str(info["last-delivered-id"])) >= _stream_id(newest[0][0])
+    return delivered and int(info["pending"]) == 0

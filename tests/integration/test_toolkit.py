@@ -11,7 +11,15 @@ import pytest
 import redis
 
 from cluster.local import LocalCluster
-from tests.integration.support import call, envelope, ok, publish, stream_events, wait_until
+from tests.integration.support import (
+    call,
+    consumed,
+    envelope,
+    ok,
+    publish,
+    stream_events,
+    wait_until,
+)
 
 INVENTORY = "InventoryActor"
 
@@ -85,7 +93,7 @@ def test_same_message_twice_and_messages_out_of_order_apply_once_each(
 
 
 def test_an_inbound_event_published_twice_is_applied_once(
-    gateway_sidecar: httpx.Client, uid: str
+    gateway_sidecar: httpx.Client, redis_client: redis.Redis, uid: str
 ) -> None:
     sku = f"inbound-{uid}"
     event = envelope("inventory.stock_received", {"sku": sku, "quantity": 4})
@@ -102,7 +110,11 @@ def test_an_inbound_event_published_twice_is_applied_once(
         timeout=30,
         what="the restock to be applied",
     )
-    time.sleep(1.0)  # give the second delivery time to (not) apply
+    wait_until(
+        lambda: consumed(redis_client, "restocks"),
+        timeout=30,
+        what="both deliveries to be handled and acknowledged",
+    )
     assert call(gateway_sidecar, INVENTORY, sku, "Get")["aggregate_version"] == 1
 
 
