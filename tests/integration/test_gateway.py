@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from cluster.local import LocalCluster
+from tests.integration.support import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +44,17 @@ def test_walkthrough_deposit_restock_place_confirm_ship_and_read_history(
     assert types[0] == "order.placed"
     assert types[-1] == "order.shipped"
     assert "order.confirmed" in types
+    # Capture and commit follow order.shipped over pub/sub, so both settle a moment later.
     strong = {"consistency": "strong"}  # the default read is the (eventual) read model
+    wait_until(
+        lambda: api.get(f"/wallets/{customer}", params=strong).json()["held"] == 0,
+        timeout=30,
+        what="payment capture",
+    )
     assert api.get(f"/wallets/{customer}", params=strong).json()["balance"] == 4_500
+    wait_until(
+        lambda: api.get(f"/inventory/{sku}").json()["reserved"] == 0, timeout=30, what="commit"
+    )
     assert api.get(f"/inventory/{sku}").json()["on_hand"] == 8
 
 
@@ -62,7 +72,10 @@ def test_the_same_idempotency_key_twice_places_one_order_and_a_new_body_conflict
     other = api.post("/orders", json=order_body(customer, sku, 3), headers=headers)
     assert other.status_code == 409
     assert other.headers["content-type"].startswith("application/problem+json")
-    api.get(first.headers["location"], params={"wait": 30})
+    assert api.get(first.headers["location"], params={"wait": 30}).json()["status"] == "shipped"
+    wait_until(
+        lambda: api.get(f"/inventory/{sku}").json()["reserved"] == 0, timeout=30, what="commit"
+    )
     assert api.get(f"/inventory/{sku}").json()["on_hand"] == 9  # one order shipped, not two
 
 

@@ -352,5 +352,10 @@ def test_the_gateway_reads_balances_and_your_own_writes_from_the_read_models(
     )
     wallet = api.get(f"/wallets/{customer}").json()
     assert wallet["freshness"]["last_event_at"] is not None
-    low = api.get("/inventory", params={"below": 2}).json()
-    assert sku in [s["sku"] for s in low["items"]]
+    wait_until(
+        lambda: (
+            sku in [s["sku"] for s in api.get("/inventory", params={"below": 2}).json()["items"]]
+        ),
+        timeout=30,
+        what="the SKU to show as low stock",
+    )

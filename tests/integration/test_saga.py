@@ -82,6 +82,13 @@ def test_happy_path_ends_shipped_with_payment_captured_and_stock_committed(
     order_id = place(gateway_sidecar, customer, [(a, 2, 1000), (b, 1, 500)])
     final = settle(gateway_sidecar, order_id)
     assert final["status"] == "shipped"
+    # Capture and commit follow order.shipped over pub/sub: wait for them, then check exactly.
+    wait_until(lambda: voided(gateway_sidecar, customer), timeout=30, what="capture")
+    wait_until(
+        lambda: released(gateway_sidecar, a) and released(gateway_sidecar, b),
+        timeout=30,
+        what="commit",
+    )
     assert wallet(gateway_sidecar, customer) == {
         "customer_id": customer,
         "balance": 7_500,
@@ -177,6 +184,7 @@ def test_fifty_concurrent_orders_for_k_units_confirm_exactly_k_and_never_oversel
     shipped = [f for f in finals if f["status"] == "shipped"]
     assert len(shipped) == k
     assert all("stock rejected" in f["cancel_reason"] for f in finals if f not in shipped)
+    wait_until(functools.partial(released, gateway_sidecar, sku), timeout=30, what="commit")
     assert stock(gateway_sidecar, sku) == {"sku": sku, "on_hand": 0, "reserved": 0, "available": 0}
 
 
