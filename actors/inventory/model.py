@@ -12,13 +12,15 @@ from typing import Annotated, ClassVar, Final
 
 from pydantic import Field
 
-from actors.toolkit.domain import Command, Event, State, event_types
+from actors.toolkit.domain import Command, Event, State, event_types, remember
 from actors.toolkit.errors import NotFoundError, RuleViolationError, register
 from actors.toolkit.ids import OrderId, Sku
 
 MAX_QUANTITY: Final = 1_000_000
 MAX_ON_HAND: Final = 1_000_000_000
 INSUFFICIENT_STOCK: Final = "insufficient_stock"  # StockRejected.reason
+
+SETTLED_MEMORY: Final = 256  # settled orders remembered per SKU (README: Guarantees)
 
 Quantity = Annotated[int, Field(gt=0, le=MAX_QUANTITY)]
 
@@ -31,7 +33,9 @@ class InventoryState(State):
     reservations: dict[str, int] = Field(default_factory=dict)  # order id -> quantity
     restocked_total: int = Field(default=0, ge=0)
     committed_total: int = Field(default=0, ge=0)
-    committed_orders: frozenset[str] = frozenset()  # makes a repeated Commit a no-op
+    # The newest SETTLED_MEMORY settled order ids, oldest first: a repeated Commit (or a
+    # late repeat of the step before it) is recognised without the state growing for ever.
+    committed_orders: tuple[str, ...] = ()
 
     @property
     def reserved(self) -> int:
@@ -195,7 +199,9 @@ def evolve(state: InventoryState, event: Event) -> InventoryState:
                     "reservations": _without(state, order_id),
                     "on_hand": state.on_hand - quantity,
                     "committed_total": state.committed_total + quantity,
-                    "committed_orders": state.committed_orders | {order_id},
+                    "committed_orders": remember(
+                        state.committed_orders, order_id, limit=SETTLED_MEMORY
+                    ),
                 }
             )
         case StockRejected():

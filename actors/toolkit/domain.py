@@ -39,3 +39,14 @@ class State(Model):
 def event_types(*classes: type[Event]) -> dict[str, type[Event]]:
     """The registry a context uses to parse its events by type string."""
     return {cls.type: cls for cls in classes}
+
+
+def remember(recent: tuple[str, ...], key: str, *, limit: int) -> tuple[str, ...]:
+    """`recent` with `key` appended, keeping only the newest `limit` keys (a bounded memory).
+
+    For state that must recognise a repeat without growing for ever: the snapshot is
+    rewritten on every call, so an unbounded set would make every call slower.
+    """
+    if key in recent:
+        return recent
+    return (*recent, key)[-limit:]

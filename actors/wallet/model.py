@@ -13,13 +13,15 @@ from typing import Annotated, ClassVar, Final
 
 from pydantic import Field
 
-from actors.toolkit.domain import Command, Event, State, event_types
+from actors.toolkit.domain import Command, Event, State, event_types, remember
 from actors.toolkit.errors import NotFoundError, RuleViolationError, register
 from actors.toolkit.ids import OrderId
 
 MAX_DEPOSIT: Final = 100_000_000_000  # one deposit: a billion in major units
 MAX_BALANCE: Final = 1_000_000_000_000_000  # below 2**53, so exact in any JSON reader
 INSUFFICIENT_FUNDS: Final = "insufficient_funds"  # PaymentDeclined.reason
+
+SETTLED_MEMORY: Final = 256  # settled orders remembered per wallet (README: Guarantees)
 
 Amount = Annotated[int, Field(gt=0, le=MAX_BALANCE)]
 
@@ -32,7 +34,9 @@ class WalletState(State):
     holds: dict[str, int] = Field(default_factory=dict)  # order id -> amount
     deposited_total: int = Field(default=0, ge=0)
     captured_total: int = Field(default=0, ge=0)
-    captured_orders: frozenset[str] = frozenset()  # makes a repeated Capture a no-op
+    # The newest SETTLED_MEMORY settled order ids, oldest first: a repeated Capture (or a
+    # late repeat of the step before it) is recognised without the state growing for ever.
+    captured_orders: tuple[str, ...] = ()
 
     @property
     def held(self) -> int:
@@ -187,7 +191,9 @@ def evolve(state: WalletState, event: Event) -> WalletState:
                     "holds": _without(state, order_id),
                     "balance": state.balance - amount,
                     "captured_total": state.captured_total + amount,
-                    "captured_orders": state.captured_orders | {order_id},
+                    "captured_orders": remember(
+                        state.captured_orders, order_id, limit=SETTLED_MEMORY
+                    ),
                 }
             )
         case PaymentDeclined():

@@ -116,12 +116,16 @@ def test_dapr_run_f_starts_the_apps_and_an_actor_call_succeeds(
 
             def answered() -> bool:
                 if cli.poll() is not None:
-                    raise AssertionError(f"dapr run exited {cli.returncode}:\n{log_tail(log)}")
+                    return True  # reported below, with the CLI's log
                 return (
                     client.post("/v1.0/actors/BeaconActor/dapr-run/method/Get").status_code == 200
                 )
 
-            wait_until(answered, timeout=90, what="an actor call through `dapr run -f`")
+            try:
+                wait_until(answered, timeout=90, what="an actor call through `dapr run -f`")
+            except ClusterError as exc:
+                raise AssertionError(f"{exc}; the CLI's log:\n{log_tail(log)}") from None
+            assert cli.poll() is None, f"dapr run exited {cli.returncode}:\n{log_tail(log)}"
             assert call(client, "BeaconActor", "dapr-run", "Get")["ok"] is True
     finally:
         _stop(cli)

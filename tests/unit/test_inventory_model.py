@@ -11,6 +11,7 @@ from actors.inventory.model import (
     EVENTS,
     INSUFFICIENT_STOCK,
     MAX_ON_HAND,
+    SETTLED_MEMORY,
     Commit,
     InventoryState,
     Release,
@@ -137,7 +138,7 @@ def test_committing_removes_the_reservation_and_the_stock() -> None:
     assert events == [StockCommitted(order_id="o1", sku=SKU, quantity=4)]
     state = evolve(state, events[0])
     assert (state.on_hand, state.reservations, state.committed_total) == (6, {}, 4)
-    assert state.committed_orders == {"o1"}
+    assert state.committed_orders == ("o1",)
 
 
 def test_committing_twice_changes_nothing_the_second_time() -> None:
@@ -145,6 +146,23 @@ def test_committing_twice_changes_nothing_the_second_time() -> None:
         stocked(10), Reserve(sku=SKU, order_id="o1", quantity=4), Commit(sku=SKU, order_id="o1")
     )
     assert decide(state, Commit(sku=SKU, order_id="o1")) == []
+
+
+def test_the_memory_of_committed_orders_is_bounded_and_forgets_the_oldest_first() -> None:
+    state = stocked(SETTLED_MEMORY + 10)
+    for n in range(SETTLED_MEMORY + 10):
+        order = f"o{n}"
+        state = run(
+            state, Reserve(sku=SKU, order_id=order, quantity=1), Commit(sku=SKU, order_id=order)
+        )
+    assert len(state.committed_orders) == SETTLED_MEMORY
+    assert state.committed_orders[0] == "o10"
+    recent = f"o{SETTLED_MEMORY + 9}"
+    assert decide(state, Reserve(sku=SKU, order_id=recent, quantity=1)) == []
+    assert decide(state, Commit(sku=SKU, order_id=recent)) == []
+    with pytest.raises(ReservationNotFoundError):  # beyond the memory: refused, never applied twice
+        decide(state, Commit(sku=SKU, order_id="o0"))
+    assert (state.on_hand, state.committed_total) == (0, SETTLED_MEMORY + 10)
 
 
 def test_committing_without_a_reservation_is_refused() -> None:
@@ -265,7 +283,7 @@ def test_a_redelivered_reserve_release_or_commit_changes_nothing(
     for command in commands:
         state = apply(state, attempt(state, command))
     state = apply(state, attempt(state, repeated))
-    held = state.reservations.keys() | state.committed_orders
+    held = state.reservations.keys() | set(state.committed_orders)
     if isinstance(repeated, Restock) or (
         isinstance(repeated, Reserve) and repeated.order_id not in held
     ):

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actors.toolkit.domain import Event
+from actors.toolkit.domain import Event, remember
 from actors.toolkit.envelope import EventEnvelope
 from actors.toolkit.errors import (
     ConflictError,
@@ -113,3 +113,16 @@ def test_an_unknown_code_falls_back_to_its_base_class(code: str, cls: type[Domai
 
     assert type(err) is cls
     assert err.code == code
+
+
+@given(keys=st.lists(st.sampled_from("abcdefgh")), limit=st.integers(1, 5))
+def test_remember_keeps_the_newest_distinct_keys_up_to_its_limit(
+    keys: list[str], limit: int
+) -> None:
+    recent: tuple[str, ...] = ()
+    for key in keys:
+        recent = remember(recent, key, limit=limit)
+        assert key in recent  # the key just remembered is never the one dropped
+        assert len(recent) == len(set(recent)) <= limit
+    first_seen = list(dict.fromkeys(keys))
+    assert set(recent) <= set(first_seen)

@@ -13,6 +13,7 @@ from actors.wallet.model import (
     EVENTS,
     INSUFFICIENT_FUNDS,
     MAX_BALANCE,
+    SETTLED_MEMORY,
     Authorize,
     BalanceLimitExceededError,
     Capture,
@@ -121,7 +122,21 @@ def test_capturing_takes_the_held_amount_from_the_balance() -> None:
     assert events == [PaymentCaptured(order_id="o1", amount=400)]
     state = evolve(state, events[0])
     assert (state.balance, state.holds, state.captured_total) == (600, {}, 400)
-    assert state.captured_orders == {"o1"}
+    assert state.captured_orders == ("o1",)
+
+
+def test_the_memory_of_captured_orders_is_bounded_and_forgets_the_oldest_first() -> None:
+    state = funded(SETTLED_MEMORY + 10)
+    for n in range(SETTLED_MEMORY + 10):
+        state = run(state, Authorize(order_id=f"o{n}", amount=1), Capture(order_id=f"o{n}"))
+    assert len(state.captured_orders) == SETTLED_MEMORY
+    assert state.captured_orders[0] == "o10"
+    recent = f"o{SETTLED_MEMORY + 9}"
+    assert decide(state, Authorize(order_id=recent, amount=1)) == []
+    assert decide(state, Capture(order_id=recent)) == []
+    with pytest.raises(HoldNotFoundError):  # beyond the memory: refused, never applied twice
+        decide(state, Capture(order_id="o0"))
+    assert (state.balance, state.captured_total) == (0, SETTLED_MEMORY + 10)
 
 
 def test_capturing_twice_changes_nothing_the_second_time() -> None:
@@ -238,7 +253,7 @@ def test_a_redelivered_authorize_capture_or_void_changes_nothing(
     for command in commands:
         state = apply(state, attempt(state, command))
     state = apply(state, attempt(state, repeated))
-    held = state.holds.keys() | state.captured_orders
+    held = state.holds.keys() | set(state.captured_orders)
     if isinstance(repeated, Deposit) or (
         isinstance(repeated, Authorize) and repeated.order_id not in held
     ):
