@@ -33,6 +33,7 @@ EVENT_SOURCED: tuple[type[EventSourcedActor], ...] = (  # type: ignore[type-arg]
     OrderActor,
 )
 PLAIN: tuple[type[Actor], ...] = (BeaconActor,)
+DRAIN_ONGOING_CALLS = dt.timedelta(seconds=4)
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,9 @@ async def _register_actors(
         ActorRuntimeConfig(
             actor_idle_timeout=settings.actor_idle_timeout,
             actor_scan_interval=dt.timedelta(seconds=30),
-            drain_ongoing_call_timeout=dt.timedelta(seconds=20),
+            # Below placement's dissemination timeout (8 s): a rebalance that waits longer for
+            # in-flight calls gets this host kicked, and a restart under a backlog never settles.
+            drain_ongoing_call_timeout=DRAIN_ONGOING_CALLS,
             drain_rebalanced_actors=True,
         )
     )

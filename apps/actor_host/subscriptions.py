@@ -1,7 +1,7 @@
 """The event router served as Dapr subscriptions: deliver, dead-letter, or ask for RETRY.
 
 /dapr/subscribe        one programmatic subscription per routed topic
-POST /events/<topic>   plan -> invoke each delivery through the sidecar ->
+POST /events/<topic>   per event: plan -> invoke each delivery through the sidecar ->
     every call ok                         SUCCESS
     event can never apply / DomainError   record a dead letter (topic "deadletter",
                                           with the reason), then SUCCESS
@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import json
 import logging
 from typing import Any, Final
 
 from fastapi import APIRouter, Request
 
+from actors.toolkit.bulk import each_entry, is_bulk
 from actors.toolkit.client import ActorClient
 from actors.toolkit.errors import DomainError
 from actors.toolkit.publisher import DEFAULT_PUBSUB, PublishError, SidecarPublisher
@@ -65,38 +67,51 @@ def subscription_routes(
     api = APIRouter(tags=["events"])
 
     @api.get("/dapr/subscribe")
-    async def subscribe() -> list[dict[str, str]]:
+    async def subscribe() -> list[dict[str, Any]]:
         return [
-            {"pubsubname": DEFAULT_PUBSUB, "topic": topic, "route": f"/events/{topic}"}
-            for topic in router.topics
+            {
+                "pubsubname": DEFAULT_PUBSUB,
+                "topic": t,
+                "route": f"/events/{t}",
+            }
+            for t in router.topics
         ]
 
     @api.post("/events/{topic}")
-    async def deliver(topic: str, request: Request) -> dict[str, str]:
+    async def deliver(topic: str, request: Request) -> dict[str, Any]:
         raw = await request.body()
         try:
             event: Any = json.loads(raw)
-            plan = router.plan(topic, event)
         except ValueError:
             event = raw.decode("utf-8", "replace")[:4096]
             return await _dead(dead_letters, topic, DeadLetter("event.not_json", "not JSON"), event)
-        except DeadLetter as letter:
-            return await _dead(dead_letters, topic, letter, event)
-        outcomes = await asyncio.gather(
-            *(_invoke(actors, d) for d in plan.deliveries), return_exceptions=True
-        )
-        status = SUCCESS
-        for delivery, outcome in zip(plan.deliveries, outcomes, strict=True):
-            if isinstance(outcome, DomainError):
-                refused = DeadLetter(outcome.code, outcome.detail)
-                if await _dead(dead_letters, topic, refused, event, delivery) is RETRY:
-                    status = RETRY
-            elif isinstance(outcome, BaseException):
-                log.info("RETRY %s/%s: %r", topic, plan.envelope.event_id, outcome)
-                status = RETRY
-        return status
+        route = functools.partial(_route, router, actors, dead_letters, topic)
+        return await each_entry(event, route) if is_bulk(event) else await route(event)
 
     return api
+
+
+async def _route(
+    router: EventRouter, actors: ActorClient, dead_letters: DeadLetters, topic: str, event: Any
+) -> dict[str, str]:
+    """One CloudEvent: deliver it to every actor its route names."""
+    try:
+        plan = router.plan(topic, event)
+    except DeadLetter as letter:
+        return await _dead(dead_letters, topic, letter, event)
+    outcomes = await asyncio.gather(
+        *(_invoke(actors, d) for d in plan.deliveries), return_exceptions=True
+    )
+    status = SUCCESS
+    for delivery, outcome in zip(plan.deliveries, outcomes, strict=True):
+        if isinstance(outcome, DomainError):
+            refused = DeadLetter(outcome.code, outcome.detail)
+            if await _dead(dead_letters, topic, refused, event, delivery) is RETRY:
+                status = RETRY
+        elif isinstance(outcome, BaseException):
+            log.info("RETRY %s/%s: %r", topic, plan.envelope.event_id, outcome)
+            status = RETRY
+    return status
 
 
 async def _invoke(actors: ActorClient, delivery: Delivery) -> None:

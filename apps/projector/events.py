@@ -1,6 +1,9 @@
 """The subscriptions: every event on orders, inventory and wallet goes to the read models.
 
-POST /events/<topic>, a CloudEvent whose data is an event envelope:
+POST /events/<topic>: Dapr bulk-subscribes (up to BULK_MAX events a delivery, waiting at most
+BULK_AWAIT_MS for a batch to fill), so one HTTP delivery carries many CloudEvents and the
+reply gives a status per entry; a single CloudEvent (bulk off, or a test) is served too.
+Each CloudEvent's data is an event envelope:
     projected (or a duplicate, which changes nothing)                  SUCCESS
     an event that feeds no read model                                  SUCCESS, ignored
     not an envelope, or a payload a projection cannot read             SUCCESS after
@@ -18,13 +21,16 @@ message goes to the dead letter topic: it would circle forever).
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 from typing import Any, Final
 
 from fastapi import APIRouter, Request
 from redis.exceptions import RedisError
 
-from actors.toolkit.envelope import InvalidDeliveryError, envelope_of, utcnow
+from actors.toolkit.bulk import bulk_options, each_entry, is_bulk
+from actors.toolkit.envelope import InvalidDeliveryError, envelope_in, utcnow
 from apps.projector.deps import StatsDep, StoreDep
 from apps.projector.projections import TOPICS, InvalidEventError, projects
 from apps.projector.stats import ProjectorStats
@@ -35,6 +41,8 @@ REDELIVERY: Final = "projector-redelivery"
 SUCCESS: Final = {"status": "SUCCESS"}
 RETRY: Final = {"status": "RETRY"}
 TOPIC_OF: Final = {aggregate_type: topic for topic, aggregate_type in TOPICS.items()}
+BULK_MAX: Final = 100  # events per delivery (bounded by the pubsub component's concurrency)
+BULK_AWAIT_MS: Final = 5  # the most a lone event waits for company: adds to projection lag
 log = logging.getLogger("orderflow.projector")
 
 router = APIRouter(tags=["events"])
@@ -49,34 +57,52 @@ async def subscriptions() -> list[dict[str, Any]]:
             "topic": topic,
             "routes": {"default": f"/events/{topic}"},
             "deadLetterTopic": REDELIVERY,
+            "bulkSubscribe": bulk_options(max_messages=BULK_MAX, await_ms=BULK_AWAIT_MS),
         }
         for topic in (*TOPICS, REDELIVERY)
     ]
 
 
 @router.post(f"/events/{REDELIVERY}", include_in_schema=False)
-async def on_redelivery(request: Request, store: StoreDep, stats: StatsDep) -> dict[str, str]:
-    """An event daprd could not deliver earlier: project it as if from its own topic."""
-    return await _handle(None, await request.body(), store=store, stats=stats)
+async def on_redelivery(request: Request, store: StoreDep, stats: StatsDep) -> dict[str, Any]:
+    """Events daprd could not deliver earlier: project each as if from its own topic."""
+    return await _deliver(None, await request.body(), store=store, stats=stats)
 
 
 @router.post("/events/{topic}", include_in_schema=False)
 async def on_event(
     topic: str, request: Request, store: StoreDep, stats: StatsDep
-) -> dict[str, str]:
-    return await _handle(topic, await request.body(), store=store, stats=stats)
+) -> dict[str, Any]:
+    return await _deliver(topic, await request.body(), store=store, stats=stats)
+
+
+async def _deliver(
+    topic: str | None, body: bytes, *, store: ProjectionStore, stats: ProjectorStats
+) -> dict[str, Any]:
+    """A bulk delivery (a status per entry) or a single CloudEvent (one status)."""
+    try:
+        parsed = json.loads(body)
+    except ValueError as exc:
+        return await _reject(topic, body, f"not JSON: {exc}", store=store, stats=stats)
+    handle = functools.partial(_handle, topic, store=store, stats=stats)
+    if not is_bulk(parsed):
+        return await handle(parsed)
+    reply = await each_entry(parsed, handle)
+    stats.record_batch(len(reply["statuses"]))
+    return reply
 
 
 async def _handle(
-    topic: str | None, body: bytes, *, store: ProjectionStore, stats: ProjectorStats
+    topic: str | None, cloud_event: Any, *, store: ProjectionStore, stats: ProjectorStats
 ) -> dict[str, str]:
     try:
-        envelope = envelope_of(body)
+        envelope = envelope_in(cloud_event)
         if not projects(topic or TOPIC_OF.get(envelope.aggregate_type, ""), envelope):
             stats.ignored += 1
             return SUCCESS
         projection = await store.project_live(envelope, applied_at=utcnow())
     except (InvalidDeliveryError, InvalidEventError) as exc:
+        body = json.dumps(cloud_event).encode()
         return await _reject(topic, body, str(exc), store=store, stats=stats)
     except RedisError as exc:
         stats.retried += 1

@@ -36,6 +36,8 @@ class ProjectorStats:
     ignored: int = 0  # events on our topics that feed no read model
     dropped: int = 0  # deliveries that can never apply (logged)
     retried: int = 0  # deliveries answered RETRY (Redis unavailable)
+    batches: int = 0  # bulk deliveries from daprd
+    batched: int = 0  # events that came in them
     last_occurred_at: dt.datetime | None = None
     _applied_times: deque[float] = field(default_factory=deque)
     _lags_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LAG_SAMPLES))
@@ -51,6 +53,10 @@ class ProjectorStats:
         self._lags_ms.append(max(0.0, (now - occurred_at).total_seconds() * 1000))
         if self.last_occurred_at is None or occurred_at > self.last_occurred_at:
             self.last_occurred_at = occurred_at
+
+    def record_batch(self, size: int) -> None:
+        self.batches += 1
+        self.batched += size
 
     def reset_samples(self) -> None:
         """Forget throughput and lag samples (a benchmark's clean start); counters stay."""
@@ -80,6 +86,10 @@ class ProjectorStats:
                 "retried": self.retried,
             },
             "throughput_per_s": round(self.throughput(), 2),
+            "bulk": {  # daprd's bulk deliveries: how full they run
+                "deliveries": self.batches,
+                "mean_events": round(self.batched / self.batches, 1) if self.batches else None,
+            },
             "lag_ms": {
                 "now": current,  # now - occurred_at of the newest event applied
                 "p50": _rounded(percentile(lags, 0.50)),

@@ -52,6 +52,18 @@ async def deliver_all(client: httpx.AsyncClient, topic: str, events: list[EventE
         assert await deliver(client, topic, event) == "SUCCESS"
 
 
+async def deliver_bulk(client: httpx.AsyncClient, topic: str, events: list[Any]) -> dict[str, str]:
+    """A bulk delivery as daprd sends it; returns the status the app gave each entry id."""
+    entries = [
+        {"entryId": f"e{n}", "event": cloud_event(e), "metadata": {}, "contentType": "x"}
+        for n, e in enumerate(events)
+    ]
+    body = {"id": "b1", "type": "com.dapr.event.sent.bulk", "topic": topic, "entries": entries}
+    resp = await client.post(f"/events/{topic}", json=body)
+    assert resp.status_code == 200
+    return {s["entryId"]: s["status"] for s in resp.json()["statuses"]}
+
+
 async def stats(client: httpx.AsyncClient) -> dict[str, Any]:
     body: dict[str, Any] = (await client.get("/projector/stats")).json()
     return body
@@ -68,6 +80,25 @@ async def test_it_subscribes_to_the_three_contexts_topics_and_its_redelivery_loo
     ]
     assert resp.json()[0]["routes"] == {"default": "/events/orders"}
     assert {s["deadLetterTopic"] for s in resp.json()} == {"projector-redelivery"}
+    assert all(s["bulkSubscribe"]["enabled"] for s in resp.json())
+
+
+async def test_a_bulk_delivery_projects_every_entry_and_answers_a_status_for_each(projector, redis):
+    events: list[Any] = [*shipped(ORDER, CUSTOMER), *shipped("ord-2", CUSTOMER)]
+    broken = shipped("ord-3", CUSTOMER)[0].model_dump(mode="json")
+    del broken["payload"]["lines"]
+    random.Random(7).shuffle(events)  # a batch is unordered: the read model must not care
+
+    statuses = await deliver_bulk(projector, "orders", [*events, broken])
+
+    assert statuses == {f"e{n}": "SUCCESS" for n in range(len(events) + 1)}
+    for order in (ORDER, "ord-2"):
+        assert await redis.hget(f"rm:g0:order:{order}", "status") == "shipped"
+    assert await redis.exists("rm:g0:order:ord-3") == 0
+    assert "lacks lines" in json.loads(await redis.lindex("rm:rejected", 0))["reason"]
+    body = await stats(projector)
+    assert (body["events"]["applied"], body["events"]["dropped"]) == (len(events), 1)
+    assert body["bulk"] == {"deliveries": 1, "mean_events": len(events) + 1.0}
 
 
 async def test_an_event_back_from_the_redelivery_topic_is_projected_by_its_aggregate(
@@ -189,10 +220,12 @@ async def test_redis_unavailable_answers_retry():
         async with httpx.AsyncClient(transport=transport, base_url="http://p") as client:
             status = await deliver(client, "orders", shipped(ORDER, CUSTOMER)[0])
             body = await stats(client)
+            statuses = await deliver_bulk(client, "orders", shipped(ORDER, CUSTOMER)[:2])
     await unreachable.aclose()
 
     assert status == "RETRY"
     assert body["events"]["retried"] == 1
+    assert statuses == {"e0": "RETRY", "e1": "RETRY"}
     assert body["generations"] == {"active": None, "rebuilding": None}
 
 

@@ -1,0 +1,40 @@
+"""Dapr bulk subscriptions: many CloudEvents in one HTTP delivery, a status for each.
+
+A subscription asks for it with `bulk_options(...)`; daprd then POSTs
+    {"type": "com.dapr.event.sent.bulk", "entries": [{"entryId", "event", ...}], ...}
+and expects {"statuses": [{"entryId", "status": "SUCCESS" | "RETRY" | "DROP"}]}. An entry
+missing from the reply counts as RETRY. For a broker without native bulk reads (Redis
+Streams), daprd batches what the component's workers hold at once, so a batch is at most
+the component's `concurrency`, and a lone event waits at most `await_ms` for company.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+BULK_EVENT_TYPE: Final = "com.dapr.event.sent.bulk"
+
+Handler = Callable[[Any], Awaitable[dict[str, str]]]
+
+
+def bulk_options(*, max_messages: int, await_ms: int) -> dict[str, Any]:
+    """The `bulkSubscribe` block of a programmatic subscription."""
+    return {"enabled": True, "maxMessagesCount": max_messages, "maxAwaitDurationMs": await_ms}
+
+
+def is_bulk(delivery: Any) -> bool:
+    return isinstance(delivery, dict) and delivery.get("type") == BULK_EVENT_TYPE
+
+
+async def each_entry(delivery: dict[str, Any], handle: Handler) -> dict[str, Any]:
+    """Run `handle` on every entry's CloudEvent concurrently; the reply daprd expects."""
+    entries = [e for e in delivery.get("entries") or () if isinstance(e, dict) and e.get("entryId")]
+    answers = await asyncio.gather(*(handle(entry.get("event")) for entry in entries))
+    return {
+        "statuses": [
+            {"entryId": entry["entryId"], "status": answer["status"]}
+            for entry, answer in zip(entries, answers, strict=True)
+        ]
+    }
