@@ -37,7 +37,6 @@ from actors.toolkit.envelope import EventEnvelope, failed
 from actors.toolkit.errors import DomainError
 from actors.toolkit.inbox import DEFAULT_TTL, inbox_key
 from actors.toolkit.publisher import Publisher, PublishError
-from actors.toolkit.sidecar import SidecarError, SidecarUnavailableError
 from actors.toolkit.store import (
     SNAPSHOT_KEY,
     ActorStore,
@@ -58,11 +57,6 @@ OUTBOX_RETRY_DUE = dt.timedelta(seconds=1)
 OUTBOX_RETRY_PERIOD = dt.timedelta(seconds=5)
 CRASH_AFTER_SAVE = "crash_after_save"
 READ_BATCH = 50  # concurrent event reads when paging through history
-# How long deactivation may spend saving the outbox watermark. When placement moves an
-# actor to another host, daprd deactivates it while the actor type is locked for the
-# rebalance, and a state write waits for that lock: an unbounded write would stall the
-# rebalance until placement gives up on this host (seen as restarts that never settle).
-DEACTIVATE_SAVE_TIMEOUT_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -292,19 +286,7 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
         if loaded is None or loaded.published <= loaded.snapshot.published:
             return
         snapshot = loaded.snapshot.model_copy(update={"published": loaded.published})
-        item = Item(SNAPSHOT_KEY, snapshot.model_dump_json().encode())
-        try:
-            await asyncio.wait_for(self._store().write([item]), DEACTIVATE_SAVE_TIMEOUT_S)
-        except (TimeoutError, SidecarError, SidecarUnavailableError) as exc:
-            # Safe to skip: the next activation re-sends the last command's events with
-            # their ids (consumers dedupe). Cancelling the request aborts the write in
-            # daprd, and daprd refuses a write for an actor this host no longer hosts.
-            log.warning(
-                "%s/%s: watermark not saved on deactivation (its last events will be re-sent): %r",
-                self.aggregate_type,
-                self.id.id,
-                exc,
-            )
+        await self._store().write([Item(SNAPSHOT_KEY, snapshot.model_dump_json().encode())])
 
     async def receive_reminder(
         self,

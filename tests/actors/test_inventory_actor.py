@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from typing import Any
 
 import pytest
 from dapr.actor.runtime.mock_actor import create_mock_actor
 
 from actors.inventory.actor import InventoryActor
-from actors.toolkit import actor as actor_module
 from actors.toolkit.actor import OUTBOX_REMINDER, ActorDeps
 from actors.toolkit.inbox import inbox_key
-from actors.toolkit.store import SNAPSHOT_KEY, Item
+from actors.toolkit.store import SNAPSHOT_KEY
 from tests.actors.doubles import RecordingPublisher
 
 
@@ -186,38 +183,3 @@ async def test_date_and_duration_shaped_ids_stay_strings(
     result = body(await revived.get())["result"]
     assert result["sku"] == sku
     assert publisher.sent[0][1].payload["sku"] == sku
-
-
-async def test_deactivation_saves_the_outbox_watermark_so_reactivation_resends_nothing(
-    publisher: RecordingPublisher,
-) -> None:
-    actor = make(publisher)
-    await actor.restock(b'{"quantity": 2}')
-    assert json.loads(stored(actor)[SNAPSHOT_KEY])["published"] == 0  # rides on the next save
-    await actor._on_deactivate()
-    assert json.loads(stored(actor)[SNAPSHOT_KEY])["published"] == 1
-    revived = make(publisher, state=dict(stored(actor)))
-    await revived._on_activate()
-    assert len(publisher.sent) == 1
-
-
-async def test_a_deactivation_save_that_hangs_is_given_up_and_the_events_are_resent_later(
-    publisher: RecordingPublisher, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    actor = make(publisher)
-    saved = body(await actor.restock(b'{"quantity": 2}'))
-    blocked = asyncio.Event()
-
-    class LockedStore:  # daprd holding the write while placement rebalances the type
-        async def write(self, items: list[Item]) -> None:
-            await blocked.wait()
-
-    monkeypatch.setattr(actor_module, "DEACTIVATE_SAVE_TIMEOUT_S", 0.05)
-    monkeypatch.setattr(actor, "_store", LockedStore)
-    started = time.monotonic()
-    await actor._on_deactivate()
-    assert time.monotonic() - started < 1.0
-    assert json.loads(stored(actor)[SNAPSHOT_KEY])["published"] == 0
-    revived = make(publisher, state=dict(stored(actor)))
-    await revived._on_activate()  # the same event again, with its id: consumers dedupe it
-    assert publisher.event_ids == [saved["events"][0]["event_id"]] * 2
