@@ -37,7 +37,8 @@ Request = Callable[[aiohttp.ClientSession, int], Awaitable[bool]]
 async def run(request: Request, *, concurrency: int, duration: float, warmup: float = 1.0) -> Stats:
     """Call `request(session, n)` from `concurrency` workers for `duration` seconds."""
     stats = Stats()
-    connector = aiohttp.TCPConnector(limit=concurrency * 2)
+    # idle connections closed before uvicorn's 5 s keep-alive does, so none is reused stale
+    connector = aiohttp.TCPConnector(limit=concurrency * 2, keepalive_timeout=2)
     async with aiohttp.ClientSession(connector=connector) as session:
         counter = iter(range(10**12))
         start = time.perf_counter()

@@ -20,6 +20,7 @@ import uuid
 import aiohttp
 
 SKUS, WALLETS = 16, 64
+SETTLED = frozenset({"confirmed", "shipped", "cancelled"})
 
 
 def _args() -> argparse.Namespace:
@@ -77,7 +78,8 @@ async def _wait_settled(
 
     async def check(location: str) -> None:
         async with gate:
-            if await _status(session, base, location) not in ("reserving", "authorizing"):
+            # "unknown" (an error answer under overload) is still pending, not settled
+            if await _status(session, base, location) in SETTLED:
                 pending.discard(location)
 
     while pending and time.perf_counter() < deadline:
@@ -111,7 +113,9 @@ async def _latencies(
 async def main() -> None:
     args = _args()
     tag = uuid.uuid4().hex[:8]
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=512)) as session:
+    # idle connections closed before uvicorn's 5 s keep-alive does, so none is reused stale
+    connector = aiohttp.TCPConnector(limit=512, keepalive_timeout=2)
+    async with aiohttp.ClientSession(connector=connector) as session:
         await _seed(session, args.gateway, tag)
         total = int(args.rate * args.duration)
         start = time.perf_counter()

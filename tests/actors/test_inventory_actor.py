@@ -183,3 +183,16 @@ async def test_date_and_duration_shaped_ids_stay_strings(
     result = body(await revived.get())["result"]
     assert result["sku"] == sku
     assert publisher.sent[0][1].payload["sku"] == sku
+
+
+async def test_deactivation_saves_the_outbox_watermark_so_reactivation_resends_nothing(
+    publisher: RecordingPublisher,
+) -> None:
+    actor = make(publisher)
+    await actor.restock(b'{"quantity": 2}')
+    assert json.loads(stored(actor)[SNAPSHOT_KEY])["published"] == 0  # rides on the next save
+    await actor._on_deactivate()
+    assert json.loads(stored(actor)[SNAPSHOT_KEY])["published"] == 1
+    revived = make(publisher, state=dict(stored(actor)))
+    await revived._on_activate()
+    assert len(publisher.sent) == 1
