@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import random
@@ -30,13 +31,28 @@ from tests.apps.histories import (
 ORDER, CUSTOMER = "ord-1", "cust-1"
 
 
-@pytest.fixture
-async def projector(redis: aioredis.Redis) -> AsyncIterator[httpx.AsyncClient]:
+@contextlib.asynccontextmanager
+async def serve(redis: aioredis.Redis) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(Settings(), redis=redis)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://projector") as c:
             yield c
+
+
+@pytest.fixture
+async def projector(redis: aioredis.Redis) -> AsyncIterator[httpx.AsyncClient]:
+    async with serve(redis) as client:
+        yield client
+
+
+@pytest.fixture
+async def cut_off() -> AsyncIterator[httpx.AsyncClient]:
+    """The projector with its Redis unreachable."""
+    unreachable = redis_client("127.0.0.1:1")
+    async with serve(unreachable) as client:
+        yield client
+    await unreachable.aclose()
 
 
 async def deliver(client: httpx.AsyncClient, topic: str, event: Any) -> str:
@@ -200,28 +216,16 @@ async def test_events_that_feed_no_read_model_are_acknowledged_and_ignored(proje
     assert await redis.dbsize() == 0
 
 
-async def test_an_unrecordable_rejection_answers_retry():
-    unreachable = redis_client("127.0.0.1:1")
-    app = create_app(Settings(), redis=unreachable)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://p") as client:
-            status = await deliver(client, "orders", b"{not json")
-    await unreachable.aclose()
+async def test_an_unrecordable_rejection_answers_retry(cut_off):
+    status = await deliver(cut_off, "orders", b"{not json")
 
     assert status == "RETRY"
 
 
-async def test_redis_unavailable_answers_retry():
-    unreachable = redis_client("127.0.0.1:1")
-    app = create_app(Settings(), redis=unreachable)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://p") as client:
-            status = await deliver(client, "orders", shipped(ORDER, CUSTOMER)[0])
-            body = await stats(client)
-            statuses = await deliver_bulk(client, "orders", shipped(ORDER, CUSTOMER)[:2])
-    await unreachable.aclose()
+async def test_redis_unavailable_answers_retry(cut_off):
+    status = await deliver(cut_off, "orders", shipped(ORDER, CUSTOMER)[0])
+    body = await stats(cut_off)
+    statuses = await deliver_bulk(cut_off, "orders", shipped(ORDER, CUSTOMER)[:2])
 
     assert status == "RETRY"
     assert body["events"]["retried"] == 1
