@@ -1,10 +1,13 @@
 """OrderActor: one order's saga, driven by routed facts, guarded by a deadline reminder.
 
 The deadline reminder is the only scheduler call on an order's path: registered once when
-the order is placed (due after the shortest step timeout, then every half of it). Each
-tick cancels the order if it has made no progress for its current step's timeout
-(`timeouts["reserving" | "authorizing" | "shipping"]`); a tick in a terminal status
-unregisters it.
+the order is placed (due after the shortest step timeout, then every half of it), BEFORE
+the append that places it. So every committed, non-terminal order has a deadline, even
+when the host dies right after the save; a reminder left by a Place whose append then
+failed finds no order and unregisters itself. Each tick reloads the order from the store
+(a cached copy may be stale after a rebalance) and cancels it if it has made no progress
+for its current step's timeout (`timeouts["reserving" | "authorizing" | "shipping"]`); a
+tick in a terminal status unregisters it.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from actors.order.saga import STEP_STATUS, TERMINAL
 from actors.toolkit.actor import EventSourcedActor
 from actors.toolkit.commands import Meta
 from actors.toolkit.domain import Command, Event
-from actors.toolkit.envelope import failed, utcnow
+from actors.toolkit.envelope import failed
 
 TOPIC = "orders"
 DEADLINE_REMINDER = "deadline"
@@ -55,12 +58,12 @@ class OrderActor(EventSourcedActor[model.OrderState], OrderActorInterface, Remin
         }
 
     async def _query(self) -> bytes:
-        loaded = await self._aggregate()
-        if loaded.state.status is model.Status.NEW:
+        head = await self._aggregate()
+        if head.state.status is model.Status.NEW:
             return failed(model.OrderNotFoundError(f"no order {self.id.id}"))
-        return self._answer(loaded.state, loaded.snapshot.version)
+        return self._answer(head.state, head.snapshot.version)
 
-    async def after_commit(self, state: model.OrderState, events: list[Event]) -> None:
+    async def before_commit(self, state: model.OrderState, events: list[Event]) -> None:
         if any(isinstance(event, model.OrderPlaced) for event in events):
             tick = min(self._timeout(step) for step in STEP_STATUS)
             await self.register_reminder(DEADLINE_REMINDER, b"", tick, tick / 2)
@@ -69,12 +72,13 @@ class OrderActor(EventSourcedActor[model.OrderState], OrderActorInterface, Remin
         if name != DEADLINE_REMINDER:
             await super().on_reminder(name, state)
             return
-        loaded = await self._aggregate()
-        step, since = loaded.state.step, loaded.snapshot.updated_at
+        self._forget()  # decide on the stored order, never on a stale cached copy
+        head = await self._aggregate()
+        step, since = head.state.step, head.snapshot.updated_at
         if step is not None and since is not None:
-            if utcnow() - since < self._timeout(step):
+            if self._deps().clock() - since < self._timeout(step):
                 return  # progress within the last timeout: not late yet
-            meta = Meta(message_id=f"deadline-{loaded.snapshot.version}")
+            meta = Meta(message_id=f"deadline-{head.snapshot.version}")
             await self._execute(meta, model.DeadlinePassed(step=step))
         if self._aggregate_status() in TERMINAL or step is None:
             await self.unregister_reminder(DEADLINE_REMINDER)
@@ -83,7 +87,7 @@ class OrderActor(EventSourcedActor[model.OrderState], OrderActorInterface, Remin
         return self._deps().timeouts.get(step, DEFAULT_TIMEOUT)
 
     def _aggregate_status(self) -> model.Status:
-        return self._loaded.state.status if self._loaded else model.Status.NEW
+        return self._head.state.status if self._head else model.Status.NEW
 
     async def place(self, payload: bytes) -> bytes:
         return await self._command(model.Place, payload)

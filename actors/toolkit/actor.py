@@ -4,19 +4,21 @@ One command = one turn:
     parse + validate the payload     invalid -> {"ok": false, "error": request.invalid}
     inbox                            a message id already applied -> the original result
     decide(state, command)           DomainError -> {"ok": false, "error": {...}}
-    evolve, wrap events in envelopes
-    save ONE state transaction       snapshot (state, version, outbox watermark)
-                                     + one key per new event + the inbox entry
-                                     (actors.toolkit.store, actors.toolkit.inbox)
-    publish the new events           failure -> they stay in the outbox; a retry
-                                     reminder is registered (never on the happy path)
+    evolve, wrap events in envelopes (event ids: uuid5 of aggregate and version)
+    before_commit                    e.g. the order arms its deadline reminder
+    append at the expected version   snapshot + one key per new event + the inbox entry,
+                                     all-or-nothing (actors.toolkit.eventlog, .store);
+                                     ConcurrencyError -> drop the cached aggregate,
+                                     publish nothing, fail the call (Dapr retries it and
+                                     the retry reaches the current owner, which reloads)
+    publish the new events           failure -> they stay in the outbox (actors.toolkit.outbox)
     return {"ok": true, "result": view, "aggregate_version", "events", "duplicate"}
 Unexpected exceptions propagate: the call fails and Dapr's resiliency retries it.
+Nothing writes state outside a turn (no save on deactivation).
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import datetime as dt
 import json
@@ -33,30 +35,29 @@ from dapr.actor.runtime.context import ActorRuntimeContext
 from actors.toolkit import audit
 from actors.toolkit.commands import Meta, parse_object, split_meta, validate_command
 from actors.toolkit.domain import Command, Event, State
-from actors.toolkit.envelope import EventEnvelope, failed
+from actors.toolkit.envelope import EventEnvelope, failed, utcnow
 from actors.toolkit.errors import DomainError
-from actors.toolkit.inbox import DEFAULT_TTL, inbox_key
-from actors.toolkit.publisher import Publisher, PublishError
-from actors.toolkit.store import (
-    SNAPSHOT_KEY,
-    ActorStore,
-    Item,
-    SidecarStore,
-    Snapshot,
-    StateManagerStore,
-    event_key,
-)
+from actors.toolkit.eventlog import EventLog
+from actors.toolkit.faults import CRASH_AFTER_SAVE, HOLD_PREFIX, HeldCalls
+from actors.toolkit.inbox import DEFAULT_TTL
+from actors.toolkit.outbox import OUTBOX_REMINDER, Outbox, Reminders
+from actors.toolkit.publisher import Publisher
+from actors.toolkit.store import ConcurrencyError, Snapshot, StoreFactory
 from actors.toolkit.tracing import current_traceparent
 from actors.toolkit.upcasting import Upcasters
 
 S = TypeVar("S", bound=State)
 log = logging.getLogger("orderflow.actors")
 
-OUTBOX_REMINDER = "outbox-retry"
-OUTBOX_RETRY_DUE = dt.timedelta(seconds=1)
-OUTBOX_RETRY_PERIOD = dt.timedelta(seconds=5)
-CRASH_AFTER_SAVE = "crash_after_save"
-READ_BATCH = 50  # concurrent event reads when paging through history
+__all__ = ["OUTBOX_REMINDER", "ActorDeps", "ActorStats", "EventSourcedActor", "actor_factory"]
+
+
+@dataclass
+class ActorStats:
+    """Counters of one actor host process (GET /actors/stats on the actor host)."""
+
+    commits: int = 0
+    fence_conflicts: int = 0
 
 
 @dataclass(frozen=True)
@@ -64,9 +65,13 @@ class ActorDeps:
     """What the composition root hands every actor instance."""
 
     publisher: Publisher
+    store: StoreFactory  # the fenced event store of each actor (actors.toolkit.store)
+    clock: Callable[[], dt.datetime] = utcnow
     faults_enabled: bool = False  # ORDERFLOW_TEST_FAULTS=1: honour a payload's "fault"
+    held: HeldCalls | None = None  # barriers for "hold:<token>" faults
     timeouts: Mapping[str, dt.timedelta] = dataclasses.field(default_factory=dict)  # by name
     inbox_ttl: dt.timedelta = DEFAULT_TTL  # how long an applied message id is remembered
+    stats: ActorStats = dataclasses.field(default_factory=ActorStats)
 
 
 def actor_factory(
@@ -83,11 +88,11 @@ def actor_factory(
 
 
 @dataclass(frozen=True)
-class Loaded(Generic[S]):
+class Head(Generic[S]):
+    """The aggregate as this activation last loaded or wrote it."""
+
     snapshot: Snapshot
     state: S
-    pending: tuple[EventEnvelope, ...] = ()  # saved, not yet confirmed published
-    published: int = 0  # every version up to this one is confirmed published
 
 
 class EventSourcedActor(Actor, Remindable, Generic[S]):
@@ -101,8 +106,9 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
     id_field: ClassVar[str | None] = None  # a command field that must equal the actor id
 
     deps: ActorDeps | None = None
-    _loaded: Loaded[S] | None = None
-    _retry_armed: bool = False
+    _head: Head[S] | None = None
+    _log: EventLog | None = None
+    _box: Outbox | None = None
 
     # --- what a subclass provides -----------------------------------------------------------
 
@@ -118,8 +124,12 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
     def view(self, state: S) -> dict[str, Any]:
         return state.model_dump(mode="json")
 
+    async def before_commit(self, state: S, events: list[Event]) -> None:
+        """Hook inside the turn before the append (e.g. arm a deadline reminder first, so
+        no committed state ever lacks it). Anything it does must be safe to repeat."""
+
     async def after_commit(self, state: S, events: list[Event]) -> None:
-        """Hook after a successful save (e.g. arm a deadline reminder)."""
+        """Hook after a successful append and publish."""
 
     # --- commands and queries ----------------------------------------------------------------
 
@@ -132,20 +142,20 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
 
     async def _execute(self, meta: Meta, command: Command) -> bytes:
         """Inbox, decide, commit, publish: the pipeline after a payload was parsed."""
-        loaded = await self._aggregate()
+        head = await self._aggregate()
         if meta.message_id:
-            seen = await self._store().read(inbox_key(meta.message_id))
+            seen = await self._event_log().seen(meta.message_id)
             if seen is not None:
-                return _body({"ok": True, **json.loads(seen), "duplicate": True})
+                return _body({"ok": True, **seen, "duplicate": True})
         try:
-            events = self.decide(loaded.state, command)
+            events = self.decide(head.state, command)
         except DomainError as exc:
             return failed(exc)
-        return await self._commit(loaded, meta, events)
+        return await self._commit(head, meta, events)
 
     async def _query(self) -> bytes:
-        loaded = await self._aggregate()
-        return self._answer(loaded.state, loaded.snapshot.version)
+        head = await self._aggregate()
+        return self._answer(head.state, head.snapshot.version)
 
     def _answer(self, state: S, version: int, **extra: Any) -> bytes:
         return _body(
@@ -161,42 +171,68 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
                 fields[self.id_field] = None  # refused below, naming the field
         return meta, validate_command(command_type, fields)
 
-    async def _commit(self, loaded: Loaded[S], meta: Meta, events: list[Event]) -> bytes:
-        snapshot, state = loaded.snapshot, loaded.state
+    async def _commit(self, head: Head[S], meta: Meta, events: list[Event]) -> bytes:
+        state, base = head.state, head.snapshot.version
         envelopes: list[EventEnvelope] = []
         for offset, event in enumerate(events, start=1):
             state = self.evolve(state, event)
-            envelopes.append(self._wrap(event, snapshot.version + offset, meta))
-        version = snapshot.version + len(events)
+            envelopes.append(self._wrap(event, base + offset, meta))
+        version = base + len(events)
         summary = [
             {"event_id": e.event_id, "type": e.type, "aggregate_version": e.aggregate_version}
             for e in envelopes
         ]
         result = {"result": self.view(state), "aggregate_version": version, "events": summary}
-        items: list[Item] = []
-        if meta.message_id:
-            inbox = Item(inbox_key(meta.message_id), json.dumps(result).encode(), self._inbox_ttl())
-            items.append(inbox)
+        snapshot = None
         if events:
             snapshot = Snapshot(
                 version=version,
-                published=loaded.published,
+                published=self._outbox().published,
                 state=state.model_dump(mode="json"),
                 updated_at=envelopes[-1].occurred_at,
             )
-            items.append(Item(SNAPSHOT_KEY, snapshot.model_dump_json().encode()))
-            items += [
-                Item(event_key(e.aggregate_version), e.model_dump_json().encode())
-                for e in envelopes
-            ]
-        if items:
-            await self._store().write(items)
-        self._loaded = Loaded(snapshot, state, (*loaded.pending, *envelopes), loaded.published)
+        if snapshot or meta.message_id:
+            await self._hold_if_asked(meta)
+            await self.before_commit(state, events)
+            await self._append(head, meta, snapshot, envelopes, result)
+        if snapshot is not None:
+            self._head = Head(snapshot, state)
+            self._outbox().add(envelopes)
         if meta.fault == CRASH_AFTER_SAVE:
             os.kill(os.getpid(), signal.SIGKILL)  # test-only: die between save and publish
-        await self._flush_outbox()
+        await self._outbox().flush()
         await self.after_commit(state, events)
         return _body({"ok": True, **result, "duplicate": False})
+
+    async def _append(
+        self,
+        head: Head[S],
+        meta: Meta,
+        snapshot: Snapshot | None,
+        envelopes: list[EventEnvelope],
+        result: dict[str, Any],
+    ) -> None:
+        inbox = (meta.message_id, result, self._deps().inbox_ttl) if meta.message_id else None
+        stats = self._deps().stats
+        try:
+            await self._event_log().append(
+                expected_version=head.snapshot.version,
+                snapshot=snapshot,
+                envelopes=envelopes,
+                inbox=inbox,
+            )
+        except ConcurrencyError as exc:
+            stats.fence_conflicts += 1
+            log.warning("%s: fence conflict, dropping this activation's state: %s", self._name, exc)
+            self._forget()
+            self._finish_hold(meta, "conflict")
+            raise
+        except Exception:
+            self._forget()  # written or not, unknown: reload before deciding again
+            self._finish_hold(meta, "error")
+            raise
+        stats.commits += 1
+        self._finish_hold(meta, "committed")
 
     def _wrap(self, event: Event, version: int, meta: Meta) -> EventEnvelope:
         return EventEnvelope.wrap(
@@ -207,86 +243,75 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
             correlation_id=meta.correlation_id or self.id.id,
             causation_id=meta.causation_id or meta.message_id,
             traceparent=current_traceparent(),
+            occurred_at=self._deps().clock(),
         )
 
-    # --- loading, the outbox ---------------------------------------------------------------
+    # --- the event log, the outbox, faults -------------------------------------------------
 
-    def _inbox_ttl(self) -> dt.timedelta:
-        return self._deps().inbox_ttl
+    @property
+    def _name(self) -> str:
+        return f"{self.aggregate_type}/{self.id.id}"
 
     def _deps(self) -> ActorDeps:
         if self.deps is None:
             raise RuntimeError(f"{type(self).__name__} has no ActorDeps: use actor_factory()")
         return self.deps
 
-    def _store(self) -> ActorStore:
-        if self._runtime_ctx is None:  # the SDK's mock actor
-            return StateManagerStore(self._state_manager)
-        return SidecarStore(self._runtime_ctx.dapr_client, self.aggregate_type, self.id.id)
+    def _event_log(self) -> EventLog:
+        if self._log is None:
+            store = self._deps().store(self.aggregate_type, self.id.id, self._state_manager)
+            self._log = EventLog(store, name=self._name, upcasters=self.upcasters)
+        return self._log
 
-    async def _aggregate(self) -> Loaded[S]:
-        if self._loaded is None:
-            raw = await self._store().read(SNAPSHOT_KEY)
-            snapshot = Snapshot.model_validate_json(raw) if raw else Snapshot()
-            state = self.state_type.model_validate(snapshot.state) if raw else self.initial_state()
-            pending = await self.read_events(snapshot.published + 1, snapshot.version)
-            self._loaded = Loaded(snapshot, state, tuple(pending), snapshot.published)  # type: ignore[arg-type]
-        return self._loaded
+    def _outbox(self) -> Outbox:
+        if self._box is None:
+            self._box = Outbox(
+                publisher=self._deps().publisher,
+                topic=self.topic,
+                reminders=Reminders(self.register_reminder, self.unregister_reminder),
+                name=self._name,
+            )
+        return self._box
+
+    def _forget(self) -> None:
+        """Drop what this activation cached: the next call reloads from the store.
+
+        The outbox keeps its watermark: versions this activation published were appended
+        by it (it publishes only after its append succeeded), so they are history."""
+        self._head = None
+        self._outbox().load((), self._outbox().published)
+
+    async def _aggregate(self) -> Head[S]:
+        if self._head is None:
+            event_log = self._event_log()
+            snapshot = await event_log.snapshot()
+            if snapshot is None:
+                head = Head(Snapshot(), self.initial_state())
+            else:
+                head = Head(snapshot, self.state_type.model_validate(snapshot.state))  # type: ignore[arg-type]
+            published = max(head.snapshot.published, self._outbox().published)
+            pending = await event_log.read_events(published + 1, head.snapshot.version)
+            self._outbox().load(pending, published)
+            self._head = head
+        return self._head
 
     async def read_events(self, first: int, last: int) -> list[EventEnvelope]:
         """Envelopes of versions first..last (upcast to the newest schema), in order."""
-        store = self._store()
-        found: list[EventEnvelope] = []
-        for start in range(first, last + 1, READ_BATCH):
-            versions = range(start, min(start + READ_BATCH, last + 1))
-            raws = await asyncio.gather(*(store.read(event_key(v)) for v in versions))
-            for version, raw in zip(versions, raws, strict=True):
-                if raw is None:
-                    raise RuntimeError(f"{self.aggregate_type}/{self.id.id}: no event {version}")
-                found.append(self.upcasters.upcast(EventEnvelope.model_validate_json(raw)))
-        return found
+        return await self._event_log().read_events(first, last)
 
-    async def _flush_outbox(self) -> None:
-        loaded = self._loaded
-        if loaded is None or not loaded.pending:
-            await self._disarm_retry()
-            return
-        try:
-            await self._deps().publisher.publish(
-                self.topic, loaded.pending, traceparent=current_traceparent()
-            )
-        except PublishError as exc:
-            log.warning(
-                "%s/%s: publish failed, kept in outbox: %s", self.aggregate_type, self.id.id, exc
-            )
-            await self._arm_retry()
-            return
-        self._loaded = dataclasses.replace(loaded, pending=(), published=loaded.snapshot.version)
-        await self._disarm_retry()
+    async def _hold_if_asked(self, meta: Meta) -> None:
+        held = self._deps().held
+        if held is not None and meta.fault.startswith(HOLD_PREFIX):
+            await held.hold(meta.fault.removeprefix(HOLD_PREFIX))
 
-    async def _disarm_retry(self) -> None:
-        if self._retry_armed:
-            await self.unregister_reminder(OUTBOX_REMINDER)
-            self._retry_armed = False
-
-    async def _arm_retry(self) -> None:
-        if not self._retry_armed:
-            await self.register_reminder(
-                OUTBOX_REMINDER, b"", OUTBOX_RETRY_DUE, OUTBOX_RETRY_PERIOD
-            )
-            self._retry_armed = True
+    def _finish_hold(self, meta: Meta, outcome: str) -> None:
+        held = self._deps().held
+        if held is not None and meta.fault.startswith(HOLD_PREFIX):
+            held.finish(meta.fault.removeprefix(HOLD_PREFIX), outcome)
 
     async def _on_activate(self) -> None:
         await self._aggregate()
-        await self._flush_outbox()
-
-    async def _on_deactivate(self) -> None:
-        """Persist the outbox watermark, so a reactivation re-sends nothing already sent."""
-        loaded = self._loaded
-        if loaded is None or loaded.published <= loaded.snapshot.published:
-            return
-        snapshot = loaded.snapshot.model_copy(update={"published": loaded.published})
-        await self._store().write([Item(SNAPSHOT_KEY, snapshot.model_dump_json().encode())])
+        await self._outbox().flush()
 
     async def receive_reminder(
         self,
@@ -297,14 +322,14 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
         ttl: dt.timedelta | None = None,
     ) -> None:
         if name == OUTBOX_REMINDER:
-            self._retry_armed = True  # it fired, so it exists (maybe from before a restart)
+            self._outbox().retry_armed = True  # it fired, so it exists (maybe from before)
             await self._aggregate()
-            await self._flush_outbox()  # unregisters it once nothing is left to send
+            await self._outbox().flush()  # unregisters it once nothing is left to send
             return
         await self.on_reminder(name, state)
 
     async def on_reminder(self, name: str, state: bytes) -> None:
-        log.warning("%s/%s: unknown reminder %r", self.aggregate_type, self.id.id, name)
+        log.warning("%s: unknown reminder %r", self._name, name)
 
     # --- EventSourcedInterface, implemented once ---------------------------------------------
 
@@ -312,16 +337,32 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
         return await self._query()
 
     async def history(self, payload: bytes) -> bytes:
-        page = await audit.history(self, payload)
+        head = await self._aggregate()
+        page = await audit.history(self._event_log(), head.snapshot.version, payload)
         if isinstance(page, bytes):
             return page
         return self._answer_raw(page)
 
     async def replay(self) -> bytes:
-        return self._answer_raw(await audit.replay(self))
+        head = await self._aggregate()
+        report = await audit.replay(
+            self._event_log(),
+            head.snapshot.version,
+            fold=self.fold,
+            current=head.state,
+            view=self.view,
+        )
+        return self._answer_raw(report)
+
+    def fold(self, envelopes: list[EventEnvelope]) -> S:
+        """The state `envelopes` build from the initial state (upcast payloads, evolve)."""
+        state = self.initial_state()
+        for env in envelopes:
+            state = self.evolve(state, self.events[env.type].model_validate(env.payload))
+        return state
 
     def _answer_raw(self, result: dict[str, Any]) -> bytes:
-        version = self._loaded.snapshot.version if self._loaded else 0
+        version = self._head.snapshot.version if self._head else 0
         return _body({"ok": True, "result": result, "aggregate_version": version})
 
 

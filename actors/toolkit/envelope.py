@@ -1,7 +1,8 @@
 """Envelopes: the event envelope on the bus, the result envelope across the actor hop.
 
 Event envelope (the `data` of a CloudEvent published through Dapr pub/sub):
-    event_id        globally unique, kept when the outbox re-sends the event
+    event_id        uuid5 of (aggregate_type, aggregate_id, aggregate_version): one event
+                    per version (the store's fence), so a re-send is always the same id
     type            "<context>.<event>"
     schema_version  int, upcast on read (actors.toolkit.upcasting)
     aggregate_type, aggregate_id, aggregate_version (per-actor sequence, from 1)
@@ -27,6 +28,15 @@ from actors.toolkit.errors import DomainError
 
 def new_id() -> str:
     return uuid.uuid4().hex
+
+
+EVENT_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://orderflow/events")
+
+
+def event_id_for(aggregate_type: str, aggregate_id: str, aggregate_version: int) -> str:
+    """The id of an aggregate's event at a version: the same on every (re-)send."""
+    name = f"{aggregate_type}/{aggregate_id}/{aggregate_version}"
+    return uuid.uuid5(EVENT_ID_NAMESPACE, name).hex
 
 
 def utcnow() -> dt.datetime:
@@ -59,15 +69,16 @@ class EventEnvelope(BaseModel):
         correlation_id: str = "",
         causation_id: str = "",
         traceparent: str = "",
+        occurred_at: dt.datetime | None = None,
     ) -> EventEnvelope:
         return cls(
-            event_id=new_id(),
+            event_id=event_id_for(aggregate_type, aggregate_id, aggregate_version),
             type=event.type,
             schema_version=event.schema_version,
             aggregate_type=aggregate_type,
             aggregate_id=aggregate_id,
             aggregate_version=aggregate_version,
-            occurred_at=utcnow(),
+            occurred_at=occurred_at or utcnow(),
             correlation_id=correlation_id,
             causation_id=causation_id,
             traceparent=traceparent,

@@ -1,27 +1,36 @@
-"""Where an event-sourced actor keeps itself: one snapshot key plus one key per event.
+"""The event store port: one actor's keys, and an append fenced by an expected version.
+
+Keys of one event-sourced actor (Dapr's actor state layout, so daprd's actor state API,
+`History`, `Replay` and the read-side rebuild all read them):
 
     "aggregate"     {"version", "published", "state", "updated_at"}  the snapshot
     "event-<n>"     the EventEnvelope of version n (n = 1..version), never rewritten
     "inbox-<hash>"  the result answered to one message id, with a TTL (actors.toolkit.inbox)
 
-`published` is the outbox watermark: events with a version above it were saved but not
-yet confirmed published. Snapshot and new events go to the sidecar in ONE actor state
-transaction, so they are saved together or not at all.
+`append(Append(expected_version=v, ...))` writes the snapshot, the new event keys and the
+inbox entry all-or-nothing, and only if the stored snapshot still has version v and none
+of the new event keys exists; otherwise it writes nothing and raises ConcurrencyError.
+That is what makes one writer per actor a property of the store rather than an
+assumption about Dapr's placement: a stale activation (a halted actor whose coroutine
+kept running, a host that lost its actors during a rebalance) cannot fork the history.
 
-SidecarStore talks to the actor state API directly (one GET at activation, one PUT per
-command): the SDK's state manager would first GET every new key to tell insert from
-update. StateManagerStore goes through the SDK's state manager; it serves the SDK's mock
-actors in tests.
+Implementations (each runs the contract suite, tests/store_contract.py):
+    RedisStores       actors.toolkit.redis_store: one Lua script, the production store
+    InMemoryStores    a dict per actor: fast tests and benchmarks of the actor code
+    StateManagerStore the SDK's state manager: the SDK's mock actors in tests
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
 from dapr.actor.runtime.state_manager import ActorStateManager
-from dapr.clients.base import DaprActorClientBase
 from pydantic import BaseModel, ConfigDict, Field
 
 SNAPSHOT_KEY = "aggregate"
@@ -48,49 +57,150 @@ class Item(NamedTuple):
     ttl: dt.timedelta | None = None
 
 
-class ActorStore(Protocol):
+@dataclass(frozen=True)
+class Append:
+    """One command's writes, all-or-nothing, at an expected version.
+
+    With no events, `snapshot` is None and only the inbox entry is written (a command
+    that changed nothing still records its answer), under the same version check.
+    """
+
+    expected_version: int
+    snapshot: bytes | None = None  # the new snapshot document (None: unchanged)
+    events: tuple[Item, ...] = ()  # event-<n> keys, n = expected_version + 1, ...
+    inbox: Item | None = None
+
+    @property
+    def keys(self) -> list[str]:
+        return [e.key for e in self.events] + ([self.inbox.key] if self.inbox else [])
+
+
+class ConcurrencyError(Exception):
+    """The store refused an append: another activation wrote first (nothing was written).
+
+    Transient for the caller: the actor drops its cached state and fails the call, and
+    the retry reaches the current owner, which reloads.
+    """
+
+    def __init__(self, detail: str, *, expected: int, found: int | None) -> None:
+        super().__init__(detail)
+        self.expected = expected
+        self.found = found
+
+
+class EventStore(Protocol):
+    """One actor's keys."""
+
     async def read(self, key: str) -> bytes | None: ...
 
-    async def write(self, items: list[Item]) -> None:
-        """Upsert every item in one transaction."""
+    async def read_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """Values in the order of `keys` (None where missing), in as few round trips as can be."""
+
+    async def append(self, append: Append) -> None:
+        """Write all of `append` or nothing; ConcurrencyError if the version moved."""
 
 
-class SidecarStore:
-    """The actor state API of the sidecar, through the process's pooled client."""
+# Builds the store of one actor: (actor type, actor id, the SDK's state manager of it).
+StoreFactory = Callable[[str, str, ActorStateManager[Any]], EventStore]
 
-    def __init__(self, client: DaprActorClientBase, actor_type: str, actor_id: str) -> None:
-        self._client = client
-        self._type = actor_type
-        self._id = actor_id
+
+def stored_version(raw: bytes | None) -> int:
+    """The version recorded in a snapshot document (0 when there is none)."""
+    return int(json.loads(raw)["version"]) if raw else 0
+
+
+def check_append(append: Append, snapshot: bytes | None, existing: Sequence[str]) -> None:
+    """The fence, for stores that check in Python: raise unless `append` may be written."""
+    found = stored_version(snapshot)
+    if found != append.expected_version:
+        raise ConcurrencyError(
+            f"expected version {append.expected_version}, found {found}",
+            expected=append.expected_version,
+            found=found,
+        )
+    if existing:
+        raise ConcurrencyError(
+            f"event key {existing[0]} already exists",
+            expected=append.expected_version,
+            found=found,
+        )
+
+
+@dataclass
+class _Actor:
+    values: dict[str, bytes] = field(default_factory=dict)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class InMemoryStores:
+    """Every actor's keys in process memory (TTLs are not enforced)."""
+
+    def __init__(self) -> None:
+        self._actors: dict[tuple[str, str], _Actor] = {}
+
+    def __call__(self, actor_type: str, actor_id: str, _: Any = None) -> InMemoryStore:
+        return InMemoryStore(self._actors.setdefault((actor_type, actor_id), _Actor()))
+
+    def keys(self, actor_type: str, actor_id: str) -> dict[str, bytes]:
+        """A copy of one actor's keys (for tests)."""
+        return dict(self._actors.get((actor_type, actor_id), _Actor()).values)
+
+
+class InMemoryStore:
+    def __init__(self, actor: _Actor) -> None:
+        self._actor = actor
 
     async def read(self, key: str) -> bytes | None:
-        raw = await self._client.get_state(self._type, self._id, key)
-        return raw or None  # the sidecar answers 204 with no body for a missing key
+        return self._actor.values.get(key)
 
-    async def write(self, items: list[Item]) -> None:
-        ops = b",".join(_upsert(item) for item in items)
-        await self._client.save_state_transactionally(self._type, self._id, b"[" + ops + b"]")
+    async def read_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        return [self._actor.values.get(key) for key in keys]
+
+    async def append(self, append: Append) -> None:
+        values = self._actor.values
+        existing = [e.key for e in append.events if e.key in values]
+        check_append(append, values.get(SNAPSHOT_KEY), existing)
+        if append.snapshot is not None:
+            values[SNAPSHOT_KEY] = append.snapshot
+        values.update({item.key: item.value for item in append.events})
+        if append.inbox is not None:
+            values[append.inbox.key] = append.inbox.value
+
+
+# One lock per state manager: several store objects over one manager append in turn.
+_MANAGER_LOCKS: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
 
 
 class StateManagerStore:
-    """The SDK's state manager (and so the SDK's MockStateManager in actor tests)."""
+    """The SDK's state manager (so the SDK's MockStateManager in actor tests).
 
-    def __init__(self, manager: ActorStateManager[bytes]) -> None:
+    The fence is checked in Python under a lock per manager: it holds within one
+    process only, which is all a mock needs. Never use it against a real sidecar.
+    """
+
+    def __init__(self, manager: ActorStateManager[Any]) -> None:
         self._manager = manager
+        self._lock = _MANAGER_LOCKS.setdefault(manager, asyncio.Lock())
+
+    @classmethod
+    def factory(cls, _type: str, _id: str, manager: ActorStateManager[Any]) -> StateManagerStore:
+        return cls(manager)
 
     async def read(self, key: str) -> bytes | None:
         found, value = await self._manager.try_get_state(key)
         return value if found else None
 
-    async def write(self, items: list[Item]) -> None:
-        for item in items:
-            ttl = int(item.ttl.total_seconds()) if item.ttl else None
-            await self._manager.set_state_ttl(item.key, item.value, ttl)
-        await self._manager.save_state()
+    async def read_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        return [await self.read(key) for key in keys]
 
-
-def _upsert(item: Item) -> bytes:
-    request = b'{"key":%s,"value":%s' % (json.dumps(item.key).encode(), item.value)
-    if item.ttl is not None:
-        request += b',"metadata":{"ttlInSeconds":"%d"}' % int(item.ttl.total_seconds())
-    return b'{"operation":"upsert","request":' + request + b"}}"
+    async def append(self, append: Append) -> None:
+        async with self._lock:
+            existing = [e.key for e in append.events if await self.read(e.key) is not None]
+            check_append(append, await self.read(SNAPSHOT_KEY), existing)
+            writes = list(append.events) + ([append.inbox] if append.inbox else [])
+            if append.snapshot is not None:
+                writes.append(Item(SNAPSHOT_KEY, append.snapshot))
+            for item in writes:
+                ttl = int(item.ttl.total_seconds()) if item.ttl else None
+                await self._manager.set_state_ttl(item.key, item.value, ttl)
+            await self._manager.save_state()

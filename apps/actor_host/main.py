@@ -1,31 +1,41 @@
-"""Composition root of the actor host: the actors, their dependencies, the event router."""
+"""Composition root of the actor host: the actors, their dependencies, the event router.
+
+The actors' event store is Redis itself (actors.toolkit.redis_store), in Dapr's actor
+state layout under this app id: every append is one fenced Lua script.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from dapr.actor import Actor, ActorRuntime
 from dapr.actor.runtime.config import ActorRuntimeConfig
 from dapr.ext.fastapi import DaprActor
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
+from redis.asyncio import Redis
 
 from actors.beacon.actor import BeaconActor
 from actors.inventory.actor import InventoryActor
 from actors.order.actor import OrderActor
 from actors.routes import build_router
-from actors.toolkit.actor import ActorDeps, EventSourcedActor, actor_factory
+from actors.toolkit.actor import ActorDeps, ActorStats, EventSourcedActor, actor_factory
 from actors.toolkit.client import ActorClient
+from actors.toolkit.faults import HeldCalls
 from actors.toolkit.inbox import DEFAULT_TTL
 from actors.toolkit.publisher import SidecarPublisher
+from actors.toolkit.redis_store import RedisStores
 from actors.toolkit.serializer import RawJSONSerializer
 from actors.toolkit.sidecar import SidecarActorClient, SidecarHTTP
 from actors.toolkit.tracing import TraceContextMiddleware
 from actors.wallet.actor import WalletActor
 from apps.actor_host.subscriptions import DeadLetters, subscription_routes
+from apps.projector.connection import redis_client, redis_host_from_env
 
 EVENT_SOURCED: tuple[type[EventSourcedActor], ...] = (  # type: ignore[type-arg]
     InventoryActor,
@@ -40,6 +50,8 @@ DRAIN_ONGOING_CALLS = dt.timedelta(seconds=4)
 class Settings:
     dapr_http_port: int = 3500
     replica: str = "actor-host"
+    app_id: str = "actor-host"  # Dapr's app id: the first part of every actor state key
+    redis_host: str = "127.0.0.1:6380"  # the actor state store's Redis (host:port)
     actor_idle_timeout: dt.timedelta = dt.timedelta(minutes=15)
     test_faults: bool = False  # ORDERFLOW_TEST_FAULTS=1 enables the "fault" payload field
     step_timeout: dt.timedelta = dt.timedelta(seconds=30)  # reserving, authorizing
@@ -51,6 +63,8 @@ class Settings:
         return cls(
             dapr_http_port=int(os.environ.get("DAPR_HTTP_PORT", "3500")),
             replica=os.environ.get("ORDERFLOW_APP_NAME", "actor-host"),
+            app_id=os.environ.get("APP_ID", "actor-host"),
+            redis_host=redis_host_from_env(),
             test_faults=os.environ.get("ORDERFLOW_TEST_FAULTS") == "1",
             step_timeout=_seconds("ORDERFLOW_ORDER_STEP_TIMEOUT_S", 30),
             shipping_timeout=_seconds("ORDERFLOW_SHIPPING_TIMEOUT_S", 60),
@@ -59,28 +73,11 @@ class Settings:
 
 
 async def _register_actors(
-    runtime: DaprActor, client: SidecarActorClient, publisher: SidecarPublisher, settings: Settings
+    runtime: DaprActor,
+    client: SidecarActorClient,
+    *,
+    deps: ActorDeps,
 ) -> None:
-    deps = ActorDeps(
-        publisher=publisher,
-        faults_enabled=settings.test_faults,
-        inbox_ttl=settings.inbox_ttl,
-        timeouts={
-            "reserving": settings.step_timeout,
-            "authorizing": settings.step_timeout,
-            "shipping": settings.shipping_timeout,
-        },
-    )
-    ActorRuntime.set_actor_config(
-        ActorRuntimeConfig(
-            actor_idle_timeout=settings.actor_idle_timeout,
-            actor_scan_interval=dt.timedelta(seconds=30),
-            # Below placement's dissemination timeout (8 s): a rebalance that waits longer for
-            # in-flight calls gets this host kicked, and a restart under a backlog never settles.
-            drain_ongoing_call_timeout=DRAIN_ONGOING_CALLS,
-            drain_rebalanced_actors=True,
-        )
-    )
     common = {
         "message_serializer": RawJSONSerializer(),
         "state_serializer": RawJSONSerializer(raw_reads=True),
@@ -92,26 +89,70 @@ async def _register_actors(
         await runtime.register_actor(plain, **common)
 
 
+def _actor_deps(
+    settings: Settings,
+    publisher: SidecarPublisher,
+    redis: Redis,
+    *,
+    held: HeldCalls | None,
+    stats: ActorStats,
+) -> ActorDeps:
+    return ActorDeps(
+        publisher=publisher,
+        store=RedisStores(redis, app_id=settings.app_id),
+        faults_enabled=settings.test_faults,
+        held=held,
+        inbox_ttl=settings.inbox_ttl,
+        timeouts={
+            "reserving": settings.step_timeout,
+            "authorizing": settings.step_timeout,
+            "shipping": settings.shipping_timeout,
+        },
+        stats=stats,
+    )
+
+
+def _configure_runtime(settings: Settings) -> None:
+    ActorRuntime.set_actor_config(
+        ActorRuntimeConfig(
+            actor_idle_timeout=settings.actor_idle_timeout,
+            actor_scan_interval=dt.timedelta(seconds=30),
+            # Below placement's dissemination timeout (8 s): a rebalance that waits longer for
+            # in-flight calls gets this host kicked, and a restart under a backlog never settles.
+            drain_ongoing_call_timeout=DRAIN_ONGOING_CALLS,
+            drain_rebalanced_actors=True,
+        )
+    )
+
+
 def _seconds(name: str, default: float) -> dt.timedelta:
     return dt.timedelta(seconds=float(os.environ.get(name, default)))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
+    held = HeldCalls() if settings.test_faults else None
+    stats = ActorStats()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with SidecarHTTP(settings.dapr_http_port) as http:
-            publisher = SidecarPublisher(http)
-            await _register_actors(actor_runtime, SidecarActorClient(http), publisher, settings)
-            app.include_router(
-                subscription_routes(
-                    build_router(),
-                    actors=ActorClient(http),
-                    dead_letters=DeadLetters(publisher),
+        redis = redis_client(settings.redis_host, decode_responses=False)
+        try:
+            async with SidecarHTTP(settings.dapr_http_port) as http:
+                publisher = SidecarPublisher(http)
+                deps = _actor_deps(settings, publisher, redis, held=held, stats=stats)
+                _configure_runtime(settings)
+                await _register_actors(actor_runtime, SidecarActorClient(http), deps=deps)
+                app.include_router(
+                    subscription_routes(
+                        build_router(),
+                        actors=ActorClient(http),
+                        dead_letters=DeadLetters(publisher),
+                    )
                 )
-            )
-            yield
+                yield
+        finally:
+            await redis.aclose()
 
     app = FastAPI(title="Orderflow actor host", lifespan=lifespan)
     app.add_middleware(TraceContextMiddleware)
@@ -121,4 +162,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def app_health() -> dict[str, str]:
         return {"status": "ok", "replica": settings.replica}
 
+    @app.get("/actors/stats", tags=["ops"])
+    async def actor_stats() -> dict[str, Any]:
+        """Counters of this process: commits, and appends the store's fence refused."""
+        return {"replica": settings.replica, **dataclasses.asdict(stats)}
+
+    if held is not None:
+        _mount_test_holds(app, held)
     return app
+
+
+def _mount_test_holds(app: FastAPI, held: HeldCalls) -> None:
+    """Test-only (ORDERFLOW_TEST_FAULTS=1): see and release calls held by a "hold:" fault."""
+
+    @app.get("/_test/holds/{token}", tags=["test"])
+    async def holding(token: str) -> dict[str, bool]:
+        return {"holding": held.holding(token)}
+
+    @app.post("/_test/holds/{token}/release", tags=["test"])
+    async def release(token: str) -> dict[str, str]:
+        try:
+            return {"outcome": await held.release(token)}
+        except KeyError:
+            raise HTTPException(404, f"no held call {token!r}") from None

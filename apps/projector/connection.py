@@ -23,8 +23,10 @@ def read_model_prefix_from_env(env: Mapping[str, str] | None = None) -> str:
     return env.get(PREFIX_ENV) or "rm:"
 
 
-def redis_client(host: str, *, max_connections: int = 64) -> Redis:
+def redis_client(host: str, *, max_connections: int = 64, decode_responses: bool = True) -> Redis:
     """A client owning a blocking pool: callers wait for a free connection, never fail.
+
+    The actor host's event store reads and writes bytes (`decode_responses=False`).
 
     Close it with `await client.aclose()` (that closes the pool too).
     """
@@ -32,7 +34,7 @@ def redis_client(host: str, *, max_connections: int = 64) -> Redis:
         f"redis://{host}/0",
         max_connections=max_connections,
         timeout=5,
-        decode_responses=True,
+        decode_responses=decode_responses,
         socket_connect_timeout=2,
         socket_timeout=5,
     )

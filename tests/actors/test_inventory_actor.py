@@ -10,8 +10,14 @@ from dapr.actor.runtime.mock_actor import create_mock_actor
 
 from actors.inventory.actor import InventoryActor
 from actors.toolkit.actor import OUTBOX_REMINDER, ActorDeps
+from actors.toolkit.envelope import event_id_for
 from actors.toolkit.inbox import inbox_key
-from actors.toolkit.store import SNAPSHOT_KEY
+from actors.toolkit.store import (
+    SNAPSHOT_KEY,
+    ConcurrencyError,
+    InMemoryStores,
+    StateManagerStore,
+)
 from tests.actors.doubles import RecordingPublisher
 
 
@@ -19,7 +25,14 @@ def make(
     publisher: RecordingPublisher, sku: str = "SKU-1", state: dict[str, Any] | None = None
 ) -> InventoryActor:
     actor = create_mock_actor(InventoryActor, sku, initstate=state)
-    actor.deps = ActorDeps(publisher=publisher)
+    actor.deps = ActorDeps(publisher=publisher, store=StateManagerStore.factory)
+    return actor
+
+
+def make_on(stores: InMemoryStores, publisher: RecordingPublisher) -> InventoryActor:
+    """An activation of SKU-1 over a shared in-memory store (two = a zombie and an owner)."""
+    actor = create_mock_actor(InventoryActor, "SKU-1")
+    actor.deps = ActorDeps(publisher=publisher, store=stores)
     return actor
 
 
@@ -185,14 +198,42 @@ async def test_date_and_duration_shaped_ids_stay_strings(
     assert publisher.sent[0][1].payload["sku"] == sku
 
 
-async def test_deactivation_saves_the_outbox_watermark_so_reactivation_resends_nothing(
+async def test_the_watermark_rides_on_the_next_append_and_reactivation_resends_the_same_ids(
     publisher: RecordingPublisher,
 ) -> None:
     actor = make(publisher)
     await actor.restock(b'{"quantity": 2}')
-    assert json.loads(stored(actor)[SNAPSHOT_KEY])["published"] == 0  # rides on the next save
+    await actor.restock(b'{"quantity": 3}')
+    assert json.loads(stored(actor)[SNAPSHOT_KEY])["published"] == 1  # lags one command
+    before = dict(stored(actor))
     await actor._on_deactivate()
-    assert json.loads(stored(actor)[SNAPSHOT_KEY])["published"] == 1
+    assert stored(actor) == before  # nothing writes state outside a turn
     revived = make(publisher, state=dict(stored(actor)))
     await revived._on_activate()
-    assert len(publisher.sent) == 1
+    first, second, resent = (env for _, env in publisher.sent)
+    assert resent == second  # the last command's event again, with its id
+    assert first.event_id != second.event_id
+
+
+async def test_a_stale_activation_gets_a_conflict_drops_its_cache_and_publishes_nothing(
+    publisher: RecordingPublisher,
+) -> None:
+    stores = InMemoryStores()
+    zombie, owner = make_on(stores, publisher), make_on(stores, publisher)
+    await zombie.restock(b'{"quantity": 1}')
+    await owner.restock(b'{"quantity": 5}')  # loads version 1, writes version 2
+    sent = len(publisher.sent)
+    with pytest.raises(ConcurrencyError):
+        await zombie.restock(b'{"quantity": 7, "message_id": "m-late"}')  # cached at version 1
+    assert len(publisher.sent) == sent
+    assert zombie._head is None
+    retried = body(await zombie.restock(b'{"quantity": 7, "message_id": "m-late"}'))
+    assert (retried["aggregate_version"], retried["result"]["on_hand"]) == (3, 13)
+    versions = [env.aggregate_version for _, env in publisher.sent]
+    assert sorted(set(versions)) == [1, 2, 3]
+
+
+def test_event_ids_are_the_same_for_the_same_aggregate_and_version() -> None:
+    assert event_id_for("InventoryActor", "A", 3) == event_id_for("InventoryActor", "A", 3)
+    assert event_id_for("InventoryActor", "A", 3) != event_id_for("InventoryActor", "A", 4)
+    assert event_id_for("InventoryActor", "A", 3) != event_id_for("WalletActor", "A", 3)

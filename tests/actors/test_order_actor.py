@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 from typing import Any
@@ -11,7 +10,8 @@ from dapr.actor.runtime.mock_actor import create_mock_actor
 
 from actors.order.actor import DEADLINE_REMINDER, OrderActor
 from actors.toolkit.actor import ActorDeps
-from tests.actors.doubles import RecordingPublisher
+from actors.toolkit.store import StateManagerStore
+from tests.actors.doubles import ManualClock, RecordingPublisher
 
 TIMEOUTS = {
     "reserving": dt.timedelta(seconds=30),
@@ -21,9 +21,14 @@ TIMEOUTS = {
 PLACE = b'{"customer_id": "c-1", "lines": [{"sku": "A", "quantity": 2, "unit_price": 150}]}'
 
 
-def make(publisher: RecordingPublisher) -> OrderActor:
+def make(publisher: RecordingPublisher, clock: ManualClock | None = None) -> OrderActor:
     actor = create_mock_actor(OrderActor, "ord-1")
-    actor.deps = ActorDeps(publisher=publisher, timeouts=TIMEOUTS)
+    actor.deps = ActorDeps(
+        publisher=publisher,
+        store=StateManagerStore.factory,
+        clock=clock or ManualClock(),
+        timeouts=TIMEOUTS,
+    )
     return actor
 
 
@@ -34,16 +39,6 @@ def body(raw: bytes) -> dict[str, Any]:
 
 def reminders(actor: OrderActor) -> dict[str, Any]:
     return actor._state_manager._mock_reminders  # type: ignore[attr-defined,no-any-return]
-
-
-def age(actor: OrderActor, seconds: float) -> None:
-    """Pretend the last event was recorded `seconds` ago."""
-    assert actor._loaded is not None
-    snapshot = actor._loaded.snapshot
-    then = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=seconds)
-    actor._loaded = dataclasses.replace(
-        actor._loaded, snapshot=snapshot.model_copy(update={"updated_at": then})
-    )
 
 
 async def test_an_order_never_placed_is_not_found(publisher: RecordingPublisher) -> None:
@@ -68,9 +63,10 @@ async def test_placing_registers_one_deadline_reminder_ticking_at_half_the_short
 async def test_a_tick_within_the_step_timeout_changes_nothing(
     publisher: RecordingPublisher,
 ) -> None:
-    actor = make(publisher)
+    clock = ManualClock()
+    actor = make(publisher, clock)
     await actor.place(PLACE)
-    age(actor, 20)  # reserving allows 30 s
+    clock.advance(seconds=20)  # reserving allows 30 s
     await actor.receive_reminder(DEADLINE_REMINDER, b"", dt.timedelta(0), dt.timedelta(0))
     assert body(await actor.get())["result"]["status"] == "reserving"
     assert DEADLINE_REMINDER in reminders(actor)
@@ -79,9 +75,10 @@ async def test_a_tick_within_the_step_timeout_changes_nothing(
 async def test_a_tick_after_the_step_timeout_cancels_and_unregisters(
     publisher: RecordingPublisher,
 ) -> None:
-    actor = make(publisher)
+    clock = ManualClock()
+    actor = make(publisher, clock)
     await actor.place(PLACE)
-    age(actor, 31)
+    clock.advance(seconds=31)
     await actor.receive_reminder(DEADLINE_REMINDER, b"", dt.timedelta(0), dt.timedelta(0))
     view = body(await actor.get())["result"]
     assert view["status"] == "cancelled"

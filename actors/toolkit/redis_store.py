@@ -1,0 +1,128 @@
+"""The production event store: actor state in Redis, appended by one fenced Lua script.
+
+Keys and values follow Dapr's state.redis layout for actor state, so daprd's actor
+state API (`GET /v1.0/actors/<type>/<id>/state/<key>`) reads what we write:
+    key    "<app-id>||<actor type>||<actor id>||<key>"   (the component's keyPrefix: appid)
+    value  a hash {data: <the JSON document>, version: <etag, +1 per write>}, EXPIRE for TTLs
+
+Why not the sidecar's actor state transaction: in Dapr 1.18 it has no etag or
+concurrency option, and daprd checks only that the actor id is in its local table, so
+a halted activation's late write lands after ownership moved. state.redis's etag'd
+transactions are not all-or-nothing either (one EVAL per key inside MULTI/EXEC: a
+mismatch fails that key alone). One Lua script is atomic on Redis: it reads the
+snapshot's version, checks that no new event key exists, and only then writes.
+
+Cost: one EVALSHA round trip per command (it replaces daprd's HTTP PUT, which made the
+same Redis writes), plus decoding the snapshot JSON inside Redis to read its version.
+All of one actor's keys must live on one Redis node (a Redis Cluster would need them
+in one hash slot, which Dapr's key layout does not give).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+from dapr.actor.runtime.state_manager import ActorStateManager
+from redis.asyncio import Redis
+
+from actors.toolkit.store import SNAPSHOT_KEY, Append, ConcurrencyError
+
+SEPARATOR: Final = "||"
+
+# KEYS: snapshot, then n event keys, then the inbox key if any.
+# ARGV: expected version, n, snapshot document ("" = unchanged), n event documents,
+#       then the inbox document and its TTL in seconds (0 = none) if any.
+# Returns {1, new version} or {0, reason, found version}.
+APPEND_LUA: Final = """
+local expected = tonumber(ARGV[1])
+local n = tonumber(ARGV[2])
+local found = 0
+local raw = redis.call('HGET', KEYS[1], 'data')
+if raw then found = tonumber(cjson.decode(raw)['version']) or 0 end
+if found ~= expected then return {0, 'version', found} end
+for i = 2, n + 1 do
+  if redis.call('EXISTS', KEYS[i]) == 1 then return {0, 'event exists', found} end
+end
+if ARGV[3] ~= '' then
+  redis.call('HSET', KEYS[1], 'data', ARGV[3])
+  redis.call('HINCRBY', KEYS[1], 'version', 1)
+end
+for i = 1, n do
+  redis.call('HSET', KEYS[i + 1], 'data', ARGV[3 + i], 'version', 1)
+end
+if #KEYS > n + 1 then
+  local inbox = KEYS[n + 2]
+  redis.call('HSET', inbox, 'data', ARGV[4 + n])
+  redis.call('HINCRBY', inbox, 'version', 1)
+  local ttl = tonumber(ARGV[5 + n])
+  if ttl > 0 then redis.call('EXPIRE', inbox, ttl) end
+end
+return {1, found + n}
+"""
+
+
+def state_key(app_id: str, actor_type: str, actor_id: str, key: str) -> str:
+    """Dapr's Redis key of one actor state key."""
+    return SEPARATOR.join((app_id, actor_type, actor_id, key))
+
+
+class RedisStores:
+    """Builds the store of each actor over one client (bytes replies, a pooled connection)."""
+
+    def __init__(self, client: Redis, *, app_id: str) -> None:
+        self._client = client
+        self._app_id = app_id
+        self._append = client.register_script(APPEND_LUA)
+
+    def __call__(
+        self, actor_type: str, actor_id: str, _: ActorStateManager[Any] | None = None
+    ) -> RedisStore:
+        prefix = state_key(self._app_id, actor_type, actor_id, "")
+        return RedisStore(self._client, self._append, prefix)
+
+
+class RedisStore:
+    def __init__(self, client: Redis, script: Any, prefix: str) -> None:
+        self._client = client
+        self._script = script
+        self._prefix = prefix
+
+    async def read(self, key: str) -> bytes | None:
+        raw = await self._client.hget(self._prefix + key, "data")
+        return raw.encode() if isinstance(raw, str) else raw
+
+    async def read_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        if not keys:
+            return []
+        async with self._client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hget(self._prefix + key, "data")
+            values: list[bytes | None] = await pipe.execute()
+        return values
+
+    async def append(self, append: Append) -> None:
+        keys = [self._prefix + SNAPSHOT_KEY] + [self._prefix + e.key for e in append.events]
+        args: list[bytes | int] = [
+            append.expected_version,
+            len(append.events),
+            append.snapshot or b"",
+            *(e.value for e in append.events),
+        ]
+        if append.inbox is not None:
+            keys.append(self._prefix + append.inbox.key)
+            ttl = int(append.inbox.ttl.total_seconds()) if append.inbox.ttl else 0
+            args += [append.inbox.value, ttl]
+        reply = await self._script(keys=keys, args=args)
+        if int(reply[0]) != 1:
+            reason, found = _text(reply[1]), int(reply[2])
+            raise ConcurrencyError(
+                f"{self._prefix}: {reason} (expected version {append.expected_version}, "
+                f"found {found})",
+                expected=append.expected_version,
+                found=found,
+            )
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
