@@ -1,0 +1,32 @@
+"""The store contract on the in-process stores: in-memory, and the SDK's mock state manager."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from dapr.actor.runtime.mock_actor import create_mock_actor
+
+from actors.inventory.actor import InventoryActor
+from actors.toolkit.store import InMemoryStores, StateManagerStore
+from tests.store_contract import StoreContract, StoreOf
+
+
+class TestInMemoryStore(StoreContract):
+    @pytest.fixture
+    def stores(self) -> StoreOf:
+        backing = InMemoryStores()
+        return lambda actor_id: backing("InventoryActor", actor_id)
+
+
+class TestStateManagerStore(StoreContract):
+    @pytest.fixture
+    def stores(self) -> StoreOf:
+        managers: dict[str, Any] = {}
+
+        def store(actor_id: str) -> StateManagerStore:
+            if actor_id not in managers:
+                managers[actor_id] = create_mock_actor(InventoryActor, actor_id)._state_manager
+            return StateManagerStore(managers[actor_id])
+
+        return store
