@@ -233,6 +233,34 @@ async def test_a_stale_activation_gets_a_conflict_drops_its_cache_and_publishes_
     assert sorted(set(versions)) == [1, 2, 3]
 
 
+async def test_a_zombie_that_wins_the_version_race_still_leaves_one_linear_history(
+    publisher: RecordingPublisher,
+) -> None:
+    """Why no ownership epoch: the case an epoch would add is a zombie winning the race.
+
+    The owner activated (read version 1) but has not written; the zombie, also at version
+    1, appends first. Its write is a decision on the latest state, so it is a valid next
+    version; the owner's stale append is refused, it reloads, and decides again on top.
+    Every version has one event, published with the content that is stored."""
+    stores = InMemoryStores()
+    await make_on(stores, publisher).restock(b'{"quantity": 1}')
+    zombie, owner = make_on(stores, publisher), make_on(stores, publisher)
+    await zombie.get()
+    await owner.get()  # the new activation: loaded, nothing written yet
+    await zombie.reserve(b'{"order_id": "o-1", "quantity": 1}')  # wins version 2
+    with pytest.raises(ConcurrencyError):
+        await owner.reserve(b'{"order_id": "o-2", "quantity": 1}')
+    again = body(await owner.reserve(b'{"order_id": "o-2", "quantity": 1}'))
+    # decided on top of the zombie's reservation: no stock left for o-2
+    assert [e["type"] for e in again["events"]] == ["inventory.stock_rejected"]
+    assert again["aggregate_version"] == 3
+    by_version = {env.aggregate_version: env for _, env in publisher.sent}
+    stored_log = stores.keys("InventoryActor", "SKU-1")
+    for version, env in by_version.items():
+        assert json.loads(stored_log[f"event-{version}"]) == env.model_dump(mode="json")
+    assert sorted(by_version) == [1, 2, 3]
+
+
 def test_event_ids_are_the_same_for_the_same_aggregate_and_version() -> None:
     assert event_id_for("InventoryActor", "A", 3) == event_id_for("InventoryActor", "A", 3)
     assert event_id_for("InventoryActor", "A", 3) != event_id_for("InventoryActor", "A", 4)
