@@ -9,6 +9,11 @@ from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 DAPR_VERSION = "1.18.2"
+# placement --disseminate-timeout (ORDERFLOW_PLACEMENT_DISSEMINATE_TIMEOUT). A round takes the
+# actor host's drain (ORDERFLOW_DRAIN_TIMEOUT_S, 2 s) plus ~0.2 s even on a saturated machine
+# (bench/freeze.py); while a host that stopped answering holds a round, every daprd holds the
+# moving actor types, so this bounds that cluster-wide stall (30 s before: 23 s measured).
+DEFAULT_DISSEMINATE_TIMEOUT = "5s"
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,9 @@ class ClusterConfig:
     actor_host_replicas: int = 2
     redis_fsync: str = "always"  # appendfsync: an acknowledged write survives kill -9
     log_level: str = "info"
+    # how long a LOCK/UPDATE/UNLOCK round waits for every daprd before kicking the ones that
+    # did not answer (Go duration; see DEFAULT_DISSEMINATE_TIMEOUT)
+    placement_disseminate_timeout: str = DEFAULT_DISSEMINATE_TIMEOUT
     with_apps: bool = True  # False: only Redis, placement, scheduler (for `dapr run -f`)
     extra_app_env: dict[str, str] = field(default_factory=dict)
 
@@ -88,6 +96,9 @@ class ClusterConfig:
             actor_host_replicas=int(env.get("ORDERFLOW_ACTOR_HOSTS", "2")),
             redis_fsync=env.get("ORDERFLOW_REDIS_FSYNC", "always"),
             log_level=env.get("ORDERFLOW_LOG_LEVEL", "info"),
+            placement_disseminate_timeout=env.get(
+                "ORDERFLOW_PLACEMENT_DISSEMINATE_TIMEOUT", DEFAULT_DISSEMINATE_TIMEOUT
+            ),
         )
 
     # --- binaries -----------------------------------------------------------

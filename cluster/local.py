@@ -94,9 +94,9 @@ class LocalCluster:
                         "--initial-cluster",
                         f"placement-0=127.0.0.1:{cfg.port(50205)}",
                     ),
-                    # daprd waits up to 30 s for a dissemination round; placement's own default
-                    # (8 s) kicks a host still deactivating actors after a restart under load.
-                    *("--disseminate-timeout", "30s"),
+                    # ORDERFLOW_PLACEMENT_DISSEMINATE_TIMEOUT; must exceed the actor host's
+                    # drain timeout, or a rebalance under load kicks the draining host.
+                    *("--disseminate-timeout", cfg.placement_disseminate_timeout),
                     *("--metadata-enabled", "--log-level", cfg.log_level),
                 ],
                 logs / "placement.log",

@@ -43,7 +43,7 @@ EVENT_SOURCED: tuple[type[EventSourcedActor], ...] = (  # type: ignore[type-arg]
     OrderActor,
 )
 PLAIN: tuple[type[Actor], ...] = (BeaconActor,)
-DRAIN_ONGOING_CALLS = dt.timedelta(seconds=4)
+DRAIN_ONGOING_CALLS = dt.timedelta(seconds=2)
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,7 @@ class Settings:
     step_timeout: dt.timedelta = dt.timedelta(seconds=30)  # reserving, authorizing
     shipping_timeout: dt.timedelta = dt.timedelta(seconds=60)  # the partner's answer
     inbox_ttl: dt.timedelta = DEFAULT_TTL  # how long a message id is deduplicated
+    drain_timeout: dt.timedelta = DRAIN_ONGOING_CALLS  # in-flight calls of a moving actor
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -69,6 +70,9 @@ class Settings:
             step_timeout=_seconds("ORDERFLOW_ORDER_STEP_TIMEOUT_S", 30),
             shipping_timeout=_seconds("ORDERFLOW_SHIPPING_TIMEOUT_S", 60),
             inbox_ttl=_seconds("ORDERFLOW_INBOX_TTL_S", DEFAULT_TTL.total_seconds()),
+            drain_timeout=_seconds(
+                "ORDERFLOW_DRAIN_TIMEOUT_S", DRAIN_ONGOING_CALLS.total_seconds()
+            ),
         )
 
 
@@ -117,9 +121,10 @@ def _configure_runtime(settings: Settings) -> None:
         ActorRuntimeConfig(
             actor_idle_timeout=settings.actor_idle_timeout,
             actor_scan_interval=dt.timedelta(seconds=30),
-            # Below placement's dissemination timeout (8 s): a rebalance that waits longer for
-            # in-flight calls gets this host kicked, and a restart under a backlog never settles.
-            drain_ongoing_call_timeout=DRAIN_ONGOING_CALLS,
+            # ORDERFLOW_DRAIN_TIMEOUT_S (2 s). A rebalance round waits this long on every host:
+            # an in-flight turn's own state calls wait for the round, so the drain runs out.
+            # Keep it well below placement's dissemination timeout (5 s) or the host is kicked.
+            drain_ongoing_call_timeout=settings.drain_timeout,
             drain_rebalanced_actors=True,
         )
     )
