@@ -24,19 +24,30 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
-@pytest.fixture(scope="session")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    base = ClusterConfig.from_env()
-    config = ClusterConfig(
-        runtime_dir=base.runtime_dir,
-        state_dir=Path(tmp_path_factory.mktemp("cluster")),
-        port_offset=TEST_PORT_OFFSET,
+def cluster_config(
+    state_dir: Path, *, port_offset: int, step_timeout_s: int, shipping_timeout_s: int
+) -> ClusterConfig:
+    """A cluster of two actor hosts with test faults on and the given saga deadlines."""
+    return ClusterConfig(
+        runtime_dir=ClusterConfig.from_env().runtime_dir,
+        state_dir=state_dir,
+        port_offset=port_offset,
         actor_host_replicas=2,
         extra_app_env={
             "ORDERFLOW_TEST_FAULTS": "1",  # lets a test crash a host mid-command
-            "ORDERFLOW_ORDER_STEP_TIMEOUT_S": "30",
-            "ORDERFLOW_SHIPPING_TIMEOUT_S": "8",  # the silent-partner test waits for it
+            "ORDERFLOW_ORDER_STEP_TIMEOUT_S": str(step_timeout_s),
+            "ORDERFLOW_SHIPPING_TIMEOUT_S": str(shipping_timeout_s),
         },
+    )
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    config = cluster_config(
+        Path(tmp_path_factory.mktemp("cluster")),
+        port_offset=TEST_PORT_OFFSET,
+        step_timeout_s=30,
+        shipping_timeout_s=8,  # the silent-partner test waits for it
     )
     local = LocalCluster(config)
     with local.running():

@@ -24,10 +24,10 @@ import httpx
 import pytest
 import redis
 
-from cluster.config import ClusterConfig
 from cluster.local import LocalCluster
 from cluster.processes import ClusterError
 from tests.integration.chaos import ActorState, Faults, LoadResults, OrderLoad, ports_free
+from tests.integration.conftest import cluster_config
 from tests.integration.support import consumed, stream_events, wait_until
 
 # Its own cluster beside the session's. At 12000 every port lies above Linux's ephemeral
@@ -46,17 +46,11 @@ Problems = dict[str, list[str]]
 
 @pytest.fixture(scope="module")
 def chaos_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    base = ClusterConfig.from_env()
-    config = ClusterConfig(
-        runtime_dir=base.runtime_dir,
-        state_dir=Path(tmp_path_factory.mktemp("rebalance")),
+    config = cluster_config(
+        Path(tmp_path_factory.mktemp("rebalance")),
         port_offset=CHAOS_PORT_OFFSET,
-        actor_host_replicas=2,
-        extra_app_env={
-            "ORDERFLOW_TEST_FAULTS": "1",
-            "ORDERFLOW_ORDER_STEP_TIMEOUT_S": "5",  # every saga ends soon after the load stops
-            "ORDERFLOW_SHIPPING_TIMEOUT_S": "6",
-        },
+        step_timeout_s=5,  # every saga ends soon after the load stops
+        shipping_timeout_s=6,
     )
     local = LocalCluster(config)
     processes = local.processes.values()
@@ -237,42 +231,62 @@ def totals(groups: Groups, event_type: str, amount: str) -> collections.Counter[
     return sums
 
 
+def ledger_problems(
+    api: httpx.Client,
+    seeded: dict[str, int],
+    flows: tuple[collections.Counter[str], collections.Counter[str]],
+    settled: collections.Counter[str],
+    *,
+    path: str,
+    fields: tuple[str, str],
+    names: str,
+) -> list[str]:
+    """Each ledger's (in, out, balance, held) from the events and its actor, against what the
+    shipped orders took: in == seeded, out == settled, balance == in - out, held == 0."""
+    credited, debited = flows
+    problems = []
+    for key, amount in seeded.items():
+        view = get_json(api, path.format(key))
+        balance, held = (view[field] for field in fields)
+        found = (credited[key], debited[key], balance, held)
+        expected = (amount, settled[key], amount - settled[key], 0)
+        if found != expected:
+            problems.append(f"{key} ({names}): {found} != {expected}")
+    return problems
+
+
 def stock_problems(api: httpx.Client, run: Run, groups: Groups) -> list[str]:
-    restocked = totals(groups, "inventory.stock_restocked", "quantity")
-    committed = totals(groups, "inventory.stock_committed", "quantity")
     sold = collections.Counter[str]()
     for order in run.finals.values():
         if order["status"] == "shipped":
             sold.update({line["sku"]: line["quantity"] for line in order["lines"]})
-    problems = []
-    for sku, quantity in run.seeded.stocked.items():
-        view = get_json(api, f"/inventory/{sku}")
-        found = (restocked[sku], committed[sku], view["on_hand"], view["reserved"])
-        expected = (quantity, sold[sku], quantity - sold[sku], 0)
-        if found != expected:
-            problems.append(
-                f"{sku} (restocked, committed, on_hand, reserved): {found} != {expected}"
-            )
-    return problems
+    flows = (
+        totals(groups, "inventory.stock_restocked", "quantity"),
+        totals(groups, "inventory.stock_committed", "quantity"),
+    )
+    names = "restocked, committed, on_hand, reserved"
+    fields = ("on_hand", "reserved")
+    path = "/inventory/{}"
+    return ledger_problems(
+        api, run.seeded.stocked, flows, sold, path=path, fields=fields, names=names
+    )
 
 
 def money_problems(api: httpx.Client, run: Run, groups: Groups) -> list[str]:
-    deposited = totals(groups, "wallet.funds_credited", "amount")
-    captured = totals(groups, "wallet.payment_captured", "amount")
     paid = collections.Counter[str]()
     for order in run.finals.values():
         if order["status"] == "shipped":
             paid[order["customer_id"]] += order["total"]
-    problems = []
-    for customer, amount in run.seeded.funds.items():
-        view = get_json(api, f"/wallets/{customer}?consistency=strong")
-        found = (deposited[customer], captured[customer], view["balance"], view["held"])
-        expected = (amount, paid[customer], amount - paid[customer], 0)
-        if found != expected:
-            problems.append(
-                f"{customer} (deposited, captured, balance, held): {found} != {expected}"
-            )
-    return problems
+    flows = (
+        totals(groups, "wallet.funds_credited", "amount"),
+        totals(groups, "wallet.payment_captured", "amount"),
+    )
+    names = "deposited, captured, balance, held"
+    path = "/wallets/{}?consistency=strong"
+    fields = ("balance", "held")
+    return ledger_problems(
+        api, run.seeded.funds, flows, paid, path=path, fields=fields, names=names
+    )
 
 
 # --- the phases of the test ----------------------------------------------------------------------
