@@ -11,7 +11,7 @@ export ORDERFLOW_RUNTIME_DIR := $(RUNTIME_DIR)
 VENV_STAMP := $(VENV)/.orderflow-installed
 PYTEST_ARGS ?=
 
-.PHONY: help setup venv redis runtime run up dapr-run down status test test-fast lint format rebuild rebuild-read-models bench compose-check clean
+.PHONY: help setup venv redis runtime run up dapr-run down status test test-fast lint format rebuild rebuild-read-models bench chaos compose-check clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -72,6 +72,10 @@ bench: venv ## print throughput and latency figures against a running cluster (`
 	@$(PY) -m bench.commands
 	@$(PY) -m bench.saga
 	@$(PY) -m bench.projection_lag
+
+CHAOS_ARGS ?= --duration 300
+chaos: setup ## the chaos suite: orders under a fault schedule, then every invariant (CHAOS_ARGS=--help)
+	@$(PY) -m chaos $(CHAOS_ARGS)
 
 rebuild-read-models: venv ## rebuild every read model from the actors' histories (cluster up; REBUILD_ARGS=--help)
 	@$(PY) -m apps.projector.rebuild $(REBUILD_ARGS)

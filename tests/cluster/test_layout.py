@@ -73,7 +73,7 @@ def test_the_projector_runs_with_its_sidecar_and_waits_for_its_three_subscriptio
 
 # Offsets that run side by side: `make run` (0), the test session (1000), one `dapr run -f`
 # test offset (2000-2400, the first free one), the launcher tests (3100), helpers' clusters
-# (4000, 6000), the rebalance test's own cluster (12000). Offset 3000
+# (4000, 6000), the chaos suite's own cluster (12000). Offset 3000
 # (tests/cluster/test_setup_errors.py) only ever binds Redis.
 SIDE_BY_SIDE = (0, 1000, 3100, 4000, 6000, 12000)
 

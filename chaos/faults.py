@@ -1,165 +1,23 @@
-"""Chaos for integration tests: a steady order load through the gateway, and host faults."""
+"""The fault schedule's moves: crash, stop, pause and restart cluster processes, timed.
+
+Each fault is waited out until the cluster routes actor calls through every sidecar
+again; the time that took is the fault's recovery time.
+"""
 
 from __future__ import annotations
 
-import itertools
-import random
 import signal
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from apps.gateway.routes.orders import order_id_for
 from cluster.local import LocalCluster, http_ok
 from cluster.processes import ClusterError, ManagedProcess, ensure_port_free, wait_until
 
-RETRY_PAUSE_S = 0.25
-GIVE_UP_AFTER_S = 120.0  # per order: far beyond any restart, so "abandoned" means stuck
 RECOVERY_TIMEOUT_S = 90.0  # per fault, until actor calls route through every sidecar
-
-
-@dataclass(frozen=True)
-class Plan:
-    """One order request; retries send exactly this body with exactly this key."""
-
-    key: str
-    customer_id: str
-    lines: tuple[tuple[str, int, int], ...]
-
-    @property
-    def order_id(self) -> str:
-        return order_id_for(self.customer_id, self.key)
-
-    def body(self) -> dict[str, Any]:
-        return {
-            "customer_id": self.customer_id,
-            "lines": [{"sku": s, "quantity": q, "unit_price": p} for s, q, p in self.lines],
-        }
-
-
-@dataclass
-class LoadResults:
-    """What the load saw, by order id; filled from worker threads under `lock`."""
-
-    accepted: dict[str, Plan] = field(default_factory=dict)
-    abandoned: dict[str, Plan] = field(default_factory=dict)  # never accepted (still retried)
-    refused: list[str] = field(default_factory=list)  # 4xx answers: "<order id>: <status> <body>"
-    retries: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def attempted(self) -> dict[str, Plan]:
-        return {**self.abandoned, **self.accepted}
-
-
-class OrderLoad:
-    """Places random orders through the gateway at a steady pace on a background thread.
-
-    A transport error or a 5xx is retried with the same Idempotency-Key and body until the
-    gateway answers 202, so every order is placed once and none is silently dropped. At most
-    `workers` requests are in flight; a tick that finds them all busy waits (no catch-up burst).
-    """
-
-    def __init__(
-        self,
-        api_base: str,
-        *,
-        customers: Sequence[str],
-        skus: Sequence[str],
-        rate: float,
-        seed: str,
-        workers: int = 12,
-    ) -> None:
-        self.results = LoadResults()
-        self._customers, self._skus = list(customers), list(skus)
-        self._interval = 1.0 / rate
-        self._seed = seed
-        self._rng = random.Random(seed)
-        self._stop = threading.Event()
-        self._abandon = threading.Event()
-        self._slots = threading.BoundedSemaphore(workers)
-        self._client = httpx.Client(
-            base_url=api_base, timeout=30, limits=httpx.Limits(max_connections=workers)
-        )
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="order-load")
-        self._thread = threading.Thread(target=self._run, name="order-pacer", daemon=True)
-
-    def __enter__(self) -> OrderLoad:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop(abandon=True)  # a no-op after stop(); on an exception, do not wait
-
-    def stop(self, *, abandon: bool = False) -> None:
-        """Stop placing new orders; wait until every request in flight was accepted.
-
-        With `abandon`, requests in flight stop retrying (recorded as abandoned): for a
-        cluster that did not recover, where waiting would only burn the time budget.
-        """
-        if abandon:
-            self._abandon.set()
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
-        self._pool.shutdown(wait=True)
-        self._client.close()
-
-    def _run(self) -> None:
-        next_at = time.monotonic()
-        for n in itertools.count():
-            while not self._slots.acquire(timeout=0.2):
-                if self._stop.is_set():
-                    return
-            if self._stop.is_set():
-                self._slots.release()
-                return
-            self._pool.submit(self._place, self._plan(n))
-            next_at = max(next_at + self._interval, time.monotonic())
-            self._stop.wait(next_at - time.monotonic())
-
-    def _plan(self, n: int) -> Plan:
-        rng = self._rng
-        skus = rng.sample(self._skus, rng.choice((1, 1, 2, 2, 3)))
-        lines = tuple((s, rng.randint(1, 3), rng.randint(100, 900)) for s in skus)
-        return Plan(f"{self._seed}-{n}", rng.choice(self._customers), lines)
-
-    def _place(self, plan: Plan) -> None:
-        try:
-            self._until_accepted(plan)
-        finally:
-            self._slots.release()
-
-    def _until_accepted(self, plan: Plan) -> None:
-        results = self.results
-        deadline = time.monotonic() + GIVE_UP_AFTER_S
-        while True:
-            try:
-                resp = self._client.post(
-                    "/orders", json=plan.body(), headers={"Idempotency-Key": plan.key}
-                )
-            except httpx.TransportError:
-                resp = None
-            if resp is not None and resp.status_code == 202:
-                with results.lock:
-                    results.accepted[plan.order_id] = plan
-                return
-            if resp is not None and resp.status_code < 500:
-                with results.lock:
-                    results.refused.append(f"{plan.order_id}: {resp.status_code} {resp.text}")
-                return
-            with results.lock:
-                results.retries += 1
-            if time.monotonic() > deadline or self._abandon.is_set():
-                with results.lock:
-                    results.abandoned[plan.order_id] = plan
-                return
-            time.sleep(RETRY_PAUSE_S)
 
 
 @dataclass(frozen=True)
@@ -272,6 +130,38 @@ class Faults:
                 self._recovered(host)
 
         self._timed("rolling restart", 2 * len(self.hosts), act)
+
+    def stop_process(self, name: str, seconds: float) -> None:
+        """SIGSTOP any process (an app or a daprd) for `seconds`, then SIGCONT."""
+        proc = self.cluster.processes[name]
+        host = name.removesuffix("-daprd")
+
+        def act() -> None:
+            proc.signal(signal.SIGSTOP)
+            try:
+                time.sleep(seconds)
+            finally:
+                proc.signal(signal.SIGCONT)
+            if host in self.hosts:
+                self._recovered(host)
+            else:
+                self.cluster.wait_actors_routable(timeout=RECOVERY_TIMEOUT_S)
+
+        self._timed(f"SIGSTOP {name} {seconds:.0f}s", 0, act)
+
+    def kill_process(self, name: str) -> None:
+        """kill -9 Redis, placement, scheduler or a non-actor app or sidecar; start it again."""
+
+        def act() -> None:
+            self.cluster.kill(name)
+            proc = self.cluster.processes[name]
+            wait_until(
+                lambda: ports_free([proc]), timeout=RECOVERY_TIMEOUT_S, what=f"{name}'s ports"
+            )
+            self.cluster.restart(name)  # waits until it is ready (and actors route again)
+            self.cluster.wait_actors_routable(timeout=RECOVERY_TIMEOUT_S)
+
+        self._timed(f"kill -9 {name}", 1, act)
 
 
 class ActorState:
