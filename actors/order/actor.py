@@ -59,6 +59,9 @@ class OrderActor(EventSourcedActor[model.OrderState], OrderActorInterface, Remin
 
     async def _query(self) -> bytes:
         head = await self._aggregate()
+        if head.state.status is model.Status.NEW and not await self._is_current(head):
+            self._forget()  # "not found" must never come from a stale cache
+            head = await self._aggregate()
         if head.state.status is model.Status.NEW:
             return failed(model.OrderNotFoundError(f"no order {self.id.id}"))
         return self._answer(head.state, head.snapshot.version)

@@ -140,8 +140,13 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
             return failed(exc)
         return await self._execute(meta, command)
 
-    async def _execute(self, meta: Meta, command: Command) -> bytes:
-        """Inbox, decide, commit, publish: the pipeline after a payload was parsed."""
+    async def _execute(self, meta: Meta, command: Command, *, verified: bool = False) -> bytes:
+        """Inbox, decide, commit, publish: the pipeline after a payload was parsed.
+
+        A refusal writes nothing, so the fence cannot catch one decided on a stale cache
+        (a host that got an actor back without having deactivated it): before answering a
+        DomainError, check that the cached version is still the stored one, else reload and
+        decide again. The happy path pays nothing for this."""
         head = await self._aggregate()
         if meta.message_id:
             seen = await self._event_log().seen(meta.message_id)
@@ -150,8 +155,19 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
         try:
             events = self.decide(head.state, command)
         except DomainError as exc:
-            return failed(exc)
+            if verified or await self._is_current(head):
+                return failed(exc)
+            self._forget()
+            return await self._execute(meta, command, verified=True)
         return await self._commit(head, meta, events)
+
+    async def _is_current(self, head: Head[S]) -> bool:
+        """Whether the store still holds the version this activation cached."""
+        stored = await self._event_log().snapshot()
+        current = (stored.version if stored else 0) == head.snapshot.version
+        if not current:
+            log.warning("%s: stale cache (version %d) dropped", self._name, head.snapshot.version)
+        return current
 
     async def _query(self) -> bytes:
         head = await self._aggregate()

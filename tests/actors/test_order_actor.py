@@ -10,7 +10,7 @@ from dapr.actor.runtime.mock_actor import create_mock_actor
 
 from actors.order.actor import DEADLINE_REMINDER, OrderActor
 from actors.toolkit.actor import ActorDeps
-from actors.toolkit.store import StateManagerStore
+from actors.toolkit.store import InMemoryStores, StateManagerStore
 from tests.actors.doubles import ManualClock, RecordingPublisher
 
 TIMEOUTS = {
@@ -116,3 +116,30 @@ async def test_facts_walk_the_saga_to_confirmed_and_a_customer_cancel_is_then_re
         "order.payment_requested",
         "order.confirmed",
     ]
+
+
+async def test_a_stale_activation_rechecks_the_store_before_refusing_a_fact(
+    publisher: RecordingPublisher,
+) -> None:
+    """Seen in the chaos suite: a host got an order back while it still cached it as never
+    placed; refusing the fact there would dead-letter a good event."""
+    stores = InMemoryStores()
+
+    def activation() -> OrderActor:
+        actor = create_mock_actor(OrderActor, "ord-1")
+        actor.deps = ActorDeps(publisher=publisher, store=stores, timeouts=TIMEOUTS)
+        return actor
+
+    stale, owner = activation(), activation()
+    assert body(await stale.get())["error"]["code"] == "order.not_found"  # caches "new"
+    await owner.place(PLACE)
+    out = body(await stale.on_stock_reserved(b'{"sku": "A", "message_id": "e1/OnStockReserved"}'))
+    assert out["ok"] is True
+    assert out["aggregate_version"] == 3  # on top of the stored order: reserved, then payment
+    assert body(await stale.get())["result"]["status"] == "authorizing"
+
+
+async def test_a_refusal_on_the_stored_state_stays_a_refusal(publisher: RecordingPublisher) -> None:
+    actor = make(publisher)
+    out = body(await actor.on_stock_reserved(b'{"sku": "A", "message_id": "e1/OnStockReserved"}'))
+    assert out["error"]["code"] == "order.not_found"
