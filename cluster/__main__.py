@@ -10,12 +10,14 @@ import os
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
 from cluster.config import ClusterConfig
-from cluster.local import LocalCluster, wait_forever
-from cluster.processes import ClusterError
+from cluster.local import LocalCluster, stop_stages, wait_forever
+from cluster.ports import PortReservation
+from cluster.processes import ClusterError, Stopped, stop_in_stages
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
@@ -52,8 +54,9 @@ def cmd_up(config: ClusterConfig, *, detach: bool) -> int:
         if stop:
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not cut the stop short
-            cluster.stop()
-            print("stopped.")
+            stopped = cluster.stop(report=lambda s: print(s.describe(), flush=True))
+            killed = [s.name for s in stopped if s.killed]
+            print(f"stopped ({len(killed)} needed SIGKILL)." if killed else "stopped.")
     return 0 if up else 130
 
 
@@ -77,24 +80,54 @@ def _live_pids(pid_file: Path) -> dict[str, int]:
     }
 
 
+@dataclass(frozen=True)
+class _Recorded:
+    """A process from the pid file of `up --detach`: stopped by pid, watched via /proc."""
+
+    name: str
+    pid: int
+    exe: str
+    log_path: Path | None
+
+    def signal(self, sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, sig)  # its own process group (start_new_session)
+
+    def exited(self) -> bool:
+        return not _pid_matches(self.pid, self.exe)  # a zombie has no cmdline
+
+
 def cmd_down(config: ClusterConfig) -> int:
-    pid_file = LocalCluster(config).pid_file
-    if not pid_file.exists():
+    cluster = LocalCluster(config)
+    if not cluster.pid_file.exists():
         print("no cluster is running")
         return 0
-    live = _live_pids(pid_file)
-    for name, pid in reversed(list(live.items())):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGTERM)
-            print(f"stopping {name} (pid {pid})")
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and _live_pids(pid_file):
-        time.sleep(0.2)
-    for name, pid in _live_pids(pid_file).items():
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
-            print(f"killed {name} (pid {pid}) after 10s")
-    pid_file.unlink(missing_ok=True)
+    entries = json.loads(cluster.pid_file.read_text())["processes"]
+    recorded = {
+        name: _Recorded(name, int(e["pid"]), str(e["exe"]), Path(e["log"]))
+        for name, e in entries.items()
+    }
+    for name in sorted(n for n, r in recorded.items() if r.exited()):
+        print(f"{name} was not running (see {recorded[name].log_path})")
+    # Hold each port as its process goes, so the processes still running cannot take
+    # it as an ephemeral port and make the next `make up` wait for their TIME_WAIT.
+    reservation = PortReservation()
+
+    def report(stopped: Stopped) -> None:
+        print(stopped.describe(), flush=True)
+        if stopped.name in cluster.processes:
+            reservation.hold(cluster.processes[stopped.name].ports)
+
+    started = time.monotonic()
+    stages = [[recorded[n] for n in stage] for stage in stop_stages(list(recorded))]
+    try:
+        results = stop_in_stages(stages, report=report)
+    finally:
+        reservation.release()
+    cluster.pid_file.unlink(missing_ok=True)
+    killed = [r.name for r in results if r.killed]
+    verdict = f"{len(killed)} needed SIGKILL: {', '.join(killed)}" if killed else "no SIGKILL"
+    print(f"stopped in {time.monotonic() - started:.1f}s ({verdict})")
     return 0
 
 

@@ -10,16 +10,32 @@ import socket
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from cluster.config import ROOT, AppSpec, ClusterConfig
-from cluster.processes import ClusterError, ManagedProcess, ensure_binary, wait_until
+from cluster.processes import (
+    STOP_TIMEOUT_S,
+    ClusterError,
+    ManagedProcess,
+    Stopped,
+    ensure_binary,
+    stop_in_stages,
+    wait_until,
+)
 
 READY_TIMEOUT = 60.0
 PROBE_ACTOR = "BeaconActor/readiness-probe"  # a read-only call that proves routing
+# An actor host is ready when one of these ids, called through its own sidecar, is served
+# by that host (BeaconActor.Get names its replica); placement spreads them over the hosts.
+HOST_PROBE_IDS = tuple(f"readiness-probe-{n}" for n in range(24))
+# uvicorn's --timeout-graceful-shutdown: after SIGTERM, cancel what still runs (a gateway
+# long-poll waits up to 30 s) instead of waiting on it.
+APP_GRACEFUL_SHUTDOWN_S = 3
+# daprd forces its exit this long after SIGTERM (default 5); what it did not ack is redelivered
+DAPRD_GRACEFUL_SHUTDOWN_S = 3
 
 
 def http_get_json(url: str, timeout: float = 2.0) -> Any:
@@ -39,6 +55,40 @@ def http_post_ok(url: str, timeout: float = 5.0) -> bool:
         return 200 <= int(resp.status) < 300
 
 
+def http_post_json(url: str, timeout: float = 5.0) -> Any:
+    req = urllib.request.Request(url, data=b"", method="POST")
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        body = resp.read()
+        return json.loads(body) if body else {}
+
+
+def _quiet(stopped: Stopped) -> None:
+    """The default `report` of `LocalCluster.stop`: say nothing."""
+
+
+def stop_stages(names: list[str]) -> list[list[str]]:
+    """The order `stop` and `down` use: each stage gets SIGTERM at once, then the next.
+
+    The gateway app first (no new orders), then every daprd while its app, Redis,
+    placement and scheduler still answer: a daprd's shutdown finishes in-flight pub/sub
+    deliveries and deactivates its actors through its app, and with the app or Redis
+    gone it hangs until its 5 s grace runs out ("Graceful shutdown timeout exceeded").
+    Then the apps (nothing calls them any more), placement and scheduler, Redis last.
+    """
+    sidecars = [n for n in names if n.endswith("-daprd")]
+    infra = {"redis", "placement", "scheduler"}
+    first = [n for n in names if n == "gateway"]
+    apps = [n for n in names if n not in infra and n not in sidecars and n not in first]
+    stages = [
+        first,
+        sidecars,
+        apps,
+        [n for n in names if n in ("placement", "scheduler")],
+        [n for n in names if n == "redis"],
+    ]
+    return [stage for stage in stages if stage]
+
+
 def placement_hosts(state: dict[str, Any]) -> set[str]:
     tables = (state.get("tables") or {}).values()
     return {str(h.get("name")) for table in tables for h in table.get("hosts") or []}
@@ -56,6 +106,7 @@ class LocalCluster:
     def __init__(self, config: ClusterConfig) -> None:
         self.config = config
         self.processes: dict[str, ManagedProcess] = {}
+        self.last_stop: list[Stopped] = []  # what the last `stop` did, process by process
         self._define()
 
     # --- definition -------------------------------------------------------------
@@ -165,6 +216,7 @@ class LocalCluster:
             *("-m", "uvicorn", app.target, "--factory"),
             *("--host", "127.0.0.1", "--port", str(app.app_port)),
             *("--no-access-log", "--log-level", "warning"),
+            *("--timeout-graceful-shutdown", str(APP_GRACEFUL_SHUTDOWN_S)),
         ]
         return ManagedProcess(
             app.name,
@@ -194,6 +246,13 @@ class LocalCluster:
                 str(ROOT / "dapr" / "config.yaml"),
             ),
             *("--log-level", cfg.log_level, "--mode", "standalone"),
+            # On SIGTERM, stop every subscription and cancel its retries FIRST, while the
+            # actor runtime still serves: otherwise the router's deliveries, whose actor
+            # calls fail once the actor runtime stops, are retried until the graceful
+            # shutdown's grace runs out ("Graceful shutdown timeout exceeded"). Subscriptions
+            # stop at the start of the block; the block itself only has to be short.
+            *("--dapr-block-shutdown-duration", "500ms"),
+            *("--dapr-graceful-shutdown-seconds", str(DAPRD_GRACEFUL_SHUTDOWN_S)),
         ]
         env = {
             "DAPR_HOST_IP": "127.0.0.1",  # the address placement hands to other sidecars
@@ -239,22 +298,24 @@ class LocalCluster:
     def start(self) -> None:
         self.preflight()
         self.write_files()
-        started: list[ManagedProcess] = []
+        for proc in self.processes.values():  # no client may take a port of ours meanwhile
+            proc.reservation.hold(proc.ports)
         try:
             for name in ("redis", "placement", "scheduler"):
-                started.append(self._start_infra(name))
+                self._start_infra(name)
             apps = self.config.apps()
             for app in apps:
                 for name in (app.name, f"{app.name}-daprd"):
                     self.processes[name].start()
-                    started.append(self.processes[name])
             for app in apps:
                 self.wait_app_ready(app)
             self.wait_actors_routable()
         except BaseException:
-            for proc in reversed(started):
-                proc.stop(timeout=5)
+            self.stop(timeout=5)
             raise
+        finally:
+            for proc in self.processes.values():
+                proc.release_ports()
         self.write_pid_file()
 
     def _start_infra(self, name: str) -> ManagedProcess:
@@ -270,40 +331,54 @@ class LocalCluster:
             "placement": lambda: http_ok(f"http://127.0.0.1:{cfg.port(50105)}/healthz"),
             "scheduler": lambda: http_ok(f"http://127.0.0.1:{cfg.port(50106)}/healthz"),
         }
+        proc = self.processes[name]
         wait_until(
             checks[name],
             timeout=READY_TIMEOUT,
             what=f"{name} to be healthy",
-            watch=[self.processes[name]],
+            watch=[proc],
+            next_step=f"read {proc.log_path}",
         )
 
     def wait_app_ready(self, app: AppSpec, timeout: float = READY_TIMEOUT) -> None:
-        """Sidecar healthy; actor types registered with placement; subscriptions active."""
-        watch = [self.processes[app.name], self.processes[f"{app.name}-daprd"]]
+        """App answers; sidecar healthy; actor types registered with placement; subscribed."""
+        daprd = self.processes[f"{app.name}-daprd"]
+        watch = [self.processes[app.name], daprd]
         base = f"http://127.0.0.1:{app.http_port}/v1.0"
+        wait_until(  # the app itself, not its daprd's memory of it
+            lambda: http_ok(f"http://127.0.0.1:{app.app_port}/healthz/app"),
+            timeout=timeout,
+            what=f"{app.name} to answer GET /healthz/app on port {app.app_port}",
+            watch=watch,
+            next_step=f"read {self.processes[app.name].log_path} (did it finish its startup?)",
+        )
         wait_until(
             lambda: http_ok(f"{base}/healthz"),
             timeout=timeout,
-            what=f"{app.name} sidecar health",
+            what=f"{app.name}-daprd health ({base}/healthz)",
             watch=watch,
+            next_step=f"read {daprd.log_path}",
         )
         if app.actor_types:
             wait_until(
                 lambda: actors_registered(http_get_json(f"{base}/metadata"), app.actor_types),
                 timeout=timeout,
-                what=f"{app.name} to register actor types {app.actor_types}",
+                what=f"{app.name}-daprd to register actor types {app.actor_types} with placement",
                 watch=watch,
+                next_step=f"read {daprd.log_path} and {self.processes['placement'].log_path}",
             )
         if app.subscriptions:
             wait_until(
                 lambda: subscribed(http_get_json(f"{base}/metadata"), app.subscriptions),
                 timeout=timeout,
-                what=f"{app.name} to subscribe to {app.subscriptions}",
+                what=f"{app.name}-daprd to subscribe to {app.subscriptions}",
                 watch=watch,
+                next_step=f"read {daprd.log_path} (GET /dapr/subscribe on the app)",
             )
 
     def wait_actors_routable(self, timeout: float = READY_TIMEOUT) -> None:
-        """Placement lists every actor host, and every sidecar routes an actor call.
+        """Placement lists every actor host, every sidecar routes an actor call, and every
+        actor host serves an actor through its own sidecar.
 
         Until placement has disseminated a table with all hosts, a call can be
         retried mid-rebalance and run twice; tests and `make run` start after that.
@@ -311,21 +386,44 @@ class LocalCluster:
         hosts = {f"127.0.0.1:{a.internal_grpc_port}" for a in self.config.apps() if a.actor_types}
         if not hosts:
             return
+        placement = self.processes["placement"]
         state_url = f"http://127.0.0.1:{self.config.port(50105)}/placement/state"
         wait_until(
             lambda: hosts <= placement_hosts(http_get_json(state_url)),
             timeout=timeout,
             what=f"placement to list actor hosts {sorted(hosts)}",
             watch=list(self.processes.values()),
+            next_step=f"read {placement.log_path}; 'dissemination timeout' there: see README "
+            "Troubleshooting",
         )
         for app in self.config.apps():
             url = f"http://127.0.0.1:{app.http_port}/v1.0/actors/{PROBE_ACTOR}/method/Get"
             wait_until(
                 functools.partial(http_post_ok, url),
                 timeout=timeout,
-                what=f"an actor call through {app.name}'s sidecar",
+                what=f"an actor call through {app.name}'s sidecar ({url})",
                 watch=list(self.processes.values()),
+                next_step=f"read {self.processes[app.name + '-daprd'].log_path} and "
+                f"{placement.log_path}",
             )
+            if app.actor_types:
+                wait_until(
+                    functools.partial(self.serves_actors, app),
+                    timeout=timeout,
+                    what=f"{app.name} to serve an actor call through its own sidecar",
+                    watch=list(self.processes.values()),
+                    next_step=f"read {self.processes[app.name].log_path} and "
+                    f"{self.processes[app.name + '-daprd'].log_path}",
+                )
+
+    def serves_actors(self, app: AppSpec) -> bool:
+        """Whether some probe actor, called through `app`'s sidecar, is served by `app`."""
+        base = f"http://127.0.0.1:{app.http_port}/v1.0/actors/BeaconActor"
+        for actor_id in HOST_PROBE_IDS:
+            answer = http_post_json(f"{base}/{actor_id}/method/Get")
+            if (answer.get("result") or {}).get("replica") == app.name:
+                return True
+        return False
 
     def app(self, name: str) -> AppSpec:
         return next(a for a in self.config.apps() if a.name == name)
@@ -337,24 +435,41 @@ class LocalCluster:
         """Start a stopped or killed process again (and wait until it is ready)."""
         proc = self.processes[name]
         proc.stop()
-        proc.start()
-        if not wait:
-            return
-        if name in ("redis", "placement", "scheduler"):
-            self.wait_infra_ready(name)
-        else:
-            app = self.app(name.removesuffix("-daprd"))
-            partner = app.name if name.endswith("-daprd") else f"{app.name}-daprd"
-            if not self.processes[partner].alive():
-                return  # readiness needs both halves: restarting the partner waits
-            self.wait_app_ready(app)
-            self.wait_actors_routable()
+        try:
+            proc.start()
+            if wait:
+                self._wait_restarted(name)
+        finally:
+            proc.release_ports()
         self.write_pid_file()
 
-    def stop(self) -> None:
-        for proc in reversed(list(self.processes.values())):
-            proc.stop()
+    def _wait_restarted(self, name: str) -> None:
+        if name in ("redis", "placement", "scheduler"):
+            self.wait_infra_ready(name)
+            return
+        app = self.app(name.removesuffix("-daprd"))
+        partner = app.name if name.endswith("-daprd") else f"{app.name}-daprd"
+        if not self.processes[partner].alive():
+            return  # readiness needs both halves: restarting the partner waits
+        self.wait_app_ready(app)
+        self.wait_actors_routable()
+
+    def stop(
+        self, *, timeout: float = STOP_TIMEOUT_S, report: Callable[[Stopped], None] = _quiet
+    ) -> list[Stopped]:
+        """Stop every process in `stop_stages` order; SIGKILL only after `timeout`.
+
+        The result (also kept in `last_stop`) says how long each process took and
+        whether it had to be killed.
+        """
+        stages = [[self.processes[n] for n in stage] for stage in stop_stages(list(self.processes))]
+        self.last_stop = stop_in_stages(stages, timeout=timeout, report=report)
+        for proc in self.processes.values():
+            if proc.popen is not None:
+                proc.popen.wait()  # reap
+            proc.release_ports()
         self.pid_file.unlink(missing_ok=True)
+        return self.last_stop
 
     @contextmanager
     def running(self) -> Iterator[LocalCluster]:
