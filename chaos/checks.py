@@ -48,6 +48,7 @@ class Run:
     results: LoadResults = field(default_factory=LoadResults)
     finals: dict[str, dict[str, Any]] = field(default_factory=dict)  # order id -> view
     stored_events: int = 0
+    unavailable: dict[str, float] = field(default_factory=dict)  # probe id -> longest gap (s)
     problems: Problems = field(default_factory=lambda: collections.defaultdict(list))
 
 

@@ -11,6 +11,7 @@ import itertools
 import random
 import threading
 import time
+import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -192,3 +193,42 @@ class OrderLoad:
                     results.abandoned[plan.order_id] = plan
                 return False
             time.sleep(RETRY_PAUSE_S)
+
+
+class AvailabilityProbe:
+    """Calls BeaconActor.Get on a few ids in turn through a sidecar; the longest time one id
+    went without a successful answer is how long an actor was unavailable to a client."""
+
+    def __init__(self, sidecar: str, *, ids: int = 12, pause: float = 0.1) -> None:
+        self._ids = [f"probe-{uuid.uuid4().hex[:8]}-{n}" for n in range(ids)]
+        self._pause = pause
+        self._client = httpx.Client(base_url=sidecar, timeout=5)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="probe", daemon=True)
+        self.longest: dict[str, float] = {}  # id -> longest gap between two answers (s)
+
+    def __enter__(self) -> AvailabilityProbe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._client.close()
+
+    def _run(self) -> None:
+        last = dict.fromkeys(self._ids, time.monotonic())
+        for actor_id in itertools.cycle(self._ids):
+            if self._stop.is_set():
+                return
+            try:
+                ok = self._client.post(f"/v1.0/actors/BeaconActor/{actor_id}/method/Get")
+                answered = ok.status_code == 200
+            except httpx.TransportError:
+                answered = False
+            now = time.monotonic()
+            if answered:
+                gap = now - last[actor_id]
+                self.longest[actor_id] = max(self.longest.get(actor_id, 0.0), gap)
+                last[actor_id] = now
+            self._stop.wait(self._pause)

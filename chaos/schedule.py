@@ -31,7 +31,7 @@ import redis
 from chaos import checks
 from chaos.checks import TERMINAL, TOPICS, Groups, Run, Seed, get_json
 from chaos.faults import ActorState, Faults, ports_free
-from chaos.load import OrderLoad
+from chaos.load import AvailabilityProbe, OrderLoad
 from chaos.streams import consumed
 from cluster.config import ClusterConfig
 from cluster.local import LocalCluster
@@ -137,10 +137,11 @@ def post_until_ok(api: httpx.Client, path: str, body: dict[str, Any], key: str) 
     wait_until(posted, timeout=60, what=f"POST {path} {body} to answer 200")
 
 
-def seed(api: httpx.Client, run_id: str) -> Seed:
-    """Scarce stock and uneven wallets, so some orders are rejected or declined."""
-    stocked = {f"sku{n}-{run_id}": 40 + 25 * n for n in range(6)}
-    funds = {f"cust{n}-{run_id}": 6_000 + 5_000 * n for n in range(8)}
+def seed(api: httpx.Client, run_id: str, *, scale: float = 1.0) -> Seed:
+    """Scarce stock and uneven wallets, so some orders are rejected or declined; `scale`
+    grows both with the run's length so a long run does not sell out in its first minute."""
+    stocked = {f"sku{n}-{run_id}": round((40 + 25 * n) * scale) for n in range(6)}
+    funds = {f"cust{n}-{run_id}": round((6_000 + 5_000 * n) * scale) for n in range(8)}
     for sku, quantity in stocked.items():
         post_until_ok(api, f"/inventory/{sku}/restock", {"quantity": quantity}, f"seed-{sku}")
     for customer, amount in funds.items():
@@ -219,10 +220,12 @@ def under_load(cluster: LocalCluster, api: httpx.Client, run: Run, options: Opti
         seed=options.seed,
         cancel_share=options.cancel_share,
     )
-    with load:
+    sidecar = f"http://127.0.0.1:{cluster.app('gateway').http_port}"
+    with load, AvailabilityProbe(sidecar) as probe:
         inject_faults(faults, options, time.monotonic() + options.duration)
         load.stop(abandon=any(f.failure for f in faults.done))
     run.results = load.results
+    run.unavailable = dict(probe.longest)
     run.problems["cluster did not recover from a fault"] = [
         str(f) for f in faults.done if f.failure
     ]
@@ -313,6 +316,9 @@ def report(cluster: LocalCluster, run: Run, faults: Faults, streams: redis.Redis
         "longest wait until a place was accepted (s)": round(
             max(run.results.waits.values(), default=0.0), 1
         ),
+        "longest an actor did not answer (s; probe period ~1.5 s)": round(
+            max(run.unavailable.values(), default=0.0), 1
+        ),
         "faults": [str(f) for f in faults.done],
         "longest fault recovery (s)": round(max((f.seconds for f in faults.done), default=0), 1),
         "process restarts": faults.restarts,
@@ -351,7 +357,8 @@ def run_chaos(options: Options) -> Run:
         with httpx.Client(base_url=gateway, timeout=30) as api:
             settings = {"delay_ms": 50, "failure_rate": options.failure_rate}
             httpx.put(f"{shipping}/partner/settings", json=settings, timeout=10).raise_for_status()
-            run = Run(seeded=seed(api, options.seed))
+            scale = max(1.0, options.duration * options.rate / 480)  # 1 at 60 s x 8/s
+            run = Run(seeded=seed(api, options.seed, scale=scale))
             faults = under_load(cluster, api, run, options)
             if not run.problems["cluster did not recover from a fault"]:
                 reconcile(cluster, api, streams, run)
