@@ -102,13 +102,18 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
     topic: ClassVar[str]
     state_type: ClassVar[type[State]]
     events: ClassVar[Mapping[str, type[Event]]]
-    upcasters: ClassVar[Upcasters] = Upcasters()
+    upcasters: ClassVar[Upcasters]  # each subclass gets its own (see __init_subclass__)
     id_field: ClassVar[str | None] = None  # a command field that must equal the actor id
 
     deps: ActorDeps | None = None
     _head: Head[S] | None = None
     _log: EventLog | None = None
     _box: Outbox | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "upcasters" not in cls.__dict__:  # never share one registry between actor types
+            cls.upcasters = Upcasters()
 
     # --- what a subclass provides -----------------------------------------------------------
 

@@ -86,11 +86,6 @@ class EventEnvelope(BaseModel):
         )
 
 
-def ok(result: Any, **extra: Any) -> bytes:
-    """A success result envelope, as the actor method's JSON body."""
-    return json.dumps({"ok": True, "result": result, **extra}, separators=(",", ":")).encode()
-
-
 def failed(error: DomainError) -> bytes:
     """A domain-error result envelope: the call itself succeeds (no Dapr retry)."""
     return json.dumps({"ok": False, "error": error.to_dict()}, separators=(",", ":")).encode()

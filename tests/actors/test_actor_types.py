@@ -6,6 +6,9 @@ import pytest
 from dapr.actor.runtime._type_information import ActorTypeInformation
 from dapr.actor.runtime._type_utils import get_dispatchable_attrs
 
+from actors.inventory.actor import InventoryActor
+from actors.order.actor import OrderActor
+from actors.wallet.actor import WalletActor
 from apps.actor_host.main import EVENT_SOURCED
 
 COMMON = {"Get", "History", "Replay"}
@@ -35,3 +38,8 @@ def test_the_sdk_sees_every_actor_as_remindable_so_outbox_and_deadline_reminders
 @pytest.mark.parametrize("actor", EVENT_SOURCED, ids=lambda a: a.__name__)
 def test_the_sdk_dispatches_every_wire_method(actor: type) -> None:
     assert set(get_dispatchable_attrs(actor)) == COMMON | METHODS[actor.__name__]
+
+
+def test_every_actor_type_has_its_own_upcaster_registry() -> None:
+    registries = {id(cls.upcasters) for cls in (InventoryActor, OrderActor, WalletActor)}
+    assert len(registries) == 3

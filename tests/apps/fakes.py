@@ -19,9 +19,14 @@ from actors.inventory import model as inventory
 from actors.order import model as order
 from actors.toolkit.client import ActorClient, ActorResult, parse_envelope
 from actors.toolkit.domain import Command, Event, State
-from actors.toolkit.envelope import EventEnvelope, failed, ok
+from actors.toolkit.envelope import EventEnvelope, failed
 from actors.toolkit.errors import DomainError, InvalidCommandError
 from actors.wallet import model as wallet
+
+
+def ok(result: Any, **extra: Any) -> bytes:
+    """A success result envelope, as an actor method's JSON body (what the actor base sends)."""
+    return json.dumps({"ok": True, "result": result, **extra}, separators=(",", ":")).encode()
 
 
 def _order_view(order_id: str, state: order.OrderState) -> dict[str, Any]:

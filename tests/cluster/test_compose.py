@@ -38,3 +38,12 @@ def test_an_app_without_a_sidecar_is_reported() -> None:
     del services["actor-host-dapr"]
 
     assert "actor-host: no sidecar service actor-host-dapr" in compose_errors(doc)
+
+
+def test_a_missing_shipping_partner_is_reported() -> None:
+    doc = copy.deepcopy(_doc())
+    services = doc["services"]
+    assert isinstance(services, dict)
+    del services["shipping"], services["shipping-dapr"]
+
+    assert "missing app service shipping" in compose_errors(doc)
