@@ -74,7 +74,7 @@ bench: venv ## print throughput and latency figures against a running cluster (`
 	@$(PY) -m bench.projection_lag
 	@$(PY) -m bench.append --redis 127.0.0.1:6380
 
-CHAOS_ARGS ?= --duration 300
+CHAOS_ARGS ?= --duration 240
 chaos: setup ## the chaos suite: orders under a fault schedule, then every invariant (CHAOS_ARGS=--help)
 	@$(PY) -m chaos $(CHAOS_ARGS)
 

@@ -120,13 +120,15 @@ class Faults:
         self._timed(f"SIGSTOP {host}-daprd {seconds:.0f}s", 0, act)
 
     def rolling_restart(self) -> None:
-        """Every host in turn: stop app and daprd (SIGTERM), start both, wait until ready."""
+        """Every host in turn, as the launcher stops a cluster: its daprd first (SIGTERM: it
+        stops reading the streams and hands its actors back while its app still answers),
+        then the app; start both; wait until ready."""
 
         def act() -> None:
             for host in self.hosts:
-                self.cluster.processes[host].stop()
-                self._start_again(f"{host}-daprd")
+                self.cluster.processes[f"{host}-daprd"].stop()
                 self._start_again(host)
+                self._start_again(f"{host}-daprd")
                 self._recovered(host)
 
         self._timed("rolling restart", 2 * len(self.hosts), act)
