@@ -105,20 +105,6 @@ class Faults:
 
         self._timed(f"SIGTERM {host}", 1, act)
 
-    def pause_sidecar(self, host: str, seconds: float) -> None:
-        """SIGSTOP the host's daprd: placement may move its actors while it is frozen."""
-        daprd = self.cluster.processes[f"{host}-daprd"]
-
-        def act() -> None:
-            daprd.signal(signal.SIGSTOP)
-            try:
-                time.sleep(seconds)
-            finally:
-                daprd.signal(signal.SIGCONT)
-            self._recovered(host)
-
-        self._timed(f"SIGSTOP {host}-daprd {seconds:.0f}s", 0, act)
-
     def rolling_restart(self) -> None:
         """Every host in turn, as the launcher stops a cluster: its daprd first (SIGTERM: it
         stops reading the streams and hands its actors back while its app still answers),

@@ -316,10 +316,6 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
             self._head = head
         return self._head
 
-    async def read_events(self, first: int, last: int) -> list[EventEnvelope]:
-        """Envelopes of versions first..last (upcast to the newest schema), in order."""
-        return await self._event_log().read_events(first, last)
-
     async def _hold_if_asked(self, meta: Meta) -> None:
         held = self._deps().held
         if held is not None and meta.fault.startswith(HOLD_PREFIX):

@@ -109,17 +109,24 @@ async def test_failed_publish_arms_a_jittered_reminder_and_keeps_the_events(
     assert box.published == 1
 
 
-async def test_when_no_reminder_can_be_armed_an_in_process_task_publishes(
-    publisher: RecordingPublisher,
-) -> None:
-    reminders = FakeReminders(down=True)
-    box = make_outbox(publisher, reminders)
-    box.add([envelope(1), envelope(2)])
+async def stranded(
+    publisher: RecordingPublisher, *envelopes: EventEnvelope
+) -> tuple[Outbox, asyncio.Task[None]]:
+    """An outbox whose flush found neither the broker nor the scheduler: its retry task runs."""
+    box = make_outbox(publisher, FakeReminders(down=True))
+    box.add(list(envelopes))
     publisher.down = True
     await box.flush()  # neither publish nor reminder: must not raise
     assert box.retry_task is not None
+    return box, box.retry_task
+
+
+async def test_when_no_reminder_can_be_armed_an_in_process_task_publishes(
+    publisher: RecordingPublisher,
+) -> None:
+    box, task = await stranded(publisher, envelope(1), envelope(2))
     publisher.down = False
-    await asyncio.wait_for(box.retry_task, timeout=5)
+    await asyncio.wait_for(task, timeout=5)
     assert publisher.event_ids == ["e-1", "e-2"]
     assert box.pending == ()
     assert box.published == 2
@@ -128,15 +135,10 @@ async def test_when_no_reminder_can_be_armed_an_in_process_task_publishes(
 async def test_the_retry_task_trims_only_what_it_sent_while_a_turn_adds_more(
     publisher: RecordingPublisher,
 ) -> None:
-    reminders = FakeReminders(down=True)
-    box = make_outbox(publisher, reminders)
-    box.add([envelope(1)])
-    publisher.down = True
-    await box.flush()
+    box, task = await stranded(publisher, envelope(1))
     box.add([envelope(2)])  # a later turn committed another event (its publish failed too)
     publisher.down = False
-    assert box.retry_task is not None
-    await asyncio.wait_for(box.retry_task, timeout=5)
+    await asyncio.wait_for(task, timeout=5)
     assert box.pending == ()
     assert box.published == 2
     assert sorted(publisher.event_ids) == ["e-1", "e-2"]
