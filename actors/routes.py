@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Final
 
+from actors import catalog
 from actors.contracts import inbound
 from actors.inventory import model as inventory
 from actors.inventory.actor import TOPIC as INVENTORY_TOPIC
@@ -108,13 +109,13 @@ ROUTES: Final = (
     Route(WALLET_TOPIC, wallet.PaymentAuthorized, _to_order("OnPaymentAuthorized")),
     Route(WALLET_TOPIC, wallet.PaymentDeclined, _to_order("OnPaymentDeclined", "reason")),
     Route(
-        inbound.SHIPMENTS,
+        catalog.SHIPMENTS,
         inbound.ShipmentDispatched,
         _to_order("OnShipmentDispatched", "shipment_id"),
     ),
-    Route(inbound.SHIPMENTS, inbound.ShipmentFailed, _to_order("OnShipmentFailed", "reason")),
-    Route(inbound.RESTOCKS, inbound.StockReceived, _restock),
-    Route(inbound.DEPOSITS, inbound.FundsDeposited, _deposit),
+    Route(catalog.SHIPMENTS, inbound.ShipmentFailed, _to_order("OnShipmentFailed", "reason")),
+    Route(catalog.RESTOCKS, inbound.StockReceived, _restock),
+    Route(catalog.DEPOSITS, inbound.FundsDeposited, _deposit),
 )
 
 KNOWN_EVENTS: Final[dict[str, dict[str, type[Event]]]] = {

@@ -386,7 +386,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=float, default=5.0)
     p.add_argument("--baseline", type=float, default=10.0)
     p.add_argument("--actor-hosts", type=int, default=3, help="actor host replicas")
-    p.add_argument("--port-offset", type=int, default=3000)
+    p.add_argument("--port-offset", type=int, default=13000)
     p.add_argument("--state-dir", type=Path, default=None, help="default: a new temp dir")
     return p.parse_args(argv)
 

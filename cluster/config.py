@@ -112,7 +112,8 @@ class ClusterConfig:
         if not 0 < port < 65536:
             raise ValueError(
                 f"ORDERFLOW_PORT_OFFSET={self.port_offset} moves port {base} to {port}, "
-                "outside 1-65535 (default ports go up to 52380: offsets up to 13000 work)"
+                "outside 1-65535 (default ports go up to 52380: offsets up to 13155 work, and "
+                "11000-13155 keeps every port clear of Linux's ephemeral range, 32768-60999)"
             )
         return port
 

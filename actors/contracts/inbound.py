@@ -17,14 +17,11 @@ from typing import ClassVar, Final
 
 from pydantic import ConfigDict, Field
 
+from actors.catalog import DEPOSITS, RESTOCKS, SHIPMENTS
 from actors.inventory.model import MAX_QUANTITY
 from actors.toolkit.domain import Event, event_types
 from actors.toolkit.ids import CustomerId, OrderId, Sku
 from actors.wallet.model import MAX_DEPOSIT
-
-RESTOCKS: Final = "restocks"
-DEPOSITS: Final = "deposits"
-SHIPMENTS: Final = "shipments"
 
 
 class InboundEvent(Event):

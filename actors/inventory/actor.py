@@ -6,12 +6,13 @@ from typing import Any, ClassVar
 
 from dapr.actor import Remindable
 
+from actors import catalog
 from actors.inventory import model
 from actors.inventory.interface import InventoryActorInterface
 from actors.toolkit.actor import EventSourcedActor
 from actors.toolkit.domain import Command, Event
 
-TOPIC = "inventory"
+TOPIC = catalog.INVENTORY
 
 
 # Remindable is named again: the SDK only sees it among the direct bases.

@@ -17,6 +17,7 @@ from typing import Any
 
 from dapr.actor import Remindable
 
+from actors import catalog
 from actors.order import model
 from actors.order.interface import OrderActorInterface
 from actors.order.saga import STEP_STATUS, TERMINAL
@@ -25,7 +26,7 @@ from actors.toolkit.commands import Meta
 from actors.toolkit.domain import Command, Event
 from actors.toolkit.envelope import failed
 
-TOPIC = "orders"
+TOPIC = catalog.ORDERS
 DEADLINE_REMINDER = "deadline"
 DEFAULT_TIMEOUT = dt.timedelta(seconds=30)
 

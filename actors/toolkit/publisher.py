@@ -13,8 +13,6 @@ from typing import Protocol
 from actors.toolkit.envelope import EventEnvelope
 from actors.toolkit.sidecar import SidecarTransport, SidecarUnavailableError
 
-DEFAULT_PUBSUB = "pubsub"
-
 
 class PublishError(RuntimeError):
     """The sidecar did not confirm a publish; the event stays in the outbox."""
@@ -28,7 +26,7 @@ class Publisher(Protocol):
 
 
 class SidecarPublisher:
-    def __init__(self, http: SidecarTransport, *, pubsub: str = DEFAULT_PUBSUB) -> None:
+    def __init__(self, http: SidecarTransport, *, pubsub: str) -> None:
         self._http = http
         self._pubsub = pubsub
 

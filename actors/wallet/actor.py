@@ -6,12 +6,13 @@ from typing import Any
 
 from dapr.actor import Remindable
 
+from actors import catalog
 from actors.toolkit.actor import EventSourcedActor
 from actors.toolkit.domain import Command, Event
 from actors.wallet import model
 from actors.wallet.interface import WalletActorInterface
 
-TOPIC = "wallet"
+TOPIC = catalog.WALLET
 
 
 # Remindable is named again: the SDK only sees it among the direct bases.

@@ -21,6 +21,7 @@ from fastapi import FastAPI, HTTPException
 from redis.asyncio import Redis
 
 from actors.beacon.actor import BeaconActor
+from actors.catalog import PUBSUB
 from actors.inventory.actor import InventoryActor
 from actors.order.actor import OrderActor
 from actors.routes import build_router
@@ -144,7 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redis = redis_client(settings.redis_host, decode_responses=False)
         try:
             async with SidecarHTTP(settings.dapr_http_port) as http:
-                publisher = SidecarPublisher(http)
+                publisher = SidecarPublisher(http, pubsub=PUBSUB)
                 deps = _actor_deps(settings, publisher, redis, held=held, stats=stats)
                 _configure_runtime(settings)
                 await _register_actors(actor_runtime, SidecarActorClient(http), deps=deps)

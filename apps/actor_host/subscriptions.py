@@ -19,15 +19,14 @@ from typing import Any, Final
 
 from fastapi import APIRouter, Request
 
-from actors.toolkit.bulk import each_entry, is_bulk
+from actors.catalog import PUBSUB
 from actors.toolkit.client import ActorClient
 from actors.toolkit.errors import DomainError
-from actors.toolkit.publisher import DEFAULT_PUBSUB, PublishError, SidecarPublisher
+from actors.toolkit.publisher import PublishError, SidecarPublisher
 from actors.toolkit.router import DeadLetter, Delivery, EventRouter
+from actors.toolkit.subscriber import RETRY, SUCCESS, each_entry, is_bulk
 
 DEAD_LETTER_TOPIC: Final = "deadletter"
-SUCCESS: Final = {"status": "SUCCESS"}
-RETRY: Final = {"status": "RETRY"}
 log = logging.getLogger("orderflow.router")
 
 
@@ -70,7 +69,7 @@ def subscription_routes(
     async def subscribe() -> list[dict[str, Any]]:
         return [
             {
-                "pubsubname": DEFAULT_PUBSUB,
+                "pubsubname": PUBSUB,
                 "topic": t,
                 "route": f"/events/{t}",
             }

@@ -29,17 +29,15 @@ from typing import Any, Final
 from fastapi import APIRouter, Request
 from redis.exceptions import RedisError
 
-from actors.toolkit.bulk import bulk_options, each_entry, is_bulk
+from actors.catalog import PUBSUB
 from actors.toolkit.envelope import InvalidDeliveryError, envelope_in, utcnow
+from actors.toolkit.subscriber import RETRY, SUCCESS, bulk_options, each_entry, is_bulk
 from apps.projector.deps import StatsDep, StoreDep
 from apps.projector.projections import TOPICS, InvalidEventError, projects
 from apps.projector.stats import ProjectorStats
 from apps.projector.store import ProjectionStore
 
-PUBSUB: Final = "pubsub"
 REDELIVERY: Final = "projector-redelivery"
-SUCCESS: Final = {"status": "SUCCESS"}
-RETRY: Final = {"status": "RETRY"}
 TOPIC_OF: Final = {aggregate_type: topic for topic, aggregate_type in TOPICS.items()}
 BULK_MAX: Final = 100  # events per delivery (bounded by the pubsub component's concurrency)
 BULK_AWAIT_MS: Final = 5  # the most a lone event waits for company: adds to projection lag

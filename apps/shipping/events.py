@@ -19,18 +19,15 @@ from typing import Any, Final
 import httpx
 from fastapi import APIRouter, Request
 
-from actors.contracts.inbound import SHIPMENTS
+from actors.catalog import ORDERS as ORDERS_TOPIC
+from actors.catalog import PUBSUB, SHIPMENTS
 from actors.toolkit.envelope import EventEnvelope, InvalidDeliveryError, envelope_of, utcnow
 from actors.toolkit.ids import ORDER_ID_PATTERN
+from actors.toolkit.subscriber import DROP, RETRY, SUCCESS
 from apps.shipping.deps import PartnerDep, SidecarDep
 from apps.shipping.partner import ORDER_CONFIRMED, Outcome, Partner, answer
 
-PUBSUB: Final = "pubsub"
-ORDERS_TOPIC: Final = "orders"
 ORDERS_ROUTE: Final = "/events/orders"
-SUCCESS: Final = {"status": "SUCCESS"}
-RETRY: Final = {"status": "RETRY"}
-DROP: Final = {"status": "DROP"}
 log = logging.getLogger("orderflow.shipping")
 
 router = APIRouter(tags=["events"])

@@ -7,7 +7,8 @@ import datetime as dt
 import pytest
 from pydantic import ValidationError
 
-from actors.contracts.inbound import SHIPMENTS, TOPICS
+from actors.catalog import SHIPMENTS
+from actors.contracts.inbound import TOPICS
 from actors.toolkit.envelope import EventEnvelope
 from apps.shipping.partner import (
     CARRIER_REJECTED,

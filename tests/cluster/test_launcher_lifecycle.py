@@ -17,7 +17,7 @@ def _launch(state_dir: Path, *args: str) -> tuple[subprocess.Popen[str], dict[st
     env = {
         **os.environ,
         "ORDERFLOW_STATE_DIR": str(state_dir),
-        "ORDERFLOW_PORT_OFFSET": "3100",
+        "ORDERFLOW_PORT_OFFSET": "11500",
         "ORDERFLOW_RUNTIME_DIR": str(ClusterConfig.from_env().runtime_dir),
     }
     argv = [sys.executable, "-m", "cluster", "up", "--infra-only", *args]

@@ -71,14 +71,18 @@ def test_the_projector_runs_with_its_sidecar_and_waits_for_its_three_subscriptio
     ) in cluster.urls()
 
 
-# Offsets that run side by side: `make run` (0), the test session (1000), one `dapr run -f`
-# test offset (2000-2400, the first free one), the launcher tests (3100), helpers' clusters
-# (4000, 6000), the chaos suite's own cluster (12000). Offset 3000
-# (tests/cluster/test_setup_errors.py) only ever binds Redis.
-SIDE_BY_SIDE = (0, 1000, 3100, 4000, 6000, 12000)
+# Offsets that run side by side: `make run` (0), the test session (11000), one `dapr run -f`
+# test offset (11650-11850, the first free one), the launcher tests (11500), the restart
+# test's cluster (12500), the chaos suite's own cluster (12000), a helper's (12250). Offset
+# 11400 (tests/cluster/test_setup_errors.py) only ever binds Redis.
+SIDE_BY_SIDE = (0, 11000, 11500, 12000, 12250, 12500)
+TEST_OFFSETS = (11000, 11400, 11500, 11650, 11725, 11750, 11825, 11850, 12000, 12250, 12500, 13000)
+# Linux's default ip_local_port_range: a client connection may get any of these as its
+# local port, and then a server cannot bind it (CI failed once on exactly that).
+EPHEMERAL = range(32768, 61000)
 
 
-@pytest.mark.parametrize("dapr_run_offset", [2000, 2100, 2200, 2300, 2400])
+@pytest.mark.parametrize("dapr_run_offset", [11650, 11725, 11750, 11825, 11850])
 def test_clusters_at_the_offsets_in_use_never_share_a_port(
     tmp_path: Path, dapr_run_offset: int
 ) -> None:
@@ -93,3 +97,13 @@ def test_clusters_at_the_offsets_in_use_never_share_a_port(
         for proc in LocalCluster(config).processes.values():
             for port in proc.ports:
                 assert owners.setdefault(port, offset) == offset, f"port {port}"
+
+
+@pytest.mark.parametrize("offset", TEST_OFFSETS)
+def test_no_test_cluster_port_lies_in_the_ephemeral_range(tmp_path: Path, offset: int) -> None:
+    config = ClusterConfig(
+        runtime_dir=tmp_path, state_dir=tmp_path, port_offset=offset, actor_host_replicas=9
+    )
+    ports = [p for proc in LocalCluster(config).processes.values() for p in proc.ports]
+
+    assert [p for p in ports if p in EPHEMERAL] == []

@@ -13,7 +13,7 @@ from cluster.processes import ClusterError
 
 
 def _config(
-    tmp_path: Path, *, runtime_dir: Path | None = None, offset: int = 3000
+    tmp_path: Path, *, runtime_dir: Path | None = None, offset: int = 11400
 ) -> ClusterConfig:
     return ClusterConfig(
         runtime_dir=runtime_dir or ClusterConfig.from_env().runtime_dir,

@@ -15,7 +15,7 @@ from cluster.config import ClusterConfig
 from cluster.local import LocalCluster
 
 # Far from the defaults, so `make test` runs beside a `make run` cluster.
-TEST_PORT_OFFSET = int(os.environ.get("ORDERFLOW_TEST_PORT_OFFSET", "1000"))
+TEST_PORT_OFFSET = int(os.environ.get("ORDERFLOW_TEST_PORT_OFFSET", "11000"))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -19,10 +19,10 @@ from cluster.local import LocalCluster
 from cluster.processes import ClusterError, ensure_port_free, log_tail
 from tests.integration.support import call, wait_until
 
-# Its own ports, beside the session cluster (offset 1000) and `make run`. Many of
-# them fall in Linux's ephemeral range, where an outgoing connection may sit for a
-# while: take the first offset whose every port is free right now.
-OFFSETS = (2000, 2100, 2200, 2300, 2400)
+# Its own ports, beside the session cluster (offset 11000) and `make run`, all clear of
+# Linux's ephemeral range (tests/cluster/test_layout.py); take the first offset whose
+# every port is free right now all the same.
+OFFSETS = (11650, 11725, 11750, 11825, 11850)
 PORT_KEYS = ("appPort", "daprHTTPPort", "daprGRPCPort", "metricsPort")
 
 

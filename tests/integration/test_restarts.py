@@ -1,7 +1,7 @@
 """A used cluster comes back up after every stop, and stops without SIGKILL.
 
 "Used": orders mid-saga, reminders pending in the scheduler and a backlog in the Redis
-streams at the moment it stops. Its own cluster at port offset 6000.
+streams at the moment it stops. Its own cluster at port offset 12500.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from cluster.local import LocalCluster
 from tests.integration.conftest import cluster_config
 from tests.integration.support import envelope, publish, touch
 
-PORT_OFFSET = 6000
+PORT_OFFSET = 12500
 RESTARTS = 5
 SKUS = ("tea-a", "tea-b", "tea-c")
 CUSTOMERS = ("cust-a", "cust-b")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from actors.toolkit.bulk import BULK_EVENT_TYPE, bulk_options, each_entry, is_bulk
+from actors.toolkit.subscriber import BULK_EVENT_TYPE, bulk_options, each_entry, is_bulk
 
 
 def test_a_bulk_delivery_is_told_apart_from_a_single_cloud_event() -> None:

@@ -1,4 +1,9 @@
-"""Dapr bulk subscriptions: many CloudEvents in one HTTP delivery, a status for each.
+"""What a Dapr subscriber answers, one event at a time or in bulk.
+
+Every delivery gets SUCCESS (done, or nothing to do), RETRY (not now: daprd redelivers)
+or DROP (never: daprd discards it, or moves it to the subscription's dead-letter topic).
+
+Bulk subscriptions: many CloudEvents in one HTTP delivery, a status for each.
 
 A subscription asks for it with `bulk_options(...)`; daprd then POSTs
     {"type": "com.dapr.event.sent.bulk", "entries": [{"entryId", "event", ...}], ...}
@@ -14,6 +19,9 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
+SUCCESS: Final = {"status": "SUCCESS"}
+RETRY: Final = {"status": "RETRY"}
+DROP: Final = {"status": "DROP"}
 BULK_EVENT_TYPE: Final = "com.dapr.event.sent.bulk"
 
 Handler = Callable[[Any], Awaitable[dict[str, str]]]

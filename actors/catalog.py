@@ -1,0 +1,38 @@
+"""Names every process shares: the pub/sub component, the topics, the actor types.
+
+    PUBSUB                       the Dapr pub/sub component (components/pubsub.yaml)
+    topic        written by                  read by
+    orders       OrderActor                  router, projector, shipping
+    inventory    InventoryActor              router, projector
+    wallet       WalletActor                 router, projector
+    restocks     the warehouse (inbound)     router
+    deposits     payments (inbound)          router
+    shipments    shipping (inbound)          router
+    actor type   id                          commands (wire name -> model)
+    InventoryActor   SKU                     actors/inventory/model.py COMMANDS
+    WalletActor      customer id             actors/wallet/model.py COMMANDS
+    OrderActor       order id                actors/order/saga.py COMMANDS
+
+Constants only: anything may import this module, and it imports nothing of ours.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+PUBSUB: Final = "pubsub"
+
+ORDERS: Final = "orders"
+INVENTORY: Final = "inventory"
+WALLET: Final = "wallet"
+RESTOCKS: Final = "restocks"
+DEPOSITS: Final = "deposits"
+SHIPMENTS: Final = "shipments"
+
+INVENTORY_ACTOR: Final = "InventoryActor"
+WALLET_ACTOR: Final = "WalletActor"
+ORDER_ACTOR: Final = "OrderActor"
+BEACON_ACTOR: Final = "BeaconActor"
+
+# Which topic each event-sourced actor type publishes its events to.
+TOPIC_OF: Final = {ORDER_ACTOR: ORDERS, INVENTORY_ACTOR: INVENTORY, WALLET_ACTOR: WALLET}
