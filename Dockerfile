@@ -5,4 +5,5 @@ COPY requirements.lock .
 RUN pip install --no-cache-dir -r requirements.lock
 COPY actors ./actors
 COPY apps ./apps
+COPY readmodels ./readmodels
 ENV PYTHONPATH=/app

@@ -30,13 +30,13 @@ from actors.toolkit.client import ActorClient
 from actors.toolkit.faults import HeldCalls
 from actors.toolkit.inbox import DEFAULT_TTL
 from actors.toolkit.publisher import SidecarPublisher
+from actors.toolkit.redis_connection import redis_client, redis_host_from_env
 from actors.toolkit.redis_store import RedisStores
 from actors.toolkit.serializer import RawJSONSerializer
 from actors.toolkit.sidecar import SidecarActorClient, SidecarHTTP
 from actors.toolkit.tracing import TraceContextMiddleware
 from actors.wallet.actor import WalletActor
 from apps.actor_host.subscriptions import DeadLetters, subscription_routes
-from apps.projector.connection import redis_client, redis_host_from_env
 
 EVENT_SOURCED: tuple[type[EventSourcedActor], ...] = (  # type: ignore[type-arg]
     InventoryActor,

@@ -13,7 +13,7 @@ from actors.order.client import OrderClient
 from actors.toolkit.client import ActorClient, RuntimeUnavailableError
 from actors.wallet.client import WalletClient
 from apps.gateway.problems import RequestProblemError
-from apps.projector.readmodels import ReadModels
+from readmodels.queries import ReadModels
 
 IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
 KEY_PATTERN: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")

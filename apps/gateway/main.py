@@ -11,18 +11,13 @@ from typing import Any
 from fastapi import FastAPI
 
 from actors.toolkit.client import ActorClient
+from actors.toolkit.redis_connection import DEFAULT_REDIS_HOST, redis_client, redis_host_from_env
 from actors.toolkit.sidecar import SidecarHTTP
 from apps.gateway import problems
 from apps.gateway.middleware import MAX_BODY_BYTES, BodySizeLimit
 from apps.gateway.routes import inventory, orders, queries, wallets
-from apps.projector.connection import (
-    DEFAULT_REDIS_HOST,
-    read_model_prefix_from_env,
-    redis_client,
-    redis_host_from_env,
-)
-from apps.projector.keys import DEFAULT_BASE, Layout
-from apps.projector.readmodels import ReadModels
+from readmodels.keys import DEFAULT_BASE, Layout, prefix_from_env
+from readmodels.queries import ReadModels
 
 DESCRIPTION = """\
 Orderflow's public API: place and track orders, stock SKUs, fund wallets.
@@ -44,7 +39,7 @@ class Settings:
         return cls(
             dapr_http_port=int(os.environ.get("DAPR_HTTP_PORT", "3500")),
             redis_host=redis_host_from_env(),
-            read_model_prefix=read_model_prefix_from_env(),
+            read_model_prefix=prefix_from_env(),
         )
 
 

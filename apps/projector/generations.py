@@ -16,8 +16,8 @@ from typing import Final
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
-from apps.projector.keys import DEFAULT_GENERATION, Layout
 from apps.projector.store import immediate
+from readmodels.keys import DEFAULT_GENERATION, Layout
 
 DEFAULT_TTL_S: Final = 60
 DROP_BATCH: Final = 500

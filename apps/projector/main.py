@@ -14,17 +14,13 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from actors.toolkit.envelope import utcnow
+from actors.toolkit.redis_connection import redis_client, redis_host_from_env
 from apps.projector import events
-from apps.projector.connection import (
-    read_model_prefix_from_env,
-    redis_client,
-    redis_host_from_env,
-)
 from apps.projector.deps import StatsDep
 from apps.projector.generations import Generations
-from apps.projector.keys import Layout
 from apps.projector.stats import ProjectorStats
 from apps.projector.store import DEFAULT_COUNTER_TTL, ProjectionStore
+from readmodels.keys import Layout, prefix_from_env
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,7 +35,7 @@ class Settings:
         hours = float(env.get("ORDERFLOW_COUNTER_TTL_HOURS", "48"))
         return cls(
             redis_host=redis_host_from_env(env),
-            prefix=read_model_prefix_from_env(env),
+            prefix=prefix_from_env(env),
             counter_ttl=dt.timedelta(hours=hours),
         )
 

@@ -23,7 +23,7 @@ from typing import Any, Final
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from actors.toolkit.envelope import EventEnvelope
-from apps.projector.rows import LineRow, OrderRow, Row, StockRow, WalletRow, iso, parse_iso
+from readmodels.rows import LineRow, OrderRow, Row, StockRow, WalletRow, iso, parse_iso
 
 TOPICS: Final = {"orders": "OrderActor", "inventory": "InventoryActor", "wallet": "WalletActor"}
 ROW_TYPES: Final[dict[str, type[Row]]] = {

@@ -34,12 +34,12 @@ from redis.exceptions import RedisError
 
 from actors.toolkit.client import ActorClient, RuntimeUnavailableError
 from actors.toolkit.envelope import EventEnvelope
+from actors.toolkit.redis_connection import redis_client
 from actors.toolkit.sidecar import SidecarHTTP
-from apps.projector.connection import read_model_prefix_from_env, redis_client
 from apps.projector.generations import DEFAULT_TTL_S, Generations, RebuildError
-from apps.projector.keys import Layout
 from apps.projector.projections import HANDLERS, ROW_TYPES
 from apps.projector.store import ProjectionStore
+from readmodels.keys import Layout, prefix_from_env
 
 PAGE: Final = 100
 LABELS: Final = {"OrderActor": "orders", "InventoryActor": "inventory", "WalletActor": "wallets"}
@@ -238,7 +238,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--dapr-http", type=int, default=dapr_http, help=f"a sidecar's HTTP port ({dapr_http})"
     )
-    parser.add_argument("--prefix", default=read_model_prefix_from_env(), help="key prefix")
+    parser.add_argument("--prefix", default=prefix_from_env(), help="key prefix")
     parser.add_argument("--app-id", default="actor-host", help="the actor hosts' Dapr app id")
     parser.add_argument("--concurrency", type=int, default=16, help="actors replayed at once")
     parser.add_argument("--keep-old", action="store_true", help="keep the replaced generation")

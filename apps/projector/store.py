@@ -26,7 +26,6 @@ from typing import Any, Final, TypeVar
 from redis.asyncio import Redis
 
 from actors.toolkit.envelope import EventEnvelope
-from apps.projector.keys import Generation, Layout
 from apps.projector.projections import (
     MINUTE_FORMAT,
     ROW_TYPES,
@@ -34,7 +33,8 @@ from apps.projector.projections import (
     fold,
     index_changes,
 )
-from apps.projector.rows import from_hash, iso, to_hash
+from readmodels.keys import Generation, Layout
+from readmodels.rows import from_hash, iso, to_hash
 
 DEFAULT_COUNTER_TTL: Final = dt.timedelta(days=2)
 REJECTED_KEPT: Final = 1000

@@ -12,10 +12,10 @@ import redis.asyncio as aioredis
 
 from actors.order import model as order
 from actors.toolkit.envelope import EventEnvelope, utcnow
+from actors.toolkit.redis_connection import redis_client
 from apps.gateway.main import Settings, create_app
-from apps.projector.connection import redis_client
-from apps.projector.readmodels import ReadModels
 from apps.projector.store import ProjectionStore
+from readmodels.queries import ReadModels
 from tests.apps.conftest import BASE_URL
 from tests.apps.fakes import FakeActors
 from tests.apps.histories import T0, funded, order_events, restocked, shipped

@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 
 from actors.inventory import model as inventory
 from actors.toolkit.envelope import EventEnvelope
-from apps.projector.connection import redis_client
+from actors.toolkit.redis_connection import redis_client
 from apps.projector.main import Settings, create_app
 from tests.apps.histories import (
     MINUTE,

@@ -13,10 +13,10 @@ import redis.asyncio as aioredis
 from actors.toolkit.client import ActorClient, ActorResult, RuntimeUnavailableError
 from actors.toolkit.envelope import EventEnvelope, utcnow
 from apps.projector.generations import Generations, RebuildError
-from apps.projector.keys import Layout
-from apps.projector.readmodels import ReadModels
 from apps.projector.rebuild import Rebuilder, scan_actors
 from apps.projector.store import ProjectionStore
+from readmodels.keys import Layout
+from readmodels.queries import ReadModels
 from tests.apps.histories import T0, funded, order_events, restocked, shipped
 
 APP = "actor-host"

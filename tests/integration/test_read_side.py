@@ -16,9 +16,9 @@ import httpx
 import pytest
 import redis
 
-from apps.projector.keys import DEFAULT_GENERATION, Layout
 from cluster.config import ROOT
 from cluster.local import LocalCluster
+from readmodels.keys import DEFAULT_GENERATION, Layout
 from tests.integration.support import call, deposit, ok, place, restock, wait_until
 
 TERMINAL = {"shipped", "cancelled"}

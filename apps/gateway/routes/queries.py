@@ -26,8 +26,8 @@ from apps.gateway.query_schemas import (
     WalletBalance,
 )
 from apps.gateway.schemas import OrderView
-from apps.projector import readmodels as rm
-from apps.projector.rows import OrderRow, StockRow, WalletRow, parse_iso
+from readmodels import queries as rm
+from readmodels.rows import OrderRow, StockRow, WalletRow, parse_iso
 
 T = TypeVar("T")
 DEFAULT_LIMIT: Final = 50

@@ -19,8 +19,8 @@ from typing import Any, Final, Generic, TypeVar
 
 from redis.asyncio import Redis
 
-from apps.projector.keys import Generation, Layout
-from apps.projector.rows import OrderRow, Row, StockRow, WalletRow, from_hash
+from readmodels.keys import Generation, Layout
+from readmodels.rows import OrderRow, Row, StockRow, WalletRow, from_hash
 
 R = TypeVar("R", bound=Row)
 MAX_WAIT_S: Final = 2.0

@@ -1,4 +1,8 @@
-"""The one Redis client (over one connection pool) an app builds in its lifespan."""
+"""The one Redis client (over one connection pool) an app builds in its lifespan.
+
+Shared infrastructure: the actor host's event store, the projector and the gateway's
+read side all build their client here, so no app imports another for it.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +13,12 @@ from typing import Final
 from redis.asyncio import BlockingConnectionPool, Redis
 
 DEFAULT_REDIS_HOST: Final = "127.0.0.1:6380"
-PREFIX_ENV: Final = "ORDERFLOW_READ_MODEL_PREFIX"
 
 
 def redis_host_from_env(env: Mapping[str, str] | None = None) -> str:
     """ORDERFLOW_REDIS_HOST (host:port), as the launcher and the compose file set it."""
     env = os.environ if env is None else env
     return env.get("ORDERFLOW_REDIS_HOST") or DEFAULT_REDIS_HOST
-
-
-def read_model_prefix_from_env(env: Mapping[str, str] | None = None) -> str:
-    env = os.environ if env is None else env
-    return env.get(PREFIX_ENV) or "rm:"
 
 
 def redis_client(host: str, *, max_connections: int = 64, decode_responses: bool = True) -> Redis:

@@ -12,17 +12,27 @@
     <base><gen>:counts:<YYYY-MM-DDTHH:MM>  per-minute counters (hash, with a TTL)
     <base><gen>:meta                   the last event applied live (freshness)
 
-Ids cannot contain ":" (actors.toolkit.ids), so no two keys collide. Pure: no I/O.
+Ids cannot contain ":" (actors.toolkit.ids), so no two keys collide. Pure: no I/O (the
+base prefix comes from ORDERFLOW_READ_MODEL_PREFIX, read by `prefix_from_env`).
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
 DEFAULT_BASE: Final = "rm:"
+PREFIX_ENV: Final = "ORDERFLOW_READ_MODEL_PREFIX"
 DEFAULT_GENERATION: Final = "g0"
 GENERATION_PATTERN: Final = "g*"  # every generation name starts with "g"
+
+
+def prefix_from_env(env: Mapping[str, str] | None = None) -> str:
+    """The base prefix of every read-model key: ORDERFLOW_READ_MODEL_PREFIX, else "rm:"."""
+    env = os.environ if env is None else env
+    return env.get(PREFIX_ENV) or DEFAULT_BASE
 
 
 @dataclass(frozen=True)
