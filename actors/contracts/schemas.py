@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from actors.routes import KNOWN_EVENTS
+from actors.reactions import KNOWN_EVENTS
 from actors.toolkit.envelope import EventEnvelope
 
 OUT = Path(__file__).resolve().parents[2] / "docs" / "events"

@@ -4,23 +4,16 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from dapr.actor import Remindable
-
-from actors import catalog
 from actors.inventory import model
-from actors.inventory.interface import InventoryActorInterface
 from actors.toolkit.actor import EventSourcedActor
 from actors.toolkit.domain import Command, Event
+from actors.toolkit.interface import dispatchable
 
-TOPIC = catalog.INVENTORY
 
-
-# Remindable is named again: the SDK only sees it among the direct bases.
-class InventoryActor(EventSourcedActor[model.InventoryState], InventoryActorInterface, Remindable):
-    aggregate_type = "InventoryActor"
-    topic = TOPIC
+@dispatchable
+class InventoryActor(EventSourcedActor[model.InventoryState]):
+    spec = model.INVENTORY
     state_type = model.InventoryState
-    events = model.EVENTS
     id_field: ClassVar[str | None] = "sku"
 
     def initial_state(self) -> model.InventoryState:
@@ -39,15 +32,3 @@ class InventoryActor(EventSourcedActor[model.InventoryState], InventoryActorInte
             "reserved": state.reserved,
             "available": state.available,
         }
-
-    async def restock(self, payload: bytes) -> bytes:
-        return await self._command(model.Restock, payload)
-
-    async def reserve(self, payload: bytes) -> bytes:
-        return await self._command(model.Reserve, payload)
-
-    async def release(self, payload: bytes) -> bytes:
-        return await self._command(model.Release, payload)
-
-    async def commit(self, payload: bytes) -> bytes:
-        return await self._command(model.Commit, payload)

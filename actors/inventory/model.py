@@ -12,8 +12,10 @@ from typing import Annotated, ClassVar, Final
 
 from pydantic import Field
 
+from actors import catalog
+from actors.toolkit.aggregate import AggregateSpec
 from actors.toolkit.domain import Command, Event, State, event_types, remember
-from actors.toolkit.errors import NotFoundError, RuleViolationError, register
+from actors.toolkit.errors import NotFoundError, RuleViolationError
 from actors.toolkit.ids import OrderId, Sku
 
 MAX_QUANTITY: Final = 1_000_000
@@ -114,14 +116,23 @@ EVENTS = event_types(StockRestocked, StockReserved, StockRejected, StockReleased
 # --- errors --------------------------------------------------------------------------------
 
 
-@register
 class ReservationNotFoundError(NotFoundError):
     code = "inventory.reservation_not_found"
 
 
-@register
 class StockLimitExceededError(RuleViolationError):
     code = "inventory.stock_limit_exceeded"
+
+
+# --- the actor's methods: wire name -> command (the one declaration; see AggregateSpec) ----
+
+INVENTORY: Final = AggregateSpec(
+    actor_type=catalog.INVENTORY_ACTOR,
+    topic=catalog.INVENTORY,
+    commands={"Restock": Restock, "Reserve": Reserve, "Release": Release, "Commit": Commit},
+    events=EVENTS,
+    errors=(ReservationNotFoundError, StockLimitExceededError),
+)
 
 
 # --- decider -------------------------------------------------------------------------------

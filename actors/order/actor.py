@@ -15,28 +15,22 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from dapr.actor import Remindable
-
-from actors import catalog
 from actors.order import model
-from actors.order.interface import OrderActorInterface
 from actors.order.saga import STEP_STATUS, TERMINAL
 from actors.toolkit.actor import EventSourcedActor
 from actors.toolkit.commands import Meta
 from actors.toolkit.domain import Command, Event
 from actors.toolkit.envelope import failed
+from actors.toolkit.interface import dispatchable
 
-TOPIC = catalog.ORDERS
 DEADLINE_REMINDER = "deadline"
 DEFAULT_TIMEOUT = dt.timedelta(seconds=30)
 
 
-# Remindable is named again: the SDK only sees it among the direct bases.
-class OrderActor(EventSourcedActor[model.OrderState], OrderActorInterface, Remindable):
-    aggregate_type = "OrderActor"
-    topic = TOPIC
+@dispatchable
+class OrderActor(EventSourcedActor[model.OrderState]):
+    spec = model.ORDER
     state_type = model.OrderState
-    events = model.EVENTS
 
     def initial_state(self) -> model.OrderState:
         return model.initial_state()
@@ -92,27 +86,3 @@ class OrderActor(EventSourcedActor[model.OrderState], OrderActorInterface, Remin
 
     def _aggregate_status(self) -> model.Status:
         return self._head.state.status if self._head else model.Status.NEW
-
-    async def place(self, payload: bytes) -> bytes:
-        return await self._command(model.Place, payload)
-
-    async def cancel(self, payload: bytes) -> bytes:
-        return await self._command(model.Cancel, payload)
-
-    async def on_stock_reserved(self, payload: bytes) -> bytes:
-        return await self._command(model.StockReservedForOrder, payload)
-
-    async def on_stock_rejected(self, payload: bytes) -> bytes:
-        return await self._command(model.StockRejectedForOrder, payload)
-
-    async def on_payment_authorized(self, payload: bytes) -> bytes:
-        return await self._command(model.PaymentAuthorizedForOrder, payload)
-
-    async def on_payment_declined(self, payload: bytes) -> bytes:
-        return await self._command(model.PaymentDeclinedForOrder, payload)
-
-    async def on_shipment_dispatched(self, payload: bytes) -> bytes:
-        return await self._command(model.ShipmentDispatched, payload)
-
-    async def on_shipment_failed(self, payload: bytes) -> bytes:
-        return await self._command(model.ShipmentFailed, payload)

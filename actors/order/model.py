@@ -14,6 +14,8 @@ from typing import Any, ClassVar, Final
 
 from pydantic import Field
 
+from actors import catalog
+
 # Commands and state live in saga.py; re-exported so every model module reads alike.
 from actors.order.saga import STEP_STATUS, TERMINAL, Lines, reached
 from actors.order.saga import Cancel as Cancel
@@ -28,8 +30,9 @@ from actors.order.saga import ShipmentFailed as ShipmentFailed
 from actors.order.saga import Status as Status
 from actors.order.saga import StockRejectedForOrder as StockRejectedForOrder
 from actors.order.saga import StockReservedForOrder as StockReservedForOrder
+from actors.toolkit.aggregate import AggregateSpec
 from actors.toolkit.domain import Command, Event, event_types
-from actors.toolkit.errors import ConflictError, NotFoundError, RuleViolationError, register
+from actors.toolkit.errors import ConflictError, NotFoundError, RuleViolationError
 from actors.toolkit.ids import CustomerId, Sku
 
 # --- events --------------------------------------------------------------------------------
@@ -107,38 +110,61 @@ EVENTS = event_types(
 # --- errors --------------------------------------------------------------------------------
 
 
-@register
 class OrderNotFoundError(NotFoundError):
     code = "order.not_found"
 
 
-@register
 class OrderConflictError(ConflictError):
     code = "order.conflict"
 
 
-@register
 class OrderAlreadyShippedError(ConflictError):
     code = "order.already_shipped"
 
 
-@register
 class OrderWithShippingError(ConflictError):
     """The shipping partner has the order: only its dispatch or failure decides it now."""
 
     code = "order.with_shipping"
 
 
-@register
 class InvalidTransitionError(ConflictError):
     """A fact that cannot precede the step it answers (e.g. a shipment before confirmation)."""
 
     code = "order.invalid_transition"
 
 
-@register
 class UnknownOrderLineError(RuleViolationError):
     code = "order.unknown_line"
+
+
+# --- the actor's methods: wire name -> command (the one declaration; see AggregateSpec) ----
+# The customer's, then the facts the event router turns into calls (actors/reactions.py).
+# DeadlinePassed is not a method: only the order's own deadline reminder decides it.
+
+ORDER: Final = AggregateSpec(
+    actor_type=catalog.ORDER_ACTOR,
+    topic=catalog.ORDERS,
+    commands={
+        "Place": Place,
+        "Cancel": Cancel,
+        "OnStockReserved": StockReservedForOrder,
+        "OnStockRejected": StockRejectedForOrder,
+        "OnPaymentAuthorized": PaymentAuthorizedForOrder,
+        "OnPaymentDeclined": PaymentDeclinedForOrder,
+        "OnShipmentDispatched": ShipmentDispatched,
+        "OnShipmentFailed": ShipmentFailed,
+    },
+    events=EVENTS,
+    errors=(
+        OrderNotFoundError,
+        OrderConflictError,
+        OrderAlreadyShippedError,
+        OrderWithShippingError,
+        InvalidTransitionError,
+        UnknownOrderLineError,
+    ),
+)
 
 
 # --- decider -------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from dapr.actor import Actor, ActorId, Remindable
 from dapr.actor.runtime.context import ActorRuntimeContext
 
 from actors.toolkit import audit
+from actors.toolkit.aggregate import AggregateSpec
 from actors.toolkit.commands import Meta, parse_object, split_meta, validate_command
 from actors.toolkit.domain import Command, Event, State
 from actors.toolkit.envelope import EventEnvelope, failed, utcnow
@@ -96,11 +97,14 @@ class Head(Generic[S]):
 
 
 class EventSourcedActor(Actor, Remindable, Generic[S]):
-    """Subclasses set the class attributes and write one-line methods over `_command`."""
+    """Subclasses set `spec` and `state_type` and provide the decider; `@dispatchable`
+    (actors.toolkit.interface) generates one method per command of the spec."""
 
+    spec: ClassVar[AggregateSpec]
+    state_type: ClassVar[type[State]]
+    # derived from `spec` (see __init_subclass__)
     aggregate_type: ClassVar[str]
     topic: ClassVar[str]
-    state_type: ClassVar[type[State]]
     events: ClassVar[Mapping[str, type[Event]]]
     upcasters: ClassVar[Upcasters]  # each subclass gets its own (see __init_subclass__)
     id_field: ClassVar[str | None] = None  # a command field that must equal the actor id
@@ -114,6 +118,9 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
         super().__init_subclass__(**kwargs)
         if "upcasters" not in cls.__dict__:  # never share one registry between actor types
             cls.upcasters = Upcasters()
+        if "spec" in cls.__dict__:
+            cls.aggregate_type, cls.topic = cls.spec.actor_type, cls.spec.topic
+            cls.events = cls.spec.events
 
     # --- what a subclass provides -----------------------------------------------------------
 
@@ -137,6 +144,13 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
         """Hook after a successful append and publish."""
 
     # --- commands and queries ----------------------------------------------------------------
+
+    async def invoke(self, method: str, payload: bytes | None = None) -> bytes:
+        """Run the command method `method` (its wire name) as the runtime would."""
+        command_type = self.spec.commands.get(method)
+        if command_type is None:
+            raise KeyError(f"{self.aggregate_type} has no method {method!r}")
+        return await self._command(command_type, payload)
 
     async def _command(self, command_type: type[Command], payload: bytes | None) -> bytes:
         try:

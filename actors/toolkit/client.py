@@ -5,17 +5,23 @@
         200 + {"ok": false, ...}  -> raises the registered DomainError subclass
         anything else             -> raises RuntimeUnavailableError (retry later)
 
-Typed clients (actors/<entity>/client.py) wrap `invoke` with one method per actor method.
+    TypedClient(actors, spec).send(actor_id, command model, message_id=...) -> ActorResult
+        the wire method comes from the aggregate's spec (actors.toolkit.aggregate), and a
+        refusal is raised as the class the spec lists for its code
+
 Construct one ActorClient per process (in an app's lifespan) and share it.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors.toolkit.errors import error_from_dict
+from actors.toolkit.aggregate import AggregateSpec
+from actors.toolkit.domain import Command
+from actors.toolkit.errors import DomainError, error_from_dict
 from actors.toolkit.sidecar import SidecarTransport, SidecarUnavailableError
 
 
@@ -49,7 +55,9 @@ class ActorResult:
         )
 
 
-def parse_envelope(status: int, content: bytes) -> ActorResult:
+def parse_envelope(
+    status: int, content: bytes, codes: Mapping[str, type[DomainError]] | None = None
+) -> ActorResult:
     """Turn a sidecar answer into a result, a DomainError or RuntimeUnavailableError."""
     if status != 200:
         raise RuntimeUnavailableError(
@@ -62,7 +70,7 @@ def parse_envelope(status: int, content: bytes) -> ActorResult:
     if not isinstance(body, dict) or "ok" not in body:
         raise RuntimeUnavailableError(f"actor answered no envelope: {content[:200]!r}")
     if body["ok"] is not True:
-        raise error_from_dict(body.get("error") or {})
+        raise error_from_dict(body.get("error") or {}, codes)
     return ActorResult.from_envelope(body)
 
 
@@ -83,6 +91,7 @@ class ActorClient:
         payload: dict[str, Any] | None = None,
         *,
         headers: dict[str, str] | None = None,
+        codes: Mapping[str, type[DomainError]] | None = None,
     ) -> ActorResult:
         url = f"/v1.0/actors/{actor_type}/{actor_id}/method/{method}"
         content = json.dumps(payload or {}, separators=(",", ":")).encode()
@@ -92,7 +101,7 @@ class ActorClient:
             )
         except SidecarUnavailableError as exc:
             raise RuntimeUnavailableError(f"sidecar unreachable: {exc}") from exc
-        return parse_envelope(status, body)
+        return parse_envelope(status, body, codes)
 
 
 def command(
@@ -107,17 +116,41 @@ def command(
 
 
 class TypedClient:
-    """Base of the per-actor-type clients: `actor_type` plus the audit-trail methods."""
+    """The client of one actor type: its commands, plus the audit-trail methods."""
 
-    actor_type: str = ""
-
-    def __init__(self, actors: ActorClient) -> None:
+    def __init__(self, actors: ActorClient, spec: AggregateSpec) -> None:
         self._actors = actors
+        self.spec = spec
+        self._codes = spec.error_codes
+
+    @property
+    def actor_type(self) -> str:
+        return self.spec.actor_type
+
+    async def send(
+        self,
+        actor_id: str,
+        message: Command,
+        *,
+        message_id: str | None,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+    ) -> ActorResult:
+        """Run one command; a refusal raises the DomainError class its code names."""
+        body = command(
+            message.model_dump(mode="json"),
+            message_id=message_id,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+        )
+        return await self._call(actor_id, self.spec.method_of(message), body)
 
     async def _call(
         self, actor_id: str, method: str, payload: dict[str, Any] | None = None
     ) -> ActorResult:
-        return await self._actors.invoke(self.actor_type, actor_id, method, payload)
+        return await self._actors.invoke(
+            self.actor_type, actor_id, method, payload, codes=self._codes
+        )
 
     async def get(self, actor_id: str) -> ActorResult:
         return await self._call(actor_id, "Get")

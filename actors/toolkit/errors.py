@@ -8,11 +8,13 @@
 
 Entities subclass these with their own stable `code` (e.g. InsufficientStockError,
 "inventory.insufficient_stock"). Errors cross the actor hop as a result envelope
-(actors.toolkit.envelope) and typed clients raise the same class again by code.
+(actors.toolkit.envelope) and typed clients raise the same class again by code: the
+codes an aggregate answers are listed in its AggregateSpec (actors.toolkit.aggregate).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 
@@ -44,23 +46,25 @@ class InvalidCommandError(RuleViolationError):
     code = "request.invalid"
 
 
-_REGISTRY: dict[str, type[DomainError]] = {}
+# The codes every caller knows; an aggregate adds its own (AggregateSpec.errors).
+BASE_ERRORS: tuple[type[DomainError], ...] = (
+    DomainError,
+    NotFoundError,
+    ConflictError,
+    RuleViolationError,
+    InvalidCommandError,
+)
+_BASE_CODES: dict[str, type[DomainError]] = {cls.code: cls for cls in BASE_ERRORS}
 
 
-def register(cls: type[DomainError]) -> type[DomainError]:
-    """Class decorator: make `cls` known to `error_from_dict` by its code."""
-    _REGISTRY[cls.code] = cls
-    return cls
-
-
-for _cls in (DomainError, NotFoundError, ConflictError, RuleViolationError, InvalidCommandError):
-    register(_cls)
-
-
-def error_from_dict(data: dict[str, Any]) -> DomainError:
-    """Rebuild the registered error class for `data["code"]` (base class if unknown)."""
+def error_from_dict(
+    data: dict[str, Any], codes: Mapping[str, type[DomainError]] | None = None
+) -> DomainError:
+    """Rebuild the error class `codes` names for `data["code"]` (explicit: an aggregate's
+    `AggregateSpec.error_codes`); a code it does not know comes back as its base class
+    by suffix, keeping the code as sent."""
     code = str(data.get("code", DomainError.code))
-    cls = _REGISTRY.get(code)
+    cls = (codes or _BASE_CODES).get(code)
     if cls is None:
         base = code.rsplit(".", 1)[-1]
         cls = {"not_found": NotFoundError, "conflict": ConflictError}.get(base, DomainError)

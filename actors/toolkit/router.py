@@ -1,12 +1,20 @@
-"""The event router: one declarative table from (topic, event type) to actor method calls.
+"""The event router: (topic, event type) -> commands to actors, by a table of reactions.
 
-    Route(topic, event class, deliver)   deliver(envelope, event) -> [Delivery(actor
-                                         type, actor id from the event, method, payload)]
+    Reaction(topic, event class, react)   react(envelope, event) -> [Delivery(actor id,
+                                          command model)]
+    EventRouter(reactions, specs=..., known=...).plan(topic, cloud_event) -> Plan(envelope,
+                                          calls: [Call(actor type, actor id, wire method,
+                                          JSON payload)])
 
-`plan` turns one CloudEvent into its deliveries, or raises DeadLetter with a reason when
-the event can never apply: no envelope, an unknown type on the topic, a payload that
-fails its schema. A known type nobody routes is simply not for the router (no calls).
-Each delivery carries message_id "<event id>/<method>", so the target's inbox applies
+A reaction names no actor type and no method: the command model's AggregateSpec
+(actors.toolkit.aggregate) says which actor type takes it and under which wire name, so
+a reaction cannot call a method that does not exist, and a command it builds from bad
+data fails validation here, when the event is planned, not at the target actor.
+
+`plan` raises DeadLetter with a reason when the event can never apply: no envelope, an
+unknown type on the topic, a payload that fails its schema, a reaction that cannot build
+a valid command from it. A known type nobody reacts to is simply not for the router (no
+calls). Each call carries message_id "<event id>/<method>", so the target's inbox applies
 it once however often the broker redelivers. Pure: no I/O here (see apps/actor_host).
 """
 
@@ -18,7 +26,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from actors.toolkit.domain import Event
+from actors.toolkit.aggregate import AggregateSpec
+from actors.toolkit.domain import Command, Event
 from actors.toolkit.envelope import EventEnvelope, InvalidDeliveryError, envelope_in
 from actors.toolkit.upcasting import Upcasters
 
@@ -34,64 +43,91 @@ class DeadLetter(Exception):
 
 @dataclass(frozen=True)
 class Delivery:
+    """One command for one actor, as a reaction yields it."""
+
+    actor_id: str
+    command: Command
+
+
+@dataclass(frozen=True)
+class Call:
+    """One planned actor method call: a delivery with its actor type, method and payload."""
+
     actor_type: str
     actor_id: str
     method: str
     payload: dict[str, Any] = field(default_factory=dict)
 
 
-Deliver = Callable[[EventEnvelope, Any], Iterable[Delivery]]
+React = Callable[[EventEnvelope, Any], Iterable[Delivery]]
 
 
 @dataclass(frozen=True)
-class Route:
+class Reaction:
     topic: str
     event: type[Event]
-    deliver: Deliver
+    react: React
 
 
 @dataclass(frozen=True)
 class Plan:
     envelope: EventEnvelope
-    deliveries: tuple[Delivery, ...]
+    calls: tuple[Call, ...]
 
 
 class EventRouter:
     def __init__(
         self,
-        routes: Iterable[Route],
+        reactions: Iterable[Reaction],
         *,
+        specs: Iterable[AggregateSpec],
         known: Mapping[str, Mapping[str, type[Event]]],
         upcasters: Upcasters | None = None,
     ) -> None:
-        self._routes: dict[tuple[str, str], list[Route]] = {}
-        for route in routes:
-            self._routes.setdefault((route.topic, route.event.type), []).append(route)
+        self._reactions: dict[tuple[str, str], list[Reaction]] = {}
+        for reaction in reactions:
+            self._reactions.setdefault((reaction.topic, reaction.event.type), []).append(reaction)
+        self._targets = {model: spec for spec in specs for model in spec.commands.values()}
         self._known = known
         self._upcasters = upcasters or Upcasters()
 
     @property
     def topics(self) -> list[str]:
-        return sorted({topic for topic, _ in self._routes})
+        return sorted({topic for topic, _ in self._reactions})
 
     def plan(self, topic: str, cloud_event: Any) -> Plan:
         envelope = self._envelope(cloud_event)
         event_class = self._known.get(topic, {}).get(envelope.type)
         if event_class is None:
             raise DeadLetter("event.unknown_type", f"no event type {envelope.type!r} on {topic!r}")
-        routes = self._routes.get((topic, envelope.type), [])
-        if not routes:
+        reactions = self._reactions.get((topic, envelope.type), [])
+        if not reactions:
             return Plan(envelope, ())
         envelope = self._upcasters.upcast(envelope)
         try:
             event = event_class.model_validate(envelope.payload)
         except ValidationError as exc:
-            detail = "; ".join(
-                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False)
-            )
-            raise DeadLetter("event.invalid_payload", f"{envelope.type}: {detail}") from exc
-        deliveries = [d for route in routes for d in route.deliver(envelope, event)]
-        return Plan(envelope, tuple(_with_meta(envelope, d) for d in deliveries))
+            raise DeadLetter("event.invalid_payload", f"{envelope.type}: {_detail(exc)}") from exc
+        try:
+            deliveries = [d for reaction in reactions for d in reaction.react(envelope, event)]
+        except ValidationError as exc:
+            reason = f"{envelope.type}: no valid command from it: {_detail(exc)}"
+            raise DeadLetter("event.invalid_command", reason) from exc
+        return Plan(envelope, tuple(self.call(envelope, d) for d in deliveries))
+
+    def call(self, envelope: EventEnvelope, delivery: Delivery) -> Call:
+        """The actor call for `delivery`, with the message ids that make it idempotent."""
+        spec = self._targets.get(type(delivery.command))
+        if spec is None:
+            raise TypeError(f"no actor type takes {type(delivery.command).__name__}")
+        method = spec.method_of(delivery.command)
+        payload = {
+            **delivery.command.model_dump(mode="json"),
+            "message_id": f"{envelope.event_id}/{method}",
+            "correlation_id": envelope.correlation_id or envelope.aggregate_id,
+            "causation_id": envelope.event_id,
+        }
+        return Call(spec.actor_type, delivery.actor_id, method, payload)
 
     @staticmethod
     def _envelope(cloud_event: Any) -> EventEnvelope:
@@ -101,12 +137,7 @@ class EventRouter:
             raise DeadLetter("event.invalid_envelope", str(exc)) from exc
 
 
-def _with_meta(envelope: EventEnvelope, delivery: Delivery) -> Delivery:
-    meta = {
-        "message_id": f"{envelope.event_id}/{delivery.method}",
-        "correlation_id": envelope.correlation_id or envelope.aggregate_id,
-        "causation_id": envelope.event_id,
-    }
-    return Delivery(
-        delivery.actor_type, delivery.actor_id, delivery.method, {**delivery.payload, **meta}
+def _detail(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False)
     )

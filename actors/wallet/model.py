@@ -13,8 +13,10 @@ from typing import Annotated, ClassVar, Final
 
 from pydantic import Field
 
+from actors import catalog
+from actors.toolkit.aggregate import AggregateSpec
 from actors.toolkit.domain import Command, Event, State, event_types, remember
-from actors.toolkit.errors import NotFoundError, RuleViolationError, register
+from actors.toolkit.errors import NotFoundError, RuleViolationError
 from actors.toolkit.ids import OrderId
 
 MAX_DEPOSIT: Final = 100_000_000_000  # one deposit: a billion in major units
@@ -108,14 +110,23 @@ EVENTS = event_types(
 # --- errors --------------------------------------------------------------------------------
 
 
-@register
 class HoldNotFoundError(NotFoundError):
     code = "wallet.hold_not_found"
 
 
-@register
 class BalanceLimitExceededError(RuleViolationError):
     code = "wallet.balance_limit_exceeded"
+
+
+# --- the actor's methods: wire name -> command (the one declaration; see AggregateSpec) ----
+
+WALLET: Final = AggregateSpec(
+    actor_type=catalog.WALLET_ACTOR,
+    topic=catalog.WALLET,
+    commands={"Deposit": Deposit, "Authorize": Authorize, "Capture": Capture, "Void": Void},
+    events=EVENTS,
+    errors=(HoldNotFoundError, BalanceLimitExceededError),
+)
 
 
 # --- decider -------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from actors.beacon.actor import BeaconActor
 from actors.catalog import PUBSUB
 from actors.inventory.actor import InventoryActor
 from actors.order.actor import OrderActor
-from actors.routes import build_router
+from actors.reactions import build_router
 from actors.toolkit.actor import ActorDeps, ActorStats, EventSourcedActor, actor_factory
 from actors.toolkit.client import ActorClient
 from actors.toolkit.faults import HeldCalls

@@ -23,7 +23,7 @@ from actors.catalog import PUBSUB
 from actors.toolkit.client import ActorClient
 from actors.toolkit.errors import DomainError
 from actors.toolkit.publisher import PublishError, SidecarPublisher
-from actors.toolkit.router import DeadLetter, Delivery, EventRouter
+from actors.toolkit.router import Call, DeadLetter, EventRouter
 from actors.toolkit.subscriber import RETRY, SUCCESS, each_entry, is_bulk
 
 DEAD_LETTER_TOPIC: Final = "deadletter"
@@ -37,7 +37,7 @@ class DeadLetters:
         self._publisher = publisher
 
     async def record(
-        self, *, topic: str, code: str, reason: str, event: Any, delivery: Delivery | None = None
+        self, *, topic: str, code: str, reason: str, event: Any, delivery: Call | None = None
     ) -> None:
         data = event.get("data") if isinstance(event, dict) else event
         source_id = str(event.get("id", "")) if isinstance(event, dict) else ""
@@ -99,10 +99,10 @@ async def _route(
     except DeadLetter as letter:
         return await _dead(dead_letters, topic, letter, event)
     outcomes = await asyncio.gather(
-        *(_invoke(actors, d) for d in plan.deliveries), return_exceptions=True
+        *(_invoke(actors, d) for d in plan.calls), return_exceptions=True
     )
     status = SUCCESS
-    for delivery, outcome in zip(plan.deliveries, outcomes, strict=True):
+    for delivery, outcome in zip(plan.calls, outcomes, strict=True):
         if isinstance(outcome, DomainError):
             refused = DeadLetter(outcome.code, outcome.detail)
             if await _dead(dead_letters, topic, refused, event, delivery) is RETRY:
@@ -113,7 +113,7 @@ async def _route(
     return status
 
 
-async def _invoke(actors: ActorClient, delivery: Delivery) -> None:
+async def _invoke(actors: ActorClient, delivery: Call) -> None:
     await actors.invoke(delivery.actor_type, delivery.actor_id, delivery.method, delivery.payload)
 
 
@@ -122,7 +122,7 @@ async def _dead(
     topic: str,
     letter: DeadLetter,
     event: Any,
-    delivery: Delivery | None = None,
+    delivery: Call | None = None,
 ) -> dict[str, str]:
     try:
         await dead_letters.record(

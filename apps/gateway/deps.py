@@ -8,10 +8,10 @@ from typing import Annotated, Any, Final
 
 from fastapi import Depends, Header, Request
 
-from actors.inventory.client import InventoryClient
-from actors.order.client import OrderClient
-from actors.toolkit.client import ActorClient, RuntimeUnavailableError
-from actors.wallet.client import WalletClient
+from actors.inventory.model import INVENTORY
+from actors.order.model import ORDER
+from actors.toolkit.client import ActorClient, RuntimeUnavailableError, TypedClient
+from actors.wallet.model import WALLET
 from apps.gateway.problems import RequestProblemError
 from readmodels.queries import ReadModels
 
@@ -31,21 +31,21 @@ async def actor_client(request: Request) -> ActorClient:
 Actors = Annotated[ActorClient, Depends(actor_client)]
 
 
-async def order_client(actors: Actors) -> OrderClient:
-    return OrderClient(actors)
+async def order_client(actors: Actors) -> TypedClient:
+    return TypedClient(actors, ORDER)
 
 
-async def inventory_client(actors: Actors) -> InventoryClient:
-    return InventoryClient(actors)
+async def inventory_client(actors: Actors) -> TypedClient:
+    return TypedClient(actors, INVENTORY)
 
 
-async def wallet_client(actors: Actors) -> WalletClient:
-    return WalletClient(actors)
+async def wallet_client(actors: Actors) -> TypedClient:
+    return TypedClient(actors, WALLET)
 
 
-Orders = Annotated[OrderClient, Depends(order_client)]
-Inventory = Annotated[InventoryClient, Depends(inventory_client)]
-Wallets = Annotated[WalletClient, Depends(wallet_client)]
+Orders = Annotated[TypedClient, Depends(order_client)]
+Inventory = Annotated[TypedClient, Depends(inventory_client)]
+Wallets = Annotated[TypedClient, Depends(wallet_client)]
 
 
 # --- read models ----------------------------------------------------------------------------

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from dapr.actor.runtime._type_information import ActorTypeInformation
 from dapr.actor.runtime._type_utils import get_dispatchable_attrs
+from dapr.actor.runtime.mock_actor import create_mock_actor
 
 from actors.inventory.actor import InventoryActor
+from actors.inventory.model import INVENTORY, InventoryState, Restock
 from actors.order.actor import OrderActor
+from actors.toolkit.actor import ActorDeps, EventSourcedActor
+from actors.toolkit.aggregate import AggregateSpec, python_name
+from actors.toolkit.interface import actor_interface, dispatchable
+from actors.toolkit.store import InMemoryStores
 from actors.wallet.actor import WalletActor
+from actors.wallet.model import Deposit
 from apps.actor_host.main import EVENT_SOURCED
+from tests.actors.doubles import RecordingPublisher
 
+# Written out on purpose: a method renamed in a spec is a wire change, and shows up here.
 COMMON = {"Get", "History", "Replay"}
 METHODS = {
     "InventoryActor": {"Restock", "Reserve", "Release", "Commit"},
@@ -43,3 +54,43 @@ def test_the_sdk_dispatches_every_wire_method(actor: type) -> None:
 def test_every_actor_type_has_its_own_upcaster_registry() -> None:
     registries = {id(cls.upcasters) for cls in (InventoryActor, OrderActor, WalletActor)}
     assert len(registries) == 3
+
+
+@pytest.mark.parametrize("actor", EVENT_SOURCED, ids=lambda a: a.__name__)
+def test_the_generated_interface_is_what_an_actor_proxy_uses(actor: type) -> None:
+    interface = actor_interface(actor.spec)
+    wire = {getattr(m, "__actormethod__", None) for m in vars(interface).values()}
+    assert wire - {None} == set(actor.spec.commands)
+    assert issubclass(actor, interface)
+
+
+@pytest.mark.parametrize("actor", EVENT_SOURCED, ids=lambda a: a.__name__)
+async def test_each_generated_method_runs_its_own_command(actor: type) -> None:
+    """A payload valid for no command: the refusal names the fields of the method's own."""
+    instance = create_mock_actor(actor, "x-1")
+    instance.deps = ActorDeps(publisher=RecordingPublisher(), store=InMemoryStores())
+    for wire_name, model in actor.spec.commands.items():
+        method = getattr(instance, python_name(wire_name))
+        out = json.loads(await method(b'{"unknown_field": 1}'))
+        assert out["error"]["code"] == "request.invalid"
+        assert "unknown_field" in out["error"]["detail"], model.__name__
+
+
+def test_a_spec_refuses_a_lower_case_or_built_in_method_name() -> None:
+    with pytest.raises(ValueError, match="PascalCase"):
+        AggregateSpec(actor_type="T", topic="t", commands={"restock": Restock}, events={})
+    with pytest.raises(ValueError, match="built-in"):
+        AggregateSpec(actor_type="T", topic="t", commands={"Get": Restock}, events={})
+
+
+def test_dispatchable_refuses_a_class_not_named_as_its_actor_type() -> None:
+    class Misnamed(EventSourcedActor[InventoryState]):
+        spec = INVENTORY
+
+    with pytest.raises(TypeError, match="must be named InventoryActor"):
+        dispatchable(Misnamed)
+
+
+def test_a_command_no_method_takes_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="no method taking Deposit"):
+        INVENTORY.method_of(Deposit(amount=1))

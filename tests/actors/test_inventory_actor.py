@@ -50,7 +50,9 @@ async def test_restock_saves_snapshot_and_event_then_publishes_one_envelope(
 ) -> None:
     actor = make(publisher)
     out = body(
-        await actor.restock(b'{"quantity": 5, "message_id": "m-1", "correlation_id": "c-1"}')
+        await actor.invoke(
+            "Restock", b'{"quantity": 5, "message_id": "m-1", "correlation_id": "c-1"}'
+        )
     )
     assert out["ok"]
     assert out["result"] == {
@@ -93,7 +95,7 @@ async def test_invalid_payload_is_a_typed_error_and_touches_no_state(
     publisher: RecordingPublisher, payload: bytes, field: str
 ) -> None:
     actor = make(publisher)
-    out = body(await actor.restock(payload))
+    out = body(await actor.invoke("Restock", payload))
     assert out["ok"] is False
     assert out["error"]["code"] == "request.invalid"
     assert field in out["error"]["detail"] or field in json.dumps(out["error"]["context"])
@@ -105,7 +107,7 @@ async def test_invalid_payload_is_a_typed_error_and_touches_no_state(
 async def test_payload_that_is_not_a_json_object_is_refused(
     publisher: RecordingPublisher, payload: bytes
 ) -> None:
-    out = body(await make(publisher).restock(payload))
+    out = body(await make(publisher).invoke("Restock", payload))
     assert out["error"]["code"] == "request.invalid"
 
 
@@ -113,8 +115,8 @@ async def test_second_delivery_of_the_same_message_returns_the_original_result_a
     publisher: RecordingPublisher,
 ) -> None:
     actor = make(publisher)
-    first = body(await actor.restock(b'{"quantity": 3, "message_id": "m-1"}'))
-    again = body(await actor.restock(b'{"quantity": 3, "message_id": "m-1"}'))
+    first = body(await actor.invoke("Restock", b'{"quantity": 3, "message_id": "m-1"}'))
+    again = body(await actor.invoke("Restock", b'{"quantity": 3, "message_id": "m-1"}'))
     assert again["duplicate"] is True
     assert {k: v for k, v in again.items() if k != "duplicate"} == {
         k: v for k, v in first.items() if k != "duplicate"
@@ -124,7 +126,7 @@ async def test_second_delivery_of_the_same_message_returns_the_original_result_a
 
 
 async def test_domain_error_comes_back_as_a_typed_envelope(publisher: RecordingPublisher) -> None:
-    out = body(await make(publisher).commit(b'{"order_id": "o-1"}'))
+    out = body(await make(publisher).invoke("Commit", b'{"order_id": "o-1"}'))
     assert out == {
         "ok": False,
         "error": {
@@ -140,7 +142,7 @@ async def test_failed_publish_keeps_the_event_and_arms_a_retry_reminder_that_res
 ) -> None:
     actor = make(publisher)
     publisher.down = True
-    out = body(await actor.restock(b'{"quantity": 2}'))
+    out = body(await actor.invoke("Restock", b'{"quantity": 2}'))
     assert out["ok"]
     assert publisher.sent == []
     assert OUTBOX_REMINDER in actor._state_manager._mock_reminders  # type: ignore[attr-defined]
@@ -155,7 +157,7 @@ async def test_reactivation_publishes_what_was_saved_but_not_published_with_the_
 ) -> None:
     actor = make(publisher)
     publisher.down = True
-    saved = body(await actor.restock(b'{"quantity": 2}'))
+    saved = body(await actor.invoke("Restock", b'{"quantity": 2}'))
     publisher.down = False
     revived = make(publisher, state=dict(stored(actor)))  # a new instance over the same state
     await revived._on_activate()
@@ -164,7 +166,7 @@ async def test_reactivation_publishes_what_was_saved_but_not_published_with_the_
 
 async def test_happy_path_registers_no_reminder(publisher: RecordingPublisher) -> None:
     actor = make(publisher)
-    await actor.restock(b'{"quantity": 2}')
+    await actor.invoke("Restock", b'{"quantity": 2}')
     assert actor._state_manager._mock_reminders == {}  # type: ignore[attr-defined]
 
 
@@ -173,8 +175,8 @@ async def test_history_pages_through_events_and_replay_equals_the_snapshot(
 ) -> None:
     actor = make(publisher)
     for n in range(1, 8):
-        await actor.restock(json.dumps({"quantity": n}).encode())
-    await actor.reserve(b'{"order_id": "o-1", "quantity": 4}')
+        await actor.invoke("Restock", json.dumps({"quantity": n}).encode())
+    await actor.invoke("Reserve", b'{"order_id": "o-1", "quantity": 4}')
     first = body(await actor.history(b'{"after": 0, "limit": 5}'))["result"]
     rest = body(await actor.history(json.dumps({"after": first["next_after"]}).encode()))["result"]
     versions = [e["aggregate_version"] for e in first["events"] + rest["events"]]
@@ -191,7 +193,7 @@ async def test_date_and_duration_shaped_ids_stay_strings(
     publisher: RecordingPublisher, sku: str
 ) -> None:
     actor = make(publisher, sku=sku)
-    await actor.restock(b'{"quantity": 1}')
+    await actor.invoke("Restock", b'{"quantity": 1}')
     revived = make(publisher, sku=sku, state=dict(stored(actor)))
     result = body(await revived.get())["result"]
     assert result["sku"] == sku
@@ -202,8 +204,8 @@ async def test_the_watermark_rides_on_the_next_append_and_reactivation_resends_t
     publisher: RecordingPublisher,
 ) -> None:
     actor = make(publisher)
-    await actor.restock(b'{"quantity": 2}')
-    await actor.restock(b'{"quantity": 3}')
+    await actor.invoke("Restock", b'{"quantity": 2}')
+    await actor.invoke("Restock", b'{"quantity": 3}')
     assert json.loads(stored(actor)[SNAPSHOT_KEY])["published"] == 1  # lags one command
     before = dict(stored(actor))
     await actor._on_deactivate()
@@ -220,14 +222,16 @@ async def test_a_stale_activation_gets_a_conflict_drops_its_cache_and_publishes_
 ) -> None:
     stores = InMemoryStores()
     zombie, owner = make_on(stores, publisher), make_on(stores, publisher)
-    await zombie.restock(b'{"quantity": 1}')
-    await owner.restock(b'{"quantity": 5}')  # loads version 1, writes version 2
+    await zombie.invoke("Restock", b'{"quantity": 1}')
+    await owner.invoke("Restock", b'{"quantity": 5}')  # loads version 1, writes version 2
     sent = len(publisher.sent)
     with pytest.raises(ConcurrencyError):
-        await zombie.restock(b'{"quantity": 7, "message_id": "m-late"}')  # cached at version 1
+        await zombie.invoke(
+            "Restock", b'{"quantity": 7, "message_id": "m-late"}'
+        )  # cached at version 1
     assert len(publisher.sent) == sent
     assert zombie._head is None
-    retried = body(await zombie.restock(b'{"quantity": 7, "message_id": "m-late"}'))
+    retried = body(await zombie.invoke("Restock", b'{"quantity": 7, "message_id": "m-late"}'))
     assert (retried["aggregate_version"], retried["result"]["on_hand"]) == (3, 13)
     versions = [env.aggregate_version for _, env in publisher.sent]
     assert sorted(set(versions)) == [1, 2, 3]
@@ -243,14 +247,14 @@ async def test_a_zombie_that_wins_the_version_race_still_leaves_one_linear_histo
     version; the owner's stale append is refused, it reloads, and decides again on top.
     Every version has one event, published with the content that is stored."""
     stores = InMemoryStores()
-    await make_on(stores, publisher).restock(b'{"quantity": 1}')
+    await make_on(stores, publisher).invoke("Restock", b'{"quantity": 1}')
     zombie, owner = make_on(stores, publisher), make_on(stores, publisher)
     await zombie.get()
     await owner.get()  # the new activation: loaded, nothing written yet
-    await zombie.reserve(b'{"order_id": "o-1", "quantity": 1}')  # wins version 2
+    await zombie.invoke("Reserve", b'{"order_id": "o-1", "quantity": 1}')  # wins version 2
     with pytest.raises(ConcurrencyError):
-        await owner.reserve(b'{"order_id": "o-2", "quantity": 1}')
-    again = body(await owner.reserve(b'{"order_id": "o-2", "quantity": 1}'))
+        await owner.invoke("Reserve", b'{"order_id": "o-2", "quantity": 1}')
+    again = body(await owner.invoke("Reserve", b'{"order_id": "o-2", "quantity": 1}'))
     # decided on top of the zombie's reservation: no stock left for o-2
     assert [e["type"] for e in again["events"]] == ["inventory.stock_rejected"]
     assert again["aggregate_version"] == 3

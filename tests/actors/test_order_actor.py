@@ -18,6 +18,7 @@ TIMEOUTS = {
     "authorizing": dt.timedelta(seconds=30),
     "shipping": dt.timedelta(seconds=8),
 }
+RESERVED_A = b'{"sku": "A", "message_id": "e1/OnStockReserved"}'
 PLACE = b'{"customer_id": "c-1", "lines": [{"sku": "A", "quantity": 2, "unit_price": 150}]}'
 
 
@@ -51,7 +52,7 @@ async def test_placing_registers_one_deadline_reminder_ticking_at_half_the_short
     publisher: RecordingPublisher,
 ) -> None:
     actor = make(publisher)
-    out = body(await actor.place(PLACE))
+    out = body(await actor.invoke("Place", PLACE))
     assert out["result"]["status"] == "reserving"
     assert out["result"]["total"] == 300
     reminder = reminders(actor)[DEADLINE_REMINDER]
@@ -65,7 +66,7 @@ async def test_a_tick_within_the_step_timeout_changes_nothing(
 ) -> None:
     clock = ManualClock()
     actor = make(publisher, clock)
-    await actor.place(PLACE)
+    await actor.invoke("Place", PLACE)
     clock.advance(seconds=20)  # reserving allows 30 s
     await actor.receive_reminder(DEADLINE_REMINDER, b"", dt.timedelta(0), dt.timedelta(0))
     assert body(await actor.get())["result"]["status"] == "reserving"
@@ -77,7 +78,7 @@ async def test_a_tick_after_the_step_timeout_cancels_and_unregisters(
 ) -> None:
     clock = ManualClock()
     actor = make(publisher, clock)
-    await actor.place(PLACE)
+    await actor.invoke("Place", PLACE)
     clock.advance(seconds=31)
     await actor.receive_reminder(DEADLINE_REMINDER, b"", dt.timedelta(0), dt.timedelta(0))
     view = body(await actor.get())["result"]
@@ -91,8 +92,8 @@ async def test_a_tick_after_the_step_timeout_cancels_and_unregisters(
 
 async def test_a_tick_on_a_finished_order_only_unregisters(publisher: RecordingPublisher) -> None:
     actor = make(publisher)
-    await actor.place(PLACE)
-    await actor.cancel(b'{"reason": "no longer needed"}')
+    await actor.invoke("Place", PLACE)
+    await actor.invoke("Cancel", b'{"reason": "no longer needed"}')
     sent = len(publisher.sent)
     await actor.receive_reminder(DEADLINE_REMINDER, b"", dt.timedelta(0), dt.timedelta(0))
     assert reminders(actor) == {}
@@ -103,11 +104,11 @@ async def test_facts_walk_the_saga_to_confirmed_and_a_customer_cancel_is_then_re
     publisher: RecordingPublisher,
 ) -> None:
     actor = make(publisher)
-    await actor.place(PLACE)
-    await actor.on_stock_reserved(b'{"sku": "A", "message_id": "e1/OnStockReserved"}')
-    await actor.on_payment_authorized(b'{"message_id": "e2/OnPaymentAuthorized"}')
+    await actor.invoke("Place", PLACE)
+    await actor.invoke("OnStockReserved", RESERVED_A)
+    await actor.invoke("OnPaymentAuthorized", b'{"message_id": "e2/OnPaymentAuthorized"}')
     assert body(await actor.get())["result"]["status"] == "confirmed"
-    refused = body(await actor.cancel(b"{}"))
+    refused = body(await actor.invoke("Cancel", b"{}"))
     assert refused["error"]["code"] == "order.with_shipping"
     types = [env.type for _, env in publisher.sent]
     assert types == [
@@ -132,8 +133,8 @@ async def test_a_stale_activation_rechecks_the_store_before_refusing_a_fact(
 
     stale, owner = activation(), activation()
     assert body(await stale.get())["error"]["code"] == "order.not_found"  # caches "new"
-    await owner.place(PLACE)
-    out = body(await stale.on_stock_reserved(b'{"sku": "A", "message_id": "e1/OnStockReserved"}'))
+    await owner.invoke("Place", PLACE)
+    out = body(await stale.invoke("OnStockReserved", RESERVED_A))
     assert out["ok"] is True
     assert out["aggregate_version"] == 3  # on top of the stored order: reserved, then payment
     assert body(await stale.get())["result"]["status"] == "authorizing"
@@ -141,5 +142,7 @@ async def test_a_stale_activation_rechecks_the_store_before_refusing_a_fact(
 
 async def test_a_refusal_on_the_stored_state_stays_a_refusal(publisher: RecordingPublisher) -> None:
     actor = make(publisher)
-    out = body(await actor.on_stock_reserved(b'{"sku": "A", "message_id": "e1/OnStockReserved"}'))
+    out = body(
+        await actor.invoke("OnStockReserved", b'{"sku": "A", "message_id": "e1/OnStockReserved"}')
+    )
     assert out["error"]["code"] == "order.not_found"

@@ -157,7 +157,7 @@ async def test_a_command_succeeds_when_publish_and_scheduler_are_down_and_its_ev
 
     monkeypatch.setattr(actor, "register_reminder", scheduler_down)
     publisher.down = True
-    out = await actor.restock(b'{"quantity": 2}')
+    out = await actor.invoke("Restock", b'{"quantity": 2}')
     assert b'"ok":true' in out
     task = actor._outbox().retry_task
     assert task is not None

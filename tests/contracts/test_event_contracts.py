@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 
 from actors.contracts.schemas import OUT, documents, render
-from actors.routes import KNOWN_EVENTS
+from actors.reactions import KNOWN_EVENTS, REACTIONS, SPECS, build_router
+from actors.toolkit.commands import split_meta, validate_command
 from actors.toolkit.domain import Event
 from actors.toolkit.envelope import EventEnvelope
+from actors.toolkit.router import Reaction
 
 SAMPLES = Path(__file__).parent / "samples"
 TYPES = sorted(
@@ -40,3 +42,19 @@ def test_every_event_type_and_version_has_a_sample_that_its_models_accept(
 def test_no_sample_is_left_without_a_type() -> None:
     known = {f"{t}.v{cls.schema_version}.json" for t, cls in TYPES}
     assert {p.name for p in SAMPLES.glob("*.json")} == known
+
+
+@pytest.mark.parametrize("reaction", REACTIONS, ids=lambda r: f"{r.topic}:{r.event.type}")
+def test_every_reaction_plans_calls_its_targets_accept_from_the_sample(
+    reaction: Reaction,
+) -> None:
+    """Planned from the published sample, each call names a method of its actor type, and
+    its payload passes that method's strict validation, as the actor runs it."""
+    path = SAMPLES / f"{reaction.event.type}.v{reaction.event.schema_version}.json"
+    cloud_event = {"id": "ce-1", "data": json.loads(path.read_text())}
+    plan = build_router().plan(reaction.topic, cloud_event)
+    specs = {spec.actor_type: spec for spec in SPECS}
+    assert plan.calls, "the sample leads to no call: extend the sample"
+    for call in plan.calls:
+        _, fields = split_meta(dict(call.payload))
+        validate_command(specs[call.actor_type].commands[call.method], fields)

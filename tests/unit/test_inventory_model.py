@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from actors.inventory.model import (
     EVENTS,
     INSUFFICIENT_STOCK,
+    INVENTORY,
     MAX_ON_HAND,
     SETTLED_MEMORY,
     Commit,
@@ -220,7 +221,9 @@ def test_event_types_are_namespaced_and_unique() -> None:
 
 
 def test_errors_come_back_by_code() -> None:
-    error = error_from_dict({"code": "inventory.reservation_not_found", "detail": "gone"})
+    error = error_from_dict(
+        {"code": "inventory.reservation_not_found", "detail": "gone"}, INVENTORY.error_codes
+    )
     assert isinstance(error, ReservationNotFoundError)
 
 

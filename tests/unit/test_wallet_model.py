@@ -14,6 +14,7 @@ from actors.wallet.model import (
     INSUFFICIENT_FUNDS,
     MAX_BALANCE,
     SETTLED_MEMORY,
+    WALLET,
     Authorize,
     BalanceLimitExceededError,
     Capture,
@@ -191,7 +192,9 @@ def test_event_types_are_namespaced_and_unique() -> None:
 
 
 def test_errors_come_back_by_code() -> None:
-    assert isinstance(error_from_dict({"code": "wallet.hold_not_found"}), HoldNotFoundError)
+    assert isinstance(
+        error_from_dict({"code": "wallet.hold_not_found"}, WALLET.error_codes), HoldNotFoundError
+    )
 
 
 def test_state_survives_a_json_round_trip() -> None:

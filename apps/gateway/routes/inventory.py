@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
+from actors.inventory.model import Restock
 from apps.gateway.deps import Inventory, OptionalIdempotencyKey, message_id_for
 from apps.gateway.problems import problem_responses
 from apps.gateway.routes.history import DEFAULT_PAGE, DESCRIPTION, After, Limit, history_page
@@ -21,7 +22,8 @@ router = APIRouter(prefix="/inventory", tags=["inventory"])
 async def restock(
     sku: SkuPath, body: RestockBody, inventory: Inventory, key: OptionalIdempotencyKey
 ) -> InventoryView:
-    answer = await inventory.restock(sku, body.quantity, message_id=message_id_for(key))
+    restock = Restock(sku=sku, quantity=body.quantity)
+    answer = await inventory.send(sku, restock, message_id=message_id_for(key))
     return InventoryView.model_validate(answer.result)
 
 

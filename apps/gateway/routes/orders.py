@@ -9,8 +9,9 @@ from typing import Annotated, Final
 import anyio
 from fastapi import APIRouter, Query, Request, Response
 
-from actors.order.client import OrderClient
+from actors.order.model import Cancel, Line, Place
 from actors.order.saga import TERMINAL
+from actors.toolkit.client import TypedClient
 from apps.gateway.deps import (
     REQUIRED_KEY_DOC,
     IdempotencyKey,
@@ -77,12 +78,11 @@ async def place_order(
     body: PlaceOrderBody, key: IdempotencyKey, orders: Orders, response: Response
 ) -> OrderView:
     order_id = order_id_for(body.customer_id, key)
-    answer = await orders.place(
-        order_id,
+    place = Place(
         customer_id=body.customer_id,
-        lines=[line.model_dump() for line in body.lines],
-        message_id=place_message_id(order_id, body.lines),
+        lines=tuple(Line(**line.model_dump()) for line in body.lines),
     )
+    answer = await orders.send(order_id, place, message_id=place_message_id(order_id, body.lines))
     response.headers["Location"] = f"{router.prefix}/{order_id}"
     response.headers[VERSION_HEADER] = str(answer.aggregate_version)
     return OrderView.model_validate(answer.result)
@@ -141,7 +141,7 @@ async def get_order(
 
 
 async def _read_your_writes(
-    read: ReadModels, orders: OrderClient, order_id: str, version: int
+    read: ReadModels, orders: TypedClient, order_id: str, version: int
 ) -> OrderRead:
     found, _ = await order_at_least(read, order_id, version)
     if found is not None:
@@ -150,7 +150,7 @@ async def _read_your_writes(
     return order_from_actor(OrderView.model_validate(answer.result), answer.aggregate_version)
 
 
-async def _until_terminal(orders: OrderClient, view: OrderView, wait: float) -> OrderView:
+async def _until_terminal(orders: TypedClient, view: OrderView, wait: float) -> OrderView:
     deadline = anyio.current_time() + wait
     delay = POLL_START_SECONDS
     while view.status not in TERMINAL:
@@ -180,7 +180,7 @@ async def cancel_order(
     body: CancelOrderBody = None,
 ) -> OrderView:
     reason = (body or CancelOrderRequest()).reason
-    answer = await orders.cancel(order_id, reason=reason, message_id=message_id_for(key))
+    answer = await orders.send(order_id, Cancel(reason=reason), message_id=message_id_for(key))
     response.headers[VERSION_HEADER] = str(answer.aggregate_version)
     return OrderView.model_validate(answer.result)
 

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
+from actors.wallet.model import Deposit
 from apps.gateway.deps import (
     OptionalIdempotencyKey,
     OptionalReadSide,
@@ -34,7 +35,8 @@ async def deposit(
     wallets: Wallets,
     key: OptionalIdempotencyKey,
 ) -> WalletView:
-    answer = await wallets.deposit(customer_id, body.amount, message_id=message_id_for(key))
+    deposit = Deposit(amount=body.amount)
+    answer = await wallets.send(customer_id, deposit, message_id=message_id_for(key))
     return WalletView.model_validate(answer.result)
 
 

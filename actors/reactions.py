@@ -1,0 +1,134 @@
+"""The event router's reactions: which event becomes which command to which actor.
+
+topic      event type                        -> actor (id from)              method
+orders     order.placed                      -> InventoryActor (each line)   Reserve
+orders     order.payment_requested           -> WalletActor (customer)       Authorize
+orders     order.shipped                     -> InventoryActor (each sku)    Commit
+                                             -> WalletActor (customer)       Capture
+orders     order.cancelled                   -> InventoryActor (each sku)    Release
+                                             -> WalletActor (if a hold)      Void
+orders     order.late_reservation_released   -> InventoryActor (sku)         Release
+orders     order.late_payment_voided         -> WalletActor (customer)       Void
+inventory  inventory.stock_reserved          -> OrderActor (order id)        OnStockReserved
+inventory  inventory.stock_rejected          -> OrderActor (order id)        OnStockRejected
+wallet     wallet.payment_authorized         -> OrderActor (order id)        OnPaymentAuthorized
+wallet     wallet.payment_declined           -> OrderActor (order id)        OnPaymentDeclined
+shipments  shipment.dispatched               -> OrderActor (order id)        OnShipmentDispatched
+shipments  shipment.failed                   -> OrderActor (order id)        OnShipmentFailed
+restocks   inventory.stock_received          -> InventoryActor (sku)         Restock
+deposits   wallet.funds_deposited            -> WalletActor (customer)       Deposit
+
+A reaction yields command models; each model's AggregateSpec names the actor type and
+the wire method (actors.toolkit.router), so this table holds no method names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Final
+
+from actors import catalog
+from actors.contracts import inbound
+from actors.inventory import model as inventory
+from actors.order import model as order
+from actors.toolkit.aggregate import AggregateSpec
+from actors.toolkit.domain import Event
+from actors.toolkit.envelope import EventEnvelope
+from actors.toolkit.router import Delivery, EventRouter, Reaction
+from actors.wallet import model as wallet
+
+Out = Iterable[Delivery]
+SPECS: Final[tuple[AggregateSpec, ...]] = (inventory.INVENTORY, wallet.WALLET, order.ORDER)
+
+
+def _reserve(env: EventEnvelope, event: order.OrderPlaced) -> Out:
+    for line in event.lines:
+        reserve = inventory.Reserve(sku=line.sku, order_id=env.aggregate_id, quantity=line.quantity)
+        yield Delivery(line.sku, reserve)
+
+
+def _authorize(env: EventEnvelope, event: order.PaymentRequested) -> Out:
+    authorize = wallet.Authorize(order_id=env.aggregate_id, amount=event.amount)
+    yield Delivery(event.customer_id, authorize)
+
+
+def _settle(env: EventEnvelope, event: order.OrderShipped) -> Out:
+    for sku in event.commit_skus:
+        yield Delivery(sku, inventory.Commit(sku=sku, order_id=env.aggregate_id))
+    if event.capture_payment:
+        yield Delivery(event.customer_id, wallet.Capture(order_id=env.aggregate_id))
+
+
+def _compensate(env: EventEnvelope, event: order.OrderCancelled) -> Out:
+    for sku in event.release_skus:
+        yield Delivery(sku, inventory.Release(sku=sku, order_id=env.aggregate_id))
+    if event.void_payment:
+        yield Delivery(event.customer_id, wallet.Void(order_id=env.aggregate_id))
+
+
+def _late_release(env: EventEnvelope, event: order.LateReservationReleased) -> Out:
+    yield Delivery(event.sku, inventory.Release(sku=event.sku, order_id=env.aggregate_id))
+
+
+def _late_void(env: EventEnvelope, event: order.LatePaymentVoided) -> Out:
+    yield Delivery(event.customer_id, wallet.Void(order_id=env.aggregate_id))
+
+
+def _stock_reserved(_: EventEnvelope, event: inventory.StockReserved) -> Out:
+    yield Delivery(event.order_id, order.StockReservedForOrder(sku=event.sku))
+
+
+def _stock_rejected(_: EventEnvelope, event: inventory.StockRejected) -> Out:
+    rejected = order.StockRejectedForOrder(sku=event.sku, reason=event.reason)
+    yield Delivery(event.order_id, rejected)
+
+
+def _payment_authorized(_: EventEnvelope, event: wallet.PaymentAuthorized) -> Out:
+    yield Delivery(event.order_id, order.PaymentAuthorizedForOrder())
+
+
+def _payment_declined(_: EventEnvelope, event: wallet.PaymentDeclined) -> Out:
+    yield Delivery(event.order_id, order.PaymentDeclinedForOrder(reason=event.reason))
+
+
+def _dispatched(_: EventEnvelope, event: inbound.ShipmentDispatched) -> Out:
+    yield Delivery(event.order_id, order.ShipmentDispatched(shipment_id=event.shipment_id))
+
+
+def _shipment_failed(_: EventEnvelope, event: inbound.ShipmentFailed) -> Out:
+    yield Delivery(event.order_id, order.ShipmentFailed(reason=event.reason))
+
+
+def _restock(_: EventEnvelope, event: inbound.StockReceived) -> Out:
+    yield Delivery(event.sku, inventory.Restock(sku=event.sku, quantity=event.quantity))
+
+
+def _deposit(_: EventEnvelope, event: inbound.FundsDeposited) -> Out:
+    yield Delivery(event.customer_id, wallet.Deposit(amount=event.amount))
+
+
+REACTIONS: Final = (
+    Reaction(catalog.ORDERS, order.OrderPlaced, _reserve),
+    Reaction(catalog.ORDERS, order.PaymentRequested, _authorize),
+    Reaction(catalog.ORDERS, order.OrderShipped, _settle),
+    Reaction(catalog.ORDERS, order.OrderCancelled, _compensate),
+    Reaction(catalog.ORDERS, order.LateReservationReleased, _late_release),
+    Reaction(catalog.ORDERS, order.LatePaymentVoided, _late_void),
+    Reaction(catalog.INVENTORY, inventory.StockReserved, _stock_reserved),
+    Reaction(catalog.INVENTORY, inventory.StockRejected, _stock_rejected),
+    Reaction(catalog.WALLET, wallet.PaymentAuthorized, _payment_authorized),
+    Reaction(catalog.WALLET, wallet.PaymentDeclined, _payment_declined),
+    Reaction(catalog.SHIPMENTS, inbound.ShipmentDispatched, _dispatched),
+    Reaction(catalog.SHIPMENTS, inbound.ShipmentFailed, _shipment_failed),
+    Reaction(catalog.RESTOCKS, inbound.StockReceived, _restock),
+    Reaction(catalog.DEPOSITS, inbound.FundsDeposited, _deposit),
+)
+
+KNOWN_EVENTS: Final[dict[str, dict[str, type[Event]]]] = {
+    **inbound.TOPICS,
+    **{spec.topic: dict(spec.events) for spec in SPECS},
+}
+
+
+def build_router() -> EventRouter:
+    return EventRouter(REACTIONS, specs=SPECS, known=KNOWN_EVENTS)

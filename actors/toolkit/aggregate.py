@@ -1,0 +1,83 @@
+"""One declaration per aggregate: its actor type, topic, methods, events and error codes.
+
+    AggregateSpec(
+        actor_type="InventoryActor",            the Dapr actor type
+        topic="inventory",                      where its events are published
+        commands={"Restock": Restock, ...},     wire method name -> command model
+        events=event_types(StockRestocked, ...),
+        errors=(ReservationNotFoundError, ...), the DomainErrors it answers, by code
+    )
+
+Everything else is derived from the spec, so an actor method is declared exactly once:
+    actor_interface(spec)   the Dapr SDK interface (ActorProxy users, the SDK's dispatch)
+    dispatchable(cls)       the actor class the runtime hosts: one method per command
+    TypedClient             sends a command model; the wire name comes from the spec
+    EventRouter             reactions yield command models; the spec names the method
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from actors.toolkit.domain import Command, Event
+from actors.toolkit.errors import BASE_ERRORS, DomainError
+
+WIRE_NAME: Final = re.compile(r"[A-Z][A-Za-z0-9]*")
+# Methods every event-sourced actor has besides its commands (actors.toolkit.interface).
+BUILT_IN: Final = frozenset({"Get", "History", "Replay"})
+
+
+@dataclass(frozen=True)
+class AggregateSpec:
+    actor_type: str
+    topic: str
+    commands: Mapping[str, type[Command]]
+    events: Mapping[str, type[Event]]
+    errors: tuple[type[DomainError], ...] = ()
+    _methods: dict[type[Command], str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        bad = [name for name in self.commands if not WIRE_NAME.fullmatch(name)]
+        if bad:
+            raise ValueError(f"{self.actor_type}: wire names must be PascalCase: {bad}")
+        clash = sorted(BUILT_IN & set(self.commands))
+        if clash:
+            raise ValueError(f"{self.actor_type}: {clash} are built-in methods")
+        methods = {model: name for name, model in self.commands.items()}
+        if len(methods) != len(self.commands):
+            raise ValueError(f"{self.actor_type}: one command model serves two methods")
+        object.__setattr__(self, "_methods", methods)
+
+    def method_of(self, command: Command) -> str:
+        """The wire name of the method that takes `command` (TypeError if none does)."""
+        try:
+            return self._methods[type(command)]
+        except KeyError:
+            raise TypeError(
+                f"{self.actor_type} has no method taking {type(command).__name__}"
+            ) from None
+
+    @property
+    def error_codes(self) -> dict[str, type[DomainError]]:
+        """Every code a call to this actor may answer, with the class to raise for it."""
+        return error_codes(*BASE_ERRORS, *self.errors)
+
+
+def error_codes(*classes: type[DomainError]) -> dict[str, type[DomainError]]:
+    return {cls.code: cls for cls in classes}
+
+
+def python_name(wire_name: str) -> str:
+    """ "OnStockReserved" -> "on_stock_reserved" (the SDK dispatches to this attribute)."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", wire_name).lower()
+
+
+def all_codes(specs: Iterable[AggregateSpec]) -> dict[str, type[DomainError]]:
+    """The codes of several aggregates together (an app that calls them all)."""
+    merged: dict[str, Any] = {}
+    for spec in specs:
+        merged.update(spec.error_codes)
+    return merged
