@@ -1,4 +1,4 @@
-"""Route dependencies of the projector: the store and the stats the lifespan built.
+"""Route dependencies of the projector: the store, reader and stats the lifespan built.
 
 Async on purpose: FastAPI runs a plain `def` dependency in its thread pool, a thread hop
 per delivery for a dictionary lookup.
@@ -10,6 +10,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from apps.projector.reader import EventReader
 from apps.projector.stats import ProjectorStats
 from apps.projector.store import ProjectionStore
 
@@ -19,6 +20,11 @@ async def get_store(request: Request) -> ProjectionStore:
     return store
 
 
+async def get_reader(request: Request) -> EventReader:
+    reader: EventReader = request.app.state.reader
+    return reader
+
+
 async def get_stats(request: Request) -> ProjectorStats:
     stats: ProjectorStats = request.app.state.stats
     return stats
@@ -26,3 +32,4 @@ async def get_stats(request: Request) -> ProjectorStats:
 
 StoreDep = Annotated[ProjectionStore, Depends(get_store)]
 StatsDep = Annotated[ProjectorStats, Depends(get_stats)]
+ReaderDep = Annotated[EventReader, Depends(get_reader)]

@@ -3,11 +3,16 @@
 POST /events/<topic>: Dapr bulk-subscribes (up to BULK_MAX events a delivery, waiting at most
 BULK_AWAIT_MS for a batch to fill), so one HTTP delivery carries many CloudEvents and the
 reply gives a status per entry; a single CloudEvent (bulk off, or a test) is served too.
-Each CloudEvent's data is an event envelope:
+Each CloudEvent's data is an event envelope, read through the one EventReader the rebuild
+uses too (apps.projector.reader: upcast to the newest schema version):
     projected (or a duplicate, which changes nothing)                  SUCCESS
     an event that feeds no read model                                  SUCCESS, ignored
-    not an envelope, or a payload a projection cannot read             SUCCESS after
-        recording it (<base>rejected, the last 1000, and the log)
+    not an envelope, or a payload a projection cannot read (an old     SUCCESS after
+        schema version without an upcaster included)                   recording it
+                                                                       (<base>rejected, the
+                                                                       last 1000, the log)
+    a schema version newer than this projector knows                   RETRY (until an
+                                                                       upgraded one reads it)
     Redis unavailable                                                  RETRY
 
 Why a redelivery topic: with Redis Streams, daprd acknowledges a message once its inbound
@@ -32,8 +37,9 @@ from redis.exceptions import RedisError
 from actors.catalog import PUBSUB
 from actors.toolkit.envelope import InvalidDeliveryError, envelope_in, utcnow
 from actors.toolkit.subscriber import RETRY, SUCCESS, bulk_options, each_entry, is_bulk
-from apps.projector.deps import StatsDep, StoreDep
+from apps.projector.deps import ReaderDep, StatsDep, StoreDep
 from apps.projector.projections import TOPICS, InvalidEventError, projects
+from apps.projector.reader import EventReader, NewerSchemaError
 from apps.projector.stats import ProjectorStats
 from apps.projector.store import ProjectionStore
 
@@ -62,27 +68,34 @@ async def subscriptions() -> list[dict[str, Any]]:
 
 
 @router.post(f"/events/{REDELIVERY}", include_in_schema=False)
-async def on_redelivery(request: Request, store: StoreDep, stats: StatsDep) -> dict[str, Any]:
+async def on_redelivery(
+    request: Request, store: StoreDep, reader: ReaderDep, stats: StatsDep
+) -> dict[str, Any]:
     """Events daprd could not deliver earlier: project each as if from its own topic."""
-    return await _deliver(None, await request.body(), store=store, stats=stats)
+    return await _deliver(None, await request.body(), store=store, reader=reader, stats=stats)
 
 
 @router.post("/events/{topic}", include_in_schema=False)
 async def on_event(
-    topic: str, request: Request, store: StoreDep, stats: StatsDep
+    topic: str, request: Request, store: StoreDep, reader: ReaderDep, stats: StatsDep
 ) -> dict[str, Any]:
-    return await _deliver(topic, await request.body(), store=store, stats=stats)
+    return await _deliver(topic, await request.body(), store=store, reader=reader, stats=stats)
 
 
 async def _deliver(
-    topic: str | None, body: bytes, *, store: ProjectionStore, stats: ProjectorStats
+    topic: str | None,
+    body: bytes,
+    *,
+    store: ProjectionStore,
+    reader: EventReader,
+    stats: ProjectorStats,
 ) -> dict[str, Any]:
     """A bulk delivery (a status per entry) or a single CloudEvent (one status)."""
     try:
         parsed = json.loads(body)
     except ValueError as exc:
         return await _reject(topic, body, f"not JSON: {exc}", store=store, stats=stats)
-    handle = functools.partial(_handle, topic, store=store, stats=stats)
+    handle = functools.partial(_handle, topic, store=store, reader=reader, stats=stats)
     if not is_bulk(parsed):
         return await handle(parsed)
     reply = await each_entry(parsed, handle)
@@ -91,17 +104,27 @@ async def _deliver(
 
 
 async def _handle(
-    topic: str | None, cloud_event: Any, *, store: ProjectionStore, stats: ProjectorStats
+    topic: str | None,
+    cloud_event: Any,
+    *,
+    store: ProjectionStore,
+    reader: EventReader,
+    stats: ProjectorStats,
 ) -> dict[str, str]:
     try:
         envelope = envelope_in(cloud_event)
         if not projects(topic or TOPIC_OF.get(envelope.aggregate_type, ""), envelope):
             stats.ignored += 1
             return SUCCESS
+        envelope = reader.read(envelope)
         projection = await store.project_live(envelope, applied_at=utcnow())
     except (InvalidDeliveryError, InvalidEventError) as exc:
         body = json.dumps(cloud_event).encode()
         return await _reject(topic, body, str(exc), store=store, stats=stats)
+    except NewerSchemaError as exc:
+        stats.retried += 1
+        log.warning("RETRY a delivery on %s: %s", topic or REDELIVERY, exc)
+        return RETRY
     except RedisError as exc:
         stats.retried += 1
         log.info("RETRY a delivery on %s: %r", topic or REDELIVERY, exc)

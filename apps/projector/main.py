@@ -18,6 +18,7 @@ from actors.toolkit.redis_connection import redis_client, redis_host_from_env
 from apps.projector import events
 from apps.projector.deps import StatsDep
 from apps.projector.generations import Generations
+from apps.projector.reader import EventReader
 from apps.projector.stats import ProjectorStats
 from apps.projector.store import DEFAULT_COUNTER_TTL, ProjectionStore
 from readmodels.keys import Layout, prefix_from_env
@@ -40,8 +41,14 @@ class Settings:
         )
 
 
-def create_app(settings: Settings | None = None, *, redis: Redis | None = None) -> FastAPI:
-    """The projector; `redis` replaces the client built from settings (its caller closes it)."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    redis: Redis | None = None,
+    reader: EventReader | None = None,
+) -> FastAPI:
+    """The projector; `redis` replaces the client built from settings (its caller closes it),
+    `reader` the reader of the actors' own event schemas (EventReader.for_actors)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -50,6 +57,7 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
         layout = Layout(resolved.prefix)
         app.state.store = ProjectionStore(client, layout=layout, counter_ttl=resolved.counter_ttl)
         app.state.generations = Generations(client, layout=layout)
+        app.state.reader = reader or EventReader.for_actors()
         app.state.stats = ProjectorStats()
         try:
             yield

@@ -4,8 +4,9 @@
    the live projector writes each event to the active generation AND to this one.
 2. enumerate: SCAN the actor state store for "<app id>||<ActorType>||<id>||aggregate".
 3. replay: page through each actor's History through a sidecar (100 events a page, N
-   actors at a time) and fold each page into the new generation, with the same version
-   checks as live projection.
+   actors at a time), read each event through the EventReader the live projector uses
+   (apps.projector.reader: upcast, a newer schema version refused) and fold each page
+   into the new generation, with the same version checks as live projection.
 4. switch: SET active / DEL rebuilding in one MULTI, refused if the marker is not ours.
 5. drop: the previous generation (and leftovers of abandoned rebuilds) is deleted.
 
@@ -37,7 +38,8 @@ from actors.toolkit.envelope import EventEnvelope
 from actors.toolkit.redis_connection import redis_client
 from actors.toolkit.sidecar import SidecarHTTP
 from apps.projector.generations import DEFAULT_TTL_S, Generations, RebuildError
-from apps.projector.projections import HANDLERS, ROW_TYPES
+from apps.projector.projections import HANDLERS, ROW_TYPES, InvalidEventError
+from apps.projector.reader import EventReader, NewerSchemaError
 from apps.projector.store import ProjectionStore
 from readmodels.keys import Layout, prefix_from_env
 
@@ -102,6 +104,7 @@ class Rebuilder:
         out: Callable[[str], None] = print,
         ttl_s: int = DEFAULT_TTL_S,
         retry_delay_s: float = 0.2,
+        reader: EventReader | None = None,
     ) -> None:
         self._redis = redis
         self._actors = actors
@@ -110,6 +113,7 @@ class Rebuilder:
         self._out = out
         self._ttl_s = ttl_s
         self._retry_delay_s = retry_delay_s
+        self._reader = reader or EventReader.for_actors()
         layout = layout or Layout()
         self.store = ProjectionStore(redis, layout=layout)
         self.generations = Generations(redis, layout=layout)
@@ -175,7 +179,7 @@ class Rebuilder:
         while after is not None:
             result = await self._page(actor_type, actor_id, after)
             events = [EventEnvelope.model_validate(e) for e in result.get("events") or []]
-            yield [e for e in events if e.type in HANDLERS]
+            yield self._reader.read_all(e for e in events if e.type in HANDLERS)
             next_after = result.get("next_after")
             after = int(next_after) if next_after is not None else None
 
@@ -267,7 +271,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         report = asyncio.run(_main(args))
-    except (RebuildError, RuntimeUnavailableError, RedisError, OSError) as exc:
+    except (
+        RebuildError,
+        RuntimeUnavailableError,
+        RedisError,
+        OSError,
+        NewerSchemaError,
+        InvalidEventError,
+    ) as exc:
         print(f"rebuild failed: {exc}", file=sys.stderr)
         return 1
     actors = ", ".join(f"{n} {label}" for label, n in report.actors.items())
