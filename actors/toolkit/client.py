@@ -21,11 +21,11 @@ from typing import Any
 
 from actors.toolkit.aggregate import AggregateSpec
 from actors.toolkit.domain import Command
-from actors.toolkit.errors import DomainError, error_from_dict
+from actors.toolkit.errors import DomainError, TransientError, error_from_dict
 from actors.toolkit.sidecar import SidecarTransport, SidecarUnavailableError
 
 
-class RuntimeUnavailableError(RuntimeError):
+class RuntimeUnavailableError(TransientError):
     """The sidecar or the actor host could not answer; the call may be retried."""
 
     def __init__(self, detail: str, *, status: int | None = None) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from actors.toolkit.domain import Event
-from actors.toolkit.errors import DomainError
+from actors.toolkit.errors import DomainError, PermanentError
 
 
 def new_id() -> str:
@@ -91,7 +91,7 @@ def failed(error: DomainError) -> bytes:
     return json.dumps({"ok": False, "error": error.to_dict()}, separators=(",", ":")).encode()
 
 
-class InvalidDeliveryError(ValueError):
+class InvalidDeliveryError(PermanentError):
     """A pub/sub delivery that does not carry an event envelope."""
 
 

@@ -1,15 +1,36 @@
-"""Domain errors: one tree, stable codes, no transport in sight.
+"""Every error Orderflow raises on purpose, in two trees: the domain's and the infrastructure's.
 
-    DomainError                      code "domain.error"
+A refusal is answered; a failure is retried or set aside. Nothing else needs deciding.
+
+    DomainError                      code "domain.error": the command is wrong for the state;
+    │                                answered as {"ok": false, ...}, never retried
     ├── NotFoundError                "<context>.not_found"       (gateway: 404)
     ├── ConflictError                "<context>.conflict"        (gateway: 409)
     └── RuleViolationError           "<context>.rule_violation"  (gateway: 422)
         └── InvalidCommandError      "request.invalid"           (payload failed validation)
 
-Entities subclass these with their own stable `code` (e.g. InsufficientStockError,
-"inventory.insufficient_stock"). Errors cross the actor hop as a result envelope
-(actors.toolkit.envelope) and typed clients raise the same class again by code: the
-codes an aggregate answers are listed in its AggregateSpec (actors.toolkit.aggregate).
+    InfrastructureError              something outside the domain failed
+    ├── TransientError               may succeed later: the call fails so Dapr retries it,
+    │   │                            a subscriber answers RETRY, the gateway 503 + Retry-After
+    │   ├── SidecarUnavailableError  (sidecar) daprd could not be reached; the one place
+    │   │                            aiohttp's and httpx's errors are mapped
+    │   ├── SidecarError             (sidecar) daprd answered an actor-API call with an error
+    │   ├── RuntimeUnavailableError  (client) an actor call failed: non-200, no envelope
+    │   ├── PublishError             (publisher) a publish was not confirmed
+    │   ├── ConcurrencyError         (store) the fence refused an append: reload and retry
+    │   └── StoreUnavailableError    (redis_store) the event store's Redis did not answer
+    └── PermanentError               will never succeed as sent: a subscriber dead-letters it
+        │                            (or answers DROP where it owns no dead-letter topic),
+        │                            the gateway answers 4xx
+        ├── InvalidDeliveryError     (envelope) a delivery that carries no event envelope
+        └── DeadLetterError          (router) an event the router can never apply, with a code
+
+Entities subclass the domain errors with their own stable `code` (e.g.
+ReservationNotFoundError, "inventory.reservation_not_found"). Domain errors cross the
+actor hop as a result envelope (actors.toolkit.envelope) and typed clients raise the
+same class again by code: the codes an aggregate answers are listed in its
+AggregateSpec (actors.toolkit.aggregate), nothing is registered by importing a module.
+Subscribers branch on TransientError / PermanentError, never on a list of classes.
 """
 
 from __future__ import annotations
@@ -44,6 +65,18 @@ class RuleViolationError(DomainError):
 
 class InvalidCommandError(RuleViolationError):
     code = "request.invalid"
+
+
+class InfrastructureError(Exception):
+    """Something outside the domain failed (see the tree above)."""
+
+
+class TransientError(InfrastructureError):
+    """May succeed later: retry (RETRY for a subscriber, 503 for the gateway)."""
+
+
+class PermanentError(InfrastructureError):
+    """Will never succeed as sent: dead-letter it (4xx for the gateway)."""
 
 
 # The codes every caller knows; an aggregate adds its own (AggregateSpec.errors).

@@ -11,10 +11,11 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from actors.toolkit.envelope import EventEnvelope
+from actors.toolkit.errors import TransientError
 from actors.toolkit.sidecar import SidecarTransport, SidecarUnavailableError
 
 
-class PublishError(RuntimeError):
+class PublishError(TransientError):
     """The sidecar did not confirm a publish; the event stays in the outbox."""
 
 

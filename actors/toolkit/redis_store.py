@@ -25,8 +25,9 @@ from typing import Any, Final
 
 from dapr.actor.runtime.state_manager import ActorStateManager
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
-from actors.toolkit.store import SNAPSHOT_KEY, Append, ConcurrencyError
+from actors.toolkit.store import SNAPSHOT_KEY, Append, ConcurrencyError, StoreUnavailableError
 
 SEPARATOR: Final = "||"
 
@@ -89,16 +90,22 @@ class RedisStore:
         self._prefix = prefix
 
     async def read(self, key: str) -> bytes | None:
-        raw = await self._client.hget(self._prefix + key, "data")
+        try:
+            raw = await self._client.hget(self._prefix + key, "data")
+        except RedisError as exc:
+            raise StoreUnavailableError(f"{self._prefix}{key}: {exc!r}") from exc
         return raw.encode() if isinstance(raw, str) else raw
 
     async def read_many(self, keys: Sequence[str]) -> list[bytes | None]:
         if not keys:
             return []
-        async with self._client.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.hget(self._prefix + key, "data")
-            values: list[bytes | None] = await pipe.execute()
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.hget(self._prefix + key, "data")
+                values: list[bytes | None] = await pipe.execute()
+        except RedisError as exc:
+            raise StoreUnavailableError(f"{self._prefix}: {exc!r}") from exc
         return values
 
     async def append(self, append: Append) -> None:
@@ -113,7 +120,10 @@ class RedisStore:
             keys.append(self._prefix + append.inbox.key)
             ttl = int(append.inbox.ttl.total_seconds()) if append.inbox.ttl else 0
             args += [append.inbox.value, ttl]
-        reply = await self._script(keys=keys, args=args)
+        try:
+            reply = await self._script(keys=keys, args=args)
+        except RedisError as exc:  # written or not: unknown
+            raise StoreUnavailableError(f"{self._prefix}: append: {exc!r}") from exc
         if int(reply[0]) != 1:
             reason, found = _text(reply[1]), int(reply[2])
             raise ConcurrencyError(

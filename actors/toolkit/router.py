@@ -11,7 +11,7 @@ A reaction names no actor type and no method: the command model's AggregateSpec
 a reaction cannot call a method that does not exist, and a command it builds from bad
 data fails validation here, when the event is planned, not at the target actor.
 
-`plan` raises DeadLetter with a reason when the event can never apply: no envelope, an
+`plan` raises DeadLetterError with a reason when the event can never apply: no envelope, an
 unknown type on the topic, a payload that fails its schema, a reaction that cannot build
 a valid command from it. A known type nobody reacts to is simply not for the router (no
 calls). Each call carries message_id "<event id>/<method>", so the target's inbox applies
@@ -29,11 +29,12 @@ from pydantic import ValidationError
 from actors.toolkit.aggregate import AggregateSpec
 from actors.toolkit.domain import Command, Event
 from actors.toolkit.envelope import EventEnvelope, InvalidDeliveryError, envelope_in
+from actors.toolkit.errors import PermanentError
 from actors.toolkit.upcasting import Upcasters
 
 
-class DeadLetter(Exception):
-    """This event can never be applied; `reason` says why."""
+class DeadLetterError(PermanentError):
+    """This event can never be applied; `code` and `reason` say why."""
 
     def __init__(self, code: str, reason: str) -> None:
         super().__init__(reason)
@@ -99,7 +100,9 @@ class EventRouter:
         envelope = self._envelope(cloud_event)
         event_class = self._known.get(topic, {}).get(envelope.type)
         if event_class is None:
-            raise DeadLetter("event.unknown_type", f"no event type {envelope.type!r} on {topic!r}")
+            raise DeadLetterError(
+                "event.unknown_type", f"no event type {envelope.type!r} on {topic!r}"
+            )
         reactions = self._reactions.get((topic, envelope.type), [])
         if not reactions:
             return Plan(envelope, ())
@@ -107,12 +110,14 @@ class EventRouter:
         try:
             event = event_class.model_validate(envelope.payload)
         except ValidationError as exc:
-            raise DeadLetter("event.invalid_payload", f"{envelope.type}: {_detail(exc)}") from exc
+            raise DeadLetterError(
+                "event.invalid_payload", f"{envelope.type}: {_detail(exc)}"
+            ) from exc
         try:
             deliveries = [d for reaction in reactions for d in reaction.react(envelope, event)]
         except ValidationError as exc:
             reason = f"{envelope.type}: no valid command from it: {_detail(exc)}"
-            raise DeadLetter("event.invalid_command", reason) from exc
+            raise DeadLetterError("event.invalid_command", reason) from exc
         return Plan(envelope, tuple(self.call(envelope, d) for d in deliveries))
 
     def call(self, envelope: EventEnvelope, delivery: Delivery) -> Call:
@@ -134,7 +139,7 @@ class EventRouter:
         try:
             return envelope_in(cloud_event)
         except InvalidDeliveryError as exc:
-            raise DeadLetter("event.invalid_envelope", str(exc)) from exc
+            raise DeadLetterError("event.invalid_envelope", str(exc)) from exc
 
 
 def _detail(exc: ValidationError) -> str:

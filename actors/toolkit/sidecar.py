@@ -18,8 +18,10 @@ import aiohttp
 import httpx
 from dapr.clients.base import DaprActorClientBase
 
+from actors.toolkit.errors import TransientError
 
-class SidecarUnavailableError(RuntimeError):
+
+class SidecarUnavailableError(TransientError):
     """The sidecar could not be reached (connection refused, reset, timed out)."""
 
 
@@ -79,7 +81,7 @@ class SidecarHTTP:
             raise SidecarUnavailableError(f"{method} {path}: {exc!r}") from exc
 
 
-class SidecarError(RuntimeError):
+class SidecarError(TransientError):
     """The sidecar answered an actor API call with an error status."""
 
     def __init__(self, method: str, url: str, status: int, body: bytes) -> None:

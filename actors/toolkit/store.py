@@ -33,6 +33,8 @@ from typing import Any, NamedTuple, Protocol
 from dapr.actor.runtime.state_manager import ActorStateManager
 from pydantic import BaseModel, ConfigDict, Field
 
+from actors.toolkit.errors import TransientError
+
 SNAPSHOT_KEY = "aggregate"
 
 
@@ -75,7 +77,12 @@ class Append:
         return [e.key for e in self.events] + ([self.inbox.key] if self.inbox else [])
 
 
-class ConcurrencyError(Exception):
+class StoreUnavailableError(TransientError):
+    """The store did not answer (or answered with an error): whether a write landed is
+    unknown, so the actor drops its cached state and the call fails for a retry."""
+
+
+class ConcurrencyError(TransientError):
     """The store refused an append: another activation wrote first (nothing was written).
 
     Transient for the caller: the actor drops its cached state and fails the call, and

@@ -2,6 +2,7 @@
 
 Every delivery gets SUCCESS (done, or nothing to do), RETRY (not now: daprd redelivers)
 or DROP (never: daprd discards it, or moves it to the subscription's dead-letter topic).
+Which one a failure gets follows the error tree (actors.toolkit.errors): `gives_up`.
 
 Bulk subscriptions: many CloudEvents in one HTTP delivery, a status for each.
 
@@ -19,10 +20,20 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
+from actors.toolkit.errors import DomainError, PermanentError
+
 SUCCESS: Final = {"status": "SUCCESS"}
 RETRY: Final = {"status": "RETRY"}
 DROP: Final = {"status": "DROP"}
 BULK_EVENT_TYPE: Final = "com.dapr.event.sent.bulk"
+
+
+def gives_up(error: BaseException) -> bool:
+    """Whether a failed delivery will never succeed as sent (a DomainError or a
+    PermanentError: dead-letter it). Everything else, TransientError or a bug, stays on
+    the broker (RETRY): nothing is dropped because of a failure we did not foresee."""
+    return isinstance(error, DomainError | PermanentError)
+
 
 Handler = Callable[[Any], Awaitable[dict[str, str]]]
 

@@ -36,7 +36,7 @@ from actors.toolkit.serializer import RawJSONSerializer
 from actors.toolkit.sidecar import SidecarActorClient, SidecarHTTP
 from actors.toolkit.tracing import TraceContextMiddleware
 from actors.wallet.actor import WalletActor
-from apps.actor_host.subscriptions import DeadLetters, subscription_routes
+from apps.actor_host.subscriptions import DeadLetters, Delivering, subscription_routes
 
 EVENT_SOURCED: tuple[type[EventSourcedActor], ...] = (  # type: ignore[type-arg]
     InventoryActor,
@@ -149,13 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 deps = _actor_deps(settings, publisher, redis, held=held, stats=stats)
                 _configure_runtime(settings)
                 await _register_actors(actor_runtime, SidecarActorClient(http), deps=deps)
-                app.include_router(
-                    subscription_routes(
-                        build_router(),
-                        actors=ActorClient(http),
-                        dead_letters=DeadLetters(publisher),
-                    )
-                )
+                app.state.delivering = Delivering(ActorClient(http), DeadLetters(publisher))
                 yield
         finally:
             await redis.aclose()
@@ -163,6 +157,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Orderflow actor host", lifespan=lifespan)
     app.add_middleware(TraceContextMiddleware)
     actor_runtime = DaprActor(app)
+    app.include_router(subscription_routes(build_router()))
 
     @app.get("/healthz/app", tags=["ops"])
     async def app_health() -> dict[str, str]:

@@ -3,9 +3,11 @@
 /dapr/subscribe        one programmatic subscription per routed topic
 POST /events/<topic>   per event: plan -> invoke each delivery through the sidecar ->
     every call ok                         SUCCESS
-    event can never apply / DomainError   record a dead letter (topic "deadletter",
-                                          with the reason), then SUCCESS
-    sidecar or actor host unavailable     RETRY (Dapr redelivers; inboxes dedupe)
+    it can never apply: DeadLetterError   record a dead letter (topic "deadletter",
+    from the plan, a DomainError or a     with the code and reason), then SUCCESS
+    PermanentError from a call            (RETRY if the dead letter cannot be recorded)
+    a TransientError (sidecar or actor    RETRY (Dapr redelivers; inboxes dedupe);
+    host down), or anything unforeseen    an unforeseen error is logged at ERROR
 """
 
 from __future__ import annotations
@@ -15,16 +17,17 @@ import datetime as dt
 import functools
 import json
 import logging
-from typing import Any, Final
+from dataclasses import dataclass
+from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 
 from actors.catalog import PUBSUB
 from actors.toolkit.client import ActorClient
-from actors.toolkit.errors import DomainError
+from actors.toolkit.errors import DomainError, TransientError
 from actors.toolkit.publisher import PublishError, SidecarPublisher
-from actors.toolkit.router import Call, DeadLetter, EventRouter
-from actors.toolkit.subscriber import RETRY, SUCCESS, each_entry, is_bulk
+from actors.toolkit.router import Call, DeadLetterError, EventRouter
+from actors.toolkit.subscriber import RETRY, SUCCESS, each_entry, gives_up, is_bulk
 
 DEAD_LETTER_TOPIC: Final = "deadletter"
 log = logging.getLogger("orderflow.router")
@@ -60,9 +63,23 @@ class DeadLetters:
         )
 
 
-def subscription_routes(
-    router: EventRouter, *, actors: ActorClient, dead_letters: DeadLetters
-) -> APIRouter:
+@dataclass(frozen=True)
+class Delivering:
+    """What a delivery needs at run time; the lifespan builds it (app.state.delivering)."""
+
+    actors: ActorClient
+    dead_letters: DeadLetters
+
+
+def _delivering(request: Request) -> Delivering:
+    delivering: Delivering | None = getattr(request.app.state, "delivering", None)
+    if delivering is None:
+        raise HTTPException(503, "the actor host is starting: no sidecar client yet")
+    return delivering
+
+
+def subscription_routes(router: EventRouter) -> APIRouter:
+    """Declared when the app is created; the sidecar clients come from the lifespan."""
     api = APIRouter(tags=["events"])
 
     @api.get("/dapr/subscribe")
@@ -77,13 +94,18 @@ def subscription_routes(
         ]
 
     @api.post("/events/{topic}")
-    async def deliver(topic: str, request: Request) -> dict[str, Any]:
+    async def deliver(
+        topic: str, request: Request, delivering: Annotated[Delivering, Depends(_delivering)]
+    ) -> dict[str, Any]:
+        actors, dead_letters = delivering.actors, delivering.dead_letters
         raw = await request.body()
         try:
             event: Any = json.loads(raw)
         except ValueError:
             event = raw.decode("utf-8", "replace")[:4096]
-            return await _dead(dead_letters, topic, DeadLetter("event.not_json", "not JSON"), event)
+            return await _dead(
+                dead_letters, topic, DeadLetterError("event.not_json", "not JSON"), event
+            )
         route = functools.partial(_route, router, actors, dead_letters, topic)
         return await each_entry(event, route) if is_bulk(event) else await route(event)
 
@@ -96,21 +118,30 @@ async def _route(
     """One CloudEvent: deliver it to every actor its route names."""
     try:
         plan = router.plan(topic, event)
-    except DeadLetter as letter:
+    except DeadLetterError as letter:
         return await _dead(dead_letters, topic, letter, event)
     outcomes = await asyncio.gather(
         *(_invoke(actors, d) for d in plan.calls), return_exceptions=True
     )
     status = SUCCESS
     for delivery, outcome in zip(plan.calls, outcomes, strict=True):
-        if isinstance(outcome, DomainError):
-            refused = DeadLetter(outcome.code, outcome.detail)
+        if isinstance(outcome, BaseException) and gives_up(outcome):
+            refused = _letter(outcome)
             if await _dead(dead_letters, topic, refused, event, delivery) is RETRY:
                 status = RETRY
         elif isinstance(outcome, BaseException):
-            log.info("RETRY %s/%s: %r", topic, plan.envelope.event_id, outcome)
+            level = logging.INFO if isinstance(outcome, TransientError) else logging.ERROR
+            log.log(level, "RETRY %s/%s: %r", topic, plan.envelope.event_id, outcome)
             status = RETRY
     return status
+
+
+def _letter(error: BaseException) -> DeadLetterError:
+    if isinstance(error, DeadLetterError):
+        return error
+    if isinstance(error, DomainError):
+        return DeadLetterError(error.code, error.detail)
+    return DeadLetterError("event.permanent_failure", str(error))
 
 
 async def _invoke(actors: ActorClient, delivery: Call) -> None:
@@ -120,7 +151,7 @@ async def _invoke(actors: ActorClient, delivery: Call) -> None:
 async def _dead(
     dead_letters: DeadLetters,
     topic: str,
-    letter: DeadLetter,
+    letter: DeadLetterError,
     event: Any,
     delivery: Call | None = None,
 ) -> dict[str, str]:

@@ -8,7 +8,8 @@ RequestProblemError              its own status (e.g. 400 "request.idempotency_k
 RequestValidationError           422 "request.invalid" with a field list;
                                  400 "request.invalid_json" for a body that is not JSON
 HTTPException (routing)          404 "request.not_found", 405 "request.method_not_allowed"
-RuntimeUnavailableError          503 "runtime.unavailable" + Retry-After
+TransientError (sidecar, actor     503 "runtime.unavailable" + Retry-After
+  host, store: actors.toolkit.errors)
 RedisError (read models)         503 "runtime.unavailable" + Retry-After
 anything else                    500 "internal": logged here, never echoed
 """
@@ -29,8 +30,13 @@ from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from actors.toolkit.client import RuntimeUnavailableError
-from actors.toolkit.errors import ConflictError, DomainError, NotFoundError, RuleViolationError
+from actors.toolkit.errors import (
+    ConflictError,
+    DomainError,
+    NotFoundError,
+    RuleViolationError,
+    TransientError,
+)
 
 log = logging.getLogger("orderflow.gateway")
 
@@ -245,7 +251,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestProblemError, _request_problem)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(HTTPException, _http)
-    app.add_exception_handler(RuntimeUnavailableError, _unavailable)
+    app.add_exception_handler(TransientError, _unavailable)
     app.add_exception_handler(RedisError, _unavailable)
     # Starlette runs the Exception handler outermost, sends its answer, then re-raises so
     # the server logs the failure as well.
