@@ -7,6 +7,17 @@ Keys of one event-sourced actor (Dapr's actor state layout, so daprd's actor sta
     "event-<n>"     the EventEnvelope of version n (n = 1..version), never rewritten
     "inbox-<hash>"  the result answered to one message id, with a TTL (actors.toolkit.inbox)
 
+Every read and write an actor makes through the store (actors.toolkit.eventlog):
+    read("aggregate")       on activation (the snapshot: one key, whatever the history
+                            length), and before answering a refusal (is the cached
+                            version still the stored one?)
+    read("inbox-<hash>")    before deciding a command that carries a message id: an
+                            entry means a duplicate, answered with the recorded result
+    read_many("event-<n>"…) on activation, the events above the snapshot's `published`
+                            watermark (the outbox to re-send: usually the last command's);
+                            History and Replay, 100 keys a round trip
+    append(Append(...))     the only write (see below)
+
 `append(Append(expected_version=v, ...))` writes the snapshot, the new event keys and the
 inbox entry all-or-nothing, and only if the stored snapshot still has version v and none
 of the new event keys exists; otherwise it writes nothing and raises ConcurrencyError.

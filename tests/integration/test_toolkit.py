@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from typing import Any
 
@@ -119,15 +118,20 @@ def test_an_inbound_event_published_twice_is_applied_once(
 
 
 @pytest.mark.slow
-def test_history_of_1000_events_replays_to_the_snapshot_and_activation_stays_flat(
+def test_history_of_1000_events_replays_to_the_snapshot_and_reactivates_from_it(
     cluster: LocalCluster, gateway_sidecar: httpx.Client, uid: str
 ) -> None:
+    """1000 events: History pages through all of them, Replay folds them to the snapshot,
+    and after both hosts restart the actor answers its full state again.
+
+    That activation costs the same whatever the history length is not timed here (no
+    timed assertion in a test): the mechanism is checked in
+    tests/actors/test_activation_cost.py (a 1000-event activation reads as many keys as a
+    1-event one)."""
     long_sku, short_sku = f"long-{uid}", f"short-{uid}"
     ok(restock(gateway_sidecar, short_sku, 1))
-    started = time.perf_counter()
     for n in range(1000):
         ok(restock(gateway_sidecar, long_sku, 1, message_id=f"{uid}-{n}"))
-    writes = time.perf_counter() - started
     replay = ok(call(gateway_sidecar, INVENTORY, long_sku, "Replay"))
     assert replay["matches_snapshot"] is True
     assert replay["events_replayed"] == 1000
@@ -139,18 +143,11 @@ def test_history_of_1000_events_replays_to_the_snapshot_and_activation_stays_fla
     for app in cluster.config.apps():
         if app.name.startswith("actor-host"):
             cluster.restart(app.name)
-    for n in range(10):  # let placement settle after the restarts before timing anything
-        ok(call(gateway_sidecar, INVENTORY, f"warmup-{uid}-{n}", "Get"))
-    timings = {}
-    for sku in (long_sku, short_sku):
-        t0 = time.perf_counter()
-        ok(call(gateway_sidecar, INVENTORY, sku, "Get"))
-        timings[sku] = (time.perf_counter() - t0) * 1000
-    print(
-        f"\n1000 restocks in {writes:.2f}s ({1000 / writes:.0f}/s sequential); "
-        f"replay of 1000 events {replay['elapsed_ms']} ms; first call after activation: "
-        f"1 event {timings[short_sku]:.1f} ms, 1000 events {timings[long_sku]:.1f} ms"
-    )
+    after = {sku: call(gateway_sidecar, INVENTORY, sku, "Get") for sku in (long_sku, short_sku)}
+    assert after[long_sku]["aggregate_version"] == 1000
+    assert ok(after[long_sku])["on_hand"] == 1000
+    assert after[short_sku]["aggregate_version"] == 1
+    assert ok(after[short_sku])["on_hand"] == 1
 
 
 def _dead_letter(client: redis.Redis, cloudevent_id: str) -> dict[str, Any] | None:
