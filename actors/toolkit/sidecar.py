@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from typing import Protocol
 
 import aiohttp
-import httpx
 from dapr.clients.base import DaprActorClientBase
 
 from actors.toolkit.errors import TransientError
@@ -131,14 +130,3 @@ class SidecarActorClient(DaprActorClientBase):
 
     async def unregister_timer(self, actor_type: str, actor_id: str, name: str) -> None:
         await self._send("DELETE", f"/v1.0/actors/{actor_type}/{actor_id}/timers/{name}")
-
-
-def sidecar_http_client(http_port: int, *, max_connections: int = 256) -> httpx.AsyncClient:
-    """An httpx client to the sidecar, for apps off the hot path (the shipping partner)."""
-    return httpx.AsyncClient(
-        base_url=f"http://127.0.0.1:{http_port}",
-        timeout=httpx.Timeout(30.0, connect=5.0),
-        limits=httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
-        ),
-    )

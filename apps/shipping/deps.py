@@ -1,12 +1,12 @@
-"""Route dependencies of the shipping app: the partner state and the sidecar client."""
+"""Route dependencies of the shipping app: the partner state and the event publisher."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-import httpx
 from fastapi import Depends, Request
 
+from actors.toolkit.publisher import SidecarPublisher
 from apps.shipping.partner import Partner
 
 
@@ -15,10 +15,10 @@ def get_partner(request: Request) -> Partner:
     return partner
 
 
-def get_sidecar(request: Request) -> httpx.AsyncClient:
-    sidecar: httpx.AsyncClient = request.app.state.sidecar
-    return sidecar
+def get_publisher(request: Request) -> SidecarPublisher:
+    publisher: SidecarPublisher = request.app.state.publisher
+    return publisher
 
 
 PartnerDep = Annotated[Partner, Depends(get_partner)]
-SidecarDep = Annotated[httpx.AsyncClient, Depends(get_sidecar)]
+PublisherDep = Annotated[SidecarPublisher, Depends(get_publisher)]

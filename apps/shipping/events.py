@@ -16,15 +16,15 @@ import logging
 import re
 from typing import Any, Final
 
-import httpx
 from fastapi import APIRouter, Request
 
 from actors.catalog import ORDERS as ORDERS_TOPIC
 from actors.catalog import PUBSUB, SHIPMENTS
 from actors.toolkit.envelope import EventEnvelope, InvalidDeliveryError, envelope_of, utcnow
 from actors.toolkit.ids import ORDER_ID_PATTERN
+from actors.toolkit.publisher import PublishError, SidecarPublisher
 from actors.toolkit.subscriber import DROP, RETRY, SUCCESS
-from apps.shipping.deps import PartnerDep, SidecarDep
+from apps.shipping.deps import PartnerDep, PublisherDep
 from apps.shipping.partner import ORDER_CONFIRMED, Outcome, Partner, answer
 
 ORDERS_ROUTE: Final = "/events/orders"
@@ -53,7 +53,7 @@ async def subscriptions() -> list[dict[str, Any]]:
 
 @router.post(ORDERS_ROUTE)
 async def on_order_event(
-    request: Request, partner: PartnerDep, sidecar: SidecarDep
+    request: Request, partner: PartnerDep, publisher: PublisherDep
 ) -> dict[str, str]:
     try:
         envelope = confirmed_order_of(await request.body())
@@ -65,11 +65,11 @@ async def on_order_event(
         partner.stats.ignored += 1
         return SUCCESS
     traceparent = request.headers.get("traceparent", envelope.traceparent)[:128]
-    return await ship(envelope, partner=partner, sidecar=sidecar, traceparent=traceparent)
+    return await ship(envelope, partner=partner, publisher=publisher, traceparent=traceparent)
 
 
 async def ship(
-    confirmed: EventEnvelope, *, partner: Partner, sidecar: httpx.AsyncClient, traceparent: str
+    confirmed: EventEnvelope, *, partner: Partner, publisher: SidecarPublisher, traceparent: str
 ) -> dict[str, str]:
     """Decide, wait, publish the answer; the delivery is acked only after the publish."""
     decision = partner.decide(confirmed)
@@ -78,35 +78,18 @@ async def ship(
         return SUCCESS
     await asyncio.sleep(decision.delay_ms / 1000)
     event = answer(confirmed, decision, occurred_at=utcnow(), traceparent=traceparent)
-    if not await publish(sidecar, event, traceparent=traceparent):
+    if not await publish(publisher, event, traceparent=traceparent):
         partner.stats.retried += 1
         return RETRY
     partner.record(decision.outcome)
     return SUCCESS
 
 
-async def publish(sidecar: httpx.AsyncClient, event: EventEnvelope, *, traceparent: str) -> bool:
-    """Publish through the sidecar as a CloudEvent with the envelope's id and type."""
-    headers = {"content-type": "application/json"}
-    if traceparent:
-        headers["traceparent"] = traceparent
-    params = {"metadata.cloudevent.id": event.event_id, "metadata.cloudevent.type": event.type}
+async def publish(publisher: SidecarPublisher, event: EventEnvelope, *, traceparent: str) -> bool:
+    """Publish on the shipments topic as a CloudEvent with the envelope's id and type."""
     try:
-        resp = await sidecar.post(
-            f"/v1.0/publish/{PUBSUB}/{SHIPMENTS}",
-            params=params,
-            content=event.model_dump_json(),
-            headers=headers,
-        )
-    except httpx.HTTPError as exc:
-        log.warning("publish of %s failed, asking for redelivery: %r", event.event_id, exc)
-        return False
-    if resp.status_code >= 300:
-        log.warning(
-            "publish of %s -> %s %s, asking for redelivery",
-            event.event_id,
-            resp.status_code,
-            resp.text[:200],
-        )
+        await publisher.publish(SHIPMENTS, [event], traceparent=traceparent)
+    except PublishError as exc:
+        log.warning("publish of %s failed, asking for redelivery: %s", event.event_id, exc)
         return False
     return True

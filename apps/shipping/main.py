@@ -6,13 +6,14 @@ import dataclasses
 import os
 import secrets
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
-import httpx
 from fastapi import FastAPI
 from pydantic import ValidationError
 
-from actors.toolkit.sidecar import sidecar_http_client
+from actors.catalog import PUBSUB
+from actors.toolkit.publisher import SidecarPublisher
+from actors.toolkit.sidecar import SidecarHTTP, SidecarTransport
 from apps.shipping import events, routes
 from apps.shipping.partner import Partner, PartnerSettings
 
@@ -48,21 +49,21 @@ class Settings:
 
 
 def create_app(
-    settings: Settings | None = None, *, http: httpx.AsyncClient | None = None
+    settings: Settings | None = None, *, sidecar: SidecarTransport | None = None
 ) -> FastAPI:
-    """The app; `http` replaces the sidecar client (tests), and its caller closes it."""
+    """The app; `sidecar` replaces the sidecar client (tests), and its caller closes it."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         resolved = settings or Settings.from_env()
         app.state.partner = Partner(resolved.partner, salt=resolved.seed or secrets.token_hex(8))
-        sidecar = http or sidecar_http_client(resolved.dapr_http_port)
-        app.state.sidecar = sidecar
-        try:
-            yield
-        finally:
+        async with AsyncExitStack() as stack:
+            http = sidecar
             if http is None:
-                await sidecar.aclose()
+                port = resolved.dapr_http_port
+                http = await stack.enter_async_context(SidecarHTTP(port, max_connections=64))
+            app.state.publisher = SidecarPublisher(http, pubsub=PUBSUB)
+            yield
 
     app = FastAPI(title="Orderflow shipping partner (simulated)", lifespan=lifespan)
     app.include_router(events.router)

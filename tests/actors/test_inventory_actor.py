@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 import pytest
-from dapr.actor.runtime.mock_actor import create_mock_actor
 
 from actors.inventory.actor import InventoryActor
 from actors.toolkit.actor import OUTBOX_REMINDER, ActorDeps
@@ -18,22 +17,20 @@ from actors.toolkit.store import (
     InMemoryStores,
     StateManagerStore,
 )
+from actors.toolkit.testing import activate
 from tests.actors.doubles import RecordingPublisher
 
 
 def make(
     publisher: RecordingPublisher, sku: str = "SKU-1", state: dict[str, Any] | None = None
 ) -> InventoryActor:
-    actor = create_mock_actor(InventoryActor, sku, initstate=state)
-    actor.deps = ActorDeps(publisher=publisher, store=StateManagerStore.factory)
-    return actor
+    deps = ActorDeps(publisher=publisher, store=StateManagerStore.factory)
+    return activate(InventoryActor, sku, deps, initstate=state)
 
 
 def make_on(stores: InMemoryStores, publisher: RecordingPublisher) -> InventoryActor:
     """An activation of SKU-1 over a shared in-memory store (two = a zombie and an owner)."""
-    actor = create_mock_actor(InventoryActor, "SKU-1")
-    actor.deps = ActorDeps(publisher=publisher, store=stores)
-    return actor
+    return activate(InventoryActor, "SKU-1", ActorDeps(publisher=publisher, store=stores))
 
 
 def body(raw: bytes) -> dict[str, Any]:

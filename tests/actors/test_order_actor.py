@@ -6,11 +6,10 @@ import datetime as dt
 import json
 from typing import Any
 
-from dapr.actor.runtime.mock_actor import create_mock_actor
-
 from actors.order.actor import DEADLINE_REMINDER, OrderActor
 from actors.toolkit.actor import ActorDeps
 from actors.toolkit.store import InMemoryStores, StateManagerStore
+from actors.toolkit.testing import activate
 from tests.actors.doubles import ManualClock, RecordingPublisher
 
 TIMEOUTS = {
@@ -23,14 +22,13 @@ PLACE = b'{"customer_id": "c-1", "lines": [{"sku": "A", "quantity": 2, "unit_pri
 
 
 def make(publisher: RecordingPublisher, clock: ManualClock | None = None) -> OrderActor:
-    actor = create_mock_actor(OrderActor, "ord-1")
-    actor.deps = ActorDeps(
+    deps = ActorDeps(
         publisher=publisher,
         store=StateManagerStore.factory,
         clock=clock or ManualClock(),
         timeouts=TIMEOUTS,
     )
-    return actor
+    return activate(OrderActor, "ord-1", deps)
 
 
 def body(raw: bytes) -> dict[str, Any]:
@@ -127,9 +125,8 @@ async def test_a_stale_activation_rechecks_the_store_before_refusing_a_fact(
     stores = InMemoryStores()
 
     def activation() -> OrderActor:
-        actor = create_mock_actor(OrderActor, "ord-1")
-        actor.deps = ActorDeps(publisher=publisher, store=stores, timeouts=TIMEOUTS)
-        return actor
+        deps = ActorDeps(publisher=publisher, store=stores, timeouts=TIMEOUTS)
+        return activate(OrderActor, "ord-1", deps)
 
     stale, owner = activation(), activation()
     assert body(await stale.get())["error"]["code"] == "order.not_found"  # caches "new"

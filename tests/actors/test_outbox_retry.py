@@ -7,7 +7,6 @@ import datetime as dt
 import random
 
 import pytest
-from dapr.actor.runtime.mock_actor import create_mock_actor
 
 from actors.inventory.actor import InventoryActor
 from actors.toolkit import outbox
@@ -15,6 +14,7 @@ from actors.toolkit.actor import ActorDeps
 from actors.toolkit.envelope import EventEnvelope
 from actors.toolkit.outbox import OUTBOX_REMINDER, Outbox, Reminders
 from actors.toolkit.store import StateManagerStore
+from actors.toolkit.testing import activate
 from tests.actors.doubles import RecordingPublisher
 
 
@@ -149,8 +149,8 @@ async def test_a_command_succeeds_when_publish_and_scheduler_are_down_and_its_ev
 ) -> None:
     monkeypatch.setattr(outbox, "RETRY_TASK_BASE_S", 0.01)
     monkeypatch.setattr(outbox, "RETRY_TASK_CAP_S", 0.05)
-    actor = create_mock_actor(InventoryActor, "SKU-1")
-    actor.deps = ActorDeps(publisher=publisher, store=StateManagerStore.factory)
+    deps = ActorDeps(publisher=publisher, store=StateManagerStore.factory)
+    actor = activate(InventoryActor, "SKU-1", deps)
 
     async def scheduler_down(*_: object) -> None:
         raise RuntimeError("scheduler unavailable (test double)")

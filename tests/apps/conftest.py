@@ -1,4 +1,4 @@
-"""The gateway app over an in-memory ASGI transport, wired to fake actors; a real Redis."""
+"""The gateway app over an in-memory ASGI transport, on the in-memory sidecar; a real Redis."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from actors.toolkit.client import ActorClient
+from actors.toolkit.testing import InMemorySidecar
 from apps.gateway.main import Settings, create_app
-from tests.apps.fakes import FakeActors
 
 BASE_URL = "http://gateway.test"
 
@@ -27,12 +27,19 @@ def client_for(actors: ActorClient, *, raise_app_exceptions: bool = True) -> htt
 
 
 @pytest.fixture
-def actors() -> FakeActors:
-    return FakeActors()
+def sidecar() -> InMemorySidecar:
+    """The real actors behind an in-memory sidecar."""
+    return InMemorySidecar()
 
 
 @pytest.fixture
-async def client(actors: FakeActors) -> AsyncIterator[httpx.AsyncClient]:
+def actors(sidecar: InMemorySidecar) -> ActorClient:
+    """The real ActorClient, on the in-memory sidecar."""
+    return ActorClient(sidecar)
+
+
+@pytest.fixture
+async def client(actors: ActorClient) -> AsyncIterator[httpx.AsyncClient]:
     async with client_for(actors) as http:
         yield http
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import httpx
 import pytest
 
 from actors.toolkit.client import ActorClient
-from apps.gateway import main
 from apps.gateway.main import Settings, create_app
 
 API_PREFIXES = ("/orders", "/inventory", "/wallets")
@@ -28,39 +26,21 @@ def test_settings_read_the_sidecar_port_from_the_environment(monkeypatch):
     assert Settings.from_env().dapr_http_port == 3777
 
 
-async def test_the_lifespan_builds_one_sidecar_client_and_closes_it(monkeypatch):
-    built: list[FakeSidecarHTTP] = []
+async def test_the_lifespan_builds_one_sidecar_client_and_closes_it(sidecar):
+    async with sidecar.serve() as port:
+        app = create_app(Settings(dapr_http_port=port))
 
-    class FakeSidecarHTTP:
-        """Stands in for SidecarHTTP: records its port, answers every call, notes closing."""
+        async with app.router.lifespan_context(app):
+            assert isinstance(app.state.actors, ActorClient)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+                resp = await client.get("/wallets/cust-1", params={"consistency": "strong"})
+                await client.get("/wallets/cust-2", params={"consistency": "strong"})
 
-        def __init__(self, port: int) -> None:
-            self.port, self.closed = port, False
-            built.append(self)
-
-        async def __aenter__(self) -> FakeSidecarHTTP:
-            return self
-
-        async def __aexit__(self, *exc: object) -> None:
-            self.closed = True
-
-        async def request(self, method: str, path: str, **_: object) -> tuple[int, bytes]:
-            view = {"customer_id": "cust-1", "balance": 0, "held": 0, "available": 0}
-            return 200, json.dumps({"ok": True, "result": view}).encode()
-
-    monkeypatch.setattr(main, "SidecarHTTP", FakeSidecarHTTP)
-    app = create_app(Settings(dapr_http_port=3777))
-
-    async with app.router.lifespan_context(app):
-        assert isinstance(app.state.actors, ActorClient)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
-            resp = await client.get("/wallets/cust-1", params={"consistency": "strong"})
-            await client.get("/wallets/cust-2", params={"consistency": "strong"})
-
-    assert resp.status_code == 200
-    assert [fake.port for fake in built] == [3777]
-    assert built[0].closed
+        assert resp.status_code == 200
+        assert [call.actor_id for call in sidecar.calls("Get")] == ["cust-1", "cust-2"]
+        assert len({request.peer for request in sidecar.requests}) == 1  # one pooled client
+        assert await sidecar.connections_closed()
     assert not hasattr(app.state, "actors")
 
 

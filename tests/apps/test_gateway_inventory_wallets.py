@@ -10,12 +10,12 @@ from actors.wallet.model import MAX_DEPOSIT
 # --- inventory -------------------------------------------------------------------------------
 
 
-async def test_restocking_answers_the_stock_view(client, actors):
+async def test_restocking_answers_the_stock_view(client, sidecar):
     resp = await client.post("/inventory/tea-green/restock", json={"quantity": 40})
 
     assert resp.status_code == 200
     assert resp.json() == {"sku": "tea-green", "on_hand": 40, "reserved": 0, "available": 40}
-    message_id = actors.calls_to("Restock")[0].payload["message_id"]
+    message_id = sidecar.calls("Restock")[0].payload["message_id"]
     assert len(message_id) == 32
 
 
@@ -29,36 +29,36 @@ async def test_reading_stock_answers_what_was_restocked(client):
     assert resp.json()["on_hand"] == 12
 
 
-async def test_a_restock_retried_with_its_key_adds_the_stock_once(client, actors):
+async def test_a_restock_retried_with_its_key_adds_the_stock_once(client, sidecar):
     headers = {"Idempotency-Key": "delivery-17"}
 
     first = await client.post("/inventory/tea/restock", json={"quantity": 5}, headers=headers)
     again = await client.post("/inventory/tea/restock", json={"quantity": 5}, headers=headers)
 
     assert again.json() == first.json() == {**first.json(), "on_hand": 5}
-    assert actors.calls_to("Restock")[1].payload["message_id"] == "delivery-17"
+    assert sidecar.calls("Restock")[1].payload["message_id"] == "delivery-17"
     assert (await client.get("/inventory/tea")).json()["on_hand"] == 5
 
 
-async def test_a_malformed_key_on_a_restock_is_a_400_problem(client, actors):
+async def test_a_malformed_key_on_a_restock_is_a_400_problem(client, sidecar):
     resp = await client.post(
         "/inventory/tea/restock", json={"quantity": 5}, headers={"Idempotency-Key": "a b"}
     )
 
     assert resp.status_code == 400
     assert resp.json()["code"] == "request.idempotency_key"
-    assert actors.calls == []
+    assert sidecar.calls() == []
 
 
 @pytest.mark.parametrize("quantity", [0, -3, MAX_QUANTITY + 1, 2.5, "5", None, True])
 async def test_a_restock_quantity_must_be_a_positive_integer_within_the_limit(
-    client, actors, quantity
+    client, sidecar, quantity
 ):
     resp = await client.post("/inventory/tea/restock", json={"quantity": quantity})
 
     assert resp.status_code == 422
     assert resp.json()["errors"][0]["field"] == "quantity"
-    assert actors.calls == []
+    assert sidecar.calls() == []
 
 
 async def test_the_largest_restock_is_accepted(client):
@@ -111,12 +111,14 @@ async def test_a_deposit_retried_with_its_key_credits_once(client):
 
 
 @pytest.mark.parametrize("amount", [0, -1, MAX_DEPOSIT + 1, 10.5, "100", None])
-async def test_a_deposit_amount_must_be_a_positive_integer_within_the_limit(client, actors, amount):
+async def test_a_deposit_amount_must_be_a_positive_integer_within_the_limit(
+    client, sidecar, amount
+):
     resp = await client.post("/wallets/cust-1/deposit", json={"amount": amount})
 
     assert resp.status_code == 422
     assert resp.json()["errors"][0]["field"] == "amount"
-    assert actors.calls == []
+    assert sidecar.calls() == []
 
 
 async def test_wallet_history_lists_its_credits(client):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -12,46 +12,54 @@ import pytest
 
 from actors.inventory.model import ReservationNotFoundError, StockLimitExceededError
 from actors.order.model import InvalidTransitionError
-from actors.toolkit.client import ActorClient, ActorResult
+from actors.toolkit.client import ActorClient
+from actors.toolkit.envelope import failed
 from actors.toolkit.errors import DomainError, InvalidCommandError, error_from_dict
 from actors.toolkit.sidecar import SidecarUnavailableError
+from actors.toolkit.testing import InMemorySidecar
 from apps.gateway.main import Settings, create_app
 from apps.gateway.middleware import MAX_BODY_BYTES
 from tests.apps.conftest import BASE_URL, client_for
-from tests.apps.fakes import ScriptedActors
 
 KEY = {"Idempotency-Key": "key-1"}
 ORDER = {"customer_id": "cust-1", "lines": [{"sku": "tea", "quantity": 1, "unit_price": 100}]}
 
 
-def raising(error: Exception) -> ScriptedActors:
-    def script(actor_type: str, method: str) -> ActorResult:
-        raise error
+def refusing(error: DomainError) -> ActorClient:
+    """Every actor call answers `error` in its result envelope, as an actor refusing it does;
+    the real client re-raises it from there."""
+    sidecar = InMemorySidecar()
+    sidecar.answer(200, failed(error), times=None)
+    return ActorClient(sidecar)
 
-    return ScriptedActors(script)
 
-
-def across_the_hop(error: DomainError) -> DomainError:
-    """The error as a typed client re-raises it from the actor's result envelope."""
-    return error_from_dict(json.loads(json.dumps(error.to_dict())))
+def raising(error: Exception) -> ActorClient:
+    """Every actor call raises `error` out of the client."""
+    sidecar = InMemorySidecar()
+    sidecar.fail(times=None, error=error)
+    return ActorClient(sidecar)
 
 
 # --- domain errors ---------------------------------------------------------------------------
 
 
+RESTOCK = "/inventory/tea/restock"
+CANCEL = "/orders/ord-1/cancel"  # an order's own error codes come back from an order actor
+
+
 @pytest.mark.parametrize(
-    ("error", "status"),
+    ("error", "status", "path"),
     [
-        (ReservationNotFoundError("no such reservation", context={"sku": "tea"}), 404),
-        (InvalidTransitionError("too early", context={"status": "new"}), 409),
-        (StockLimitExceededError("too much", context={"on_hand": 10}), 422),
-        (InvalidCommandError("quantity: Input should be a valid integer"), 422),
-        (DomainError("something the gateway has no family for"), 400),
+        (ReservationNotFoundError("no such reservation", context={"sku": "tea"}), 404, RESTOCK),
+        (InvalidTransitionError("too early", context={"status": "new"}), 409, CANCEL),
+        (StockLimitExceededError("too much", context={"on_hand": 10}), 422, RESTOCK),
+        (InvalidCommandError("quantity: Input should be a valid integer"), 422, RESTOCK),
+        (DomainError("something the gateway has no family for"), 400, RESTOCK),
     ],
 )
-async def test_each_domain_error_family_has_its_status_and_keeps_its_code(error, status):
-    async with client_for(raising(across_the_hop(error))) as client:
-        resp = await client.post("/inventory/tea/restock", json={"quantity": 1})
+async def test_each_domain_error_family_has_its_status_and_keeps_its_code(error, status, path):
+    async with client_for(refusing(error)) as client:
+        resp = await client.post(path, json={"quantity": 1} if path == RESTOCK else {})
 
     assert resp.status_code == status
     assert resp.headers["content-type"] == "application/problem+json"
@@ -60,13 +68,13 @@ async def test_each_domain_error_family_has_its_status_and_keeps_its_code(error,
     assert problem["type"] == f"https://orderflow.dev/problems/{error.code}"
     assert problem["detail"] == error.detail
     assert problem.get("context", {}) == error.context
-    assert problem["instance"] == "/inventory/tea/restock"
+    assert problem["instance"] == path
 
 
 async def test_an_error_code_unknown_to_the_gateway_is_kept_as_sent():
     error = error_from_dict({"code": "shipping.lost_in_space", "detail": "gone"})
 
-    async with client_for(raising(error)) as client:
+    async with client_for(refusing(error)) as client:
         resp = await client.get("/orders/ord-1")
 
     assert resp.status_code == 400
@@ -76,40 +84,19 @@ async def test_an_error_code_unknown_to_the_gateway_is_kept_as_sent():
 # --- runtime unavailable ---------------------------------------------------------------------
 
 
-class FakeSidecar:
-    """A sidecar transport whose answers come from `handler(method, path)`."""
-
-    def __init__(self, handler: Callable[[str, str], tuple[int, bytes]]) -> None:
-        self.handler = handler
-
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        content: bytes | str | None = None,
-        params: Mapping[str, str] | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> tuple[int, bytes]:
-        return self.handler(method, path)
+def unreachable(sidecar: InMemorySidecar) -> None:
+    refused = SidecarUnavailableError("POST /v1.0/actors: connection refused to 127.0.0.1:3500")
+    sidecar.fail(error=refused)
 
 
-def sidecar(handler: Callable[[str, str], tuple[int, bytes]]) -> ActorClient:
-    """The real ActorClient over a fake sidecar transport."""
-    return ActorClient(FakeSidecar(handler))
+def answer_500(sidecar: InMemorySidecar) -> None:
+    sidecar.fail(status=500)  # daprd's body: {"errorCode": "ERR_ACTOR_INVOKE_METHOD", ...}
 
 
-def refuse(method: str, path: str) -> tuple[int, bytes]:
-    raise SidecarUnavailableError(f"{method} {path}: connection refused to 127.0.0.1:3500")
-
-
-def answer_500(method: str, path: str) -> tuple[int, bytes]:
-    return 500, b'{"errorCode": "ERR_ACTOR_INVOKE_METHOD", "message": "boom"}'
-
-
-@pytest.mark.parametrize("handler", [refuse, answer_500], ids=["unreachable", "http-500"])
-async def test_an_unavailable_runtime_is_a_503_with_retry_after(handler, caplog):
-    async with client_for(sidecar(handler)) as client:
+@pytest.mark.parametrize("fault", [unreachable, answer_500], ids=["unreachable", "http-500"])
+async def test_an_unavailable_runtime_is_a_503_with_retry_after(fault, sidecar, caplog):
+    fault(sidecar)
+    async with client_for(ActorClient(sidecar)) as client:
         resp = await client.post("/orders", json=ORDER, headers=KEY)
 
     assert resp.status_code == 503
@@ -132,8 +119,12 @@ async def test_a_gateway_whose_lifespan_never_ran_answers_503_not_500():
 # --- unexpected errors -----------------------------------------------------------------------
 
 
-def answering(result: dict[str, Any]) -> ScriptedActors:
-    return ScriptedActors(lambda actor_type, method: ActorResult(result=result))
+def answering(result: dict[str, Any]) -> ActorClient:
+    """Every actor call answers `result` in an ok envelope."""
+    sidecar = InMemorySidecar()
+    body = json.dumps({"ok": True, "result": result}).encode()
+    sidecar.answer(200, body, times=None)
+    return ActorClient(sidecar)
 
 
 @pytest.mark.parametrize(
@@ -208,21 +199,21 @@ def assert_too_large(resp: httpx.Response) -> None:
     assert resp.json()["context"] == {"max_bytes": MAX_BODY_BYTES}
 
 
-async def test_a_body_declared_over_64_kib_is_a_413_problem(client, actors):
+async def test_a_body_declared_over_64_kib_is_a_413_problem(client, sidecar):
     resp = await client.post("/orders", content=padded_order(TOO_LARGE), headers=KEY)
 
     assert_too_large(resp)
-    assert actors.calls == []
+    assert sidecar.calls() == []
 
 
-async def test_a_chunked_body_over_64_kib_is_cut_off_with_a_413_problem(client, actors):
+async def test_a_chunked_body_over_64_kib_is_cut_off_with_a_413_problem(client, sidecar):
     headers = {**KEY, "Content-Type": "application/json"}
 
     resp = await client.post("/orders", content=chunks(padded_order(TOO_LARGE)), headers=headers)
 
     assert "content-length" not in resp.request.headers
     assert_too_large(resp)
-    assert actors.calls == []
+    assert sidecar.calls() == []
 
 
 async def test_a_chunked_body_of_exactly_64_kib_is_accepted(client):

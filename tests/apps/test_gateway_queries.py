@@ -1,4 +1,4 @@
-"""Queries through the gateway, served from read models in a real Redis (fake actors)."""
+"""Queries through the gateway, served from read models in a real Redis (in-memory actors)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ import pytest
 import redis.asyncio as aioredis
 
 from actors.order import model as order
+from actors.toolkit.client import ActorClient
 from actors.toolkit.envelope import EventEnvelope, utcnow
 from actors.toolkit.redis_connection import redis_client
 from apps.gateway.main import Settings, create_app
 from apps.projector.store import ProjectionStore
 from readmodels.queries import ReadModels
 from tests.apps.conftest import BASE_URL
-from tests.apps.fakes import FakeActors
 from tests.apps.histories import T0, funded, order_events, restocked, shipped
 
 CUSTOMER = "cust-1"
@@ -29,7 +29,7 @@ def store(redis: aioredis.Redis) -> ProjectionStore:
 
 
 @pytest.fixture
-async def api(redis: aioredis.Redis, actors: FakeActors) -> AsyncIterator[httpx.AsyncClient]:
+async def api(redis: aioredis.Redis, actors: ActorClient) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(Settings(), actors=actors, readmodels=ReadModels(redis, max_wait_s=0.3))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
@@ -183,7 +183,7 @@ async def test_low_stock_lists_skus_below_the_threshold_lowest_first(api, store)
 # --- GET /wallets/{id} -------------------------------------------------------------------------
 
 
-async def test_a_wallet_is_read_from_the_read_model_by_default(api, store, actors):
+async def test_a_wallet_is_read_from_the_read_model_by_default(api, store, sidecar):
     await project(store, funded(CUSTOMER, 2_000, hold=500))
 
     resp = await api.get(f"/wallets/{CUSTOMER}")
@@ -198,7 +198,7 @@ async def test_a_wallet_is_read_from_the_read_model_by_default(api, store, actor
     }
     assert body["consistency"] == "eventual"
     assert body["freshness"]["last_event_at"] is not None
-    assert actors.calls == []  # queries never reach an actor
+    assert sidecar.calls() == []  # queries never reach an actor
 
 
 async def test_a_wallet_the_read_model_never_saw_is_empty(api):
@@ -259,7 +259,7 @@ async def test_the_default_order_read_still_asks_the_actor(api, store):
 
     resp = await api.get("/orders/ord-1")
 
-    assert resp.status_code == 404  # the fake actors never saw it
+    assert resp.status_code == 404  # no actor ever saw it
     assert resp.json()["code"] == "order.not_found"
 
 

@@ -34,7 +34,7 @@ def assert_invalid(resp, *fields: str) -> dict[str, Any]:
 # --- bodies ----------------------------------------------------------------------------------
 
 
-async def test_a_body_that_is_not_json_is_a_400_problem_saying_so(client, actors):
+async def test_a_body_that_is_not_json_is_a_400_problem_saying_so(client, sidecar):
     resp = await client.post(
         "/orders",
         content=b'{"customer_id": "cust-1", "lines": [',
@@ -44,17 +44,17 @@ async def test_a_body_that_is_not_json_is_a_400_problem_saying_so(client, actors
     assert resp.status_code == 400
     assert resp.json()["code"] == "request.invalid_json"
     assert "not valid JSON" in resp.json()["detail"]
-    assert actors.calls == []
+    assert sidecar.calls() == []
 
 
-async def test_a_json_body_sent_as_text_plain_is_refused_with_a_hint(client, actors):
+async def test_a_json_body_sent_as_text_plain_is_refused_with_a_hint(client, sidecar):
     resp = await client.post(
         "/orders", content=b'{"customer_id": "c"}', headers={**KEY, "Content-Type": "text/plain"}
     )
 
     problem = assert_invalid(resp)
     assert "Content-Type: application/json" in problem["errors"][0]["message"]
-    assert actors.calls == []
+    assert sidecar.calls() == []
 
 
 @pytest.mark.parametrize("body", [[], "order", 42, None])
@@ -85,11 +85,11 @@ async def test_a_missing_field_and_an_unknown_field_are_both_named(client):
         ({"sku": ["a"]}, "sku"),
     ],
 )
-async def test_wrong_types_in_a_line_are_422_problems(client, actors, line, field):
+async def test_wrong_types_in_a_line_are_422_problems(client, sidecar, line, field):
     resp = await client.post("/orders", json=order_with(**line), headers=KEY)
 
     assert_invalid(resp, f"lines.0.{field}")
-    assert actors.calls == []
+    assert sidecar.calls() == []
 
 
 @pytest.mark.parametrize(
@@ -119,7 +119,7 @@ async def test_the_largest_quantity_and_price_are_accepted(client):
     assert resp.json()["total"] == MAX_QUANTITY * MAX_UNIT_PRICE
 
 
-async def test_an_order_of_max_lines_is_accepted_and_one_more_is_refused(client, actors):
+async def test_an_order_of_max_lines_is_accepted_and_one_more_is_refused(client, sidecar):
     full = await client.post(
         "/orders", json={"customer_id": "cust-1", "lines": lines(MAX_LINES)}, headers=KEY
     )
@@ -131,7 +131,7 @@ async def test_an_order_of_max_lines_is_accepted_and_one_more_is_refused(client,
 
     assert full.status_code == 202
     assert_invalid(over, "lines")
-    assert len(actors.calls) == 1
+    assert len(sidecar.calls()) == 1
 
 
 async def test_an_order_without_lines_is_refused(client):
@@ -140,25 +140,25 @@ async def test_an_order_without_lines_is_refused(client):
     assert_invalid(resp, "lines")
 
 
-async def test_one_sku_on_two_lines_is_refused_naming_the_sku(client, actors):
+async def test_one_sku_on_two_lines_is_refused_naming_the_sku(client, sidecar):
     body = {"customer_id": "cust-1", "lines": [LINE, {**LINE, "quantity": 5}]}
 
     resp = await client.post("/orders", json=body, headers=KEY)
 
     problem = assert_invalid(resp, "lines")
     assert "tea-green" in problem["errors"][0]["message"]
-    assert actors.calls == []
+    assert sidecar.calls() == []
 
 
 BAD_IDS = ["", "a b", "../x", "x" * 65, "-lead", "ü", "a/b", "a\nb"]
 
 
 @pytest.mark.parametrize("bad", BAD_IDS)
-async def test_bad_customer_ids_in_a_body_are_422_problems(client, actors, bad):
+async def test_bad_customer_ids_in_a_body_are_422_problems(client, sidecar, bad):
     resp = await client.post("/orders", json={"customer_id": bad, "lines": [LINE]}, headers=KEY)
 
     assert_invalid(resp, "customer_id")
-    assert actors.calls == []
+    assert sidecar.calls() == []
 
 
 @pytest.mark.parametrize("bad", BAD_IDS)
@@ -195,7 +195,7 @@ PATH_IDS = ["a%20b", "x" * 65, ".hidden", "..", "-lead", "%C3%BC", "a%0Ab"]
     ],
 )
 async def test_a_malformed_id_in_a_path_is_a_422_problem(
-    client, actors, bad, method, template, body
+    client, sidecar, bad, method, template, body
 ):
     # `..` goes percent-encoded, as a client would send it, so it is not a dot-segment.
     raw = "%2E%2E" if bad == ".." else bad
@@ -204,13 +204,13 @@ async def test_a_malformed_id_in_a_path_is_a_422_problem(
 
     assert_invalid(resp)
     assert resp.json()["errors"][0]["location"] == "path"
-    assert actors.calls == []
+    assert sidecar.calls() == []
 
 
 @pytest.mark.parametrize("path", ["/inventory/..%2Fx", "/orders/a%2Fb", "/wallets//deposit"])
-async def test_a_slash_inside_an_id_names_no_resource_and_reaches_no_actor(client, actors, path):
+async def test_a_slash_inside_an_id_names_no_resource_and_reaches_no_actor(client, sidecar, path):
     resp = await client.get(path)
 
     assert resp.status_code in (404, 405)
     assert resp.headers["content-type"] == "application/problem+json"
-    assert actors.calls == []
+    assert sidecar.calls() == []

@@ -4,65 +4,56 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
-from actors.toolkit.client import ActorClient, ActorResult, RuntimeUnavailableError
+from actors.toolkit.client import ActorClient, RuntimeUnavailableError
 from actors.toolkit.envelope import EventEnvelope, utcnow
+from actors.toolkit.sidecar import SidecarUnavailableError
+from actors.toolkit.testing import InMemorySidecar
 from apps.projector.generations import Generations, RebuildError
 from apps.projector.rebuild import Rebuilder, scan_actors
 from apps.projector.store import ProjectionStore
 from readmodels.keys import Layout
 from readmodels.queries import ReadModels
-from tests.apps.histories import T0, funded, order_events, restocked, shipped
+from tests.apps.histories import T0, order_events
 
 APP = "actor-host"
 
 
-class FakeHistories(ActorClient):
-    """Answers History from in-memory logs, paging like the actor (`after`, `limit`)."""
-
-    def __init__(self, logs: dict[tuple[str, str], list[EventEnvelope]]) -> None:
-        self.logs = logs
-        self.calls = 0
-        self.before_call: Callable[[], Awaitable[None]] | None = None
-        self.failing = False
-
-    async def invoke(self, actor_type, actor_id, method, payload=None, *, headers=None):
-        assert method == "History"
-        self.calls += 1
-        if self.before_call is not None:
-            hook, self.before_call = self.before_call, None
-            await hook()
-        if self.failing:
-            raise RuntimeUnavailableError("sidecar unreachable")
-        log = self.logs[(actor_type, actor_id)]
-        after, limit = payload["after"], payload["limit"]
-        page = log[after : after + limit]
-        last = after + len(page)
-        events = [e.model_dump(mode="json") for e in page]
-        next_after = last if last < len(log) else None
-        return ActorResult(result={"events": events, "next_after": next_after})
+Logs = dict[tuple[str, str], list[EventEnvelope]]
 
 
-def world() -> dict[tuple[str, str], list[EventEnvelope]]:
-    """A few actors' complete logs."""
-    logs: dict[tuple[str, str], list[EventEnvelope]] = {
-        ("OrderActor", f"ord-{n}"): shipped(f"ord-{n}", f"cust-{n % 2}") for n in range(3)
-    }
-    logs[("OrderActor", "ord-c")] = order_events("ord-c", "cust-0", lines=(("sku-b", 2, 10),))
-    logs[("InventoryActor", "sku-a")] = restocked("sku-a", 50, reserve=3)
-    logs[("InventoryActor", "sku-b")] = restocked("sku-b", 2, reserve=2)  # none available
-    logs[("WalletActor", "cust-0")] = funded("cust-0", 9_000, hold=500)
-    logs[("WalletActor", "cust-1")] = funded("cust-1", 100)
-    long_log = restocked("sku-long", 1)  # more than one History page
-    logs[("InventoryActor", "sku-long")] = long_log
-    for n in range(2, 231):
-        extra = long_log[0].model_copy(update={"aggregate_version": n, "event_id": f"long-{n}"})
-        long_log.append(extra)
+async def world(sidecar: InMemorySidecar) -> Logs:
+    """A few real actors, sent commands; their complete logs, as they published them."""
+    actors = ActorClient(sidecar)
+
+    async def send(actor_type: str, actor_id: str, method: str, **payload: Any) -> None:
+        await actors.invoke(actor_type, actor_id, method, payload)
+
+    for n in range(3):  # shipped
+        line = {"sku": "sku-a", "quantity": 1, "unit_price": 500}
+        await send("OrderActor", f"ord-{n}", "Place", customer_id=f"cust-{n % 2}", lines=[line])
+        await send("OrderActor", f"ord-{n}", "OnStockReserved", sku="sku-a")
+        await send("OrderActor", f"ord-{n}", "OnPaymentAuthorized")
+        await send("OrderActor", f"ord-{n}", "OnShipmentDispatched", shipment_id="shp-1")
+    line = {"sku": "sku-b", "quantity": 2, "unit_price": 10}
+    await send("OrderActor", "ord-c", "Place", customer_id="cust-0", lines=[line])
+    await send("InventoryActor", "sku-a", "Restock", quantity=50)
+    await send("InventoryActor", "sku-a", "Reserve", order_id="ord-x", quantity=3)
+    await send("InventoryActor", "sku-b", "Restock", quantity=2)
+    await send("InventoryActor", "sku-b", "Reserve", order_id="ord-x", quantity=2)  # none left
+    await send("WalletActor", "cust-0", "Deposit", amount=9_000)
+    await send("WalletActor", "cust-0", "Authorize", order_id="ord-x", amount=500)
+    await send("WalletActor", "cust-1", "Deposit", amount=100)
+    for _ in range(230):  # more than one History page
+        await send("InventoryActor", "sku-long", "Restock", quantity=1)
+    logs: Logs = {}
+    for data in sidecar.events():
+        envelope = EventEnvelope.model_validate(data)
+        logs.setdefault((envelope.aggregate_type, envelope.aggregate_id), []).append(envelope)
     return logs
 
 
@@ -102,12 +93,13 @@ def rebuilder(redis: aioredis.Redis, histories: ActorClient, lines: list[str]) -
 
 
 async def test_a_rebuild_from_the_histories_equals_the_live_built_read_models(redis):
-    logs = world()
+    sidecar = InMemorySidecar()
+    logs = await world(sidecar)
     await store_actors(redis, logs)
     await project_live(ProjectionStore(redis), logs)
     lines: list[str] = []
 
-    report = await rebuilder(redis, FakeHistories(logs), lines).run(keep_old=True)
+    report = await rebuilder(redis, ActorClient(sidecar), lines).run(keep_old=True)
 
     live, rebuilt = await dump(redis, "g0"), await dump(redis, report.generation)
     assert rebuilt == live
@@ -118,12 +110,13 @@ async def test_a_rebuild_from_the_histories_equals_the_live_built_read_models(re
 
 
 async def test_queries_follow_the_switch_and_the_old_generation_is_dropped(redis):
-    logs = world()
+    sidecar = InMemorySidecar()
+    logs = await world(sidecar)
     await store_actors(redis, logs)
     await project_live(ProjectionStore(redis), logs)
     await redis.hset("rm:g123:stock:left-over", mapping={"on_hand": "1"})  # a dead rebuild's
 
-    report = await rebuilder(redis, FakeHistories(logs), []).run()
+    report = await rebuilder(redis, ActorClient(sidecar), []).run()
 
     assert await Generations(redis).current() == (report.generation, None)
     assert [key async for key in redis.scan_iter(match="rm:g0:*")] == []
@@ -136,21 +129,20 @@ async def test_queries_follow_the_switch_and_the_old_generation_is_dropped(redis
 
 
 async def test_an_event_applied_live_during_the_rebuild_lands_in_the_new_generation(redis):
-    logs = world()
+    sidecar = InMemorySidecar()
+    logs = await world(sidecar)
     await store_actors(redis, logs)
     store = ProjectionStore(redis)
     await project_live(store, logs)
     late = order_events("ord-new", "cust-9", start=T0)  # placed after its history was read
-    logs[("OrderActor", "ord-new")] = []
-    await store_actors(redis, {("OrderActor", "ord-new"): []})
-    histories = FakeHistories(logs)
+    await store_actors(redis, {("OrderActor", "ord-new"): []})  # its actor has no events yet
 
     async def while_rebuilding() -> None:
         for envelope in late:
             await store.project_live(envelope, applied_at=utcnow())
 
-    histories.before_call = while_rebuilding
-    report = await rebuilder(redis, histories, []).run(keep_old=True)
+    sidecar.before_next(while_rebuilding, path="/v1.0/actors/")
+    report = await rebuilder(redis, ActorClient(sidecar), []).run(keep_old=True)
 
     rebuilt = await dump(redis, report.generation)
     assert rebuilt["order:ord-new"]["status"] == "reserving"
@@ -180,15 +172,15 @@ async def test_the_switch_is_refused_once_the_rebuild_marker_is_gone(redis):
 
 
 async def test_a_failed_rebuild_leaves_the_active_generation_as_it_was(redis):
-    logs = world()
+    sidecar = InMemorySidecar()
+    logs = await world(sidecar)
     await store_actors(redis, logs)
     await project_live(ProjectionStore(redis), logs)
     before = await dump(redis, "g0")
-    histories = FakeHistories(logs)
-    histories.failing = True
+    sidecar.fail(times=None, error=SidecarUnavailableError("connection refused"))
 
     with pytest.raises(RuntimeUnavailableError):
-        await rebuilder(redis, histories, []).run()
+        await rebuilder(redis, ActorClient(sidecar), []).run()
 
     assert await Generations(redis).current() == ("g0", None)
     assert await dump(redis, "g0") == before

@@ -1,7 +1,8 @@
-"""The shipping app over ASGI: subscription, answers through a fake sidecar, control API."""
+"""The shipping app over ASGI: subscription, answers through the in-memory sidecar, control API."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -13,43 +14,26 @@ import httpx
 import pytest
 
 from actors.toolkit.envelope import EventEnvelope
+from actors.toolkit.sidecar import SidecarUnavailableError
+from actors.toolkit.testing import InMemorySidecar
 from apps.shipping.main import Settings, create_app
 from apps.shipping.partner import PartnerSettings, answer_event_id_for, shipment_id_for
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
-class FakeSidecar:
-    """Stands in for daprd's publish endpoint: records requests, answers `status`."""
-
-    def __init__(self) -> None:
-        self.requests: list[httpx.Request] = []
-        self.status = 204
-        self.error: httpx.HTTPError | None = None
-
-    def handle(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        if self.error is not None:
-            raise self.error
-        return httpx.Response(self.status)
-
-    def published(self) -> list[dict[str, Any]]:
-        return [json.loads(r.content) for r in self.requests]
+SETTINGS = Settings(partner=PartnerSettings(delay_ms=0, failure_rate=0.0), seed="tests")
 
 
 @pytest.fixture
-def sidecar() -> FakeSidecar:
-    return FakeSidecar()
+def sidecar() -> InMemorySidecar:
+    return InMemorySidecar()
 
 
 @pytest.fixture
-async def client(sidecar: FakeSidecar) -> AsyncIterator[httpx.AsyncClient]:
-    settings = Settings(partner=PartnerSettings(delay_ms=0, failure_rate=0.0), seed="tests")
-    fake = httpx.AsyncClient(
-        transport=httpx.MockTransport(sidecar.handle), base_url="http://127.0.0.1:3500"
-    )
-    app = create_app(settings, http=fake)
-    async with fake, app.router.lifespan_context(app):
+async def client(sidecar: InMemorySidecar) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(SETTINGS, sidecar=sidecar)
+    async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://shipping") as c:
             yield c
@@ -113,15 +97,15 @@ async def test_the_subscription_routes_the_orders_topic_to_one_handler(
 
 
 async def test_a_confirmed_order_is_dispatched_through_the_sidecar_publish_api(
-    client: httpx.AsyncClient, sidecar: FakeSidecar
+    client: httpx.AsyncClient, sidecar: InMemorySidecar
 ) -> None:
     assert await deliver(client, envelope()) == "SUCCESS"
 
     (request,) = sidecar.requests
     event = json.loads(request.content)
     assert request.method == "POST"
-    assert request.url.path == "/v1.0/publish/pubsub/shipments"
-    assert dict(request.url.params) == {
+    assert request.path == "/v1.0/publish/pubsub/shipments"
+    assert dict(request.params) == {
         "metadata.cloudevent.id": answer_event_id_for("evt-1"),
         "metadata.cloudevent.type": "shipment.dispatched",
     }
@@ -134,7 +118,7 @@ async def test_a_confirmed_order_is_dispatched_through_the_sidecar_publish_api(
 
 
 async def test_the_trace_context_of_the_delivery_is_forwarded(
-    client: httpx.AsyncClient, sidecar: FakeSidecar
+    client: httpx.AsyncClient, sidecar: InMemorySidecar
 ) -> None:
     await deliver(client, envelope(), headers={"traceparent": TRACEPARENT})
 
@@ -144,32 +128,32 @@ async def test_the_trace_context_of_the_delivery_is_forwarded(
 
 
 async def test_a_redelivered_confirmed_order_is_answered_with_the_same_ids(
-    client: httpx.AsyncClient, sidecar: FakeSidecar
+    client: httpx.AsyncClient, sidecar: InMemorySidecar
 ) -> None:
     await deliver(client, envelope(event_id="evt-7"))
     await deliver(client, envelope(event_id="evt-7"))
 
-    first, second = sidecar.published()
+    first, second = sidecar.events("shipments")
     assert first["event_id"] == second["event_id"]
     assert first["aggregate_id"] == second["aggregate_id"] == first["payload"]["shipment_id"]
 
 
 async def test_with_failure_rate_one_every_order_fails_with_the_carrier_reason(
-    client: httpx.AsyncClient, sidecar: FakeSidecar
+    client: httpx.AsyncClient, sidecar: InMemorySidecar
 ) -> None:
     resp = await client.put("/partner/settings", json={"delay_ms": 0, "failure_rate": 1.0})
     assert resp.status_code == 200
 
     assert await deliver(client, envelope()) == "SUCCESS"
 
-    (event,) = sidecar.published()
+    (event,) = sidecar.events("shipments")
     assert event["type"] == "shipment.failed"
     assert event["payload"] == {"order_id": "ord-1", "reason": "carrier rejected the parcel"}
     assert (await stats(client))["failed"] == 1
 
 
 async def test_other_order_events_are_acknowledged_and_ignored(
-    client: httpx.AsyncClient, sidecar: FakeSidecar
+    client: httpx.AsyncClient, sidecar: InMemorySidecar
 ) -> None:
     assert await deliver(client, envelope(type_="order.placed")) == "SUCCESS"
 
@@ -190,7 +174,7 @@ async def test_other_order_events_are_acknowledged_and_ignored(
     ids=["no-data", "string", "partial", "bad-type", "bad-payload", "bad-order-id"],
 )
 async def test_an_invalid_envelope_is_dropped_with_a_warning(
-    client: httpx.AsyncClient, sidecar: FakeSidecar, caplog: pytest.LogCaptureFixture, data: Any
+    client: httpx.AsyncClient, sidecar: InMemorySidecar, caplog: pytest.LogCaptureFixture, data: Any
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="orderflow.shipping"):
         assert await deliver(client, data) == "DROP"
@@ -207,18 +191,17 @@ async def test_a_body_that_is_not_json_is_dropped(client: httpx.AsyncClient) -> 
 
 
 @pytest.mark.parametrize(
-    "failure", [503, httpx.ConnectError("refused")], ids=["sidecar-error", "unreachable"]
+    "failure", [503, SidecarUnavailableError("refused")], ids=["sidecar-error", "unreachable"]
 )
 async def test_a_publish_the_sidecar_does_not_confirm_asks_for_redelivery(
-    client: httpx.AsyncClient, sidecar: FakeSidecar, failure: int | httpx.HTTPError
+    client: httpx.AsyncClient, sidecar: InMemorySidecar, failure: int | Exception
 ) -> None:
     if isinstance(failure, int):
-        sidecar.status = failure
+        sidecar.fail(status=failure)
     else:
-        sidecar.error = failure
+        sidecar.fail(error=failure)
 
     assert await deliver(client, envelope()) == "RETRY"
-    sidecar.status, sidecar.error = 204, None
     assert await deliver(client, envelope()) == "SUCCESS"
 
     counts = await stats(client)
@@ -226,7 +209,7 @@ async def test_a_publish_the_sidecar_does_not_confirm_asks_for_redelivery(
 
 
 async def test_a_failing_override_answers_with_its_reason(
-    client: httpx.AsyncClient, sidecar: FakeSidecar
+    client: httpx.AsyncClient, sidecar: InMemorySidecar
 ) -> None:
     override = {"outcome": "fail", "reason": "address unknown", "delay_ms": 0}
     resp = await client.put("/partner/orders/ord-9", json=override)
@@ -234,12 +217,12 @@ async def test_a_failing_override_answers_with_its_reason(
 
     await deliver(client, envelope(order_id="ord-9"))
 
-    (event,) = sidecar.published()
+    (event,) = sidecar.events("shipments")
     assert event["payload"] == {"order_id": "ord-9", "reason": "address unknown"}
 
 
 async def test_a_silent_override_acknowledges_without_answering(
-    client: httpx.AsyncClient, sidecar: FakeSidecar
+    client: httpx.AsyncClient, sidecar: InMemorySidecar
 ) -> None:
     await client.put("/partner/orders/ord-9", json={"outcome": "silent"})
 
@@ -250,7 +233,7 @@ async def test_a_silent_override_acknowledges_without_answering(
 
 
 async def test_a_deleted_override_no_longer_applies(
-    client: httpx.AsyncClient, sidecar: FakeSidecar
+    client: httpx.AsyncClient, sidecar: InMemorySidecar
 ) -> None:
     await client.put("/partner/orders/ord-9", json={"outcome": "silent"})
     assert (await client.get("/partner/orders/ord-9")).json()["outcome"] == "silent"
@@ -259,7 +242,7 @@ async def test_a_deleted_override_no_longer_applies(
     assert (await client.get("/partner/orders/ord-9")).status_code == 404
     await deliver(client, envelope(order_id="ord-9"))
 
-    assert [e["type"] for e in sidecar.published()] == ["shipment.dispatched"]
+    assert [e["type"] for e in sidecar.events("shipments")] == ["shipment.dispatched"]
 
 
 @pytest.mark.parametrize(
@@ -285,7 +268,7 @@ async def test_settings_can_be_read_back(client: httpx.AsyncClient) -> None:
 
 
 async def test_the_delay_passes_before_the_answer_is_published(
-    client: httpx.AsyncClient, sidecar: FakeSidecar
+    client: httpx.AsyncClient, sidecar: InMemorySidecar
 ) -> None:
     await client.put("/partner/orders/ord-1", json={"outcome": "dispatch", "delay_ms": 100})
     started = time.monotonic()
@@ -327,11 +310,16 @@ async def test_settings_are_read_when_the_app_starts_not_when_it_is_built(
             pass
 
 
-async def test_without_a_client_the_app_opens_and_closes_its_own_sidecar_client() -> None:
-    app = create_app(Settings(dapr_http_port=3999))
+async def test_without_a_client_the_app_opens_and_closes_its_own_sidecar_client(
+    sidecar: InMemorySidecar,
+) -> None:
+    async with sidecar.serve() as port:
+        app = create_app(dataclasses.replace(SETTINGS, dapr_http_port=port))
 
-    async with app.router.lifespan_context(app):
-        sidecar: httpx.AsyncClient = app.state.sidecar
-        assert str(sidecar.base_url) == "http://127.0.0.1:3999"
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://shipping") as c:
+                assert await deliver(c, envelope()) == "SUCCESS"
 
-    assert sidecar.is_closed
+        assert [e["type"] for e in sidecar.events("shipments")] == ["shipment.dispatched"]
+        assert await sidecar.connections_closed()  # with the lifespan
