@@ -6,31 +6,57 @@ the append that places it. So every committed, non-terminal order has a deadline
 when the host dies right after the save; a reminder left by a Place whose append then
 failed finds no order and unregisters itself. Each tick reloads the order from the store
 (a cached copy may be stale after a rebalance) and cancels it if it has made no progress
-for its current step's timeout (`timeouts["reserving" | "authorizing" | "shipping"]`); a
-tick in a terminal status unregisters it.
+for its current step's deadline (`Deadlines`, the actor type's own setting, handed in by
+the composition root); a tick in a terminal status unregisters it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 from actors.order import model
-from actors.order.saga import STEP_STATUS, TERMINAL
-from actors.toolkit.actor import EventSourcedActor
+from actors.order.saga import TERMINAL, Step
+from actors.toolkit.actor import ActorDeps, EventSourcedActor
 from actors.toolkit.commands import Meta
 from actors.toolkit.domain import Command, Event
 from actors.toolkit.envelope import failed
 from actors.toolkit.interface import dispatchable
 
 DEADLINE_REMINDER = "deadline"
-DEFAULT_TIMEOUT = dt.timedelta(seconds=30)
+
+
+@dataclass(frozen=True)
+class Deadlines:
+    """How long the saga may wait in each step (the actor host reads them from
+    ORDERFLOW_ORDER_STEP_TIMEOUT_S and ORDERFLOW_SHIPPING_TIMEOUT_S)."""
+
+    reserving: dt.timedelta = dt.timedelta(seconds=30)
+    authorizing: dt.timedelta = dt.timedelta(seconds=30)
+    shipping: dt.timedelta = dt.timedelta(seconds=60)  # the partner's answer
+
+    def of(self, step: Step) -> dt.timedelta:
+        return {"reserving": self.reserving, "authorizing": self.authorizing}.get(
+            step, self.shipping
+        )
+
+    @property
+    def tick(self) -> dt.timedelta:
+        """How often the reminder looks: the shortest deadline (due then, then every half)."""
+        return min(self.reserving, self.authorizing, self.shipping)
 
 
 @dispatchable
 class OrderActor(EventSourcedActor[model.OrderState]):
     spec = model.ORDER
     state_type = model.OrderState
+
+    deadlines: Deadlines
+
+    def _setup(self, deps: ActorDeps, deadlines: Deadlines | None = None) -> None:
+        super()._setup(deps)
+        self.deadlines = deadlines or Deadlines()
 
     def initial_state(self) -> model.OrderState:
         return model.initial_state()
@@ -63,7 +89,7 @@ class OrderActor(EventSourcedActor[model.OrderState]):
 
     async def before_commit(self, state: model.OrderState, events: list[Event]) -> None:
         if any(isinstance(event, model.OrderPlaced) for event in events):
-            tick = min(self._timeout(step) for step in STEP_STATUS)
+            tick = self.deadlines.tick
             await self.register_reminder(DEADLINE_REMINDER, b"", tick, tick / 2)
 
     async def on_reminder(self, name: str, state: bytes) -> None:
@@ -74,15 +100,12 @@ class OrderActor(EventSourcedActor[model.OrderState]):
         head = await self._aggregate()
         step, since = head.state.step, head.snapshot.updated_at
         if step is not None and since is not None:
-            if self._deps().clock() - since < self._timeout(step):
+            if self.deps.clock() - since < self.deadlines.of(step):
                 return  # progress within the last timeout: not late yet
             meta = Meta(message_id=f"deadline-{head.snapshot.version}")
             await self._execute(meta, model.DeadlinePassed(step=step))
         if self._aggregate_status() in TERMINAL or step is None:
             await self.unregister_reminder(DEADLINE_REMINDER)
-
-    def _timeout(self, step: str) -> dt.timedelta:
-        return self._deps().timeouts.get(step, DEFAULT_TIMEOUT)
 
     def _aggregate_status(self) -> model.Status:
         return self._head.state.status if self._head else model.Status.NEW

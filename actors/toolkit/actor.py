@@ -70,20 +70,18 @@ class ActorDeps:
     clock: Callable[[], dt.datetime] = utcnow
     faults_enabled: bool = False  # ORDERFLOW_TEST_FAULTS=1: honour a payload's "fault"
     held: HeldCalls | None = None  # barriers for "hold:<token>" faults
-    timeouts: Mapping[str, dt.timedelta] = dataclasses.field(default_factory=dict)  # by name
     inbox_ttl: dt.timedelta = DEFAULT_TTL  # how long an applied message id is remembered
     stats: ActorStats = dataclasses.field(default_factory=ActorStats)
 
 
 def actor_factory(
-    cls: type[EventSourcedActor[Any]], deps: ActorDeps
+    cls: type[EventSourcedActor[Any]], deps: ActorDeps, **settings: Any
 ) -> Callable[[ActorRuntimeContext, ActorId], Actor]:
-    """For `register_actor(cls, actor_factory=...)`: every instance gets `deps`."""
+    """For `register_actor(cls, actor_factory=...)`: every instance is built with `deps`
+    and the actor type's own settings (e.g. the order's deadlines)."""
 
     def create(ctx: ActorRuntimeContext, actor_id: ActorId) -> Actor:
-        actor = cls(ctx, actor_id)
-        actor.deps = deps
-        return actor
+        return cls(ctx, actor_id, deps, **settings)
 
     return create
 
@@ -109,10 +107,22 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
     upcasters: ClassVar[Upcasters]  # each subclass gets its own (see __init_subclass__)
     id_field: ClassVar[str | None] = None  # a command field that must equal the actor id
 
-    deps: ActorDeps | None = None
+    deps: ActorDeps
     _head: Head[S] | None = None
     _log: EventLog | None = None
     _box: Outbox | None = None
+
+    def __init__(
+        self, ctx: ActorRuntimeContext, actor_id: ActorId, deps: ActorDeps, **settings: Any
+    ) -> None:
+        super().__init__(ctx, actor_id)
+        self._setup(deps, **settings)
+
+    def _setup(self, deps: ActorDeps) -> None:
+        """Take what the composition root hands this instance (called once, while it is
+        built: by __init__, or by actors.toolkit.testing.activate). A subclass with
+        settings of its own extends it with keyword arguments."""
+        self.deps = deps
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -198,8 +208,8 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
         )
 
     def _parse(self, command_type: type[Command], payload: bytes | None) -> tuple[Meta, Command]:
-        deps = self._deps()
-        meta, fields = split_meta(parse_object(payload), faults_enabled=deps.faults_enabled)
+        faults = self.deps.faults_enabled
+        meta, fields = split_meta(parse_object(payload), faults_enabled=faults)
         if self.id_field is not None:
             fields.setdefault(self.id_field, self.id.id)
             if fields[self.id_field] != self.id.id:
@@ -247,8 +257,8 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
         envelopes: list[EventEnvelope],
         result: dict[str, Any],
     ) -> None:
-        inbox = (meta.message_id, result, self._deps().inbox_ttl) if meta.message_id else None
-        stats = self._deps().stats
+        inbox = (meta.message_id, result, self.deps.inbox_ttl) if meta.message_id else None
+        stats = self.deps.stats
         try:
             await self._event_log().append(
                 expected_version=head.snapshot.version,
@@ -278,7 +288,7 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
             correlation_id=meta.correlation_id or self.id.id,
             causation_id=meta.causation_id or meta.message_id,
             traceparent=current_traceparent(),
-            occurred_at=self._deps().clock(),
+            occurred_at=self.deps.clock(),
         )
 
     # --- the event log, the outbox, faults -------------------------------------------------
@@ -287,21 +297,16 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
     def _name(self) -> str:
         return f"{self.aggregate_type}/{self.id.id}"
 
-    def _deps(self) -> ActorDeps:
-        if self.deps is None:
-            raise RuntimeError(f"{type(self).__name__} has no ActorDeps: use actor_factory()")
-        return self.deps
-
     def _event_log(self) -> EventLog:
         if self._log is None:
-            store = self._deps().store(self.aggregate_type, self.id.id, self._state_manager)
+            store = self.deps.store(self.aggregate_type, self.id.id, self._state_manager)
             self._log = EventLog(store, name=self._name, upcasters=self.upcasters)
         return self._log
 
     def _outbox(self) -> Outbox:
         if self._box is None:
             self._box = Outbox(
-                publisher=self._deps().publisher,
+                publisher=self.deps.publisher,
                 topic=self.topic,
                 reminders=Reminders(self.register_reminder, self.unregister_reminder),
                 name=self._name,
@@ -331,12 +336,12 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
         return self._head
 
     async def _hold_if_asked(self, meta: Meta) -> None:
-        held = self._deps().held
+        held = self.deps.held
         if held is not None and meta.fault.startswith(HOLD_PREFIX):
             await held.hold(meta.fault.removeprefix(HOLD_PREFIX))
 
     def _finish_hold(self, meta: Meta, outcome: str) -> None:
-        held = self._deps().held
+        held = self.deps.held
         if held is not None and meta.fault.startswith(HOLD_PREFIX):
             held.finish(meta.fault.removeprefix(HOLD_PREFIX), outcome)
 

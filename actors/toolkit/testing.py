@@ -39,7 +39,7 @@ from dapr.actor.runtime._reminder_data import ActorReminderData
 from dapr.actor.runtime._type_information import ActorTypeInformation
 from dapr.actor.runtime.context import ActorRuntimeContext
 from dapr.actor.runtime.manager import ActorManager
-from dapr.actor.runtime.mock_actor import create_mock_actor
+from dapr.actor.runtime.mock_actor import MockActor
 
 from actors.catalog import PUBSUB
 from actors.inventory.actor import InventoryActor
@@ -63,11 +63,23 @@ _PUBLISH = re.compile(r"/v1\.0/publish/([^/]+)/([^/]+)")
 
 
 def activate(
-    cls: type[A], actor_id: str, deps: ActorDeps, *, initstate: dict[str, Any] | None = None
+    cls: type[A],
+    actor_id: str,
+    deps: ActorDeps,
+    *,
+    initstate: dict[str, Any] | None = None,
+    **settings: Any,
 ) -> A:
-    """An instance of `cls` on the SDK's mock actor (mock state manager and reminders)."""
-    actor = create_mock_actor(cls, actor_id, initstate)
-    actor.deps = deps
+    """An instance of `cls` on the SDK's mock actor (mock state manager and reminders),
+    built with `deps` and the actor type's own `settings`, as `actor_factory` builds it."""
+
+    class Activated(MockActor, cls):  # type: ignore[valid-type,misc]
+        def __init__(self) -> None:
+            MockActor.__init__(self, actor_id, initstate)
+            self._setup(deps, **settings)
+
+    Activated.__name__ = Activated.__qualname__ = cls.__name__
+    actor: A = Activated()
     return actor
 
 
@@ -149,7 +161,7 @@ class InMemorySidecar:
         *,
         actors: Iterable[type[EventSourcedActor[Any]]] = ACTORS,
         clock: Callable[[], dt.datetime] = utcnow,
-        timeouts: Mapping[str, dt.timedelta] | None = None,
+        settings: Mapping[type[EventSourcedActor[Any]], Mapping[str, Any]] | None = None,
         router: EventRouter | None = None,
         pubsub: str = PUBSUB,
     ) -> None:
@@ -159,8 +171,8 @@ class InMemorySidecar:
             publisher=SidecarPublisher(self, pubsub=pubsub),
             store=self.stores,
             clock=clock,
-            timeouts=dict(timeouts or {}),
         )
+        self._settings = dict(settings or {})  # an actor type's own, e.g. the order's deadlines
         self.router = router  # actors.reactions.build_router() to route events in settle()
         self.published: list[Published] = []
         self.requests: list[Request] = []
@@ -174,7 +186,7 @@ class InMemorySidecar:
 
     def _manager(self, cls: type[EventSourcedActor[Any]]) -> ActorManager:
         def create(_: ActorRuntimeContext, actor_id: ActorId) -> EventSourcedActor[Any]:
-            actor = activate(cls, actor_id.id, self.deps)
+            actor = activate(cls, actor_id.id, self.deps, **self._settings.get(cls, {}))
             self.activations[(cls.__name__, actor_id.id)] = actor
             return actor
 

@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 from actors.beacon.actor import BeaconActor
 from actors.catalog import PUBSUB
 from actors.inventory.actor import InventoryActor
-from actors.order.actor import OrderActor
+from actors.order.actor import Deadlines, OrderActor
 from actors.reactions import build_router
 from actors.toolkit.actor import ActorDeps, ActorStats, EventSourcedActor, actor_factory
 from actors.toolkit.client import ActorClient
@@ -82,14 +82,17 @@ async def _register_actors(
     client: SidecarActorClient,
     *,
     deps: ActorDeps,
+    own: dict[type[EventSourcedActor], dict[str, Any]],  # type: ignore[type-arg]
 ) -> None:
+    """Register every actor type; `own` holds an actor type's own settings."""
     common = {
         "message_serializer": RawJSONSerializer(),
         "state_serializer": RawJSONSerializer(raw_reads=True),
         "actor_client": client,
     }
     for actor in EVENT_SOURCED:
-        await runtime.register_actor(actor, actor_factory=actor_factory(actor, deps), **common)
+        factory = actor_factory(actor, deps, **own.get(actor, {}))
+        await runtime.register_actor(actor, actor_factory=factory, **common)
     for plain in PLAIN:
         await runtime.register_actor(plain, **common)
 
@@ -108,11 +111,6 @@ def _actor_deps(
         faults_enabled=settings.test_faults,
         held=held,
         inbox_ttl=settings.inbox_ttl,
-        timeouts={
-            "reserving": settings.step_timeout,
-            "authorizing": settings.step_timeout,
-            "shipping": settings.shipping_timeout,
-        },
         stats=stats,
     )
 
@@ -148,7 +146,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 publisher = SidecarPublisher(http, pubsub=PUBSUB)
                 deps = _actor_deps(settings, publisher, redis, held=held, stats=stats)
                 _configure_runtime(settings)
-                await _register_actors(actor_runtime, SidecarActorClient(http), deps=deps)
+                deadlines = Deadlines(
+                    reserving=settings.step_timeout,
+                    authorizing=settings.step_timeout,
+                    shipping=settings.shipping_timeout,
+                )
+                await _register_actors(
+                    actor_runtime,
+                    SidecarActorClient(http),
+                    deps=deps,
+                    own={OrderActor: {"deadlines": deadlines}},
+                )
                 app.state.delivering = Delivering(ActorClient(http), DeadLetters(publisher))
                 yield
         finally:

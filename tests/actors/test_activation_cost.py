@@ -10,11 +10,10 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from dapr.actor.runtime.mock_actor import create_mock_actor
-
 from actors.inventory.actor import InventoryActor
 from actors.toolkit.actor import ActorDeps
 from actors.toolkit.store import SNAPSHOT_KEY, Append, InMemoryStore, InMemoryStores
+from actors.toolkit.testing import activate
 from tests.actors.doubles import RecordingPublisher
 
 
@@ -49,9 +48,7 @@ class ReadRecordingStore:
 
 
 def activation(sku: str, stores: Any, publisher: RecordingPublisher) -> InventoryActor:
-    actor = create_mock_actor(InventoryActor, sku)
-    actor.deps = ActorDeps(publisher=publisher, store=stores)
-    return actor
+    return activate(InventoryActor, sku, ActorDeps(publisher=publisher, store=stores))
 
 
 async def test_activating_an_actor_with_1000_events_reads_as_many_keys_as_one_with_1(

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from dapr.actor.runtime._type_information import ActorTypeInformation
 from dapr.actor.runtime._type_utils import get_dispatchable_attrs
-from dapr.actor.runtime.mock_actor import create_mock_actor
 
 from actors.inventory.actor import InventoryActor
 from actors.inventory.model import INVENTORY, InventoryState, Restock
@@ -16,11 +16,13 @@ from actors.toolkit.actor import ActorDeps, EventSourcedActor
 from actors.toolkit.aggregate import AggregateSpec, python_name
 from actors.toolkit.interface import actor_interface, dispatchable
 from actors.toolkit.store import InMemoryStores
+from actors.toolkit.testing import activate
 from actors.wallet.actor import WalletActor
 from actors.wallet.model import Deposit
 from apps.actor_host.main import EVENT_SOURCED
 from tests.actors.doubles import RecordingPublisher
 
+ActorClass = type[EventSourcedActor[Any]]
 # Written out on purpose: a method renamed in a spec is a wire change, and shows up here.
 COMMON = {"Get", "History", "Replay"}
 METHODS = {
@@ -41,13 +43,13 @@ METHODS = {
 
 @pytest.mark.parametrize("actor", EVENT_SOURCED, ids=lambda a: a.__name__)
 def test_the_sdk_sees_every_actor_as_remindable_so_outbox_and_deadline_reminders_arrive(
-    actor: type,
+    actor: ActorClass,
 ) -> None:
     assert ActorTypeInformation.create(actor).is_remindable()
 
 
 @pytest.mark.parametrize("actor", EVENT_SOURCED, ids=lambda a: a.__name__)
-def test_the_sdk_dispatches_every_wire_method(actor: type) -> None:
+def test_the_sdk_dispatches_every_wire_method(actor: ActorClass) -> None:
     assert set(get_dispatchable_attrs(actor)) == COMMON | METHODS[actor.__name__]
 
 
@@ -57,7 +59,9 @@ def test_every_actor_type_has_its_own_upcaster_registry() -> None:
 
 
 @pytest.mark.parametrize("actor", EVENT_SOURCED, ids=lambda a: a.__name__)
-def test_the_generated_interface_is_what_an_actor_proxy_uses(actor: type) -> None:
+def test_the_generated_interface_is_what_an_actor_proxy_uses(
+    actor: ActorClass,
+) -> None:
     interface = actor_interface(actor.spec)
     wire = {getattr(m, "__actormethod__", None) for m in vars(interface).values()}
     assert wire - {None} == set(actor.spec.commands)
@@ -65,10 +69,13 @@ def test_the_generated_interface_is_what_an_actor_proxy_uses(actor: type) -> Non
 
 
 @pytest.mark.parametrize("actor", EVENT_SOURCED, ids=lambda a: a.__name__)
-async def test_each_generated_method_runs_its_own_command(actor: type) -> None:
+async def test_each_generated_method_runs_its_own_command(
+    actor: ActorClass,
+) -> None:
     """A payload valid for no command: the refusal names the fields of the method's own."""
-    instance = create_mock_actor(actor, "x-1")
-    instance.deps = ActorDeps(publisher=RecordingPublisher(), store=InMemoryStores())
+    instance = activate(
+        actor, "x-1", ActorDeps(publisher=RecordingPublisher(), store=InMemoryStores())
+    )
     for wire_name, model in actor.spec.commands.items():
         method = getattr(instance, python_name(wire_name))
         out = json.loads(await method(b'{"unknown_field": 1}'))

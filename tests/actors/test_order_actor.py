@@ -6,17 +6,13 @@ import datetime as dt
 import json
 from typing import Any
 
-from actors.order.actor import DEADLINE_REMINDER, OrderActor
+from actors.order.actor import DEADLINE_REMINDER, Deadlines, OrderActor
 from actors.toolkit.actor import ActorDeps
 from actors.toolkit.store import InMemoryStores, StateManagerStore
 from actors.toolkit.testing import activate
 from tests.actors.doubles import ManualClock, RecordingPublisher
 
-TIMEOUTS = {
-    "reserving": dt.timedelta(seconds=30),
-    "authorizing": dt.timedelta(seconds=30),
-    "shipping": dt.timedelta(seconds=8),
-}
+DEADLINES = Deadlines(shipping=dt.timedelta(seconds=8))
 RESERVED_A = b'{"sku": "A", "message_id": "e1/OnStockReserved"}'
 PLACE = b'{"customer_id": "c-1", "lines": [{"sku": "A", "quantity": 2, "unit_price": 150}]}'
 
@@ -26,9 +22,8 @@ def make(publisher: RecordingPublisher, clock: ManualClock | None = None) -> Ord
         publisher=publisher,
         store=StateManagerStore.factory,
         clock=clock or ManualClock(),
-        timeouts=TIMEOUTS,
     )
-    return activate(OrderActor, "ord-1", deps)
+    return activate(OrderActor, "ord-1", deps, deadlines=DEADLINES)
 
 
 def body(raw: bytes) -> dict[str, Any]:
@@ -125,8 +120,8 @@ async def test_a_stale_activation_rechecks_the_store_before_refusing_a_fact(
     stores = InMemoryStores()
 
     def activation() -> OrderActor:
-        deps = ActorDeps(publisher=publisher, store=stores, timeouts=TIMEOUTS)
-        return activate(OrderActor, "ord-1", deps)
+        deps = ActorDeps(publisher=publisher, store=stores)
+        return activate(OrderActor, "ord-1", deps, deadlines=DEADLINES)
 
     stale, owner = activation(), activation()
     assert body(await stale.get())["error"]["code"] == "order.not_found"  # caches "new"
