@@ -13,7 +13,9 @@ uses too (apps.projector.reader: upcast to the newest schema version):
                                                                        last 1000, the log)
     a schema version newer than this projector knows                   RETRY (until an
                                                                        upgraded one reads it)
-    Redis unavailable                                                  RETRY
+    Redis unavailable, or anything unforeseen                          RETRY
+The error tree decides (actors.toolkit.errors): what `gives_up` on (a PermanentError such
+as InvalidDeliveryError or InvalidEventError) is recorded; everything else is RETRY.
 
 Why a redelivery topic: with Redis Streams, daprd acknowledges a message once its inbound
 retry policy is spent (about 7 s with components/resiliency.yaml), so a projector down
@@ -35,11 +37,11 @@ from fastapi import APIRouter, Request
 from redis.exceptions import RedisError
 
 from actors.catalog import PUBSUB
-from actors.toolkit.envelope import InvalidDeliveryError, envelope_in, utcnow
-from actors.toolkit.subscriber import RETRY, SUCCESS, bulk_options, each_entry, is_bulk
+from actors.toolkit.envelope import envelope_in, utcnow
+from actors.toolkit.subscriber import RETRY, SUCCESS, bulk_options, each_entry, gives_up, is_bulk
 from apps.projector.deps import ReaderDep, StatsDep, StoreDep
-from apps.projector.projections import TOPICS, InvalidEventError, projects
-from apps.projector.reader import EventReader, NewerSchemaError
+from apps.projector.projections import TOPICS, projects
+from apps.projector.reader import EventReader
 from apps.projector.stats import ProjectorStats
 from apps.projector.store import ProjectionStore
 
@@ -118,16 +120,13 @@ async def _handle(
             return SUCCESS
         envelope = reader.read(envelope)
         projection = await store.project_live(envelope, applied_at=utcnow())
-    except (InvalidDeliveryError, InvalidEventError) as exc:
-        body = json.dumps(cloud_event).encode()
-        return await _reject(topic, body, str(exc), store=store, stats=stats)
-    except NewerSchemaError as exc:
-        stats.retried += 1
-        log.warning("RETRY a delivery on %s: %s", topic or REDELIVERY, exc)
-        return RETRY
-    except RedisError as exc:
-        stats.retried += 1
-        log.info("RETRY a delivery on %s: %r", topic or REDELIVERY, exc)
+    except Exception as exc:  # the error tree decides (actors.toolkit.errors)
+        if gives_up(exc):  # InvalidDeliveryError, InvalidEventError: it can never apply
+            body = json.dumps(cloud_event).encode()
+            return await _reject(topic, body, str(exc), store=store, stats=stats)
+        stats.retried += 1  # NewerSchemaError, Redis down, anything unforeseen
+        level = logging.INFO if isinstance(exc, RedisError) else logging.WARNING
+        log.log(level, "RETRY a delivery on %s: %r", topic or REDELIVERY, exc)
         return RETRY
     stats.record(projection, occurred_at=envelope.occurred_at, now=utcnow())
     return SUCCESS

@@ -23,6 +23,7 @@ from typing import Any, Final
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from actors.toolkit.envelope import EventEnvelope
+from actors.toolkit.errors import PermanentError
 from readmodels.rows import LineRow, OrderRow, Row, StockRow, WalletRow, iso, parse_iso
 
 TOPICS: Final = {"orders": "OrderActor", "inventory": "InventoryActor", "wallet": "WalletActor"}
@@ -40,7 +41,7 @@ COUNTED: Final = {
 MINUTE_FORMAT: Final = "%Y-%m-%dT%H:%M"
 
 
-class InvalidEventError(ValueError):
+class InvalidEventError(PermanentError):
     """An event of a projected type whose payload cannot be read."""
 
 

@@ -29,12 +29,13 @@ from actors.inventory.actor import InventoryActor
 from actors.order.actor import OrderActor
 from actors.toolkit.domain import Event
 from actors.toolkit.envelope import EventEnvelope
+from actors.toolkit.errors import TransientError
 from actors.toolkit.upcasting import Upcasters
 from actors.wallet.actor import WalletActor
 from apps.projector.projections import InvalidEventError
 
 
-class NewerSchemaError(ValueError):
+class NewerSchemaError(TransientError):
     """An event written in a schema version this code does not know yet (transient)."""
 
 
