@@ -8,6 +8,7 @@
     restocks     the warehouse (inbound)     router
     deposits     payments (inbound)          router
     shipments    shipping (inbound)          router
+    deadletter   the router                  operators (what can never apply, with why)
     actor type   id                          commands (wire name -> model)
     InventoryActor   SKU                     actors/inventory/model.py COMMANDS
     WalletActor      customer id             actors/wallet/model.py COMMANDS
@@ -28,6 +29,7 @@ WALLET: Final = "wallet"
 RESTOCKS: Final = "restocks"
 DEPOSITS: Final = "deposits"
 SHIPMENTS: Final = "shipments"
+DEAD_LETTERS: Final = "deadletter"
 
 INVENTORY_ACTOR: Final = "InventoryActor"
 WALLET_ACTOR: Final = "WalletActor"

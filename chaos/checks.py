@@ -22,11 +22,12 @@ from typing import Any
 import httpx
 import redis
 
+from actors import catalog
 from chaos.faults import ActorState
 from chaos.load import LoadResults
 from chaos.streams import stream_events
 
-TOPICS = ("orders", "inventory", "wallet")  # one per actor type
+TOPICS = (catalog.ORDERS, catalog.INVENTORY, catalog.WALLET)  # one per actor type
 TERMINAL = {"shipped", "cancelled"}
 
 Group = tuple[str, str, int]  # (aggregate_type, aggregate_id, aggregate_version)
@@ -223,7 +224,7 @@ def acknowledged_problems(run: Run, groups: Groups) -> list[str]:
 def dead_letters(streams: redis.Redis, aggregates: set[str]) -> collections.Counter[str]:
     """Dead letters about this run's aggregates, by code (each explained by its reason)."""
     found: collections.Counter[str] = collections.Counter()
-    for cloud_event in stream_events(streams, "deadletter"):
+    for cloud_event in stream_events(streams, catalog.DEAD_LETTERS):
         letter = cloud_event["data"]
         event = letter.get("event") or {}
         if isinstance(event, dict) and event.get("aggregate_id") in aggregates:

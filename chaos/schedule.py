@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 import redis
 
+from actors import catalog
 from chaos import checks
 from chaos.checks import TERMINAL, TOPICS, Groups, Run, Seed, get_json
 from chaos.faults import ActorState, Faults, ports_free
@@ -186,7 +187,7 @@ def ledgers_settled(api: httpx.Client, streams: redis.Redis, seeded: Seed) -> bo
         and all(
             get_json(api, f"/wallets/{c}?consistency=strong")["held"] == 0 for c in seeded.funds
         )
-        and all(consumed(streams, topic) for topic in (*TOPICS, "shipments"))
+        and all(consumed(streams, topic) for topic in (*TOPICS, catalog.SHIPMENTS))
     )
 
 
@@ -238,9 +239,9 @@ def reconcile(cluster: LocalCluster, api: httpx.Client, streams: redis.Redis, ru
     eventually(lambda: ledgers_settled(api, streams, run.seeded), what="capture, commit, release")
     for proc in cluster.processes.values():
         proc.check_alive()
-    aggregates = {("OrderActor", o) for o in run.finals}
-    aggregates |= {("InventoryActor", s) for s in run.seeded.stocked}
-    aggregates |= {("WalletActor", c) for c in run.seeded.funds}
+    aggregates = {(catalog.ORDER_ACTOR, o) for o in run.finals}
+    aggregates |= {(catalog.INVENTORY_ACTOR, s) for s in run.seeded.stocked}
+    aggregates |= {(catalog.WALLET_ACTOR, c) for c in run.seeded.funds}
     state = ActorState([a.http_port for a in cluster.config.apps() if a.actor_types])
     try:
         stored = checks.read_stored(state, aggregates)
@@ -275,7 +276,7 @@ def place_to_end(groups: Groups, orders: Iterable[str]) -> list[float]:
     times: dict[str, dict[str, dt.datetime]] = collections.defaultdict(dict)
     wanted = set(orders)
     for (kind, order_id, _), copies in groups.items():
-        if kind == "OrderActor" and order_id in wanted:
+        if kind == catalog.ORDER_ACTOR and order_id in wanted:
             event = copies[0]
             times[order_id][event["type"]] = dt.datetime.fromisoformat(event["occurred_at"])
     spans = []

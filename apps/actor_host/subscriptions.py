@@ -22,6 +22,7 @@ from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 
+from actors import catalog
 from actors.catalog import PUBSUB
 from actors.toolkit.client import ActorClient
 from actors.toolkit.errors import DomainError, TransientError
@@ -29,7 +30,7 @@ from actors.toolkit.publisher import PublishError, SidecarPublisher
 from actors.toolkit.router import Call, DeadLetterError, EventRouter
 from actors.toolkit.subscriber import RETRY, SUCCESS, each_entry, gives_up, is_bulk
 
-DEAD_LETTER_TOPIC: Final = "deadletter"
+DEAD_LETTER_TOPIC: Final = catalog.DEAD_LETTERS
 log = logging.getLogger("orderflow.router")
 
 

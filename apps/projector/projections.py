@@ -22,15 +22,20 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from actors import catalog
 from actors.toolkit.envelope import EventEnvelope
 from actors.toolkit.errors import PermanentError
 from readmodels.rows import LineRow, OrderRow, Row, StockRow, WalletRow, iso, parse_iso
 
-TOPICS: Final = {"orders": "OrderActor", "inventory": "InventoryActor", "wallet": "WalletActor"}
+TOPICS: Final = {
+    catalog.ORDERS: catalog.ORDER_ACTOR,
+    catalog.INVENTORY: catalog.INVENTORY_ACTOR,
+    catalog.WALLET: catalog.WALLET_ACTOR,
+}
 ROW_TYPES: Final[dict[str, type[Row]]] = {
-    "OrderActor": OrderRow,
-    "InventoryActor": StockRow,
-    "WalletActor": WalletRow,
+    catalog.ORDER_ACTOR: OrderRow,
+    catalog.INVENTORY_ACTOR: StockRow,
+    catalog.WALLET_ACTOR: WalletRow,
 }
 COUNTED: Final = {
     "order.placed": "placed",

@@ -33,6 +33,7 @@ from typing import Any, Final
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from actors import catalog
 from actors.toolkit.client import ActorClient, RuntimeUnavailableError
 from actors.toolkit.envelope import EventEnvelope
 from actors.toolkit.redis_connection import redis_client
@@ -44,7 +45,11 @@ from apps.projector.store import ProjectionStore
 from readmodels.keys import Layout, prefix_from_env
 
 PAGE: Final = 100
-LABELS: Final = {"OrderActor": "orders", "InventoryActor": "inventory", "WalletActor": "wallets"}
+LABELS: Final = {
+    catalog.ORDER_ACTOR: "orders",
+    catalog.INVENTORY_ACTOR: "inventory",
+    catalog.WALLET_ACTOR: "wallets",
+}
 ATTEMPTS: Final = 5
 
 
