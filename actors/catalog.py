@@ -29,6 +29,7 @@ WALLET: Final = "wallet"
 RESTOCKS: Final = "restocks"
 DEPOSITS: Final = "deposits"
 SHIPMENTS: Final = "shipments"
+DEAD_LETTER_TYPE: Final = "orderflow.dead_letter"  # the CloudEvent type of a dead letter
 DEAD_LETTERS: Final = "deadletter"
 
 INVENTORY_ACTOR: Final = "InventoryActor"

@@ -23,7 +23,7 @@ from typing import Annotated, Any, Final
 from fastapi import APIRouter, Depends, HTTPException, Request
 
 from actors import catalog
-from actors.catalog import PUBSUB
+from actors.catalog import DEAD_LETTER_TYPE, PUBSUB
 from actors.toolkit.client import ActorClient
 from actors.toolkit.errors import DomainError, TransientError
 from actors.toolkit.publisher import PublishError, SidecarPublisher
@@ -45,6 +45,8 @@ class DeadLetters:
     ) -> None:
         data = event.get("data") if isinstance(event, dict) else event
         source_id = str(event.get("id", "")) if isinstance(event, dict) else ""
+        # the original CloudEvent type too: a redrive republishes the event as it came
+        source_type = str(event.get("type", "")) if isinstance(event, dict) else ""
         target = f"{delivery.actor_type}/{delivery.actor_id}/{delivery.method}" if delivery else ""
         letter = {
             "code": code,
@@ -52,6 +54,7 @@ class DeadLetters:
             "topic": topic,
             "target": target or None,
             "cloudevent_id": source_id,
+            "cloudevent_type": source_type,
             "event": data,
             "recorded_at": dt.datetime.now(dt.UTC).isoformat(),
         }
@@ -60,7 +63,7 @@ class DeadLetters:
             DEAD_LETTER_TOPIC,
             json.dumps(letter),
             event_id=f"dl-{source_id or 'unknown'}-{target or 'event'}"[:200],
-            event_type="orderflow.dead_letter",
+            event_type=DEAD_LETTER_TYPE,
         )
 
 
