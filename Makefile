@@ -11,12 +11,12 @@ export ORDERFLOW_RUNTIME_DIR := $(RUNTIME_DIR)
 VENV_STAMP := $(VENV)/.orderflow-installed
 PYTEST_ARGS ?=
 
-.PHONY: help setup venv redis runtime run up dapr-run down status test test-fast lint format rebuild rebuild-read-models bench chaos compose-check clean
+.PHONY: help setup venv redis runtime console-deps run up dapr-run down status test test-fast lint format rebuild rebuild-read-models bench chaos compose-check clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-setup: venv redis runtime ## install everything that is missing (idempotent)
+setup: venv redis runtime console-deps ## install everything that is missing (idempotent)
 
 venv: $(VENV_STAMP) ## project-local Python virtual environment with pinned dependencies
 
@@ -32,6 +32,22 @@ redis: ## Redis server from Debian's package (the project starts its own instanc
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server >/dev/null; }
 	@echo "[setup] $$(redis-server --version | cut -d' ' -f1-3)"
+
+# The console's charts (uPlot from npm, served by the console itself: nothing from a CDN)
+# and Debian's Chromium for its browser tests (playwright drives it: `playwright install`
+# cannot download here). Both land outside the repository's tracked files.
+UPLOT_VERSION := 1.6.32
+CONSOLE_VENDOR := $(RUNTIME_DIR)/console
+console-deps: ## Chromium (Debian) for the browser tests, uPlot (npm) for the ops console
+	@command -v chromium >/dev/null || { \
+	  echo "[setup] installing chromium from Debian's packages"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+	@echo "[setup] $$(chromium --version 2>/dev/null)"
+	@test "$$(node -p "require('$(CONSOLE_VENDOR)/node_modules/uplot/package.json').version" 2>/dev/null)" = "$(UPLOT_VERSION)" || { \
+	  echo "[setup] installing uPlot $(UPLOT_VERSION) from npm into $(CONSOLE_VENDOR)"; \
+	  mkdir -p $(CONSOLE_VENDOR) && npm install --prefix $(CONSOLE_VENDOR) --no-save --no-audit --no-fund --no-package-lock --silent uplot@$(UPLOT_VERSION); }
+	@echo "[setup] uPlot $$(node -p "require('$(CONSOLE_VENDOR)/node_modules/uplot/package.json').version")"
 
 runtime: ## build daprd, placement, scheduler and the dapr CLI (only when the pin changes)
 	@bash dapr/build.sh
