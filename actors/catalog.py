@@ -9,10 +9,10 @@
     deposits     payments (inbound)          router
     shipments    shipping (inbound)          router
     deadletter   the router                  operators (what can never apply, with why)
-    actor type   id                          commands (wire name -> model)
-    InventoryActor   SKU                     actors/inventory/model.py COMMANDS
-    WalletActor      customer id             actors/wallet/model.py COMMANDS
-    OrderActor       order id                actors/order/saga.py COMMANDS
+    actor type       id                      its AggregateSpec (methods, events, errors)
+    InventoryActor   SKU                     actors/inventory/model.py INVENTORY
+    WalletActor      customer id             actors/wallet/model.py WALLET
+    OrderActor       order id                actors/order/saga.py ORDER
 
 Constants only: anything may import this module, and it imports nothing of ours.
 """

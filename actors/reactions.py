@@ -31,6 +31,7 @@ from actors import catalog
 from actors.contracts import inbound
 from actors.inventory import model as inventory
 from actors.order import model as order
+from actors.order import saga
 from actors.toolkit.aggregate import AggregateSpec
 from actors.toolkit.domain import Event
 from actors.toolkit.envelope import EventEnvelope
@@ -38,7 +39,7 @@ from actors.toolkit.router import Delivery, EventRouter, Reaction
 from actors.wallet import model as wallet
 
 Out = Iterable[Delivery]
-SPECS: Final[tuple[AggregateSpec, ...]] = (inventory.INVENTORY, wallet.WALLET, order.ORDER)
+SPECS: Final[tuple[AggregateSpec, ...]] = (inventory.INVENTORY, wallet.WALLET, saga.ORDER)
 
 
 def _reserve(env: EventEnvelope, event: order.OrderPlaced) -> Out:
@@ -75,28 +76,28 @@ def _late_void(env: EventEnvelope, event: order.LatePaymentVoided) -> Out:
 
 
 def _stock_reserved(_: EventEnvelope, event: inventory.StockReserved) -> Out:
-    yield Delivery(event.order_id, order.StockReservedForOrder(sku=event.sku))
+    yield Delivery(event.order_id, saga.StockReservedForOrder(sku=event.sku))
 
 
 def _stock_rejected(_: EventEnvelope, event: inventory.StockRejected) -> Out:
-    rejected = order.StockRejectedForOrder(sku=event.sku, reason=event.reason)
+    rejected = saga.StockRejectedForOrder(sku=event.sku, reason=event.reason)
     yield Delivery(event.order_id, rejected)
 
 
 def _payment_authorized(_: EventEnvelope, event: wallet.PaymentAuthorized) -> Out:
-    yield Delivery(event.order_id, order.PaymentAuthorizedForOrder())
+    yield Delivery(event.order_id, saga.PaymentAuthorizedForOrder())
 
 
 def _payment_declined(_: EventEnvelope, event: wallet.PaymentDeclined) -> Out:
-    yield Delivery(event.order_id, order.PaymentDeclinedForOrder(reason=event.reason))
+    yield Delivery(event.order_id, saga.PaymentDeclinedForOrder(reason=event.reason))
 
 
 def _dispatched(_: EventEnvelope, event: inbound.ShipmentDispatched) -> Out:
-    yield Delivery(event.order_id, order.ShipmentDispatched(shipment_id=event.shipment_id))
+    yield Delivery(event.order_id, saga.ShipmentDispatched(shipment_id=event.shipment_id))
 
 
 def _shipment_failed(_: EventEnvelope, event: inbound.ShipmentFailed) -> Out:
-    yield Delivery(event.order_id, order.ShipmentFailed(reason=event.reason))
+    yield Delivery(event.order_id, saga.ShipmentFailed(reason=event.reason))
 
 
 def _restock(_: EventEnvelope, event: inbound.StockReceived) -> Out:

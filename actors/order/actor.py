@@ -16,8 +16,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from actors.order import model
-from actors.order.saga import TERMINAL, Step
+from actors.order import model, saga
+from actors.order.model import TERMINAL, Step
 from actors.toolkit.actor import ActorDeps, EventSourcedActor
 from actors.toolkit.commands import Meta
 from actors.toolkit.domain import Command, Event
@@ -48,9 +48,9 @@ class Deadlines:
 
 
 @dispatchable
-class OrderActor(EventSourcedActor[model.OrderState]):
-    spec = model.ORDER
-    state_type = model.OrderState
+class OrderActor(EventSourcedActor[saga.OrderState]):
+    spec = saga.ORDER
+    state_type = saga.OrderState
 
     deadlines: Deadlines
 
@@ -58,16 +58,16 @@ class OrderActor(EventSourcedActor[model.OrderState]):
         super()._setup(deps)
         self.deadlines = deadlines or Deadlines()
 
-    def initial_state(self) -> model.OrderState:
-        return model.initial_state()
+    def initial_state(self) -> saga.OrderState:
+        return saga.initial_state()
 
-    def decide(self, state: model.OrderState, command: Command) -> list[Event]:
-        return model.decide(state, command)
+    def decide(self, state: saga.OrderState, command: Command) -> list[Event]:
+        return saga.decide(state, command)
 
-    def evolve(self, state: model.OrderState, event: Event) -> model.OrderState:
-        return model.evolve(state, event)
+    def evolve(self, state: saga.OrderState, event: Event) -> saga.OrderState:
+        return saga.evolve(state, event)
 
-    def view(self, state: model.OrderState) -> dict[str, Any]:
+    def view(self, state: saga.OrderState) -> dict[str, Any]:
         return {
             "order_id": self.id.id,
             "status": state.status.value,
@@ -87,7 +87,7 @@ class OrderActor(EventSourcedActor[model.OrderState]):
             return failed(model.OrderNotFoundError(f"no order {self.id.id}"))
         return self._answer(head.state, head.snapshot.version)
 
-    async def before_commit(self, state: model.OrderState, events: list[Event]) -> None:
+    async def before_commit(self, state: saga.OrderState, events: list[Event]) -> None:
         if any(isinstance(event, model.OrderPlaced) for event in events):
             tick = self.deadlines.tick
             await self.register_reminder(DEADLINE_REMINDER, b"", tick, tick / 2)
@@ -103,7 +103,7 @@ class OrderActor(EventSourcedActor[model.OrderState]):
             if self.deps.clock() - since < self.deadlines.of(step):
                 return  # progress within the last timeout: not late yet
             meta = Meta(message_id=f"deadline-{head.snapshot.version}")
-            await self._execute(meta, model.DeadlinePassed(step=step))
+            await self._execute(meta, saga.DeadlinePassed(step=step))
         if self._aggregate_status() in TERMINAL or step is None:
             await self.unregister_reminder(DEADLINE_REMINDER)
 

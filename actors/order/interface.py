@@ -1,4 +1,4 @@
-"""Wire contract of OrderActor (id = order id), generated from its spec, `model.ORDER`.
+"""Wire contract of OrderActor (id = order id), generated from its spec, `saga.ORDER`.
 
 For the Dapr SDK's ActorProxy: `ActorProxy.create("OrderActor", id, OrderActorInterface)`.
 The methods, their payloads and the events they record are listed in the README
@@ -7,7 +7,7 @@ The methods, their payloads and the events they record are listed in the README
 
 from __future__ import annotations
 
-from actors.order.model import ORDER
+from actors.order.saga import ORDER
 from actors.toolkit.interface import actor_interface
 
 OrderActorInterface = actor_interface(ORDER)

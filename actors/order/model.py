@@ -1,39 +1,110 @@
-"""Order's pure domain model: the fulfilment saga as a decider over explicit statuses.
+"""The order's vocabulary: its statuses and their graph, lines, events and errors.
 
-Facts from inventory, wallet and shipping arrive as commands (StockReservedForOrder, ...).
-Delivery is at-least-once and unordered, so: duplicates change nothing; anything arriving in
-a terminal status yields no transition and never raises; compensation always names every
-SKU (Release and Void are idempotent) and a reservation or hold that surfaces after the
-cancellation is undone by a Late* event. Statuses, commands, state: actors.order.saga.
+    NEW ─▶ RESERVING ─▶ AUTHORIZING ─▶ CONFIRMED ─▶ SHIPPED
+              │              │              │
+              └──────────────┴──────────────┴─────▶ CANCELLED
+
+SHIPPED and CANCELLED are terminal: nothing leaves them. Each waiting status is one step
+a deadline reminder guards ("shipping" is CONFIRMED waiting for the shipment). What the
+saga decides, from which commands and on which state: actors.order.saga.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, ClassVar, Final
+from enum import StrEnum
+from typing import Annotated, ClassVar, Final, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
-from actors import catalog
-
-# Commands and state live in saga.py; re-exported so every model module reads alike.
-from actors.order.saga import STEP_STATUS, TERMINAL, Lines, reached
-from actors.order.saga import Cancel as Cancel
-from actors.order.saga import DeadlinePassed as DeadlinePassed
-from actors.order.saga import Line as Line
-from actors.order.saga import OrderState as OrderState
-from actors.order.saga import PaymentAuthorizedForOrder as PaymentAuthorizedForOrder
-from actors.order.saga import PaymentDeclinedForOrder as PaymentDeclinedForOrder
-from actors.order.saga import Place as Place
-from actors.order.saga import ShipmentDispatched as ShipmentDispatched
-from actors.order.saga import ShipmentFailed as ShipmentFailed
-from actors.order.saga import Status as Status
-from actors.order.saga import StockRejectedForOrder as StockRejectedForOrder
-from actors.order.saga import StockReservedForOrder as StockReservedForOrder
-from actors.toolkit.aggregate import AggregateSpec
-from actors.toolkit.domain import Command, Event, event_types
+from actors.toolkit.domain import Event, Model, event_types
 from actors.toolkit.errors import ConflictError, NotFoundError, RuleViolationError
 from actors.toolkit.ids import CustomerId, Sku
+
+MAX_LINES: Final = 50
+MAX_QUANTITY: Final = 1_000_000
+MAX_UNIT_PRICE: Final = 10_000_000  # minor units; 50 full lines stay far below 2**53
+
+
+class Status(StrEnum):
+    NEW = "new"
+    RESERVING = "reserving"
+    AUTHORIZING = "authorizing"
+    CONFIRMED = "confirmed"
+    SHIPPED = "shipped"
+    CANCELLED = "cancelled"
+
+
+Step = Literal["reserving", "authorizing", "shipping"]
+
+TERMINAL: Final = frozenset({Status.SHIPPED, Status.CANCELLED})
+
+TRANSITIONS: Final[dict[Status, frozenset[Status]]] = {
+    Status.NEW: frozenset({Status.RESERVING}),
+    Status.RESERVING: frozenset({Status.AUTHORIZING, Status.CANCELLED}),
+    Status.AUTHORIZING: frozenset({Status.CONFIRMED, Status.CANCELLED}),
+    Status.CONFIRMED: frozenset({Status.SHIPPED, Status.CANCELLED}),
+    Status.SHIPPED: frozenset(),
+    Status.CANCELLED: frozenset(),
+}
+
+STEP_STATUS: Final[dict[Step, Status]] = {
+    "reserving": Status.RESERVING,
+    "authorizing": Status.AUTHORIZING,
+    "shipping": Status.CONFIRMED,
+}
+
+# How far along the happy path a status is; CANCELLED can follow any waiting status.
+_PROGRESS: Final[dict[Status, int]] = {
+    Status.NEW: 0,
+    Status.RESERVING: 1,
+    Status.AUTHORIZING: 2,
+    Status.CONFIRMED: 3,
+    Status.SHIPPED: 4,
+    Status.CANCELLED: 4,
+}
+
+
+def can_move(source: Status, target: Status) -> bool:
+    """Whether the saga may go from `source` to `target` in one transition."""
+    return target in TRANSITIONS[source]
+
+
+def reached(status: Status, milestone: Status) -> bool:
+    """Whether an order in `status` has come at least as far as `milestone`."""
+    return _PROGRESS[status] >= _PROGRESS[milestone]
+
+
+def step_of(status: Status) -> Step | None:
+    """The step an order in `status` is waiting in (the deadline to arm), if any."""
+    for step, waiting in STEP_STATUS.items():
+        if waiting is status:
+            return step
+    return None
+
+
+# --- lines and state -------------------------------------------------------------------------
+
+
+class Line(Model):
+    sku: Sku
+    quantity: int = Field(gt=0, le=MAX_QUANTITY)
+    unit_price: int = Field(gt=0, le=MAX_UNIT_PRICE)  # minor units (cents)
+
+    @property
+    def amount(self) -> int:
+        return self.quantity * self.unit_price
+
+
+def _unique_skus(lines: tuple[Line, ...]) -> tuple[Line, ...]:
+    if len({line.sku for line in lines}) != len(lines):
+        raise ValueError("each SKU may appear on one line only")
+    return lines
+
+
+Lines = Annotated[
+    tuple[Line, ...], Field(min_length=1, max_length=MAX_LINES), AfterValidator(_unique_skus)
+]
+
 
 # --- events --------------------------------------------------------------------------------
 
@@ -136,207 +207,3 @@ class InvalidTransitionError(ConflictError):
 
 class UnknownOrderLineError(RuleViolationError):
     code = "order.unknown_line"
-
-
-# --- the actor's methods: wire name -> command (the one declaration; see AggregateSpec) ----
-# The customer's, then the facts the event router turns into calls (actors/reactions.py).
-# DeadlinePassed is not a method: only the order's own deadline reminder decides it.
-
-ORDER: Final = AggregateSpec(
-    actor_type=catalog.ORDER_ACTOR,
-    topic=catalog.ORDERS,
-    commands={
-        "Place": Place,
-        "Cancel": Cancel,
-        "OnStockReserved": StockReservedForOrder,
-        "OnStockRejected": StockRejectedForOrder,
-        "OnPaymentAuthorized": PaymentAuthorizedForOrder,
-        "OnPaymentDeclined": PaymentDeclinedForOrder,
-        "OnShipmentDispatched": ShipmentDispatched,
-        "OnShipmentFailed": ShipmentFailed,
-    },
-    events=EVENTS,
-    errors=(
-        OrderNotFoundError,
-        OrderConflictError,
-        OrderAlreadyShippedError,
-        OrderWithShippingError,
-        InvalidTransitionError,
-        UnknownOrderLineError,
-    ),
-)
-
-
-# --- decider -------------------------------------------------------------------------------
-
-
-def initial_state() -> OrderState:
-    return OrderState()
-
-
-def decide(state: OrderState, command: Command) -> list[Event]:
-    """The events `command` yields against `state`; raises a DomainError when refused."""
-    if isinstance(command, Place):
-        return _place(state, command)
-    handler = _HANDLERS.get(type(command))
-    if handler is None:
-        raise TypeError(f"order cannot handle {type(command).__name__}")
-    if state.status is Status.NEW:
-        if isinstance(command, DeadlinePassed):
-            return []  # a reminder that outlived an order never placed
-        raise OrderNotFoundError("order was never placed")
-    if state.status in TERMINAL and not isinstance(command, Cancel):
-        return _late(state, command)
-    return handler(state, command)
-
-
-def _place(state: OrderState, command: Place) -> list[Event]:
-    if state.status is Status.NEW:
-        placed = OrderPlaced(
-            customer_id=command.customer_id, lines=command.lines, total=command.total
-        )
-        return [placed]
-    same_lines = _by_sku(command.lines) == _by_sku(state.lines)
-    if command.customer_id == state.customer_id and same_lines:
-        return []  # a retried Place
-    raise OrderConflictError(
-        "order already placed with different content", context={"status": state.status.value}
-    )
-
-
-def _by_sku(lines: tuple[Line, ...]) -> dict[str, Line]:
-    return {line.sku: line for line in lines}
-
-
-def _late(state: OrderState, command: Command) -> list[Event]:
-    """A fact after the end changes nothing, but what it holds must still be given back."""
-    if state.status is not Status.CANCELLED:
-        return []
-    if isinstance(command, StockReservedForOrder):
-        return [LateReservationReleased(sku=command.sku)]
-    if isinstance(command, PaymentAuthorizedForOrder):
-        return [LatePaymentVoided(customer_id=state.customer_id)]
-    return []
-
-
-def _cancelled(state: OrderState, reason: str) -> list[Event]:
-    # Release every SKU, not just those known reserved: a reservation may be in flight.
-    void = state.status in (Status.AUTHORIZING, Status.CONFIRMED)
-    cancelled = OrderCancelled(
-        reason=reason, customer_id=state.customer_id, release_skus=state.skus, void_payment=void
-    )
-    return [cancelled]
-
-
-def _cancel(state: OrderState, command: Cancel) -> list[Event]:
-    if state.status is Status.SHIPPED:
-        raise OrderAlreadyShippedError("a shipped order cannot be cancelled")
-    if state.status is Status.CONFIRMED:
-        # A cancel now would race the partner's dispatch and could ship goods unpaid.
-        raise OrderWithShippingError(
-            "the order is with the shipping partner and can no longer be cancelled",
-            context={"status": state.status.value},
-        )
-    if state.status is Status.CANCELLED:
-        return []
-    return _cancelled(state, command.reason)
-
-
-def _check_line(state: OrderState, sku: str) -> None:
-    if sku not in state.skus:
-        raise UnknownOrderLineError(f"the order has no line for {sku}", context={"sku": sku})
-
-
-def _on_stock_reserved(state: OrderState, command: StockReservedForOrder) -> list[Event]:
-    _check_line(state, command.sku)
-    if command.sku in state.reserved_skus or state.status is not Status.RESERVING:
-        return []
-    events: list[Event] = [OrderLineReserved(sku=command.sku)]
-    if state.reserved_skus | {command.sku} >= set(state.skus):
-        events.append(PaymentRequested(customer_id=state.customer_id, amount=state.total))
-    return events
-
-
-def _on_stock_rejected(state: OrderState, command: StockRejectedForOrder) -> list[Event]:
-    _check_line(state, command.sku)
-    # A rejection of a SKU since reserved is stale (a redelivered Reserve raced a restock).
-    if command.sku in state.reserved_skus or state.status is not Status.RESERVING:
-        return []
-    return _cancelled(state, f"stock rejected for {command.sku}: {command.reason}")
-
-
-def _require(state: OrderState, milestone: Status, command: Command) -> None:
-    if not reached(state.status, milestone):
-        raise InvalidTransitionError(
-            f"{type(command).__name__} cannot arrive while the order is {state.status.value}",
-            context={"status": state.status.value},
-        )
-
-
-def _on_payment_authorized(state: OrderState, command: PaymentAuthorizedForOrder) -> list[Event]:
-    _require(state, Status.AUTHORIZING, command)
-    if state.status is not Status.AUTHORIZING:
-        return []
-    return [OrderConfirmed(customer_id=state.customer_id, lines=state.lines)]
-
-
-def _on_payment_declined(state: OrderState, command: PaymentDeclinedForOrder) -> list[Event]:
-    _require(state, Status.AUTHORIZING, command)
-    if state.status is not Status.AUTHORIZING:
-        return []  # stale: a redelivered Authorize was declined after the first succeeded
-    return _cancelled(state, f"payment declined: {command.reason}")
-
-
-def _on_dispatched(state: OrderState, command: ShipmentDispatched) -> list[Event]:
-    _require(state, Status.CONFIRMED, command)
-    shipped = OrderShipped(
-        shipment_id=command.shipment_id,
-        customer_id=state.customer_id,
-        amount=state.total,
-        commit_skus=state.skus,
-    )
-    return [shipped]
-
-
-def _on_shipment_failed(state: OrderState, command: ShipmentFailed) -> list[Event]:
-    _require(state, Status.CONFIRMED, command)
-    return _cancelled(state, f"shipment failed: {command.reason}")
-
-
-def _on_deadline(state: OrderState, command: DeadlinePassed) -> list[Event]:
-    if state.status is not STEP_STATUS[command.step]:
-        return []  # the step finished before its reminder fired
-    return _cancelled(state, f"deadline passed while {command.step}")
-
-
-_HANDLERS: Final[dict[type[Command], Callable[[OrderState, Any], list[Event]]]] = {
-    Cancel: _cancel,
-    StockReservedForOrder: _on_stock_reserved,
-    StockRejectedForOrder: _on_stock_rejected,
-    PaymentAuthorizedForOrder: _on_payment_authorized,
-    PaymentDeclinedForOrder: _on_payment_declined,
-    ShipmentDispatched: _on_dispatched,
-    ShipmentFailed: _on_shipment_failed,
-    DeadlinePassed: _on_deadline,
-}
-
-
-def evolve(state: OrderState, event: Event) -> OrderState:
-    """`state` with `event` applied (a new object; `state` is left as it was)."""
-    match event:
-        case OrderPlaced(customer_id=customer_id, lines=lines, total=total):
-            update: dict[str, Any] = {"customer_id": customer_id, "lines": lines, "total": total}
-            return state.model_copy(update={"status": Status.RESERVING, **update})
-        case OrderLineReserved(sku=sku):
-            return state.model_copy(update={"reserved_skus": state.reserved_skus | {sku}})
-        case PaymentRequested():
-            return state.model_copy(update={"status": Status.AUTHORIZING})
-        case OrderConfirmed():
-            return state.model_copy(update={"status": Status.CONFIRMED})
-        case OrderShipped():
-            return state.model_copy(update={"status": Status.SHIPPED})
-        case OrderCancelled(reason=reason):
-            return state.model_copy(update={"status": Status.CANCELLED, "cancel_reason": reason})
-        case LateReservationReleased() | LatePaymentVoided():
-            return state
-    raise TypeError(f"order cannot apply {type(event).__name__}")

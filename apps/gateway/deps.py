@@ -9,7 +9,7 @@ from typing import Annotated, Any, Final
 from fastapi import Depends, Header, Request
 
 from actors.inventory.model import INVENTORY
-from actors.order.model import ORDER
+from actors.order.saga import ORDER
 from actors.toolkit.client import ActorClient, RuntimeUnavailableError, TypedClient
 from actors.wallet.model import WALLET
 from apps.gateway.problems import RequestProblemError

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from actors.order.saga import Status
+from actors.order.model import Status
 from apps.gateway.schemas import InventoryView, OrderLineView, WalletView
 
 Consistency = Literal["eventual", "strong"]

@@ -13,7 +13,8 @@ from fastapi.openapi.models import Example
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from actors.inventory.model import MAX_QUANTITY as MAX_RESTOCK
-from actors.order.saga import MAX_LINES, MAX_QUANTITY, MAX_UNIT_PRICE, Reason, Status
+from actors.order.model import MAX_LINES, MAX_QUANTITY, MAX_UNIT_PRICE, Status
+from actors.order.saga import Reason
 from actors.toolkit.envelope import EventEnvelope
 from actors.toolkit.ids import (
     CUSTOMER_ID_PATTERN,

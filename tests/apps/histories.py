@@ -8,6 +8,7 @@ from typing import Any
 
 from actors.inventory import model as inventory
 from actors.order import model as order
+from actors.order import saga as order_saga
 from actors.toolkit.domain import Command, Event
 from actors.toolkit.envelope import EventEnvelope
 from actors.wallet import model as wallet
@@ -61,11 +62,11 @@ def order_events(
     lines: tuple[tuple[str, int, int], ...] = (("sku-a", 1, 500),),
     start: dt.datetime = T0,
 ) -> list[EventEnvelope]:
-    place = order.Place(
+    place = order_saga.Place(
         customer_id=customer,
         lines=tuple(order.Line(sku=s, quantity=q, unit_price=p) for s, q, p in lines),
     )
-    events = _run(order.decide, order.evolve, order.initial_state(), [place, *facts])
+    events = _run(order_saga.decide, order_saga.evolve, order_saga.initial_state(), [place, *facts])
     return wrap(events, "OrderActor", order_id, start=start)
 
 
@@ -73,9 +74,9 @@ def shipped(order_id: str, customer: str, *, start: dt.datetime = T0) -> list[Ev
     return order_events(
         order_id,
         customer,
-        order.StockReservedForOrder(sku="sku-a"),
-        order.PaymentAuthorizedForOrder(),
-        order.ShipmentDispatched(shipment_id="shp-1"),
+        order_saga.StockReservedForOrder(sku="sku-a"),
+        order_saga.PaymentAuthorizedForOrder(),
+        order_saga.ShipmentDispatched(shipment_id="shp-1"),
         start=start,
     )
 

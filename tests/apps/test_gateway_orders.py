@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from actors.order.saga import MAX_QUANTITY, MAX_UNIT_PRICE
+from actors.order.model import MAX_QUANTITY, MAX_UNIT_PRICE
 from actors.toolkit.client import ActorClient
 from actors.toolkit.commands import MESSAGE_ID_PATTERN
 from apps.gateway.deps import message_id_for

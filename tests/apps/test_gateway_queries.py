@@ -10,7 +10,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from actors.order import model as order
+from actors.order import saga as order_saga
 from actors.toolkit.client import ActorClient
 from actors.toolkit.envelope import EventEnvelope, utcnow
 from actors.toolkit.redis_connection import redis_client
@@ -90,7 +90,7 @@ async def test_orders_can_be_listed_by_status_alone_or_with_the_customer(api, st
         store,
         shipped("ord-1", CUSTOMER, start=at(0)),
         shipped("ord-2", "cust-2", start=at(1)),
-        order_events("ord-3", CUSTOMER, order.Cancel(reason="no"), start=at(2)),
+        order_events("ord-3", CUSTOMER, order_saga.Cancel(reason="no"), start=at(2)),
     )
 
     shipped_ids = [o["order_id"] for o in await walk(api, "/orders", status="shipped")]

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from actors.order.saga import MAX_LINES, MAX_QUANTITY, MAX_UNIT_PRICE
+from actors.order.model import MAX_LINES, MAX_QUANTITY, MAX_UNIT_PRICE
 
 KEY = {"Idempotency-Key": "key-1"}
 LINE = {"sku": "tea-green", "quantity": 1, "unit_price": 100}

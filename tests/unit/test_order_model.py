@@ -9,9 +9,7 @@ from pydantic import ValidationError
 
 from actors.order.model import (
     EVENTS,
-    ORDER,
-    Cancel,
-    DeadlinePassed,
+    TERMINAL,
     InvalidTransitionError,
     LatePaymentVoided,
     LateReservationReleased,
@@ -24,23 +22,29 @@ from actors.order.model import (
     OrderNotFoundError,
     OrderPlaced,
     OrderShipped,
-    OrderState,
     OrderWithShippingError,
+    PaymentRequested,
+    Status,
+    UnknownOrderLineError,
+    can_move,
+    reached,
+)
+from actors.order.saga import (
+    ORDER,
+    Cancel,
+    DeadlinePassed,
+    OrderState,
     PaymentAuthorizedForOrder,
     PaymentDeclinedForOrder,
-    PaymentRequested,
     Place,
     ShipmentDispatched,
     ShipmentFailed,
-    Status,
     StockRejectedForOrder,
     StockReservedForOrder,
-    UnknownOrderLineError,
     decide,
     evolve,
     initial_state,
 )
-from actors.order.saga import TERMINAL, can_move, reached
 from actors.toolkit.domain import Command, Event
 from actors.toolkit.errors import ConflictError, DomainError, NotFoundError, error_from_dict
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from actors.inventory import model as inventory
 from actors.order import model as order
+from actors.order import saga
 from actors.toolkit.domain import Command, Event
 from actors.toolkit.envelope import EventEnvelope
 from actors.toolkit.errors import DomainError
@@ -93,16 +94,16 @@ wallet_commands = st.one_of(
     st.builds(wallet.Capture, order_id=orders_for_stock),
 )
 order_facts = st.one_of(
-    st.builds(order.StockReservedForOrder, sku=st.sampled_from(SKUS)),
-    st.builds(order.StockRejectedForOrder, sku=st.sampled_from(SKUS)),
-    st.just(order.PaymentAuthorizedForOrder()),
-    st.just(order.PaymentDeclinedForOrder()),
-    st.builds(order.ShipmentDispatched, shipment_id=st.just("shp-1")),
-    st.builds(order.ShipmentFailed, reason=st.just("lost")),
-    st.just(order.Cancel()),
-    st.builds(order.DeadlinePassed, step=st.sampled_from(["reserving", "authorizing", "shipping"])),
+    st.builds(saga.StockReservedForOrder, sku=st.sampled_from(SKUS)),
+    st.builds(saga.StockRejectedForOrder, sku=st.sampled_from(SKUS)),
+    st.just(saga.PaymentAuthorizedForOrder()),
+    st.just(saga.PaymentDeclinedForOrder()),
+    st.builds(saga.ShipmentDispatched, shipment_id=st.just("shp-1")),
+    st.builds(saga.ShipmentFailed, reason=st.just("lost")),
+    st.just(saga.Cancel()),
+    st.builds(saga.DeadlinePassed, step=st.sampled_from(["reserving", "authorizing", "shipping"])),
 )
-PLACE = order.Place(
+PLACE = saga.Place(
     customer_id=CUSTOMER,
     lines=(
         order.Line(sku="sku-a", quantity=2, unit_price=300),
@@ -126,7 +127,7 @@ def histories(draw: st.DrawFn) -> tuple[Any, list[EventEnvelope]]:
         aggregate = ("WalletActor", CUSTOMER)
     else:
         commands = [PLACE, *draw(st.lists(order_facts, max_size=12))]
-        state, events = run(order.decide, order.evolve, order.initial_state(), commands)
+        state, events = run(saga.decide, saga.evolve, saga.initial_state(), commands)
         aggregate = ("OrderActor", ORDER_ID)
     if not events:
         events = [inventory.StockRestocked(sku="sku-a", quantity=1)]
@@ -215,16 +216,16 @@ def test_folding_in_batches_equals_folding_at_once(
 
 
 def order_history(*facts: Command) -> list[EventEnvelope]:
-    _, events = run(order.decide, order.evolve, order.initial_state(), [PLACE, *facts])
+    _, events = run(saga.decide, saga.evolve, saga.initial_state(), [PLACE, *facts])
     return wrap(events, "OrderActor", ORDER_ID)
 
 
 def shipped_history() -> list[EventEnvelope]:
     return order_history(
-        order.StockReservedForOrder(sku="sku-a"),
-        order.StockReservedForOrder(sku="sku-b"),
-        order.PaymentAuthorizedForOrder(),
-        order.ShipmentDispatched(shipment_id="shp-1"),
+        saga.StockReservedForOrder(sku="sku-a"),
+        saga.StockReservedForOrder(sku="sku-b"),
+        saga.PaymentAuthorizedForOrder(),
+        saga.ShipmentDispatched(shipment_id="shp-1"),
     )
 
 
@@ -341,7 +342,7 @@ def test_an_order_is_listed_only_once_its_placement_is_applied() -> None:
 
 
 def test_a_cancelled_order_keeps_its_reason() -> None:
-    envelopes = order_history(order.Cancel(reason="changed my mind"))
+    envelopes = order_history(saga.Cancel(reason="changed my mind"))
 
     row = in_order(envelopes)
 

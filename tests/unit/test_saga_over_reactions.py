@@ -20,6 +20,7 @@ from actors import catalog
 from actors.contracts import inbound
 from actors.inventory import model as inventory
 from actors.order import model as order
+from actors.order import saga as order_saga
 from actors.reactions import SPECS, build_router
 from actors.toolkit.commands import split_meta, validate_command
 from actors.toolkit.domain import Command, Event
@@ -34,8 +35,8 @@ LINES = (
 SKUS = ("A", "B")
 CUSTOMER = "c1"
 ORDERS = {
-    "o1": order.Place(customer_id=CUSTOMER, lines=LINES),
-    "o2": order.Place(
+    "o1": order_saga.Place(customer_id=CUSTOMER, lines=LINES),
+    "o2": order_saga.Place(
         customer_id=CUSTOMER, lines=(order.Line(sku="B", quantity=2, unit_price=500),)
     ),
 }
@@ -46,7 +47,7 @@ Message = tuple[str, str, Command]  # (actor type, actor id, command)
 
 @dataclass
 class World:
-    orders: dict[str, order.OrderState]
+    orders: dict[str, order_saga.OrderState]
     stock: dict[str, inventory.InventoryState]
     wallet: wallet.WalletState
     versions: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -95,11 +96,11 @@ def deliver(world: World, message: Message, *, ship: bool) -> list[Message]:
 def _to_order(world: World, key: str, command: Command, *, ship: bool) -> list[Message]:
     state = world.orders[key]
     try:
-        events = order.decide(state, command)
+        events = order_saga.decide(state, command)
     except (order.OrderNotFoundError, order.OrderAlreadyShippedError, order.OrderWithShippingError):
-        assert isinstance(command, order.Cancel)  # the customer is told; nothing else may fail
+        assert isinstance(command, order_saga.Cancel)  # the customer is told; nothing else may fail
         return []
-    world.orders[key] = functools.reduce(order.evolve, events, state)
+    world.orders[key] = functools.reduce(order_saga.evolve, events, state)
     world.history += [(key, event) for event in events]
     out = [m for e in events for m in world.publish(catalog.ORDERS, catalog.ORDER_ACTOR, key, e)]
     for event in events:
@@ -139,14 +140,14 @@ def test_every_saga_ends_once_and_leaves_no_reservation_or_hold_behind(
     data: st.DataObject, on_hand: int, funds: int, cancels: list[str]
 ) -> None:
     world = World(
-        orders=dict.fromkeys(ORDERS, order.initial_state()),
+        orders=dict.fromkeys(ORDERS, order_saga.initial_state()),
         stock={
             sku: inventory.InventoryState(on_hand=on_hand, restocked_total=on_hand) for sku in SKUS
         },
         wallet=wallet.WalletState(balance=funds, deposited_total=funds),
     )
     bag: list[Message] = [(catalog.ORDER_ACTOR, key, place) for key, place in ORDERS.items()]
-    bag += [(catalog.ORDER_ACTOR, key, order.Cancel()) for key in cancels]
+    bag += [(catalog.ORDER_ACTOR, key, order_saga.Cancel()) for key in cancels]
     redeliveries = 10
     while bag:
         index = data.draw(st.integers(0, len(bag) - 1))

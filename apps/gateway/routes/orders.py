@@ -9,8 +9,8 @@ from typing import Annotated, Final
 import anyio
 from fastapi import APIRouter, Query, Request, Response
 
-from actors.order.model import Cancel, Line, Place
-from actors.order.saga import TERMINAL
+from actors.order.model import TERMINAL, Line
+from actors.order.saga import Cancel, Place
 from actors.toolkit.client import TypedClient
 from apps.gateway.deps import (
     REQUIRED_KEY_DOC,

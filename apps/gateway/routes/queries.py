@@ -12,7 +12,7 @@ from typing import Annotated, Final, TypeVar
 
 from fastapi import APIRouter, Query
 
-from actors.order.saga import Status
+from actors.order.model import Status
 from actors.toolkit.ids import CUSTOMER_ID_PATTERN
 from apps.gateway.deps import ReadSide
 from apps.gateway.problems import RequestProblemError, problem_responses
