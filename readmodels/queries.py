@@ -14,6 +14,7 @@ import binascii
 import json
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Generic, TypeVar
 
@@ -70,6 +71,16 @@ class Page(Generic[R]):
     items: list[R]
     next_cursor: str | None
     freshness: Freshness
+
+
+@dataclass(frozen=True)
+class InProgress:
+    """The orders listed in one status: how many, and how old (placement times, ms)."""
+
+    status: str
+    count: int
+    oldest_placed_ms: float | None  # None: no order in this status
+    placed_by_cutoff: int  # how many were placed at or before the cutoff
 
 
 @dataclass(frozen=True)
@@ -135,6 +146,24 @@ class ReadModels:
             parts.append("all")
         walk = Range(":".join(parts), descending=True, bound="-inf")
         return await self._page(OrderRow, walk, cursor=cursor, limit=limit)
+
+    async def in_progress(self, statuses: Sequence[str], *, cutoff_ms: float) -> list[InProgress]:
+        """Per status: the orders in it, the oldest placement, how many were placed at or
+        before `cutoff_ms` (epoch ms). Three sorted-set reads per status, one round trip."""
+        gen = await self._generation()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for status in statuses:
+                key = gen.key(f"orders:status:{status}")
+                pipe.zcard(key)
+                pipe.zrange(key, 0, 0, withscores=True)
+                pipe.zcount(key, "-inf", _score(float(cutoff_ms)))
+            replies = await pipe.execute()
+        found: list[InProgress] = []
+        for index, status in enumerate(statuses):
+            count, oldest, old = replies[3 * index : 3 * index + 3]
+            first = float(oldest[0][1]) if oldest else None
+            found.append(InProgress(status, int(count), first, int(old)))
+        return found
 
     async def low_stock(
         self, *, below: int | None, cursor: str | None, limit: int

@@ -41,6 +41,7 @@ from actors.toolkit.errors import DomainError
 from actors.toolkit.eventlog import EventLog
 from actors.toolkit.faults import CRASH_AFTER_SAVE, HOLD_PREFIX, HeldCalls
 from actors.toolkit.inbox import DEFAULT_TTL
+from actors.toolkit.metrics import ActorMetrics, CommitWatcher
 from actors.toolkit.outbox import OUTBOX_REMINDER, Outbox, Reminders
 from actors.toolkit.publisher import Publisher
 from actors.toolkit.store import ConcurrencyError, Snapshot, StoreFactory
@@ -50,15 +51,7 @@ from actors.toolkit.upcasting import Upcasters
 S = TypeVar("S", bound=State)
 log = logging.getLogger("orderflow.actors")
 
-__all__ = ["OUTBOX_REMINDER", "ActorDeps", "ActorStats", "EventSourcedActor", "actor_factory"]
-
-
-@dataclass
-class ActorStats:
-    """Counters of one actor host process (GET /actors/stats on the actor host)."""
-
-    commits: int = 0
-    fence_conflicts: int = 0
+__all__ = ["OUTBOX_REMINDER", "ActorDeps", "EventSourcedActor", "actor_factory"]
 
 
 @dataclass(frozen=True)
@@ -71,7 +64,7 @@ class ActorDeps:
     faults_enabled: bool = False  # ORDERFLOW_TEST_FAULTS=1: honour a payload's "fault"
     held: HeldCalls | None = None  # barriers for "hold:<token>" faults
     inbox_ttl: dt.timedelta = DEFAULT_TTL  # how long an applied message id is remembered
-    stats: ActorStats = dataclasses.field(default_factory=ActorStats)
+    metrics: ActorMetrics = dataclasses.field(default_factory=ActorMetrics)  # this process's
 
 
 def actor_factory(
@@ -111,6 +104,7 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
     _head: Head[S] | None = None
     _log: EventLog | None = None
     _box: Outbox | None = None
+    _watching: CommitWatcher | None = None  # this activation's (the metrics it records)
 
     def __init__(
         self, ctx: ActorRuntimeContext, actor_id: ActorId, deps: ActorDeps, **settings: Any
@@ -180,6 +174,7 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
         if meta.message_id:
             seen = await self._event_log().seen(meta.message_id)
             if seen is not None:
+                self.deps.metrics.of(self.aggregate_type).inbox_duplicates.inc()
                 return _body({"ok": True, **seen, "duplicate": True})
         try:
             events = self.decide(head.state, command)
@@ -243,6 +238,7 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
         if snapshot is not None:
             self._head = Head(snapshot, state)
             self._outbox().add(envelopes)
+            self._watcher().committed(head.state, head.snapshot, envelopes)
         if meta.fault == CRASH_AFTER_SAVE:
             os.kill(os.getpid(), signal.SIGKILL)  # test-only: die between save and publish
         await self._outbox().flush()
@@ -258,7 +254,7 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
         result: dict[str, Any],
     ) -> None:
         inbox = (meta.message_id, result, self.deps.inbox_ttl) if meta.message_id else None
-        stats = self.deps.stats
+        counts = self.deps.metrics.of(self.aggregate_type)
         try:
             await self._event_log().append(
                 expected_version=head.snapshot.version,
@@ -267,7 +263,7 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
                 inbox=inbox,
             )
         except ConcurrencyError as exc:
-            stats.fence_conflicts += 1
+            counts.fence_conflicts.inc()
             log.warning("%s: fence conflict, dropping this activation's state: %s", self._name, exc)
             self._forget()
             self._finish_hold(meta, "conflict")
@@ -276,7 +272,7 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
             self._forget()  # written or not, unknown: reload before deciding again
             self._finish_hold(meta, "error")
             raise
-        stats.commits += 1
+        counts.commits.inc()
         self._finish_hold(meta, "committed")
 
     def _wrap(self, event: Event, version: int, meta: Meta) -> EventEnvelope:
@@ -310,8 +306,14 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
                 topic=self.topic,
                 reminders=Reminders(self.register_reminder, self.unregister_reminder),
                 name=self._name,
+                metrics=self.deps.metrics.of(self.aggregate_type).outbox,
             )
         return self._box
+
+    def _watcher(self) -> CommitWatcher:
+        if self._watching is None:
+            self._watching = self.deps.metrics.watcher(self.aggregate_type)
+        return self._watching
 
     def _forget(self) -> None:
         """Drop what this activation cached: the next call reloads from the store.
@@ -348,6 +350,10 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
     async def _on_activate(self) -> None:
         await self._aggregate()
         await self._outbox().flush()
+
+    async def _on_deactivate(self) -> None:
+        if self._box is not None:  # what it still holds leaves this process's backlog gauge
+            self._box.load((), self._box.published)
 
     async def receive_reminder(
         self,

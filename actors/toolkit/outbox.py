@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Final
 
 from actors.toolkit.envelope import EventEnvelope
+from actors.toolkit.metrics import OutboxMetrics
 from actors.toolkit.publisher import Publisher, PublishError
 from actors.toolkit.tracing import current_traceparent
 
@@ -80,16 +81,28 @@ class Outbox:
         reminders: Reminders,
         name: str,
         rng: random.Random | None = None,
+        metrics: OutboxMetrics | None = None,
     ) -> None:
         self._publisher = publisher
         self._topic = topic
         self._reminders = reminders
         self._name = name
         self._rng = rng or random.Random()
-        self.pending: tuple[EventEnvelope, ...] = ()
+        self._metrics = metrics
+        self._pending: tuple[EventEnvelope, ...] = ()
         self.published = 0  # every version up to this one is confirmed published
         self.retry_armed = False
         self.retry_task: asyncio.Task[None] | None = None
+
+    @property
+    def pending(self) -> tuple[EventEnvelope, ...]:
+        return self._pending
+
+    @pending.setter
+    def pending(self, envelopes: tuple[EventEnvelope, ...]) -> None:
+        if self._metrics is not None:  # the backlog gauge follows every change
+            self._metrics.backlog.inc(len(envelopes) - len(self._pending))
+        self._pending = envelopes
 
     def load(self, pending: Sequence[EventEnvelope], published: int) -> None:
         self.pending, self.published = tuple(pending), published
@@ -115,6 +128,8 @@ class Outbox:
         try:
             await self._publisher.publish(self._topic, batch, traceparent=current_traceparent())
         except PublishError as exc:
+            if self._metrics is not None:
+                self._metrics.publish_failures.inc()
             log.warning("%s: publish failed, kept in outbox: %s", self._name, exc)
             return False
         last = batch[-1].aggregate_version

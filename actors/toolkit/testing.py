@@ -54,6 +54,7 @@ from actors.toolkit.serializer import RawJSONSerializer
 from actors.toolkit.sidecar import SidecarActorClient
 from actors.toolkit.store import InMemoryStores
 from actors.wallet.actor import WalletActor
+from actors.watchers import build_actor_metrics
 
 A = TypeVar("A", bound=EventSourcedActor[Any])
 
@@ -171,6 +172,7 @@ class InMemorySidecar:
             publisher=SidecarPublisher(self, pubsub=pubsub),
             store=self.stores,
             clock=clock,
+            metrics=build_actor_metrics(),  # self.deps.metrics.registry: what the actors count
         )
         self._settings = dict(settings or {})  # an actor type's own, e.g. the order's deadlines
         self.router = router  # actors.reactions.build_router() to route events in settle()

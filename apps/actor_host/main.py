@@ -6,7 +6,6 @@ state layout under this app id: every append is one fenced Lua script.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import os
 from collections.abc import AsyncIterator
@@ -25,10 +24,11 @@ from actors.catalog import PUBSUB
 from actors.inventory.actor import InventoryActor
 from actors.order.actor import Deadlines, OrderActor
 from actors.reactions import build_router
-from actors.toolkit.actor import ActorDeps, ActorStats, EventSourcedActor, actor_factory
+from actors.toolkit.actor import ActorDeps, EventSourcedActor, actor_factory
 from actors.toolkit.client import ActorClient
 from actors.toolkit.faults import HeldCalls
 from actors.toolkit.inbox import DEFAULT_TTL
+from actors.toolkit.metrics import ActorMetrics, RouterMetrics, mount_metrics, new_registry
 from actors.toolkit.publisher import SidecarPublisher
 from actors.toolkit.redis_connection import redis_client, redis_host_from_env
 from actors.toolkit.redis_store import RedisStores
@@ -36,6 +36,7 @@ from actors.toolkit.serializer import RawJSONSerializer
 from actors.toolkit.sidecar import SidecarActorClient, SidecarHTTP
 from actors.toolkit.tracing import TraceContextMiddleware
 from actors.wallet.actor import WalletActor
+from actors.watchers import build_actor_metrics
 from apps.actor_host.subscriptions import DeadLetters, Delivering, subscription_routes
 
 EVENT_SOURCED: tuple[type[EventSourcedActor], ...] = (  # type: ignore[type-arg]
@@ -103,7 +104,7 @@ def _actor_deps(
     redis: Redis,
     *,
     held: HeldCalls | None,
-    stats: ActorStats,
+    metrics: ActorMetrics,
 ) -> ActorDeps:
     return ActorDeps(
         publisher=publisher,
@@ -111,7 +112,7 @@ def _actor_deps(
         faults_enabled=settings.test_faults,
         held=held,
         inbox_ttl=settings.inbox_ttl,
-        stats=stats,
+        metrics=metrics,
     )
 
 
@@ -136,7 +137,8 @@ def _seconds(name: str, default: float) -> dt.timedelta:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
     held = HeldCalls() if settings.test_faults else None
-    stats = ActorStats()
+    registry = new_registry()  # GET /metrics: the actors' and the router's
+    metrics, router_metrics = build_actor_metrics(registry), RouterMetrics(registry)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -144,7 +146,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             async with SidecarHTTP(settings.dapr_http_port) as http:
                 publisher = SidecarPublisher(http, pubsub=PUBSUB)
-                deps = _actor_deps(settings, publisher, redis, held=held, stats=stats)
+                deps = _actor_deps(settings, publisher, redis, held=held, metrics=metrics)
                 _configure_runtime(settings)
                 deadlines = Deadlines(
                     reserving=settings.step_timeout,
@@ -157,7 +159,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     deps=deps,
                     own={OrderActor: {"deadlines": deadlines}},
                 )
-                app.state.delivering = Delivering(ActorClient(http), DeadLetters(publisher))
+                dead_letters = DeadLetters(publisher, metrics=router_metrics)
+                app.state.delivering = Delivering(ActorClient(http), dead_letters)
                 yield
         finally:
             await redis.aclose()
@@ -166,6 +169,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(TraceContextMiddleware)
     actor_runtime = DaprActor(app)
     app.include_router(subscription_routes(build_router()))
+    mount_metrics(app, registry)
 
     @app.get("/healthz/app", tags=["ops"])
     async def app_health() -> dict[str, str]:
@@ -174,7 +178,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/actors/stats", tags=["ops"])
     async def actor_stats() -> dict[str, Any]:
         """Counters of this process: commits, and appends the store's fence refused."""
-        return {"replica": settings.replica, **dataclasses.asdict(stats)}
+        return {"replica": settings.replica, **metrics.totals()}
 
     if held is not None:
         _mount_test_holds(app, held)

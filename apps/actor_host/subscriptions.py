@@ -26,6 +26,7 @@ from actors import catalog
 from actors.catalog import DEAD_LETTER_TYPE, PUBSUB
 from actors.toolkit.client import ActorClient
 from actors.toolkit.errors import DomainError, TransientError
+from actors.toolkit.metrics import RouterMetrics
 from actors.toolkit.publisher import PublishError, SidecarPublisher
 from actors.toolkit.router import Call, DeadLetterError, EventRouter
 from actors.toolkit.subscriber import RETRY, SUCCESS, each_entry, gives_up, is_bulk
@@ -37,8 +38,11 @@ log = logging.getLogger("orderflow.router")
 class DeadLetters:
     """Records events that can never apply, with the reason, on the dead-letter topic."""
 
-    def __init__(self, publisher: SidecarPublisher) -> None:
+    def __init__(
+        self, publisher: SidecarPublisher, *, metrics: RouterMetrics | None = None
+    ) -> None:
         self._publisher = publisher
+        self._metrics = metrics or RouterMetrics()
 
     async def record(
         self, *, topic: str, code: str, reason: str, event: Any, delivery: Call | None = None
@@ -65,6 +69,7 @@ class DeadLetters:
             event_id=f"dl-{source_id or 'unknown'}-{target or 'event'}"[:200],
             event_type=DEAD_LETTER_TYPE,
         )
+        self._metrics.dead_letter(code)  # recorded: a publish that failed counts on retry
 
 
 @dataclass(frozen=True)

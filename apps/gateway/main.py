@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from actors.toolkit.client import ActorClient
+from actors.toolkit.metrics import HttpMetrics, HttpMetricsMiddleware, mount_metrics, new_registry
 from actors.toolkit.redis_connection import DEFAULT_REDIS_HOST, redis_client, redis_host_from_env
 from actors.toolkit.sidecar import SidecarHTTP
 from apps.gateway import problems
@@ -83,6 +84,9 @@ def create_app(
         app.state.readmodels = readmodels
     problems.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    registry = new_registry()  # GET /metrics: requests and durations per route template
+    app.add_middleware(HttpMetricsMiddleware, metrics=HttpMetrics(registry))  # outermost: 413s too
+    mount_metrics(app, registry)
     common = problems.problem_responses(422, 500, 503)
     for module in (orders, inventory, wallets, queries):
         app.include_router(module.router, responses=common)

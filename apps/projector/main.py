@@ -14,14 +14,17 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from actors.toolkit.envelope import utcnow
+from actors.toolkit.metrics import ProjectorMetrics, mount_metrics, new_registry
 from actors.toolkit.redis_connection import redis_client, redis_host_from_env
 from apps.projector import events
 from apps.projector.deps import StatsDep
 from apps.projector.generations import Generations
 from apps.projector.reader import EventReader
+from apps.projector.sagas import DEFAULT_STUCK_AFTER, SagaGauges
 from apps.projector.stats import ProjectorStats
 from apps.projector.store import DEFAULT_COUNTER_TTL, ProjectionStore
 from readmodels.keys import Layout, prefix_from_env
+from readmodels.queries import ReadModels
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,6 +32,7 @@ class Settings:
     redis_host: str = "127.0.0.1:6380"
     prefix: str = "rm:"
     counter_ttl: dt.timedelta = DEFAULT_COUNTER_TTL
+    stuck_after: dt.timedelta = DEFAULT_STUCK_AFTER  # orderflow_orders_stuck counts older ones
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -38,6 +42,11 @@ class Settings:
             redis_host=redis_host_from_env(env),
             prefix=prefix_from_env(env),
             counter_ttl=dt.timedelta(hours=hours),
+            stuck_after=dt.timedelta(
+                seconds=float(
+                    env.get("ORDERFLOW_STUCK_AFTER_S", DEFAULT_STUCK_AFTER.total_seconds())
+                )
+            ),
         )
 
 
@@ -49,6 +58,7 @@ def create_app(
 ) -> FastAPI:
     """The projector; `redis` replaces the client built from settings (its caller closes it),
     `reader` the reader of the actors' own event schemas (EventReader.for_actors)."""
+    metrics = ProjectorMetrics(new_registry())  # GET /metrics
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -58,7 +68,10 @@ def create_app(
         app.state.store = ProjectionStore(client, layout=layout, counter_ttl=resolved.counter_ttl)
         app.state.generations = Generations(client, layout=layout)
         app.state.reader = reader or EventReader.for_actors()
-        app.state.stats = ProjectorStats()
+        app.state.stats = ProjectorStats(metrics=metrics)
+        app.state.sagas = SagaGauges(
+            ReadModels(client, layout=layout), metrics, stuck_after=resolved.stuck_after
+        )
         try:
             yield
         finally:
@@ -67,6 +80,7 @@ def create_app(
 
     app = FastAPI(title="Orderflow projector (read models)", lifespan=lifespan)
     app.include_router(events.router)
+    mount_metrics(app, metrics.registry, refresh=_refresh_saga_gauges)
 
     @app.get("/projector/stats", tags=["ops"], summary="Events applied, throughput, lag")
     async def projector_stats(request: Request, stats: StatsDep) -> dict[str, Any]:
@@ -89,3 +103,8 @@ def create_app(
         return {"status": "ok"}
 
     return app
+
+
+async def _refresh_saga_gauges(request: Request) -> None:
+    sagas: SagaGauges = request.app.state.sagas
+    await sagas.refresh(utcnow())

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from actors.toolkit.metrics import ProjectorMetrics
 from apps.projector.projections import Projection
 
 WINDOW_S: Final = 60.0
@@ -26,10 +27,12 @@ def percentile(sorted_values: Sequence[float], fraction: float) -> float | None:
 
 @dataclass
 class ProjectorStats:
-    """Counters plus recent samples; `clock` is monotonic seconds (tests pass their own)."""
+    """Counters plus recent samples; `clock` is monotonic seconds (tests pass their own).
+    Each lag sample is observed in `metrics` too (orderflow_projection_lag_seconds)."""
 
     window_s: float = WINDOW_S
     clock: Callable[[], float] = time.monotonic
+    metrics: ProjectorMetrics | None = None
     applied: int = 0
     duplicates: int = 0
     out_of_order: int = 0
@@ -50,7 +53,10 @@ class ProjectorStats:
         self.applied += projection.applied
         self.out_of_order += projection.out_of_order
         self._applied_times.append(self.clock())
-        self._lags_ms.append(max(0.0, (now - occurred_at).total_seconds() * 1000))
+        lag_s = max(0.0, (now - occurred_at).total_seconds())
+        self._lags_ms.append(lag_s * 1000)
+        if self.metrics is not None:
+            self.metrics.lag.observe(lag_s)
         if self.last_occurred_at is None or occurred_at > self.last_occurred_at:
             self.last_occurred_at = occurred_at
 

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 
 from actors.catalog import PUBSUB
+from actors.toolkit.metrics import mount_metrics, new_registry
 from actors.toolkit.publisher import SidecarPublisher
 from actors.toolkit.sidecar import SidecarHTTP, SidecarTransport
 from apps.shipping import events, routes
@@ -68,6 +69,7 @@ def create_app(
     app = FastAPI(title="Orderflow shipping partner (simulated)", lifespan=lifespan)
     app.include_router(events.router)
     app.include_router(routes.router)
+    mount_metrics(app, new_registry())  # the process' own: CPU, memory, descriptors
 
     @app.get("/healthz/app", tags=["ops"])
     async def app_health() -> dict[str, str]:
