@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,10 @@ GATEWAY_PORTS = BasePorts(app=8000, http=3500, grpc=50001, internal_grpc=50002, 
 SHIPPING_PORTS = BasePorts(app=8200, http=3600, grpc=50007, internal_grpc=50008, metrics=9190)
 # The same rule (tests/cluster/test_layout.py checks it at every offset the tests use).
 PROJECTOR_PORTS = BasePorts(app=8300, http=3700, grpc=50003, internal_grpc=50004, metrics=9290)
+# The ops console (apps/console): its sidecar subscribes to the router's dead letters. App port
+# 8410, not 8400: 8400 met the gateway's 8000 between the offsets 11850 and 12250.
+CONSOLE_PORTS = BasePorts(app=8410, http=3800, grpc=50009, internal_grpc=50010, metrics=9390)
+CONSOLE_TOPICS: tuple[str, ...] = ("pubsub/deadletter",)
 PROJECTOR_TOPICS: tuple[str, ...] = (
     "pubsub/orders",
     "pubsub/inventory",
@@ -182,7 +187,44 @@ class ClusterConfig:
                 subscriptions=PROJECTOR_TOPICS,
             )
         )
+        apps.append(
+            self._app(
+                "console",
+                app_id="console",
+                target="apps.console.main:create_app",
+                ports=CONSOLE_PORTS,
+                subscriptions=CONSOLE_TOPICS,
+                env=self._console_env(apps),
+            )
+        )
         return apps
+
+    def _console_env(self, apps: list[AppSpec]) -> tuple[tuple[str, str], ...]:
+        """What the console watches (apps/console/targets.py), itself included."""
+        ports = CONSOLE_PORTS
+        listed = [*apps, self._app("console", app_id="console", target="", ports=ports)]
+        targets = {
+            "apps": [
+                {
+                    "name": a.name,
+                    "app_id": a.app_id,
+                    "app_port": a.app_port,
+                    "http_port": a.http_port,
+                    "metrics_port": a.metrics_port,
+                    "actor_types": list(a.actor_types),
+                }
+                for a in listed
+            ],
+            "redis": self.redis_host,
+            "placement": f"http://127.0.0.1:{self.port(50105)}",
+            "scheduler": f"http://127.0.0.1:{self.port(50106)}",
+            "prometheus": f"http://127.0.0.1:{self.port(9490)}",
+            "zipkin": f"http://127.0.0.1:{self.port(9411)}",
+        }
+        return (
+            ("ORDERFLOW_CONSOLE_TARGETS", json.dumps(targets)),
+            ("ORDERFLOW_CONSOLE_VENDOR_DIR", str(self.runtime_dir / "console")),
+        )
 
     def _app(
         self,
@@ -193,6 +235,7 @@ class ClusterConfig:
         ports: BasePorts,
         actor_types: tuple[str, ...] = (),
         subscriptions: tuple[str, ...] = (),
+        env: tuple[tuple[str, str], ...] = (),
     ) -> AppSpec:
         return AppSpec(
             name=name,
@@ -205,6 +248,7 @@ class ClusterConfig:
             metrics_port=self.port(ports.metrics),
             actor_types=actor_types,
             subscriptions=subscriptions,
+            env=env,
         )
 
 

@@ -500,6 +500,7 @@ class LocalCluster:
             "gateway": ("gateway API", "/docs"),
             "shipping": ("shipping partner API", "/docs"),
             "projector": ("projector (read models) stats", "/projector/stats"),
+            "console": ("ops console", "/cluster"),
         }
         rows = [
             (labels[a.app_id][0], f"http://127.0.0.1:{a.app_port}{labels[a.app_id][1]}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -71,12 +72,40 @@ def test_the_projector_runs_with_its_sidecar_and_waits_for_its_three_subscriptio
     ) in cluster.urls()
 
 
+def test_the_console_runs_with_its_sidecar_subscribed_to_dead_letters_and_sees_every_app(
+    tmp_path: Path,
+) -> None:
+    cluster = _cluster(tmp_path)
+    console = cluster.app("console")
+    targets = json.loads(dict(console.env)["ORDERFLOW_CONSOLE_TARGETS"])
+
+    assert {"console", "console-daprd"} <= set(cluster.processes)
+    assert (console.app_id, console.app_port, console.http_port) == ("console", 8410, 3800)
+    assert (console.grpc_port, console.internal_grpc_port, console.metrics_port) == (
+        50009,
+        50010,
+        9390,
+    )
+    assert console.subscriptions == ("pubsub/deadletter",)
+    assert [a["name"] for a in targets["apps"]] == [a.name for a in cluster.config.apps()]
+    assert (targets["prometheus"], targets["zipkin"]) == (
+        "http://127.0.0.1:9490",
+        "http://127.0.0.1:9411",
+    )
+    assert ("ops console", "http://127.0.0.1:8410/cluster") in cluster.urls()
+
+
 # Offsets that run side by side: `make run` (0), the test session (11000), one `dapr run -f`
 # test offset (11650-11850, the first free one), the launcher tests (11500), the restart
 # test's cluster (12500), the chaos suite's own cluster (12000), a helper's (12250). Offset
 # 11400 (tests/cluster/test_setup_errors.py) only ever binds Redis.
 SIDE_BY_SIDE = (0, 11000, 11500, 12000, 12250, 12500)
-TEST_OFFSETS = (11000, 11400, 11500, 11650, 11725, 11750, 11825, 11850, 12000, 12250, 12500, 13000)
+TEST_OFFSETS = (
+    *(11000, 11400, 11500, 11650, 11725, 11750, 11825, 11850),
+    *(12000, 12250, 12500, 12625, 12750, 13000),
+)
+# Offsets engineers' test clusters use side by side while working on one tree.
+WORKING_SIDE_BY_SIDE = (0, 11000, 12000, 12250, 12500, 12625, 12750)
 # Linux's default ip_local_port_range: a client connection may get any of these as its
 # local port, and then a server cannot bind it (CI failed once on exactly that).
 EPHEMERAL = range(32768, 61000)
@@ -88,6 +117,20 @@ def test_clusters_at_the_offsets_in_use_never_share_a_port(
 ) -> None:
     owners: dict[int, int] = {}
     for offset in (*SIDE_BY_SIDE, dapr_run_offset):
+        config = ClusterConfig(
+            runtime_dir=tmp_path,
+            state_dir=tmp_path / str(offset),
+            port_offset=offset,
+            actor_host_replicas=9,
+        )
+        for proc in LocalCluster(config).processes.values():
+            for port in proc.ports:
+                assert owners.setdefault(port, offset) == offset, f"port {port}"
+
+
+def test_working_clusters_side_by_side_never_share_a_port(tmp_path: Path) -> None:
+    owners: dict[int, int] = {}
+    for offset in WORKING_SIDE_BY_SIDE:
         config = ClusterConfig(
             runtime_dir=tmp_path,
             state_dir=tmp_path / str(offset),
