@@ -36,7 +36,6 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from actors.toolkit.envelope import EventEnvelope
@@ -48,7 +47,7 @@ STEP_BUCKETS: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
 LAG_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 HTTP_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 HTTP_METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-UNMATCHED_ROUTE: Final = "unmatched"  # a path no route serves (never the raw path)
+UNMATCHED_ROUTE: Final = "unmatched"  # no route served it (never the raw path)
 OTHER_CODE: Final = "other"
 _CODE = re.compile(r"[a-z][a-z0-9_]{0,30}\.[a-z][a-z0-9_.]{0,60}")
 
@@ -296,9 +295,9 @@ def mount_metrics(
 class HttpMetricsMiddleware:
     """Pure ASGI middleware: counts and times every HTTP request by its route template.
 
-    The template comes from the route Starlette matched (`scope["route"]`); a request
-    answered before routing (e.g. a 413 on a declared size) is matched here instead, and
-    a path no route serves is labelled "unmatched"."""
+    The template comes from the route Starlette matched (`scope["route"]`). A request no
+    route served is labelled "unmatched": an unknown path (404), or one refused before
+    routing (the gateway's 413 for a declared oversized body); its status tells which."""
 
     def __init__(self, app: ASGIApp, *, metrics: HttpMetrics) -> None:
         self.app = app
@@ -327,13 +326,5 @@ class HttpMetricsMiddleware:
 
 
 def _route_template(scope: Scope) -> str:
-    route = scope.get("route")
-    path = getattr(route, "path", None)
-    if isinstance(path, str):
-        return path
-    app = scope.get("app")
-    for candidate in getattr(getattr(app, "router", None), "routes", ()):
-        match, _ = candidate.matches(scope)
-        if match is Match.FULL and isinstance(getattr(candidate, "path", None), str):
-            return str(candidate.path)
-    return UNMATCHED_ROUTE
+    path = getattr(scope.get("route"), "path", None)
+    return path if isinstance(path, str) else UNMATCHED_ROUTE
