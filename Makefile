@@ -11,12 +11,12 @@ export ORDERFLOW_RUNTIME_DIR := $(RUNTIME_DIR)
 VENV_STAMP := $(VENV)/.orderflow-installed
 PYTEST_ARGS ?=
 
-.PHONY: help setup venv redis runtime console-deps run up dapr-run down status test test-fast lint format rebuild rebuild-read-models bench chaos compose-check clean
+.PHONY: help setup venv redis runtime console-deps ops-tools run up dapr-run down status test test-fast lint format rebuild rebuild-read-models bench chaos compose-check clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-setup: venv redis runtime console-deps ## install everything that is missing (idempotent)
+setup: venv redis runtime console-deps ops-tools ## install everything that is missing (idempotent)
 
 venv: $(VENV_STAMP) ## project-local Python virtual environment with pinned dependencies
 
@@ -48,6 +48,9 @@ console-deps: ## Chromium (Debian) for the browser tests, uPlot (npm) for the op
 	  echo "[setup] installing uPlot $(UPLOT_VERSION) from npm into $(CONSOLE_VENDOR)"; \
 	  mkdir -p $(CONSOLE_VENDOR) && npm install --prefix $(CONSOLE_VENDOR) --no-save --no-audit --no-fund --no-package-lock --silent uplot@$(UPLOT_VERSION); }
 	@echo "[setup] uPlot $$(node -p "require('$(CONSOLE_VENDOR)/node_modules/uplot/package.json').version")"
+
+ops-tools: ## Prometheus + promtool (Debian), Java and the Zipkin server jar (Maven Central, checksum-verified)
+	@bash deploy/setup-ops.sh
 
 runtime: ## build daprd, placement, scheduler and the dapr CLI (only when the pin changes)
 	@bash dapr/build.sh

@@ -332,6 +332,7 @@ def make_config(args: argparse.Namespace) -> ClusterConfig:
         "ORDERFLOW_STATE_DIR": str(args.state_dir),
         "ORDERFLOW_PLACEMENT_DISSEMINATE_TIMEOUT": args.disseminate,
         "ORDERFLOW_ACTOR_HOSTS": str(args.actor_hosts),
+        "ORDERFLOW_OPS": os.environ.get("ORDERFLOW_OPS", "0"),  # no Prometheus/Zipkin load
     }
     config = ClusterConfig.from_env(env)
     return dataclasses.replace(

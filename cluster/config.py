@@ -15,6 +15,10 @@ DAPR_VERSION = "1.18.2"
 # (bench/freeze.py); while a host that stopped answering holds a round, every daprd holds the
 # moving actor types, so this bounds that cluster-wide stall (30 s before: 23 s measured).
 DEFAULT_DISSEMINATE_TIMEOUT = "5s"
+ZIPKIN_VERSION = "3.6.1"  # the jar deploy/setup-ops.sh downloads (`make ops-tools`)
+PROMETHEUS_BASE_PORT = 9480  # not 9090 (the gateway daprd's metrics port); 9490 meets the
+# gateway's 9090 across the offsets 11850 and 12250 (tests/cluster/test_layout.py)
+ZIPKIN_BASE_PORT = 9411
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,11 @@ class ClusterConfig:
     # did not answer (Go duration; see DEFAULT_DISSEMINATE_TIMEOUT)
     placement_disseminate_timeout: str = DEFAULT_DISSEMINATE_TIMEOUT
     with_apps: bool = True  # False: only Redis, placement, scheduler (for `dapr run -f`)
+    # Prometheus and Zipkin (cluster/ops.py), with the apps only; `make run` turns them on
+    # (ORDERFLOW_OPS, default 1), clusters built in code (tests, chaos) leave them off.
+    with_ops: bool = False
+    # every daprd's tracing.samplingRate ("0" turns tracing off; ORDERFLOW_TRACE_SAMPLING)
+    trace_sampling: str = "1"
     extra_app_env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -104,6 +113,8 @@ class ClusterConfig:
             placement_disseminate_timeout=env.get(
                 "ORDERFLOW_PLACEMENT_DISSEMINATE_TIMEOUT", DEFAULT_DISSEMINATE_TIMEOUT
             ),
+            with_ops=env.get("ORDERFLOW_OPS", "1") != "0",
+            trace_sampling=sampling_rate(env.get("ORDERFLOW_TRACE_SAMPLING", "1")),
         )
 
     # --- binaries -----------------------------------------------------------
@@ -137,6 +148,31 @@ class ClusterConfig:
     @property
     def redis_host(self) -> str:
         return f"127.0.0.1:{self.redis_port}"
+
+    @property
+    def ops_enabled(self) -> bool:
+        return self.with_ops and self.with_apps
+
+    @property
+    def prometheus_port(self) -> int:
+        return self.port(PROMETHEUS_BASE_PORT)
+
+    @property
+    def zipkin_port(self) -> int:
+        return self.port(ZIPKIN_BASE_PORT)
+
+    @property
+    def zipkin_jar(self) -> Path:
+        return self.runtime_dir / "zipkin" / f"zipkin-server-{ZIPKIN_VERSION}-exec.jar"
+
+    @property
+    def dapr_config_path(self) -> Path:
+        """dapr/config.yaml as rendered for this cluster (cluster/ops.py), every daprd's."""
+        return self.state_dir / "dapr-config.yaml"
+
+    @property
+    def prometheus_config_path(self) -> Path:
+        return self.state_dir / "prometheus.yml"
 
     @property
     def log_dir(self) -> Path:
@@ -218,8 +254,8 @@ class ClusterConfig:
             "redis": self.redis_host,
             "placement": f"http://127.0.0.1:{self.port(50105)}",
             "scheduler": f"http://127.0.0.1:{self.port(50106)}",
-            "prometheus": f"http://127.0.0.1:{self.port(9490)}",
-            "zipkin": f"http://127.0.0.1:{self.port(9411)}",
+            "prometheus": f"http://127.0.0.1:{self.prometheus_port}",
+            "zipkin": f"http://127.0.0.1:{self.zipkin_port}",
         }
         return (
             ("ORDERFLOW_CONSOLE_TARGETS", json.dumps(targets)),
@@ -250,6 +286,17 @@ class ClusterConfig:
             subscriptions=subscriptions,
             env=env,
         )
+
+
+def sampling_rate(value: str) -> str:
+    """ORDERFLOW_TRACE_SAMPLING: a probability from 0 (tracing off) to 1 (every request)."""
+    try:
+        rate = float(value)
+    except ValueError:
+        rate = -1.0
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"ORDERFLOW_TRACE_SAMPLING={value!r}: expected a number from 0 to 1")
+    return value
 
 
 # The actor types every actor host registers; readiness waits for all of them.

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from cluster import ops
 from cluster.config import ROOT, AppSpec, ClusterConfig
 from cluster.processes import (
     STOP_TIMEOUT_S,
@@ -27,6 +28,7 @@ from cluster.processes import (
 )
 
 READY_TIMEOUT = 60.0
+OPS_READY_TIMEOUT = 120.0  # Zipkin's JVM: ~6 s alone, 16 s or more beside a starting cluster
 PROBE_ACTOR = "BeaconActor/readiness-probe"  # a read-only call that proves routing
 # An actor host is ready when one of these ids, called through its own sidecar, is served
 # by that host (BeaconActor.Get names its replica); placement spreads them over the hosts.
@@ -73,16 +75,18 @@ def stop_stages(names: list[str]) -> list[list[str]]:
     placement and scheduler still answer: a daprd's shutdown finishes in-flight pub/sub
     deliveries and deactivates its actors through its app, and with the app or Redis
     gone it hangs until its 5 s grace runs out ("Graceful shutdown timeout exceeded").
-    Then the apps (nothing calls them any more), placement and scheduler, Redis last.
+    Then the apps (nothing calls them any more), Prometheus and Zipkin, placement and
+    scheduler, Redis last.
     """
     sidecars = [n for n in names if n.endswith("-daprd")]
-    infra = {"redis", "placement", "scheduler"}
+    infra = {"redis", "placement", "scheduler", *ops.OPS_PROCESSES}
     first = [n for n in names if n == "gateway"]
     apps = [n for n in names if n not in infra and n not in sidecars and n not in first]
     stages = [
         first,
         sidecars,
         apps,
+        [n for n in names if n in ops.OPS_PROCESSES],
         [n for n in names if n in ("placement", "scheduler")],
         [n for n in names if n == "redis"],
     ]
@@ -196,6 +200,8 @@ class LocalCluster:
         for app in cfg.apps():
             self._add(self._app_process(app))
             self._add(self._sidecar_process(app))
+        for proc in ops.processes(cfg):
+            self._add(proc)
 
     def _add(self, proc: ManagedProcess) -> None:
         self.processes[proc.name] = proc
@@ -243,7 +249,7 @@ class LocalCluster:
                 "--resources-path",
                 str(ROOT / "components"),
                 "--config",
-                str(ROOT / "dapr" / "config.yaml"),
+                str(cfg.dapr_config_path),  # dapr/config.yaml with this cluster's tracing
             ),
             *("--log-level", cfg.log_level, "--mode", "standalone"),
             # On SIGTERM, stop every subscription and cancel its retries FIRST, while the
@@ -273,6 +279,7 @@ class LocalCluster:
             )
         for name in ("daprd", "placement", "scheduler"):
             ensure_binary(self.config.dapr_bin / name, "runtime")
+        ops.preflight(self.config)
 
     def write_files(self) -> None:
         cfg = self.config
@@ -294,6 +301,7 @@ class LocalCluster:
             )
             + "\n"
         )
+        ops.write_files(cfg)
 
     def start(self) -> None:
         self.preflight()
@@ -301,6 +309,9 @@ class LocalCluster:
         for proc in self.processes.values():  # no client may take a port of ours meanwhile
             proc.reservation.hold(proc.ports)
         try:
+            started_ops = [n for n in ops.OPS_PROCESSES if n in self.processes]
+            for name in started_ops:  # first: Zipkin's JVM starts while everything else does
+                self.processes[name].start()
             for name in ("redis", "placement", "scheduler"):
                 self._start_infra(name)
             apps = self.config.apps()
@@ -310,6 +321,8 @@ class LocalCluster:
             for app in apps:
                 self.wait_app_ready(app)
             self.wait_actors_routable()
+            for name in started_ops:
+                self.wait_ops_ready(name)
         except BaseException:
             self.stop(timeout=5)
             raise
@@ -336,6 +349,17 @@ class LocalCluster:
             checks[name],
             timeout=READY_TIMEOUT,
             what=f"{name} to be healthy",
+            watch=[proc],
+            next_step=f"read {proc.log_path}",
+        )
+
+    def wait_ops_ready(self, name: str) -> None:
+        proc = self.processes[name]
+        url = ops.readiness_url(self.config, name)
+        wait_until(
+            lambda: http_ok(url),
+            timeout=OPS_READY_TIMEOUT,
+            what=f"{name} to be ready ({url})",
             watch=[proc],
             next_step=f"read {proc.log_path}",
         )
@@ -447,6 +471,9 @@ class LocalCluster:
         if name in ("redis", "placement", "scheduler"):
             self.wait_infra_ready(name)
             return
+        if name in ops.OPS_PROCESSES:
+            self.wait_ops_ready(name)
+            return
         app = self.app(name.removesuffix("-daprd"))
         partner = app.name if name.endswith("-daprd") else f"{app.name}-daprd"
         if not self.processes[partner].alive():
@@ -512,6 +539,11 @@ class LocalCluster:
             (f"{a.name} sidecar (Dapr API)", f"http://127.0.0.1:{a.http_port}/v1.0/metadata")
             for a in sorted(apps, key=lambda a: bool(a.actor_types))
         ]
+        if self.config.ops_enabled:
+            rows += [
+                ("prometheus (metrics, alerts)", f"http://127.0.0.1:{self.config.prometheus_port}"),
+                ("zipkin (traces)", f"http://127.0.0.1:{self.config.zipkin_port}/zipkin/"),
+            ]
         rows += [
             ("redis", f"redis://{self.config.redis_host}"),
             ("placement", f"127.0.0.1:{self.config.placement_port}"),

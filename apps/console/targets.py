@@ -49,7 +49,7 @@ class Targets(BaseModel):
     redis: str = "127.0.0.1:6380"
     placement: str = "http://127.0.0.1:50105"  # its health port: /healthz, /placement/state
     scheduler: str = "http://127.0.0.1:50106"  # its health port
-    prometheus: str = "http://127.0.0.1:9490"
+    prometheus: str = "http://127.0.0.1:9480"  # cluster.config.PROMETHEUS_BASE_PORT
     zipkin: str = "http://127.0.0.1:9411"
 
     @classmethod

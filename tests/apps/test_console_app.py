@@ -39,7 +39,7 @@ LINE = {"sku": "tea", "quantity": 2, "unit_price": 150}
 def cluster_answers(request: httpx.Request) -> httpx.Response:
     """A cluster whose two actor hosts are up; Prometheus and Zipkin are not running."""
     url = str(request.url)
-    if ":9490" in url or ":9411" in url:
+    if ":9480" in url or ":9411" in url:
         raise httpx.ConnectError("refused", request=request)
     if url.endswith("/v1.0/metadata"):
         return httpx.Response(

@@ -13,7 +13,10 @@ from cluster.local import LocalCluster, subscribed
 
 def _cluster(tmp_path: Path, *, replicas: int = 2) -> LocalCluster:
     config = ClusterConfig(
-        runtime_dir=tmp_path, state_dir=tmp_path / "state", actor_host_replicas=replicas
+        runtime_dir=tmp_path,
+        state_dir=tmp_path / "state",
+        actor_host_replicas=replicas,
+        with_ops=True,
     )
     return LocalCluster(config)
 
@@ -89,7 +92,7 @@ def test_the_console_runs_with_its_sidecar_subscribed_to_dead_letters_and_sees_e
     assert console.subscriptions == ("pubsub/deadletter",)
     assert [a["name"] for a in targets["apps"]] == [a.name for a in cluster.config.apps()]
     assert (targets["prometheus"], targets["zipkin"]) == (
-        "http://127.0.0.1:9490",
+        "http://127.0.0.1:9480",
         "http://127.0.0.1:9411",
     )
     assert ("ops console", "http://127.0.0.1:8410/cluster") in cluster.urls()
@@ -122,6 +125,7 @@ def test_clusters_at_the_offsets_in_use_never_share_a_port(
             state_dir=tmp_path / str(offset),
             port_offset=offset,
             actor_host_replicas=9,
+            with_ops=True,
         )
         for proc in LocalCluster(config).processes.values():
             for port in proc.ports:
@@ -145,8 +149,14 @@ def test_working_clusters_side_by_side_never_share_a_port(tmp_path: Path) -> Non
 @pytest.mark.parametrize("offset", TEST_OFFSETS)
 def test_no_test_cluster_port_lies_in_the_ephemeral_range(tmp_path: Path, offset: int) -> None:
     config = ClusterConfig(
-        runtime_dir=tmp_path, state_dir=tmp_path, port_offset=offset, actor_host_replicas=9
+        runtime_dir=tmp_path,
+        state_dir=tmp_path,
+        port_offset=offset,
+        actor_host_replicas=9,
+        with_ops=True,
     )
-    ports = [p for proc in LocalCluster(config).processes.values() for p in proc.ports]
+    processes = LocalCluster(config).processes
+    ports = [p for proc in processes.values() for p in proc.ports]
 
+    assert {"prometheus", "zipkin"} <= set(processes)
     assert [p for p in ports if p in EPHEMERAL] == []

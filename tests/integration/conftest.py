@@ -25,14 +25,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def cluster_config(
-    state_dir: Path, *, port_offset: int, step_timeout_s: int, shipping_timeout_s: int
+    state_dir: Path,
+    *,
+    port_offset: int,
+    step_timeout_s: int,
+    shipping_timeout_s: int,
+    with_ops: bool = False,
 ) -> ClusterConfig:
-    """A cluster of two actor hosts with test faults on and the given saga deadlines."""
+    """A cluster of two actor hosts with test faults on and the given saga deadlines
+    (with Prometheus and Zipkin when `with_ops`)."""
     return ClusterConfig(
         runtime_dir=ClusterConfig.from_env().runtime_dir,
         state_dir=state_dir,
         port_offset=port_offset,
         actor_host_replicas=2,
+        with_ops=with_ops,
         extra_app_env={
             "ORDERFLOW_TEST_FAULTS": "1",  # lets a test crash a host mid-command
             "ORDERFLOW_ORDER_STEP_TIMEOUT_S": str(step_timeout_s),
@@ -48,6 +55,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
         port_offset=TEST_PORT_OFFSET,
         step_timeout_s=30,
         shipping_timeout_s=8,  # the silent-partner test waits for it
+        with_ops=True,  # Prometheus and Zipkin (tests/integration/test_observability.py)
     )
     local = LocalCluster(config)
     with local.running():
