@@ -42,7 +42,7 @@ def compose_errors(doc: dict[str, Any]) -> list[str]:
     services: dict[str, Any] = doc.get("services") or {}
     errors = [f"missing service {svc}" for svc in INFRA if svc not in services]
     apps = [n for n, s in services.items() if n not in INFRA and not n.endswith("-dapr")]
-    for name in ("actor-host", "gateway", "projector", "shipping"):
+    for name in ("actor-host", "gateway", "projector", "shipping", "console"):
         if name not in apps:
             errors.append(f"missing app service {name}")
     for name in apps:

@@ -1,6 +1,7 @@
 """The plots: PromQL over the last minutes from Prometheus's HTTP API (/api/v1/query_range).
 
-Every query lives in PLOTS, so the metric names are adjusted in one place. A plot whose
+Every query lives in PLOTS, so the metric names (declared in actors/toolkit/metrics.py) are
+adjusted in one place. A plot whose
 query returns nothing, or a Prometheus that is not running, answers "no data" with why.
 """
 
@@ -40,12 +41,13 @@ PLOTS: Final[dict[str, Plot]] = {
             Series("cancelled", "sum(rate(orderflow_orders_cancelled_total[1m]))"),
         ),
     ),
+    # per saga step (reserving, authorizing, shipping), every step and outcome together
     "saga_latency": Plot(
-        "Saga latency, placed to terminal",
+        "Saga step latency",
         "s",
         (
-            Series("p50", _quantile(0.5, "orderflow_saga_duration_seconds")),
-            Series("p99", _quantile(0.99, "orderflow_saga_duration_seconds")),
+            Series("p50", _quantile(0.5, "orderflow_saga_step_duration_seconds")),
+            Series("p99", _quantile(0.99, "orderflow_saga_step_duration_seconds")),
         ),
     ),
     "projection_lag": Plot(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import yaml
 
@@ -47,3 +48,26 @@ def test_a_missing_shipping_partner_is_reported() -> None:
     del services["shipping"], services["shipping-dapr"]
 
     assert "missing app service shipping" in compose_errors(doc)
+
+
+def test_a_missing_ops_console_is_reported() -> None:
+    doc = copy.deepcopy(_doc())
+    services = doc["services"]
+    assert isinstance(services, dict)
+    del services["console"], services["console-dapr"]
+
+    assert "missing app service console" in compose_errors(doc)
+
+
+def test_the_consoles_targets_in_compose_are_valid_json_naming_every_app() -> None:
+    services = _doc()["services"]
+    assert isinstance(services, dict)
+    targets = json.loads(services["console"]["environment"]["ORDERFLOW_CONSOLE_TARGETS"])
+
+    assert {a["name"] for a in targets["apps"]} == {
+        "actor-host",
+        "gateway",
+        "shipping",
+        "projector",
+        "console",
+    }

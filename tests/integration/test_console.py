@@ -1,0 +1,165 @@
+"""The ops console in headless Chromium (playwright, Debian's chromium) on the real cluster.
+
+Screenshots go to each test's tmp_path; ORDERFLOW_CONSOLE_SCREENSHOTS=<dir> copies them
+there too (the README's are docs/console-*.png).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from cluster.local import LocalCluster
+from tests.integration.support import call, deposit, ok, place, publish, restock, wait_until
+
+CHROMIUM = os.environ.get("ORDERFLOW_CHROMIUM", "/usr/bin/chromium")
+SHOTS = os.environ.get("ORDERFLOW_CONSOLE_SCREENSHOTS")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).is_file():
+        pytest.fail(f"{CHROMIUM} not found: run `make console-deps` (make setup does)")
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    yield context.new_page()
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def console_url(cluster: LocalCluster) -> str:
+    return f"http://127.0.0.1:{cluster.app('console').app_port}"
+
+
+def screenshot(page: Page, tmp_path: Path, name: str) -> Path:
+    path = tmp_path / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    if SHOTS:
+        shutil.copy(path, Path(SHOTS) / path.name)
+    return path
+
+
+def test_the_cluster_page_lists_both_actor_hosts_and_their_actor_types(
+    page: Page, console_url: str, tmp_path: Path
+) -> None:
+    page.goto(f"{console_url}/cluster")
+
+    for host in ("actor-host-1", "actor-host-2"):
+        row = page.locator(f'#apps tr[data-app="{host}"]')
+        types = row.locator(".actor-type").all_inner_texts()
+        assert {"OrderActor", "InventoryActor", "WalletActor", "BeaconActor"} <= set(types), host
+        assert row.locator(".down").count() == 0, row.inner_text()
+    assert page.locator("#placement tr").count() >= 3  # a header and both hosts
+    assert "up" in page.locator('#infrastructure tr[data-name="redis"]').inner_text()
+    assert screenshot(page, tmp_path, "console-cluster").stat().st_size > 0
+
+
+def test_an_orders_timeline_shows_its_events_in_order(
+    page: Page, console_url: str, gateway_sidecar: httpx.Client, uid: str, tmp_path: Path
+) -> None:
+    sku, customer = f"tea-{uid}", f"cust-{uid}"
+    restock(gateway_sidecar, sku, 10)
+    deposit(gateway_sidecar, customer, 10_000)
+    order_id = place(gateway_sidecar, customer, [(sku, 2, 450)])
+    wait_until(
+        lambda: _status(gateway_sidecar, order_id) == "shipped", timeout=30, what="order shipped"
+    )
+    history = ok(call(gateway_sidecar, "OrderActor", order_id, "History", {"limit": 100}))
+
+    page.goto(f"{console_url}/orders?q={customer}")
+    page.click(f"text={order_id}")
+
+    rows = page.locator("#timeline tr.event")
+    shown = [rows.nth(i).get_attribute("data-type") for i in range(rows.count())]
+    assert shown == [e["type"] for e in history["events"]]
+    assert shown[0] == "order.placed"
+    assert shown[-1] == "order.shipped"
+    assert page.locator("#status").inner_text() == "shipped"
+    screenshot(page, tmp_path, "console-order")
+
+
+def test_a_dead_letter_redriven_from_the_page_is_applied_and_leaves_the_list(
+    page: Page, console_url: str, gateway_sidecar: httpx.Client, uid: str, tmp_path: Path
+) -> None:
+    sku, order_id, event_id = f"cup-{uid}", f"ord-dl-{uid}", uuid.uuid4().hex
+    restock(gateway_sidecar, sku, 5)
+    # a shipment settled for an order that holds no reservation: the Commit is refused
+    shipped = _order_shipped(order_id, event_id, sku)
+    publish(gateway_sidecar, "orders", shipped, event_id=event_id, event_type="order.shipped")
+    wait_until(
+        lambda: _letter(console_url, event_id) is not None,
+        timeout=30,
+        what="the console to list the dead letter",
+    )
+    letter = _letter(console_url, event_id)
+    assert letter is not None
+    assert letter["code"] == "inventory.reservation_not_found"
+    # the operator fixes the cause (the reservation exists now), then redrives
+    reserve = {"order_id": order_id, "quantity": 2, "message_id": f"fix-{uid}"}
+    ok(call(gateway_sidecar, "InventoryActor", sku, "Reserve", reserve))
+
+    page.goto(f"{console_url}/deadletters?code=inventory.reservation_not_found")
+    row = page.locator(f'tr.letter[data-id="{letter["id"]}"]')
+    assert sku in row.inner_text()
+    row.locator("summary").click()  # the event, as it was refused
+    screenshot(page, tmp_path, "console-deadletters")
+    row.locator("button.redrive").click()
+
+    assert f"republished to orders as {event_id}" in page.locator("#result").inner_text()
+    assert page.locator(f'tr.letter[data-id="{letter["id"]}"]').count() == 0
+    wait_until(
+        lambda: _stock(gateway_sidecar, sku)["on_hand"] == 3,
+        timeout=30,
+        what="the redriven Commit to apply",
+    )
+    assert _stock(gateway_sidecar, sku)["reserved"] == 0
+    assert _letter(console_url, event_id) is None  # applied: no new dead letter came back
+
+
+def _status(sidecar: httpx.Client, order_id: str) -> str:
+    return str(ok(call(sidecar, "OrderActor", order_id, "Get"))["status"])
+
+
+def _stock(sidecar: httpx.Client, sku: str) -> dict[str, Any]:
+    return ok(call(sidecar, "InventoryActor", sku, "Get"))
+
+
+def _letter(console_url: str, event_id: str) -> dict[str, Any] | None:
+    letters = httpx.get(f"{console_url}/api/deadletters", timeout=10).json()["letters"]
+    return next((x for x in letters if x["cloudevent_id"] == event_id), None)
+
+
+def _order_shipped(order_id: str, event_id: str, sku: str) -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "type": "order.shipped",
+        "schema_version": 1,
+        "aggregate_type": "OrderActor",
+        "aggregate_id": order_id,
+        "aggregate_version": 3,
+        "occurred_at": "2026-11-22T10:15:30.123456+00:00",
+        "correlation_id": order_id,
+        "causation_id": event_id,
+        "payload": {
+            "shipment_id": f"shp-{event_id[:20]}",
+            "customer_id": "cust-dl",
+            "amount": 900,
+            "capture_payment": False,
+            "commit_skus": [sku],
+        },
+    }
