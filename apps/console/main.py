@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 from actors.catalog import PUBSUB
 from actors.order.saga import ORDER
 from actors.toolkit.client import ActorClient, TypedClient
+from actors.toolkit.metrics import mount_metrics, new_registry
 from actors.toolkit.publisher import SidecarPublisher
 from actors.toolkit.redis_connection import DEFAULT_REDIS_HOST, redis_client, redis_host_from_env
 from actors.toolkit.sidecar import SidecarHTTP, SidecarTransport
@@ -111,6 +112,7 @@ def create_app(
         app.mount("/vendor/uplot", StaticFiles(directory=vendor), name="uplot")
     app.include_router(api.router)
     app.include_router(pages.router)
+    mount_metrics(app, new_registry())  # Prometheus scrapes every app (job "app")
 
     @app.get("/healthz/app", tags=["ops"])
     async def app_health() -> dict[str, str]:
