@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Final
 from urllib.parse import urlencode
 
-from fastapi import Query, Request, Response
+from fastapi import Depends, Query, Request, Response
 
 from actors.toolkit.audit import MAX_PAGE
 from actors.toolkit.client import TypedClient
@@ -22,19 +22,23 @@ DESCRIPTION: Final = (
 )
 
 
-async def history_page(
-    client: TypedClient,
-    actor_id: str,
-    *,
-    after: int,
-    limit: int,
-    request: Request,
-    response: Response,
-) -> HistoryPage:
-    """One page of `actor_id`'s history, with a Link header to the next page if any."""
-    answer = await client.history(actor_id, after=after, limit=limit)
-    page = HistoryPage.model_validate(answer.result)
-    if page.next_after is not None:
-        query = urlencode({"after": page.next_after, "limit": limit})
-        response.headers["Link"] = f'<{request.url.path}?{query}>; rel="next"'
-    return page
+class HistoryQuery:
+    """The paging of a /history route (`after`, `limit`) and what answering it needs."""
+
+    def __init__(
+        self, request: Request, response: Response, after: After = 0, limit: Limit = DEFAULT_PAGE
+    ) -> None:
+        self.request, self.response = request, response
+        self.after, self.limit = after, limit
+
+    async def page(self, client: TypedClient, actor_id: str) -> HistoryPage:
+        """One page of `actor_id`'s history, with a Link header to the next page if any."""
+        answer = await client.history(actor_id, after=self.after, limit=self.limit)
+        page = HistoryPage.model_validate(answer.result)
+        if page.next_after is not None:
+            query = urlencode({"after": page.next_after, "limit": self.limit})
+            self.response.headers["Link"] = f'<{self.request.url.path}?{query}>; rel="next"'
+        return page
+
+
+History = Annotated[HistoryQuery, Depends()]

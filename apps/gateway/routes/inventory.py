@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter
 
 from actors.inventory.model import Restock
 from apps.gateway.deps import Inventory, OptionalIdempotencyKey, message_id_for
 from apps.gateway.problems import problem_responses
-from apps.gateway.routes.history import DEFAULT_PAGE, DESCRIPTION, After, Limit, history_page
+from apps.gateway.routes.history import DESCRIPTION, History
 from apps.gateway.schemas import HistoryPage, InventoryView, RestockBody, SkuPath
 
 router = APIRouter(prefix="/inventory", tags=["inventory"])
@@ -33,14 +33,5 @@ async def get_stock(sku: SkuPath, inventory: Inventory) -> InventoryView:
 
 
 @router.get("/{sku}/history", summary="A SKU's events", description=DESCRIPTION)
-async def stock_history(
-    sku: SkuPath,
-    inventory: Inventory,
-    request: Request,
-    response: Response,
-    after: After = 0,
-    limit: Limit = DEFAULT_PAGE,
-) -> HistoryPage:
-    return await history_page(
-        inventory, sku, after=after, limit=limit, request=request, response=response
-    )
+async def stock_history(sku: SkuPath, inventory: Inventory, history: History) -> HistoryPage:
+    return await history.page(inventory, sku)

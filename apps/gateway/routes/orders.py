@@ -7,7 +7,7 @@ import json
 from typing import Annotated, Final
 
 import anyio
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 
 from actors.order.model import TERMINAL, Line
 from actors.order.saga import Cancel, Place
@@ -23,7 +23,7 @@ from apps.gateway.deps import (
 )
 from apps.gateway.problems import RequestProblemError, problem_responses
 from apps.gateway.query_schemas import OrderRead
-from apps.gateway.routes.history import DEFAULT_PAGE, DESCRIPTION, After, Limit, history_page
+from apps.gateway.routes.history import DESCRIPTION, History
 from apps.gateway.routes.queries import order_at_least, order_from_actor
 from apps.gateway.schemas import (
     CancelOrderBody,
@@ -191,14 +191,5 @@ async def cancel_order(
     description=DESCRIPTION,
     responses=problem_responses(404),
 )
-async def order_history(
-    order_id: OrderIdPath,
-    orders: Orders,
-    request: Request,
-    response: Response,
-    after: After = 0,
-    limit: Limit = DEFAULT_PAGE,
-) -> HistoryPage:
-    return await history_page(
-        orders, order_id, after=after, limit=limit, request=request, response=response
-    )
+async def order_history(order_id: OrderIdPath, orders: Orders, history: History) -> HistoryPage:
+    return await history.page(orders, order_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query
 
 from actors.wallet.model import Deposit
 from apps.gateway.deps import (
@@ -16,7 +16,7 @@ from apps.gateway.deps import (
 )
 from apps.gateway.problems import problem_responses
 from apps.gateway.query_schemas import Consistency, WalletBalance
-from apps.gateway.routes.history import DEFAULT_PAGE, DESCRIPTION, After, Limit, history_page
+from apps.gateway.routes.history import DESCRIPTION, History
 from apps.gateway.routes.queries import wallet_balance
 from apps.gateway.schemas import CustomerIdPath, DepositBody, HistoryPage, WalletView
 
@@ -70,13 +70,6 @@ async def get_wallet(
 
 @router.get("/{customer_id}/history", summary="A wallet's events", description=DESCRIPTION)
 async def wallet_history(
-    customer_id: CustomerIdPath,
-    wallets: Wallets,
-    request: Request,
-    response: Response,
-    after: After = 0,
-    limit: Limit = DEFAULT_PAGE,
+    customer_id: CustomerIdPath, wallets: Wallets, history: History
 ) -> HistoryPage:
-    return await history_page(
-        wallets, customer_id, after=after, limit=limit, request=request, response=response
-    )
+    return await history.page(wallets, customer_id)
