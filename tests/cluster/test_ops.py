@@ -122,12 +122,32 @@ def test_prometheus_and_zipkin_stop_after_the_apps_and_before_redis(tmp_path: Pa
     assert flat.index("zipkin") < flat.index("placement") < flat.index("redis")
 
 
-def test_setup_downloads_the_zipkin_version_the_launcher_runs() -> None:
+def test_setup_downloads_the_zipkin_version_the_launcher_runs_with_its_jvm_flags() -> None:
     script = (ROOT / "deploy" / "setup-ops.sh").read_text()
 
     version = re.search(r"^ZIPKIN_VERSION=(\S+)$", script, re.MULTILINE)
+    flags = re.search(r"^ZIPKIN_JVM=\((.*)\)$", script, re.MULTILINE)
     assert version is not None
+    assert flags is not None  # a class-data-sharing archive needs the same GC and flags
     assert ClusterConfig.from_env({}).zipkin_jar.name == f"zipkin-server-{version[1]}-exec.jar"
+    assert tuple(flags[1].split()) == ops.ZIPKIN_JVM
+
+
+def test_zipkin_runs_from_setups_class_data_sharing_archive_when_there_is_one(
+    tmp_path: Path,
+) -> None:
+    config = _config(tmp_path)
+    assert ops.zipkin_jar_args(config) == ["-jar", str(config.zipkin_jar)]
+    cds = config.zipkin_jar.parent / "cds"
+    cds.mkdir(parents=True)
+    for name in ("stamp", "zipkin.jsa", config.zipkin_jar.name):
+        (cds / name).write_text("")
+
+    assert ops.zipkin_jar_args(config) == [
+        f"-XX:SharedArchiveFile={cds / 'zipkin.jsa'}",
+        "-jar",
+        str(cds / config.zipkin_jar.name),
+    ]
 
 
 def test_promtool_accepts_the_generated_config_with_the_rules_it_loads(tmp_path: Path) -> None:
