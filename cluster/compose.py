@@ -10,6 +10,8 @@ import yaml
 from cluster.config import DAPR_VERSION, ROOT
 
 INFRA = ("redis", "placement", "scheduler")
+OPS = ("prometheus", "zipkin")  # required; the Dapr dashboard (profile "dashboard") is optional
+NOT_APPS = (*INFRA, *OPS, "dashboard")
 
 
 def _flag(command: list[str], name: str) -> str | None:
@@ -41,7 +43,8 @@ def _check_sidecar(name: str, app: dict[str, Any], sidecar: dict[str, Any] | Non
 def compose_errors(doc: dict[str, Any]) -> list[str]:
     services: dict[str, Any] = doc.get("services") or {}
     errors = [f"missing service {svc}" for svc in INFRA if svc not in services]
-    apps = [n for n, s in services.items() if n not in INFRA and not n.endswith("-dapr")]
+    errors += [f"missing service {svc}" for svc in OPS if svc not in services]
+    apps = [n for n, s in services.items() if n not in NOT_APPS and not n.endswith("-dapr")]
     for name in ("actor-host", "gateway", "projector", "shipping", "console"):
         if name not in apps:
             errors.append(f"missing app service {name}")
@@ -49,6 +52,39 @@ def compose_errors(doc: dict[str, Any]) -> list[str]:
         errors += _check_sidecar(name, services[name], services.get(f"{name}-dapr"))
         if services[name].get("build") and not (ROOT / "Dockerfile").exists():
             errors.append(f"{name}: builds from ., but there is no Dockerfile")
+    if "prometheus" in services:
+        errors += _check_prometheus(services["prometheus"], {a: services[a] for a in apps})
+    return errors
+
+
+def _mounted(service: dict[str, Any], target: str) -> Path | None:
+    """The local file a service mounts at `target`, if it exists."""
+    for volume in service.get("volumes", []):
+        source, _, rest = str(volume).partition(":")
+        if rest.split(":")[0] == target and (ROOT / source).is_file():
+            return ROOT / source
+    return None
+
+
+def _check_prometheus(prometheus: dict[str, Any], apps: dict[str, Any]) -> list[str]:
+    """Prometheus's config scrapes every app's daprd (:9090) and every app's /metrics."""
+    path = _mounted(prometheus, "/etc/prometheus/prometheus.yml")
+    if path is None or _mounted(prometheus, "/etc/prometheus/alerts.yml") is None:
+        return ["prometheus: must mount its config and the alert rules (files that exist)"]
+    jobs = {j["job_name"]: j for j in yaml.safe_load(path.read_text())["scrape_configs"]}
+    scraped = {
+        (job, target)
+        for job, j in jobs.items()
+        for static in j.get("static_configs", [])
+        for target in static["targets"]
+    }
+    errors = []
+    for name, app in apps.items():
+        port = _flag([str(c) for c in app.get("command", [])], "--port")
+        if ("daprd", f"{name}:9090") not in scraped:
+            errors.append(f"prometheus: job daprd does not scrape {name}:9090")
+        if ("app", f"{name}:{port}") not in scraped:
+            errors.append(f"prometheus: job app does not scrape {name}:{port}")
     return errors
 
 

@@ -72,14 +72,28 @@ def prometheus_config(cfg: ClusterConfig, *, rules: Path = ALERT_RULES) -> dict[
     return config
 
 
-def dapr_config(cfg: ClusterConfig, source: Path = DAPR_CONFIG_SOURCE) -> dict[str, Any]:
-    """dapr/config.yaml with this cluster's sampling rate and, with ops on, its Zipkin."""
-    doc: dict[str, Any] = yaml.safe_load(source.read_text())
+def render_dapr_config(*, sampling: str, zipkin: str | None) -> dict[str, Any]:
+    """dapr/config.yaml with a sampling rate and, given its base URL, export to a Zipkin."""
+    doc: dict[str, Any] = yaml.safe_load(DAPR_CONFIG_SOURCE.read_text())
     tracing = doc["spec"].setdefault("tracing", {})
-    tracing["samplingRate"] = cfg.trace_sampling
-    if cfg.ops_enabled:
-        tracing["zipkin"] = {"endpointAddress": f"http://127.0.0.1:{cfg.zipkin_port}/api/v2/spans"}
+    tracing["samplingRate"] = sampling
+    if zipkin is not None:
+        tracing["zipkin"] = {"endpointAddress": f"{zipkin}/api/v2/spans"}
     return doc
+
+
+def dapr_config(cfg: ClusterConfig) -> dict[str, Any]:
+    """Every daprd's configuration in this cluster: its sampling rate and, with ops, Zipkin."""
+    zipkin = f"http://127.0.0.1:{cfg.zipkin_port}" if cfg.ops_enabled else None
+    return render_dapr_config(sampling=cfg.trace_sampling, zipkin=zipkin)
+
+
+def compose_dapr_config() -> str:
+    """deploy/compose/dapr/config.yaml: the sidecars' configuration in docker-compose."""
+    doc = render_dapr_config(sampling="1", zipkin="http://zipkin:9411")
+    return "# Generated from dapr/config.yaml by cluster/ops.py (a test keeps it current)\n" + (
+        yaml.safe_dump(doc, sort_keys=False)
+    )
 
 
 def write_files(cfg: ClusterConfig) -> None:

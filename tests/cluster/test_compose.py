@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
+import subprocess
+from pathlib import Path
 
+import pytest
 import yaml
 
+from cluster import ops
 from cluster.compose import compose_errors
 from cluster.config import ROOT
 
@@ -71,3 +76,77 @@ def test_the_consoles_targets_in_compose_are_valid_json_naming_every_app() -> No
         "projector",
         "console",
     }
+
+
+@pytest.mark.parametrize("ops", ["prometheus", "zipkin"])
+def test_missing_prometheus_or_zipkin_is_reported(ops: str) -> None:
+    doc = copy.deepcopy(_doc())
+    services = doc["services"]
+    assert isinstance(services, dict)
+    del services[ops]
+
+    assert f"missing service {ops}" in compose_errors(doc)
+
+
+def test_an_app_that_prometheus_does_not_scrape_is_reported(tmp_path: Path) -> None:
+    doc = copy.deepcopy(_doc())
+    services = doc["services"]
+    assert isinstance(services, dict)
+    config = yaml.safe_load((ROOT / "deploy" / "compose" / "prometheus.yml").read_text())
+    for job in config["scrape_configs"]:
+        job["static_configs"] = [
+            s for s in job["static_configs"] if not s["targets"][0].startswith("shipping:")
+        ]
+    path = tmp_path / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config))
+    services["prometheus"]["volumes"][0] = f"{path}:/etc/prometheus/prometheus.yml:ro"
+
+    assert compose_errors(doc) == [
+        "prometheus: job daprd does not scrape shipping:9090",
+        "prometheus: job app does not scrape shipping:8200",
+    ]
+
+
+def test_the_dashboard_is_optional_and_not_taken_for_an_app() -> None:
+    doc = copy.deepcopy(_doc())
+    services = doc["services"]
+    assert isinstance(services, dict)
+    assert services["dashboard"]["profiles"] == ["dashboard"]
+    del services["dashboard"]
+
+    assert compose_errors(doc) == []
+
+
+def test_every_compose_sidecar_exports_to_the_zipkin_service() -> None:
+    services = _doc()["services"]
+    assert isinstance(services, dict)
+    mounted = {
+        str(v).split(":")[0]
+        for name, svc in services.items()
+        if name.endswith("-dapr")
+        for v in svc.get("volumes", [])
+        if str(v).split(":")[1] == "/config/config.yaml"
+    }
+
+    assert mounted == {"./deploy/compose/dapr/config.yaml"}
+    assert (ROOT / "deploy" / "compose" / "dapr" / "config.yaml").read_text() == (
+        ops.compose_dapr_config()
+    ), "deploy/compose/dapr/config.yaml is stale: write cluster.ops.compose_dapr_config() there"
+
+
+def test_promtool_accepts_the_compose_prometheus_config_with_the_alert_rules(
+    tmp_path: Path,
+) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool is not installed: run `make ops-tools` (make test does)")
+    config = yaml.safe_load((ROOT / "deploy" / "compose" / "prometheus.yml").read_text())
+    config["rule_files"] = [str(ROOT / "deploy" / "prometheus" / "alerts.yml")]  # its mount
+    path = tmp_path / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config))
+
+    check = subprocess.run(
+        [promtool, "check", "config", str(path)], capture_output=True, text=True, check=False
+    )
+
+    assert check.returncode == 0, check.stdout + check.stderr
