@@ -51,6 +51,7 @@ class Deadlines:
 class OrderActor(EventSourcedActor[saga.OrderState]):
     spec = saga.ORDER
     state_type = saga.OrderState
+    log_id_as = "order_id"  # every line logged in its turns names the order
 
     deadlines: Deadlines
 

@@ -20,12 +20,17 @@ them, so it never imports the decider.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Sequence
 from typing import Any, Final
 
 from actors.toolkit.envelope import EventEnvelope
 from actors.toolkit.metrics import ActorMetrics
 from actors.toolkit.store import Snapshot
+
+# One INFO line per milestone of an order (placed, confirmed, shipped, cancelled), not per
+# command: what `python -m cluster logs --order` shows from the actor hosts.
+log = logging.getLogger("orderflow.saga")
 
 PLACED: Final = "order.placed"
 PAYMENT_REQUESTED: Final = "order.payment_requested"
@@ -88,12 +93,17 @@ class SagaWatcher:
         m = self._metrics
         if env.type == PLACED:
             m.orders_placed.inc()
+            log.info("order placed (total %s)", env.payload.get("total"))
         elif env.type == CONFIRMED:
             m.orders_confirmed.inc()
+            log.info("order confirmed")
         elif env.type == SHIPPED:
             m.orders_shipped.inc()
+            log.info("order shipped (%s)", env.payload.get("shipment_id"))
         elif env.type == CANCELLED:
-            m.orders_cancelled.labels(reason_class(str(env.payload.get("reason", "")))).inc()
+            reason = str(env.payload.get("reason", ""))
+            m.orders_cancelled.labels(reason_class(reason)).inc()
+            log.info("order cancelled: %s", reason)
 
 
 def _loaded_start(step: str | None, before: Snapshot) -> dt.datetime | None:

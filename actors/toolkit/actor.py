@@ -32,7 +32,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from dapr.actor import Actor, ActorId, Remindable
 from dapr.actor.runtime.context import ActorRuntimeContext
 
-from actors.toolkit import audit
+from actors.toolkit import audit, logs
 from actors.toolkit.aggregate import AggregateSpec
 from actors.toolkit.commands import Meta, parse_object, split_meta, validate_command
 from actors.toolkit.domain import Command, Event, State
@@ -45,7 +45,7 @@ from actors.toolkit.metrics import ActorMetrics, CommitWatcher
 from actors.toolkit.outbox import OUTBOX_REMINDER, Outbox, Reminders
 from actors.toolkit.publisher import Publisher
 from actors.toolkit.store import ConcurrencyError, Snapshot, StoreFactory
-from actors.toolkit.tracing import current_traceparent
+from actors.toolkit.tracing import current_traceparent, span
 from actors.toolkit.upcasting import Upcasters
 
 S = TypeVar("S", bound=State)
@@ -99,6 +99,8 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
     events: ClassVar[Mapping[str, type[Event]]]
     upcasters: ClassVar[Upcasters]  # each subclass gets its own (see __init_subclass__)
     id_field: ClassVar[str | None] = None  # a command field that must equal the actor id
+    log_id_as: ClassVar[str | None] = None  # a log field the actor id fills (OrderActor: order_id)
+    wire_names: ClassVar[Mapping[type[Command], str]]  # command model -> method (spans)
 
     deps: ActorDeps
     _head: Head[S] | None = None
@@ -125,6 +127,7 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
         if "spec" in cls.__dict__:
             cls.aggregate_type, cls.topic = cls.spec.actor_type, cls.spec.topic
             cls.events = cls.spec.events
+            cls.wire_names = {model: name for name, model in cls.spec.commands.items()}
 
     # --- what a subclass provides -----------------------------------------------------------
 
@@ -157,11 +160,26 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
         return await self._command(command_type, payload)
 
     async def _command(self, command_type: type[Command], payload: bytes | None) -> bytes:
-        try:
-            meta, command = self._parse(command_type, payload)
-        except DomainError as exc:
-            return failed(exc)
-        return await self._execute(meta, command)
+        """One turn: its log scope (actor, correlation and order ids) and its span."""
+        method = self.wire_names.get(command_type, command_type.__name__)
+        with (
+            logs.scope(**self._log_fields()),
+            span(f"{self.aggregate_type}.{method}", actor__id=self.id.id),
+        ):
+            try:
+                meta, command = self._parse(command_type, payload)
+            except DomainError as exc:
+                return failed(exc)
+            order_id = getattr(command, "order_id", None)
+            logs.annotate(correlation_id=meta.correlation_id or order_id or self.id.id)
+            logs.annotate(order_id=order_id if isinstance(order_id, str) else None)
+            return await self._execute(meta, command)
+
+    def _log_fields(self) -> dict[str, str]:
+        fields = {"actor_type": self.aggregate_type, "actor_id": self.id.id}
+        if self.log_id_as:
+            fields[self.log_id_as] = self.id.id
+        return fields
 
     async def _execute(self, meta: Meta, command: Command, *, verified: bool = False) -> bytes:
         """Inbox, decide, commit, publish: the pipeline after a payload was parsed.
@@ -177,7 +195,8 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
                 self.deps.metrics.of(self.aggregate_type).inbox_duplicates.inc()
                 return _body({"ok": True, **seen, "duplicate": True})
         try:
-            events = self.decide(head.state, command)
+            with span("decide"):
+                events = self.decide(head.state, command)
         except DomainError as exc:
             if verified or await self._is_current(head):
                 return failed(exc)
@@ -256,12 +275,13 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
         inbox = (meta.message_id, result, self.deps.inbox_ttl) if meta.message_id else None
         counts = self.deps.metrics.of(self.aggregate_type)
         try:
-            await self._event_log().append(
-                expected_version=head.snapshot.version,
-                snapshot=snapshot,
-                envelopes=envelopes,
-                inbox=inbox,
-            )
+            with span("commit", events=len(envelopes), expected_version=head.snapshot.version):
+                await self._event_log().append(
+                    expected_version=head.snapshot.version,
+                    snapshot=snapshot,
+                    envelopes=envelopes,
+                    inbox=inbox,
+                )
         except ConcurrencyError as exc:
             counts.fence_conflicts.inc()
             log.warning("%s: fence conflict, dropping this activation's state: %s", self._name, exc)
@@ -363,12 +383,16 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
         period: dt.timedelta,
         ttl: dt.timedelta | None = None,
     ) -> None:
-        if name == OUTBOX_REMINDER:
-            self._outbox().retry_armed = True  # it fired, so it exists (maybe from before)
-            await self._aggregate()
-            await self._outbox().flush()  # unregisters it once nothing is left to send
-            return
-        await self.on_reminder(name, state)
+        with (
+            logs.scope(**self._log_fields()),
+            span(f"{self.aggregate_type}.remind {name}", actor__id=self.id.id),
+        ):
+            if name == OUTBOX_REMINDER:
+                self._outbox().retry_armed = True  # it fired, so it exists (maybe from before)
+                await self._aggregate()
+                await self._outbox().flush()  # unregisters it once nothing is left to send
+                return
+            await self.on_reminder(name, state)
 
     async def on_reminder(self, name: str, state: bytes) -> None:
         log.warning("%s: unknown reminder %r", self._name, name)

@@ -23,6 +23,7 @@ from actors.toolkit.aggregate import AggregateSpec
 from actors.toolkit.domain import Command
 from actors.toolkit.errors import DomainError, TransientError, error_from_dict
 from actors.toolkit.sidecar import SidecarTransport, SidecarUnavailableError
+from actors.toolkit.tracing import current_traceparent
 
 
 class RuntimeUnavailableError(TransientError):
@@ -95,6 +96,9 @@ class ActorClient:
     ) -> ActorResult:
         url = f"/v1.0/actors/{actor_type}/{actor_id}/method/{method}"
         content = json.dumps(payload or {}, separators=(",", ":")).encode()
+        traceparent = current_traceparent()
+        if traceparent:  # daprd's span of this call, and the actor's turn, join our trace
+            headers = {**(headers or _JSON), "traceparent": traceparent}
         try:
             status, body = await self._http.request(
                 "POST", url, content=content, headers=headers or _JSON

@@ -31,7 +31,7 @@ from typing import Final
 from actors.toolkit.envelope import EventEnvelope
 from actors.toolkit.metrics import OutboxMetrics
 from actors.toolkit.publisher import Publisher, PublishError
-from actors.toolkit.tracing import current_traceparent
+from actors.toolkit.tracing import current_traceparent, span
 
 OUTBOX_REMINDER: Final = "outbox-retry"
 OUTBOX_RETRY_DUE: Final = dt.timedelta(seconds=1)  # the first retry, ±50 % jitter
@@ -126,7 +126,8 @@ class Outbox:
         if not batch:
             return True
         try:
-            await self._publisher.publish(self._topic, batch, traceparent=current_traceparent())
+            with span(f"publish {self._topic}", events=len(batch)):
+                await self._publisher.publish(self._topic, batch, traceparent=current_traceparent())
         except PublishError as exc:
             if self._metrics is not None:
                 self._metrics.publish_failures.inc()

@@ -24,6 +24,7 @@ from actors.catalog import PUBSUB
 from actors.inventory.actor import InventoryActor
 from actors.order.actor import Deadlines, OrderActor
 from actors.reactions import build_router
+from actors.toolkit import logs, tracing
 from actors.toolkit.actor import ActorDeps, EventSourcedActor, actor_factory
 from actors.toolkit.client import ActorClient
 from actors.toolkit.faults import HeldCalls
@@ -34,7 +35,6 @@ from actors.toolkit.redis_connection import redis_client, redis_host_from_env
 from actors.toolkit.redis_store import RedisStores
 from actors.toolkit.serializer import RawJSONSerializer
 from actors.toolkit.sidecar import SidecarActorClient, SidecarHTTP
-from actors.toolkit.tracing import TraceContextMiddleware
 from actors.wallet.actor import WalletActor
 from actors.watchers import build_actor_metrics
 from apps.actor_host.subscriptions import DeadLetters, Delivering, subscription_routes
@@ -136,6 +136,7 @@ def _seconds(name: str, default: float) -> dt.timedelta:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
+    logs.configure(app="actor-host", replica=settings.replica)
     held = HeldCalls() if settings.test_faults else None
     registry = new_registry()  # GET /metrics: the actors' and the router's
     metrics, router_metrics = build_actor_metrics(registry), RouterMetrics(registry)
@@ -143,6 +144,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = redis_client(settings.redis_host, decode_responses=False)
+        spans = tracing.configure_from_env(
+            "orderflow-actor-host", os.environ, instance=settings.replica
+        )
         try:
             async with SidecarHTTP(settings.dapr_http_port) as http:
                 publisher = SidecarPublisher(http, pubsub=PUBSUB)
@@ -163,10 +167,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 app.state.delivering = Delivering(ActorClient(http), dead_letters)
                 yield
         finally:
+            spans.shutdown()
             await redis.aclose()
 
     app = FastAPI(title="Orderflow actor host", lifespan=lifespan)
-    app.add_middleware(TraceContextMiddleware)
+    app.add_middleware(tracing.TraceContextMiddleware)
     actor_runtime = DaprActor(app)
     app.include_router(subscription_routes(build_router()))
     mount_metrics(app, registry)

@@ -24,12 +24,14 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 
 from actors import catalog
 from actors.catalog import DEAD_LETTER_TYPE, PUBSUB
+from actors.toolkit import logs
 from actors.toolkit.client import ActorClient
 from actors.toolkit.errors import DomainError, TransientError
 from actors.toolkit.metrics import RouterMetrics
 from actors.toolkit.publisher import PublishError, SidecarPublisher
-from actors.toolkit.router import Call, DeadLetterError, EventRouter
+from actors.toolkit.router import Call, DeadLetterError, EventRouter, Plan
 from actors.toolkit.subscriber import RETRY, SUCCESS, each_entry, gives_up, is_bulk
+from actors.toolkit.tracing import span
 
 DEAD_LETTER_TOPIC: Final = catalog.DEAD_LETTERS
 log = logging.getLogger("orderflow.router")
@@ -129,6 +131,20 @@ async def _route(
         plan = router.plan(topic, event)
     except DeadLetterError as letter:
         return await _dead(dead_letters, topic, letter, event)
+    if not plan.calls:
+        return SUCCESS  # a known type nobody reacts to: no span, no log scope
+    envelope = plan.envelope
+    with (
+        logs.scope(correlation_id=envelope.correlation_id or envelope.aggregate_id),
+        span(f"route {envelope.type}", event__id=envelope.event_id, calls=len(plan.calls)),
+    ):
+        return await _deliver(actors, dead_letters, topic, event, plan)
+
+
+async def _deliver(
+    actors: ActorClient, dead_letters: DeadLetters, topic: str, event: Any, plan: Plan
+) -> dict[str, str]:
+    """Every call of one planned event, concurrently; RETRY if any failed transiently."""
     outcomes = await asyncio.gather(
         *(_invoke(actors, d) for d in plan.calls), return_exceptions=True
     )

@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 
 from actors.catalog import PUBSUB
 from actors.order.saga import ORDER
+from actors.toolkit import logs
 from actors.toolkit.client import ActorClient, TypedClient
 from actors.toolkit.metrics import mount_metrics, new_registry
 from actors.toolkit.publisher import SidecarPublisher
@@ -71,6 +72,7 @@ def create_app(
 ) -> FastAPI:
     """The console; `sidecar`, `redis`, `http` (the probes' client) replace what settings
     would build (tests), and their callers close them."""
+    logs.configure(app="console")
     resolved = settings or Settings.from_env()
     uplot = resolved.vendor_dir / UPLOT_DIST if resolved.vendor_dir else None
     vendor = uplot if uplot is not None and (uplot / "uPlot.iife.min.js").is_file() else None

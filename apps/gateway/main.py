@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from actors.toolkit import logs, tracing
 from actors.toolkit.client import ActorClient
 from actors.toolkit.metrics import HttpMetrics, HttpMetricsMiddleware, mount_metrics, new_registry
 from actors.toolkit.redis_connection import DEFAULT_REDIS_HOST, redis_client, redis_host_from_env
@@ -59,10 +60,12 @@ def create_app(
 ) -> FastAPI:
     """The gateway app; pass `actors` / `readmodels` (e.g. fakes) to skip building them."""
     settings = settings or Settings.from_env()
+    logs.configure(app="gateway")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
+            stack.callback(tracing.configure_from_env("orderflow-gateway", os.environ).shutdown)
             if actors is None:
                 http = await stack.enter_async_context(SidecarHTTP(settings.dapr_http_port))
                 app.state.actors = ActorClient(http)
@@ -84,6 +87,9 @@ def create_app(
         app.state.readmodels = readmodels
     problems.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # one log scope and one span per request (routes annotate the order id)
+    app.add_middleware(logs.LogScope)
+    app.add_middleware(tracing.TraceContextMiddleware, server_span=True)
     registry = new_registry()  # GET /metrics: requests and durations per route template
     app.add_middleware(HttpMetricsMiddleware, metrics=HttpMetrics(registry))  # outermost: 413s too
     mount_metrics(app, registry)

@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from actors.toolkit import logs, tracing
 from actors.toolkit.envelope import utcnow
 from actors.toolkit.metrics import ProjectorMetrics, mount_metrics, new_registry
 from actors.toolkit.redis_connection import redis_client, redis_host_from_env
@@ -58,6 +59,7 @@ def create_app(
 ) -> FastAPI:
     """The projector; `redis` replaces the client built from settings (its caller closes it),
     `reader` the reader of the actors' own event schemas (EventReader.for_actors)."""
+    logs.configure(app="projector")
     metrics = ProjectorMetrics(new_registry())  # GET /metrics
 
     @asynccontextmanager
@@ -79,6 +81,7 @@ def create_app(
                 await client.aclose()
 
     app = FastAPI(title="Orderflow projector (read models)", lifespan=lifespan)
+    app.add_middleware(tracing.TraceContextMiddleware)  # trace ids in its log lines
     app.include_router(events.router)
     mount_metrics(app, metrics.registry, refresh=_refresh_saga_gauges)
 

@@ -20,10 +20,12 @@ from fastapi import APIRouter, Request
 
 from actors.catalog import ORDERS as ORDERS_TOPIC
 from actors.catalog import PUBSUB, SHIPMENTS
+from actors.toolkit import logs
 from actors.toolkit.envelope import EventEnvelope, InvalidDeliveryError, envelope_of, utcnow
 from actors.toolkit.ids import ORDER_ID_PATTERN
 from actors.toolkit.publisher import PublishError, SidecarPublisher
 from actors.toolkit.subscriber import DROP, RETRY, SUCCESS
+from actors.toolkit.tracing import current_traceparent, span
 from apps.shipping.deps import PartnerDep, PublisherDep
 from apps.shipping.partner import ORDER_CONFIRMED, Outcome, Partner, answer
 
@@ -64,8 +66,14 @@ async def on_order_event(
     if envelope.type != ORDER_CONFIRMED:
         partner.stats.ignored += 1
         return SUCCESS
-    traceparent = request.headers.get("traceparent", envelope.traceparent)[:128]
-    return await ship(envelope, partner=partner, publisher=publisher, traceparent=traceparent)
+    order_id = envelope.aggregate_id
+    with (
+        logs.scope(order_id=order_id, correlation_id=envelope.correlation_id or order_id),
+        span("shipping.ship", order__id=order_id),
+    ):
+        # our span's, else the delivery's (the middleware keeps it), else the event's
+        traceparent = current_traceparent() or envelope.traceparent
+        return await ship(envelope, partner=partner, publisher=publisher, traceparent=traceparent)
 
 
 async def ship(
@@ -75,6 +83,7 @@ async def ship(
     decision = partner.decide(confirmed)
     if decision.outcome is Outcome.SILENT:
         partner.record(decision.outcome)
+        log.info("order left unanswered (outcome silent)")
         return SUCCESS
     await asyncio.sleep(decision.delay_ms / 1000)
     event = answer(confirmed, decision, occurred_at=utcnow(), traceparent=traceparent)
@@ -82,6 +91,7 @@ async def ship(
         partner.stats.retried += 1
         return RETRY
     partner.record(decision.outcome)
+    log.info("answered with %s %s", event.type, decision.reason or event.payload.get("shipment_id"))
     return SUCCESS
 
 

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 
 from actors.catalog import PUBSUB
+from actors.toolkit import logs, tracing
 from actors.toolkit.metrics import mount_metrics, new_registry
 from actors.toolkit.publisher import SidecarPublisher
 from actors.toolkit.sidecar import SidecarHTTP, SidecarTransport
@@ -53,12 +54,14 @@ def create_app(
     settings: Settings | None = None, *, sidecar: SidecarTransport | None = None
 ) -> FastAPI:
     """The app; `sidecar` replaces the sidecar client (tests), and its caller closes it."""
+    logs.configure(app="shipping")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         resolved = settings or Settings.from_env()
         app.state.partner = Partner(resolved.partner, salt=resolved.seed or secrets.token_hex(8))
         async with AsyncExitStack() as stack:
+            stack.callback(tracing.configure_from_env("orderflow-shipping", os.environ).shutdown)
             http = sidecar
             if http is None:
                 port = resolved.dapr_http_port
@@ -67,6 +70,7 @@ def create_app(
             yield
 
     app = FastAPI(title="Orderflow shipping partner (simulated)", lifespan=lifespan)
+    app.add_middleware(tracing.TraceContextMiddleware)  # the delivery's traceparent
     app.include_router(events.router)
     app.include_router(routes.router)
     mount_metrics(app, new_registry())  # the process' own: CPU, memory, descriptors

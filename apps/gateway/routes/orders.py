@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from typing import Annotated, Final
 
 import anyio
@@ -11,6 +12,7 @@ from fastapi import APIRouter, Query, Response
 
 from actors.order.model import TERMINAL, Line
 from actors.order.saga import Cancel, Place
+from actors.toolkit import logs
 from actors.toolkit.client import TypedClient
 from apps.gateway.deps import (
     REQUIRED_KEY_DOC,
@@ -42,6 +44,7 @@ MAX_WAIT_SECONDS: Final = 30.0
 POLL_START_SECONDS: Final = 0.05
 POLL_CAP_SECONDS: Final = 0.5
 
+log = logging.getLogger("orderflow.gateway")
 router = APIRouter(prefix="/orders", tags=["orders"])
 
 
@@ -78,6 +81,7 @@ async def place_order(
     body: PlaceOrderBody, key: IdempotencyKey, orders: Orders, response: Response
 ) -> OrderView:
     order_id = order_id_for(body.customer_id, key)
+    logs.annotate(order_id=order_id, correlation_id=order_id)
     place = Place(
         customer_id=body.customer_id,
         lines=tuple(Line(**line.model_dump()) for line in body.lines),
@@ -85,7 +89,10 @@ async def place_order(
     answer = await orders.send(order_id, place, message_id=place_message_id(order_id, body.lines))
     response.headers["Location"] = f"{router.prefix}/{order_id}"
     response.headers[VERSION_HEADER] = str(answer.aggregate_version)
-    return OrderView.model_validate(answer.result)
+    view = OrderView.model_validate(answer.result)
+    repeat = " (a repeat of the same request)" if answer.duplicate else ""
+    log.info("order accepted for %s, status %s%s", body.customer_id, view.status, repeat)
+    return view
 
 
 Wait = Annotated[
@@ -130,6 +137,7 @@ async def get_order(
     wait: Wait = None,
     min_version: MinVersion = None,
 ) -> OrderView | OrderRead:
+    logs.annotate(order_id=order_id, correlation_id=order_id)
     if min_version is not None:
         if wait is not None:
             raise RequestProblemError(422, "request.invalid", "use wait or min_version, not both")
@@ -179,10 +187,13 @@ async def cancel_order(
     response: Response,
     body: CancelOrderBody = None,
 ) -> OrderView:
+    logs.annotate(order_id=order_id, correlation_id=order_id)
     reason = (body or CancelOrderRequest()).reason
     answer = await orders.send(order_id, Cancel(reason=reason), message_id=message_id_for(key))
     response.headers[VERSION_HEADER] = str(answer.aggregate_version)
-    return OrderView.model_validate(answer.result)
+    view = OrderView.model_validate(answer.result)
+    log.info("cancel requested by the customer, status %s", view.status)
+    return view
 
 
 @router.get(

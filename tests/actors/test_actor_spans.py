@@ -1,0 +1,105 @@
+"""An actor turn is one span with decide, commit and publish inside; its lines carry the
+actor, the order and the trace (the in-memory sidecar, real actors)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from actors.reactions import build_router
+from actors.toolkit import logs
+from actors.toolkit.client import ActorClient
+from actors.toolkit.errors import DomainError
+from actors.toolkit.testing import InMemorySidecar
+from actors.toolkit.tracing import incoming, trace_id_of
+from tests.spans import PARENT, SAMPLED, TRACE, Recorded, recording
+
+
+@pytest.fixture
+def sidecar() -> InMemorySidecar:
+    return InMemorySidecar(router=build_router())
+
+
+@pytest.fixture
+def actors(sidecar: InMemorySidecar) -> ActorClient:
+    return ActorClient(sidecar)
+
+
+@pytest.fixture
+def recorded() -> Iterator[Recorded]:
+    with recording() as r:
+        yield r
+
+
+@pytest.fixture
+def log_lines() -> Iterator[io.StringIO]:
+    out, root = io.StringIO(), logging.getLogger()
+    level = root.level
+    logs.configure(app="actor-host", replica="actor-host-1", level="info", stream=out)
+    yield out
+    for handler in [h for h in root.handlers if isinstance(h, logs._Ours)]:
+        root.removeHandler(handler)
+    root.setLevel(level)
+
+
+async def test_a_command_is_one_turn_span_with_decide_commit_and_publish_inside(
+    actors: ActorClient, sidecar: InMemorySidecar, recorded: Recorded
+) -> None:
+    with incoming(SAMPLED):
+        await actors.invoke("InventoryActor", "tea", "Restock", {"quantity": 5})
+
+    spans = recorded.spans()
+    turn = spans["InventoryActor.Restock"]
+    assert turn.context is not None
+    assert turn.parent is not None
+    assert turn.parent.span_id == int(PARENT, 16)  # daprd's span of the call
+    for step in ("decide", "commit", "publish inventory"):
+        parent, context = spans[step].parent, spans[step].context
+        assert parent is not None, step
+        assert context is not None, step
+        assert parent.span_id == turn.context.span_id, step
+        assert context.trace_id == int(TRACE, 16), step
+    publish = spans["publish inventory"].context
+    assert publish is not None
+    [published] = sidecar.published
+    # daprd's publish span (and every delivery of the event) hangs under ours
+    assert published.headers["traceparent"] == f"00-{TRACE}-{publish.span_id:016x}-01"
+    assert published.data["traceparent"] == f"00-{TRACE}-{turn.context.span_id:016x}-01"
+
+
+async def test_a_refused_command_has_its_turn_and_decide_spans_and_no_commit(
+    actors: ActorClient, recorded: Recorded
+) -> None:
+    with incoming(SAMPLED), pytest.raises(DomainError):
+        await actors.invoke("InventoryActor", "tea", "Commit", {"order_id": "ord-1"})
+
+    names = {s.name for s in recorded.finished()}
+    assert {"InventoryActor.Commit", "decide"} <= names
+    assert "commit" not in names
+
+
+async def test_the_sagas_milestones_are_logged_with_the_order_actor_and_trace(
+    actors: ActorClient, sidecar: InMemorySidecar, log_lines: io.StringIO
+) -> None:
+    lines: list[dict[str, Any]] = [{"sku": "tea", "quantity": 1, "unit_price": 100}]
+    await actors.invoke("InventoryActor", "tea", "Restock", {"quantity": 5})
+    await actors.invoke("WalletActor", "cust-1", "Deposit", {"amount": 500})
+    with incoming(SAMPLED):
+        await actors.invoke(
+            "OrderActor", "ord-7", "Place", {"customer_id": "cust-1", "lines": lines}
+        )
+    await sidecar.settle()
+
+    logged = [json.loads(line) for line in log_lines.getvalue().splitlines()]
+    saga = [line for line in logged if line["logger"] == "orderflow.saga"]
+    assert [line["msg"] for line in saga] == ["order placed (total 100)", "order confirmed"]
+    placed = saga[0]
+    assert (placed["actor_type"], placed["actor_id"]) == ("OrderActor", "ord-7")
+    assert placed["order_id"] == placed["correlation_id"] == "ord-7"
+    assert placed["trace_id"] == trace_id_of(SAMPLED)
+    assert saga[1]["order_id"] == "ord-7"
