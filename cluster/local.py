@@ -214,6 +214,7 @@ class LocalCluster:
             "ORDERFLOW_APP_NAME": app.name,
             "ORDERFLOW_REDIS_URL": f"redis://{self.config.redis_host}/0",
             "ORDERFLOW_REDIS_HOST": self.config.redis_host,  # read models (redis-py)
+            **ops.app_env(self.config),  # the apps' own spans go where daprd's go
             **dict(app.env),
             **self.config.extra_app_env,
         }

@@ -96,6 +96,15 @@ def compose_dapr_config() -> str:
     )
 
 
+def app_env(cfg: ClusterConfig) -> dict[str, str]:
+    """What every app needs to export its own spans (actors/toolkit/tracing.py) as its
+    daprd does: the same sampling rate and, with ops on, the same Zipkin."""
+    env = {"ORDERFLOW_TRACE_SAMPLING": cfg.trace_sampling}
+    if cfg.ops_enabled:
+        env["ORDERFLOW_ZIPKIN_URL"] = f"http://127.0.0.1:{cfg.zipkin_port}/api/v2/spans"
+    return env
+
+
 def write_files(cfg: ClusterConfig) -> None:
     """The rendered Dapr configuration (always) and, with ops on, Prometheus's config."""
     cfg.state_dir.mkdir(parents=True, exist_ok=True)

@@ -80,6 +80,19 @@ def test_every_daprd_exports_to_this_clusters_zipkin_at_the_configured_sampling(
         assert argv[argv.index("--config") + 1] == str(config.dapr_config_path)
 
 
+def test_every_app_exports_its_own_spans_to_the_same_zipkin_at_the_same_sampling(
+    tmp_path: Path,
+) -> None:
+    cluster = LocalCluster(_config(tmp_path, trace_sampling="0.5"))
+    quiet = LocalCluster(_config(tmp_path, with_ops=False))
+
+    for app in cluster.config.apps():
+        env = cluster.processes[app.name].env
+        assert env["ORDERFLOW_ZIPKIN_URL"] == "http://127.0.0.1:20411/api/v2/spans"
+        assert env["ORDERFLOW_TRACE_SAMPLING"] == "0.5"
+        assert "ORDERFLOW_ZIPKIN_URL" not in quiet.processes[app.name].env
+
+
 def test_without_ops_no_prometheus_or_zipkin_runs_and_no_exporter_is_set(tmp_path: Path) -> None:
     config = _config(tmp_path, with_ops=False)
     cluster = LocalCluster(config)
