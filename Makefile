@@ -11,7 +11,7 @@ export ORDERFLOW_RUNTIME_DIR := $(RUNTIME_DIR)
 VENV_STAMP := $(VENV)/.orderflow-installed
 PYTEST_ARGS ?=
 
-.PHONY: help setup venv redis runtime console-deps ops-tools run up dapr-run down status test test-fast lint format rebuild rebuild-read-models bench chaos compose-check clean
+.PHONY: help setup venv redis runtime console-deps ops-tools run up dapr-run down status order-log test test-fast lint format rebuild rebuild-read-models bench chaos compose-check clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -71,6 +71,10 @@ dapr-run: setup ## infrastructure from the launcher, apps through `dapr run -f d
 
 status: ## show the state of every cluster process
 	@$(PY) -m cluster status
+
+order-log: ## everything one order did, from every process's log (ORDER=ord-...)
+	@test -n "$(ORDER)" || { echo "usage: make order-log ORDER=<order id>"; exit 2; }
+	@$(PY) -m cluster logs --order $(ORDER)
 
 lint: venv ## ruff format check, ruff check, mypy --strict
 	@$(VENV)/bin/ruff format --check .

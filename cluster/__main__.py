@@ -1,4 +1,4 @@
-"""Command line: python -m cluster up|down|status|compose-check."""
+"""Command line: python -m cluster up|down|status|logs|compose-check."""
 
 from __future__ import annotations
 
@@ -152,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--infra-only", action="store_true", help="only Redis, placement and scheduler")
     sub.add_parser("down", help="stop a detached cluster")
     sub.add_parser("status", help="show the cluster's processes")
+    logs = sub.add_parser("logs", help="everything one order did, from every process's log")
+    logs.add_argument("--order", required=True, help="the order id (ord-...)")
+    logs.add_argument("--json", action="store_true", help="print the apps' JSON lines as they are")
     check = sub.add_parser("compose-check", help="validate docker-compose.yml")
     check.add_argument("path", type=Path)
     args = parser.parse_args(argv)
@@ -165,6 +168,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_down(config)
         if args.command == "status":
             return cmd_status(config)
+        if args.command == "logs":
+            from cluster import logs as order_logs
+
+            return order_logs.main(config.log_dir, args.order, as_json=args.json)
         from cluster.compose import check_compose
 
         return int(check_compose(args.path))
