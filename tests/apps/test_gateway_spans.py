@@ -1,0 +1,60 @@
+"""The gateway's request span: named after the route template, the root of the order's
+trace, with the actor's turn under it (the in-memory sidecar, real actors)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from opentelemetry.trace import SpanKind
+
+from actors.toolkit.testing import InMemorySidecar
+from tests.spans import PARENT, SAMPLED, TRACE, Recorded, recording
+
+ORDER = {"customer_id": "cust-1", "lines": [{"sku": "tea", "quantity": 1, "unit_price": 100}]}
+
+
+@pytest.fixture
+def recorded() -> Iterator[Recorded]:
+    with recording() as r:
+        yield r
+
+
+async def test_a_request_is_one_server_span_named_after_its_route_and_parents_the_turn(
+    client: httpx.AsyncClient, recorded: Recorded
+) -> None:
+    placed = await client.post("/orders", json=ORDER, headers={"Idempotency-Key": "k-1"})
+    assert placed.status_code == 202
+
+    spans = recorded.spans()
+    request, turn = spans["POST /orders"], spans["OrderActor.Place"]
+    assert request.kind is SpanKind.SERVER
+    assert request.parent is None  # the root of the order's trace
+    assert dict(request.attributes or {})["http.status_code"] == 202
+    assert dict(request.attributes or {})["http.route"] == "/orders"
+    assert request.context is not None
+    assert turn.parent is not None
+    assert turn.parent.span_id == request.context.span_id
+
+
+async def test_a_templated_route_names_the_span_not_the_path_and_a_callers_trace_is_kept(
+    client: httpx.AsyncClient, recorded: Recorded
+) -> None:
+    read = await client.get("/orders/ord-unknown", headers={"traceparent": SAMPLED})
+    assert read.status_code == 404
+
+    request = recorded.spans()["GET /orders/{order_id}"]
+    assert request.context is not None
+    assert request.parent is not None
+    assert request.context.trace_id == int(TRACE, 16)
+    assert request.parent.span_id == int(PARENT, 16)
+
+
+async def test_tracing_off_forwards_the_callers_traceparent_to_the_sidecar(
+    client: httpx.AsyncClient, sidecar: InMemorySidecar
+) -> None:
+    await client.get("/orders/ord-unknown", headers={"traceparent": SAMPLED})
+
+    [call] = [r for r in sidecar.requests if r.path.endswith("/method/Get")]
+    assert call.headers["traceparent"] == SAMPLED
