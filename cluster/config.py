@@ -256,6 +256,7 @@ class ClusterConfig:
             "scheduler": f"http://127.0.0.1:{self.port(50106)}",
             "prometheus": f"http://127.0.0.1:{self.prometheus_port}",
             "zipkin": f"http://127.0.0.1:{self.zipkin_port}",
+            "dapr_config": str(self.dapr_config_path),
         }
         return (
             ("ORDERFLOW_CONSOLE_TARGETS", json.dumps(targets)),

@@ -10,6 +10,7 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -36,6 +37,8 @@ class AppStatus:
     sidecar: Probe
     version: str = ""  # daprd's runtime version
     uptime_s: float | None = None  # daprd's, from its process_start_time_seconds
+    app_uptime_s: float | None = None  # the app's, from its own /metrics
+    features: tuple[str, ...] = ()  # daprd's enabled preview features (its Configuration)
     actors: tuple[tuple[str, int], ...] = ()  # (actor type, active count)
     placement: str = ""  # daprd's view of its placement connection
     components: tuple[dict[str, Any], ...] = ()
@@ -55,6 +58,7 @@ class ClusterView:
     infrastructure: dict[str, Probe]
     placement_hosts: list[PlacementHost] = field(default_factory=list)
     placement_version: str = ""
+    configuration: str = ""  # the Dapr Configuration every daprd runs with (YAML)
 
 
 class ClusterProbe:
@@ -73,24 +77,28 @@ class ClusterProbe:
             self._json(f"{t.placement}/placement/state"),
         )
         hosts, version = placement_table(placement if isinstance(placement, dict) else {})
-        return ClusterView(list(apps), infra, hosts, version)
+        return ClusterView(list(apps), infra, hosts, version, configuration(t.dapr_config))
 
     async def app(self, target: AppTarget) -> AppStatus:
-        app, sidecar, metadata, metrics = await asyncio.gather(
+        app, sidecar, metadata, metrics, app_metrics = await asyncio.gather(
             self._probe(f"{target.app_url}/healthz/app"),
             self._probe(f"{target.sidecar_url}/v1.0/healthz"),
             self._json(f"{target.sidecar_url}/v1.0/metadata"),
             self._text(target.sidecar_metrics_url),
+            self._text(target.app_metrics_url),
         )
         meta = metadata if isinstance(metadata, dict) else {}
         runtime = meta.get("actorRuntime") or {}
         started = start_time(metrics or "")
+        app_started = start_time(app_metrics or "")
         return AppStatus(
             target=target,
             app=app,
             sidecar=sidecar,
             version=str(meta.get("runtimeVersion", "")),
             uptime_s=None if started is None else max(0.0, time.time() - started),
+            app_uptime_s=None if app_started is None else max(0.0, time.time() - app_started),
+            features=tuple(str(f) for f in meta.get("enabledFeatures") or ()),
             actors=tuple(
                 (str(a.get("type")), int(a.get("count", 0)))
                 for a in runtime.get("activeActors") or ()
@@ -144,6 +152,16 @@ class ClusterProbe:
         except httpx.HTTPError:
             return None
         return resp.text if resp.status_code < 300 else None
+
+
+def configuration(path: str) -> str:
+    """The Dapr Configuration file's text ("" when unknown or unreadable)."""
+    if not path:
+        return ""
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""
 
 
 def start_time(metrics: str) -> float | None:

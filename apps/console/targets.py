@@ -36,6 +36,10 @@ class AppTarget(BaseModel):
         return f"http://{self.host}:{self.http_port}"
 
     @property
+    def app_metrics_url(self) -> str:
+        return f"{self.app_url}/metrics"
+
+    @property
     def sidecar_metrics_url(self) -> str:
         return f"http://{self.host}:{self.metrics_port}/metrics"
 
@@ -51,6 +55,7 @@ class Targets(BaseModel):
     scheduler: str = "http://127.0.0.1:50106"  # its health port
     prometheus: str = "http://127.0.0.1:9480"  # cluster.config.PROMETHEUS_BASE_PORT
     zipkin: str = "http://127.0.0.1:9411"
+    dapr_config: str = ""  # the Configuration file every daprd runs with (a path), if known
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Targets:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,6 +15,7 @@ import redis.asyncio as aioredis
 from actors.reactions import build_router
 from actors.toolkit.client import ActorClient
 from actors.toolkit.testing import InMemorySidecar
+from apps.console.cluster import configuration
 from apps.console.main import Settings, create_app
 from apps.console.targets import AppTarget, Targets
 from readmodels.keys import Layout
@@ -46,6 +48,7 @@ def cluster_answers(request: httpx.Request) -> httpx.Response:
             200,
             json={
                 "runtimeVersion": "1.18.2",
+                "enabledFeatures": ["ActorStateTTL"],
                 "actorRuntime": {
                     "activeActors": [{"type": "OrderActor", "count": 3}],
                     "placement": "placement: connected",
@@ -57,9 +60,10 @@ def cluster_answers(request: httpx.Request) -> httpx.Response:
     if url.endswith("/placement/state"):
         hosts = [{"name": "127.0.0.1:50012", "appId": "actor-host", "entities": ["OrderActor"]}]
         return httpx.Response(200, json={"hostList": hosts, "tableVersion": 7})
-    if url.endswith("/metrics"):
+    if url.endswith("/metrics"):  # the apps 3 minutes up, their daprd 2 minutes
+        age = 185 if ":81" in url else 125
         return httpx.Response(
-            200, text=f"process_start_time_seconds {dt.datetime.now().timestamp() - 125}\n"
+            200, text=f"process_start_time_seconds {dt.datetime.now().timestamp() - age}\n"
         )
     return httpx.Response(200, json={"status": "ok"})
 
@@ -149,7 +153,10 @@ async def test_the_cluster_page_lists_every_host_its_actor_types_and_whats_not_r
     assert "actor-host-2" in page
     assert '<span class="actor-type">OrderActor</span> (3)' in page
     assert "1.18.2" in page
-    assert "2m 0" in page
+    assert "2m 0" in page  # each daprd's uptime
+    assert page.count('class="app-uptime">3m 0') == 2  # each actor host app's
+    assert "actor-host-1: ActorStateTTL" in page  # the sidecar's enabled features
+    assert "names none" in page  # no Configuration file given
     assert "127.0.0.1:50012" in page  # the placement table
     assert "pubsub/orders" in page
     assert "pubsub.redis" in page
@@ -358,3 +365,12 @@ async def test_a_plot_draws_prometheus_samples(
     assert 1.5 in ys
     assert len(xs) == len(ys)
     assert body["queries"] == ["sum(orderflow_outbox_backlog)"]
+
+
+def test_the_cluster_page_shows_the_dapr_configuration_file_it_is_given(tmp_path: Path) -> None:
+    config = tmp_path / "dapr-config.yaml"
+    config.write_text("kind: Configuration\nspec:\n  tracing:\n    samplingRate: '1'\n")
+
+    assert "samplingRate: '1'" in configuration(str(config))
+    assert configuration(str(tmp_path / "missing.yaml")) == ""
+    assert configuration("") == ""
