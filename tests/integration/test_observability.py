@@ -139,6 +139,32 @@ def test_one_orders_traces_hold_spans_of_the_gateway_an_actor_host_and_shipping(
         pytest.fail(f"{exc}\nwanted {sorted(ORDER_SERVICES)}; {len(found)} traces: {seen}")
 
 
+def _confirmed(prometheus: httpx.Client) -> float:
+    """sum(orderflow_orders_confirmed_total) over every actor host, as Prometheus has it."""
+    query = {"query": "sum(orderflow_orders_confirmed_total)"}
+    result = prometheus.get("/api/v1/query", params=query).json()["data"]["result"]
+    return float(result[0]["value"][1]) if result else 0.0
+
+
+def test_a_business_counter_moves_in_prometheus_after_an_order(
+    api: httpx.Client, prometheus: httpx.Client, uid: str
+) -> None:
+    """Scraped by the cluster's Prometheus (not read from an app): an order that ships
+    raises the confirmed-orders counter Prometheus stores."""
+    before = _confirmed(prometheus)
+    _place_an_order_that_ships(api, f"{uid}-prom")
+    seen: list[float] = []
+
+    def moved() -> bool:
+        seen[:] = [_confirmed(prometheus)]
+        return seen[0] >= before + 1
+
+    try:
+        wait_until(moved, timeout=60, what="Prometheus to scrape the confirmed order")
+    except ClusterError as exc:
+        pytest.fail(f"{exc}: orderflow_orders_confirmed_total {before} before, {seen} after")
+
+
 def test_promtool_accepts_the_clusters_prometheus_config(cluster: LocalCluster) -> None:
     promtool = shutil.which("promtool")
     if promtool is None:
