@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +19,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from cluster.config import ROOT
 from cluster.local import LocalCluster
 from tests.integration.support import call, deposit, ok, place, publish, restock, wait_until
 
@@ -129,6 +132,68 @@ def test_a_dead_letter_redriven_from_the_page_is_applied_and_leaves_the_list(
     )
     assert _stock(gateway_sidecar, sku)["reserved"] == 0
     assert _letter(console_url, event_id) is None  # applied: no new dead letter came back
+
+
+def test_the_redrive_cli_lists_a_dead_letter_and_redrives_it_by_id(
+    console_url: str, gateway_sidecar: httpx.Client, uid: str
+) -> None:
+    sku, order_id, event_id = f"mug-{uid}", f"ord-cli-{uid}", uuid.uuid4().hex
+    restock(gateway_sidecar, sku, 4)
+    shipped = _order_shipped(order_id, event_id, sku)
+    publish(gateway_sidecar, "orders", shipped, event_id=event_id, event_type="order.shipped")
+    wait_until(
+        lambda: _letter(console_url, event_id) is not None,
+        timeout=30,
+        what="the console to keep the dead letter",
+    )
+    letter = _letter(console_url, event_id)
+    assert letter is not None
+
+    listed = _cli("--console", console_url, "--list", "--code", "inventory.reservation_not_found")
+    assert listed.returncode == 0, listed.stderr
+    assert letter["id"] in listed.stdout
+
+    reserve = {"order_id": order_id, "quantity": 1, "message_id": f"fix-cli-{uid}"}
+    ok(call(gateway_sidecar, "InventoryActor", sku, "Reserve", reserve))
+    redriven = _cli("--console", console_url, "--id", letter["id"])
+    assert redriven.returncode == 0, redriven.stdout + redriven.stderr
+    wait_until(
+        lambda: _stock(gateway_sidecar, sku)["on_hand"] == 3,
+        timeout=30,
+        what="the Commit redriven from the CLI to apply",
+    )
+    assert _letter(console_url, event_id) is None
+    again = _cli("--console", console_url, "--id", letter["id"])
+    assert again.returncode != 0  # already redriven: refused, not published twice
+
+
+def test_the_plots_page_draws_the_order_throughput_from_prometheus(
+    page: Page, console_url: str, gateway_sidecar: httpx.Client, uid: str, tmp_path: Path
+) -> None:
+    """An order placed, Prometheus scrapes its counters, uPlot (served by the console from
+    the runtime folder, never a CDN) draws the throughput."""
+    sku, customer = f"pot-{uid}", f"cust-plot-{uid}"
+    restock(gateway_sidecar, sku, 3)
+    deposit(gateway_sidecar, customer, 5_000)
+    place(gateway_sidecar, customer, [(sku, 1, 300)])
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    chart = 'section.plot[data-plot="throughput"] .chart canvas'
+
+    def drawn() -> bool:
+        page.goto(f"{console_url}/plots")
+        page.wait_for_load_state("networkidle")
+        return page.locator(chart).count() > 0
+
+    wait_until(drawn, timeout=90, what="the throughput plot to be drawn")
+    screenshot(page, tmp_path, "console-plots")
+    assert errors == []
+    assert page.locator("p.error").count() == 0  # uPlot is installed
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "apps.console.redrive", *args]
+    return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
 
 
 def _status(sidecar: httpx.Client, order_id: str) -> str:
