@@ -91,11 +91,9 @@ test: setup lint ## lint, then the whole suite against the real runtime
 test-fast: venv ## unit, actor and app tests only (no cluster)
 	@$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
 
-bench: venv ## print throughput and latency figures against a running cluster (`make up` first)
-	@$(PY) -m bench.commands
-	@$(PY) -m bench.saga
-	@$(PY) -m bench.projection_lag
-	@$(PY) -m bench.append --redis 127.0.0.1:6380
+BENCH_ARGS ?=
+bench: venv redis runtime ## starts its own cluster, prints one table of figures and ratios (BENCH_ARGS="--quick", "--soak 600", --help)
+	@$(PY) -m bench $(BENCH_ARGS)
 
 CHAOS_ARGS ?= --duration 240
 chaos: setup ## the chaos suite: orders under a fault schedule, then every invariant (CHAOS_ARGS=--help)

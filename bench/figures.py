@@ -1,0 +1,161 @@
+"""The bench's figures and the rules that judge them: pure, no I/O (tests/unit/test_bench.py).
+
+percentile(values, q)               nearest rank, None when empty
+Step(...).sustained(rule)           the rule a saga step must meet to count
+cpu_ms(before, after, clk_tck)      /proc utime+stime deltas -> CPU ms per process
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile (`q` in 0..1) of unsorted `values`; None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(q * len(ordered))) - 1]
+
+
+@dataclass(frozen=True)
+class SustainRule:
+    """A step sustains its offered rate when BOTH hold:
+
+    - completed: confirmed orders >= `min_fraction` of the orders offered in the step
+      (an order placed but not confirmed within the settle window counts as not), and
+      the confirmed rate over the step's span, from the first placement to the last
+      confirmation (server times), >= `min_fraction` of the offered rate;
+    - latency: p99 of place -> confirmed (server times) <= `p99_bound_ms`.
+    """
+
+    min_fraction: float = 0.95
+    p99_bound_ms: float = 1000.0
+
+    def describe(self) -> str:
+        pct = round(self.min_fraction * 100)
+        return (
+            f"sustained = confirmed >= {pct} % of offered, confirmed rate >= {pct} % of "
+            f"offered rate, p99 place->confirmed <= {self.p99_bound_ms:.0f} ms"
+        )
+
+
+@dataclass
+class Step:
+    """One saga step at an offered rate: what was offered and what came back."""
+
+    offered_rate: float
+    offered: int
+    latencies_ms: list[float] = field(default_factory=list)  # one per confirmed order
+    span_s: float = 0.0  # first placement -> last confirmation, server times
+    cancelled: int = 0
+    cpu_ms: dict[str, float] = field(default_factory=dict)  # by process, over the window
+    lag_p50_ms: float | None = None  # projection lag over the step (Orderflow only)
+    lag_p99_ms: float | None = None
+
+    @property
+    def confirmed(self) -> int:
+        return len(self.latencies_ms)
+
+    @property
+    def confirmed_rate(self) -> float:
+        return self.confirmed / self.span_s if self.span_s > 0 else 0.0
+
+    def p(self, q: float) -> float | None:
+        return percentile(self.latencies_ms, q)
+
+    def sustained(self, rule: SustainRule) -> bool:
+        p99 = self.p(0.99)
+        return (
+            self.offered > 0
+            and self.confirmed >= rule.min_fraction * self.offered
+            and self.confirmed_rate >= rule.min_fraction * self.offered_rate
+            and p99 is not None
+            and p99 <= rule.p99_bound_ms
+        )
+
+    @property
+    def cpu_total_ms(self) -> float:
+        return sum(self.cpu_ms.values())
+
+    def cpu_per_order(self) -> dict[str, float]:
+        """CPU ms per confirmed order, by process (empty when nothing was confirmed)."""
+        if not self.confirmed:
+            return {}
+        return {name: ms / self.confirmed for name, ms in self.cpu_ms.items()}
+
+
+def highest_sustained(steps: Sequence[Step], rule: SustainRule) -> Step | None:
+    """The sustained step with the highest offered rate (None when none sustained)."""
+    ok = [s for s in steps if s.sustained(rule)]
+    return max(ok, key=lambda s: s.offered_rate) if ok else None
+
+
+def cpu_ms(
+    before: Mapping[str, int], after: Mapping[str, int], *, clk_tck: int
+) -> dict[str, float]:
+    """CPU ms per process from two snapshots of utime+stime in clock ticks.
+
+    A process missing from either snapshot (it exited, or started late) is left out
+    rather than counted from zero; a negative delta (a pid reused) is left out too.
+    """
+    out: dict[str, float] = {}
+    for name, ticks in after.items():
+        if name in before and ticks >= before[name]:
+            out[name] = (ticks - before[name]) * 1000.0 / clk_tck
+    return out
+
+
+def group_cpu(per_process: Mapping[str, float]) -> dict[str, float]:
+    """Fold an app and its sidecar into one row each way: "actor-host-1" + "-daprd" kept
+    apart, but replicas summed: {"actor-host": .., "actor-host daprd": .., ...}."""
+    out: dict[str, float] = {}
+    for name, value in per_process.items():
+        base, sidecar = name.removesuffix("-daprd"), name.endswith("-daprd")
+        if base.startswith("actor-host-"):
+            base = "actor-host"
+        key = f"{base} daprd" if sidecar else base
+        out[key] = out.get(key, 0.0) + value
+    return out
+
+
+@dataclass(frozen=True)
+class CommandRun:
+    """One closed-loop command run: req/s and latency percentiles."""
+
+    label: str
+    rate: float
+    p50_ms: float | None
+    p99_ms: float | None
+    errors: int
+
+
+def ratio(numerator: float, denominator: float) -> float | None:
+    return numerator / denominator if denominator else None
+
+
+@dataclass(frozen=True)
+class RssSeries:
+    """RSS samples (KiB) of one process over a soak."""
+
+    name: str
+    samples_kib: tuple[int, ...]
+
+    @property
+    def start(self) -> int:
+        return self.samples_kib[0] if self.samples_kib else 0
+
+    @property
+    def end(self) -> int:
+        return self.samples_kib[-1] if self.samples_kib else 0
+
+    @property
+    def peak(self) -> int:
+        return max(self.samples_kib, default=0)
+
+    @property
+    def growth(self) -> float | None:
+        """(end - start) / start, None without a start."""
+        return (self.end - self.start) / self.start if self.start else None

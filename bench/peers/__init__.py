@@ -1,0 +1,1 @@
+"""Peers make bench runs beside Orderflow: the same work written another way."""

@@ -1,0 +1,46 @@
+"""CPU ticks and RSS of processes by pid, from /proc (Linux only)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def stat_ticks(text: str) -> int:
+    """utime + stime (clock ticks) from the text of /proc/<pid>/stat.
+
+    The command name (field 2) is in parentheses and may hold spaces: split after its
+    closing parenthesis; utime and stime are fields 14 and 15 of the whole line.
+    """
+    rest = text[text.rindex(")") + 2 :].split()
+    return int(rest[11]) + int(rest[12])  # rest[0] is field 3 (state)
+
+
+def cpu_ticks(pids: Mapping[str, int]) -> dict[str, int]:
+    """utime+stime of every live pid, by name (a process gone is left out)."""
+    out: dict[str, int] = {}
+    for name, pid in pids.items():
+        try:
+            out[name] = stat_ticks(Path(f"/proc/{pid}/stat").read_text())
+        except (FileNotFoundError, ProcessLookupError, ValueError, IndexError):
+            continue
+    return out
+
+
+def rss_kib(pid: int) -> int | None:
+    """Resident set size in KiB (VmRSS of /proc/<pid>/status), None when the pid is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return None
+
+
+def machine_busy() -> tuple[float, float, float]:
+    """The 1, 5 and 15 minute load averages."""
+    return os.getloadavg()

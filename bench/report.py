@@ -1,0 +1,219 @@
+"""The bench's one table: Orderflow beside its baselines, ratios, issue 13's goals (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from bench.figures import (
+    CommandRun,
+    RssSeries,
+    Step,
+    SustainRule,
+    group_cpu,
+    highest_sustained,
+    ratio,
+)
+
+GOAL_COMMAND_RATIO = 0.9
+GOAL_CPU_MS = 40.0
+GOAL_RATE = 40.0
+GOAL_P99_MS = 250.0
+GOAL_LAG_P99_MS = 100.0
+WIDTHS = (40, 38, 38, 5)
+
+
+@dataclass
+class Report:
+    """Everything one run measured, and how it was run."""
+
+    mode: str
+    replicas: int
+    concurrency: int
+    command_seconds: float
+    step_seconds: float
+    rule: SustainRule
+    load_before: tuple[float, float, float]
+    load_after: tuple[float, float, float] | None = None
+    commands: dict[str, CommandRun] = field(default_factory=dict)
+    orderflow: list[Step] = field(default_factory=list)
+    peer: list[Step] = field(default_factory=list)
+    soak: list[RssSeries] = field(default_factory=list)
+    soak_rate: float = 0.0
+    soak_seconds: float = 0.0
+
+
+def _f(value: float | None, fmt: str = ".0f", unit: str = "") -> str:
+    return "-" if value is None else f"{value:{fmt}}{unit}"
+
+
+def _row(*cells: str) -> str:
+    padded = [c.ljust(w) for c, w in zip(cells, WIDTHS, strict=False)]
+    return "  ".join([*padded, *cells[len(WIDTHS) :]]).rstrip()
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "not yet met"
+
+
+def _command(run: CommandRun) -> str:
+    return f"{run.rate:.0f} req/s p50 {_f(run.p50_ms)} p99 {_f(run.p99_ms)} ms"
+
+
+def command_rows(commands: dict[str, CommandRun]) -> list[str]:
+    bare, daprd, gw = commands.get("bare"), commands.get("daprd"), commands.get("gateway")
+    if not (bare and daprd and gw):
+        return []
+    cmd_ratio, gw_ratio = ratio(daprd.rate, bare.rate), ratio(gw.rate, daprd.rate)
+    return [
+        _row(
+            f"command via daprd ({daprd.label.split(' ')[0]})",
+            _command(daprd),
+            f"bare SDK actor: {_command(bare)}",
+            _f(cmd_ratio, ".2f"),
+            f">= {GOAL_COMMAND_RATIO} x bare: {_met((cmd_ratio or 0) >= GOAL_COMMAND_RATIO)}",
+        ),
+        _row(
+            "same command via the gateway",
+            _command(gw),
+            f"via daprd: {daprd.rate:.0f} req/s",
+            _f(gw_ratio, ".2f"),
+            f">= {GOAL_COMMAND_RATIO} x daprd: {_met((gw_ratio or 0) >= GOAL_COMMAND_RATIO)}",
+        ),
+    ]
+
+
+def _step(step: Step | None, rule: SustainRule) -> str:
+    if step is None:
+        return "(not run)"
+    mark = "ok" if step.sustained(rule) else "NOT sustained"
+    return (
+        f"{step.confirmed_rate:.1f}/s {_f(step.p(0.5))} / {_f(step.p(0.99))} ms "
+        f"({step.confirmed}/{step.offered}) {mark}"
+    )
+
+
+def step_rows(report: Report) -> list[str]:
+    rule = report.rule
+    peer = {s.offered_rate: s for s in report.peer}
+    rows = []
+    for step in report.orderflow:
+        rows.append(
+            _row(
+                f"saga at {step.offered_rate:g}/s: rate, p50/p99",
+                _step(step, rule),
+                _step(peer.get(step.offered_rate), rule),
+            )
+        )
+    for step in report.peer:  # rates only the peer ran
+        if step.offered_rate not in {s.offered_rate for s in report.orderflow}:
+            rows.append(_row(f"saga at {step.offered_rate:g}/s", "(not run)", _step(step, rule)))
+    return rows
+
+
+def _goal_rate(steps: Sequence[Step], rule: SustainRule) -> float:
+    strict = SustainRule(min_fraction=rule.min_fraction, p99_bound_ms=GOAL_P99_MS)
+    best = highest_sustained(steps, strict)
+    return best.offered_rate if best else 0.0
+
+
+def summary_rows(report: Report) -> list[str]:
+    rule = report.rule
+    ours, theirs = highest_sustained(report.orderflow, rule), highest_sustained(report.peer, rule)
+    ours_rate = ours.offered_rate if ours else 0.0
+    theirs_rate = theirs.offered_rate if theirs else 0.0
+    goal_rate = _goal_rate(report.orderflow, rule)
+    rows = [
+        _row(
+            "highest sustained rate",
+            f"{ours_rate:g} orders/s" if ours else "none",
+            f"{theirs_rate:g} orders/s" if theirs else "none",
+            _f(ratio(ours_rate, theirs_rate), ".2f"),
+            f">= {GOAL_RATE:g}/s with p99 <= {GOAL_P99_MS:g} ms: "
+            f"{_met(goal_rate >= GOAL_RATE)} ({goal_rate:g}/s); ahead of the workflow: "
+            f"{_met(ours_rate > theirs_rate)}",
+        )
+    ]
+    return rows + cpu_rows(report) + lag_rows(ours)
+
+
+def cpu_step(steps: Sequence[Step], peer: Sequence[Step], rule: SustainRule) -> Step | None:
+    """Orderflow's step CPU is compared at: the highest rate both sustained, else its own
+    highest sustained, else its first step."""
+    both = {s.offered_rate for s in peer if s.sustained(rule)}
+    common = [s for s in steps if s.sustained(rule) and s.offered_rate in both]
+    if common:
+        return max(common, key=lambda s: s.offered_rate)
+    return highest_sustained(steps, rule) or (steps[0] if steps else None)
+
+
+def cpu_rows(report: Report) -> list[str]:
+    ours = cpu_step(report.orderflow, report.peer, report.rule)
+    if ours is None or not ours.confirmed:
+        return []
+    theirs = next((s for s in report.peer if s.offered_rate == ours.offered_rate), None)
+    mine = group_cpu(ours.cpu_per_order())
+    peer = group_cpu(theirs.cpu_per_order()) if theirs and theirs.confirmed else {}
+    total, peer_total = sum(mine.values()), sum(peer.values()) if peer else None
+    rows = [
+        _row(
+            f"CPU ms per confirmed order at {ours.offered_rate:g}/s",
+            f"{total:.0f} ms",
+            _f(peer_total, ".0f", " ms"),
+            _f(ratio(total, peer_total or 0.0), ".2f"),
+            f"<= {GOAL_CPU_MS:g} ms: {_met(total <= GOAL_CPU_MS)}; below the workflow: "
+            f"{_met(peer_total is not None and total < peer_total)}",
+        )
+    ]
+    for name in sorted({*mine, *peer}, key=lambda n: (-mine.get(n, -1), -peer.get(n, 0))):
+        rows.append(_row(f"  {name}", _f(mine.get(name), ".1f"), _f(peer.get(name), ".1f")))
+    return rows
+
+
+def lag_rows(step: Step | None) -> list[str]:
+    if step is None or step.lag_p99_ms is None:
+        return []
+    return [
+        _row(
+            f"projection lag at {step.offered_rate:g}/s (p50/p99)",
+            f"{_f(step.lag_p50_ms)} / {_f(step.lag_p99_ms)} ms",
+            "",
+            "",
+            f"p99 <= {GOAL_LAG_P99_MS:g} ms: {_met(step.lag_p99_ms <= GOAL_LAG_P99_MS)}",
+        )
+    ]
+
+
+def soak_rows(report: Report) -> list[str]:
+    if not report.soak:
+        return []
+    head = f"RSS over a {report.soak_seconds:g} s soak at {report.soak_rate:g} orders/s"
+    rows = [_row(head, "start / end / max MiB", "growth", "")]
+    for series in report.soak:
+        mib = [x / 1024 for x in (series.start, series.end, series.peak)]
+        rows.append(
+            _row(
+                f"  {series.name}",
+                " / ".join(f"{x:.0f}" for x in mib),
+                _f(None if series.growth is None else series.growth * 100, "+.0f", " %"),
+            )
+        )
+    return rows
+
+
+def render(report: Report) -> str:
+    load = " / ".join(f"{x:.1f}" for x in report.load_before)
+    after = " / ".join(f"{x:.1f}" for x in report.load_after) if report.load_after else "-"
+    lines = [
+        f"Orderflow bench ({report.mode}): {report.replicas} actor hosts, commands "
+        f"{report.concurrency} workers x {report.command_seconds:g} s, saga steps "
+        f"{report.step_seconds:g} s; load average 1/5/15 min before {load}, after {after}",
+        report.rule.describe(),
+        _row("figure", "Orderflow", "baseline / workflow peer", "ratio", "goal (issue 13)"),
+        _row(*("-" * w for w in WIDTHS), "-" * 30),
+        *command_rows(report.commands),
+        *step_rows(report),
+        *summary_rows(report),
+        *soak_rows(report),
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,158 @@
+"""make bench's pure parts: the sustained rule, CPU deltas, /proc parsing, flags, the table."""
+
+from __future__ import annotations
+
+import pytest
+
+import bench.__main__ as entry
+from bench.__main__ import main, parse_args
+from bench.figures import (
+    CommandRun,
+    RssSeries,
+    Step,
+    SustainRule,
+    cpu_ms,
+    group_cpu,
+    highest_sustained,
+    percentile,
+)
+from bench.procfs import stat_ticks
+from bench.report import Report, render
+
+RULE = SustainRule(min_fraction=0.95, p99_bound_ms=1000)
+
+
+def _step(rate: float, *, confirmed: int, span_s: float, p99: float = 100.0) -> Step:
+    latencies = [50.0] * (confirmed - 1) + [p99] if confirmed else []
+    return Step(offered_rate=rate, offered=int(rate * 10), latencies_ms=latencies, span_s=span_s)
+
+
+def test_a_step_that_confirms_everything_on_time_is_sustained() -> None:
+    assert _step(10, confirmed=100, span_s=10.2).sustained(RULE)
+
+
+def test_a_step_that_confirms_too_few_orders_is_not_sustained() -> None:
+    assert not _step(10, confirmed=94, span_s=10.0).sustained(RULE)
+
+
+def test_a_step_whose_confirmations_trail_the_offered_rate_is_not_sustained() -> None:
+    # every order confirmed, but over 12 s instead of 10: 8.3/s < 95 % of 10/s
+    assert not _step(10, confirmed=100, span_s=12.0).sustained(RULE)
+
+
+def test_a_step_whose_p99_exceeds_the_bound_is_not_sustained() -> None:
+    step = Step(offered_rate=10, offered=100, latencies_ms=[50.0] * 98 + [1500.0] * 2, span_s=10)
+
+    assert step.p(0.99) == 1500.0
+    assert not step.sustained(RULE)
+
+
+def test_the_highest_sustained_step_is_the_fastest_one_that_held() -> None:
+    steps = [_step(5, confirmed=50, span_s=10), _step(10, confirmed=100, span_s=10)]
+    steps.append(_step(20, confirmed=120, span_s=10))
+
+    best = highest_sustained(steps, RULE)
+
+    assert best is not None
+    assert best.offered_rate == 10
+
+
+def test_nearest_rank_percentile() -> None:
+    assert percentile([], 0.5) is None
+    assert percentile([3.0, 1.0, 2.0], 0.5) == 2.0
+    assert percentile(list(map(float, range(1, 101))), 0.99) == 99.0
+
+
+def test_cpu_ms_is_the_tick_delta_and_skips_processes_not_seen_twice() -> None:
+    before = {"redis": 100, "gateway": 50, "gone": 10}
+    after = {"redis": 150, "gateway": 50, "late": 30, "reused": 5}
+
+    assert cpu_ms(before | {"reused": 9}, after, clk_tck=100) == {"redis": 500.0, "gateway": 0.0}
+
+
+def test_cpu_per_order_divides_by_confirmed_orders_and_replicas_fold_together() -> None:
+    step = Step(offered_rate=1, offered=2, latencies_ms=[10.0, 20.0], span_s=2)
+    step.cpu_ms = {"actor-host-1": 30.0, "actor-host-2": 10.0, "actor-host-1-daprd": 8.0}
+
+    assert group_cpu(step.cpu_per_order()) == {"actor-host": 20.0, "actor-host daprd": 4.0}
+
+
+def test_stat_ticks_reads_utime_plus_stime_even_with_spaces_in_the_name() -> None:
+    line = "42 (my app (x)) S 1 42 42 0 -1 4194304 10 0 0 0 700 55 0 0 20 0 4 0 99 0 0"
+
+    assert stat_ticks(line) == 755
+
+
+def test_rss_growth_is_relative_to_the_first_sample() -> None:
+    series = RssSeries("gateway", (100_000, 120_000, 110_000))
+
+    assert (series.start, series.end, series.peak) == (100_000, 110_000, 120_000)
+    assert series.growth == 0.1
+
+
+def test_quick_flags_shorten_every_duration_and_rates_parse_in_order() -> None:
+    quick, full = parse_args(["--quick"]), parse_args(["--rates", "2,4.5", "--step-seconds", "7"])
+
+    assert (quick.command_seconds, quick.step_seconds, quick.rate_list) == (5, 10, [5, 10, 20, 40])
+    assert (full.command_seconds, full.step_seconds, full.rate_list) == (15, 7, [2, 4.5])
+
+
+def test_the_table_renders_canned_figures_with_ratios_and_goals() -> None:
+    report = Report(
+        mode="quick",
+        replicas=2,
+        concurrency=32,
+        command_seconds=5,
+        step_seconds=10,
+        rule=RULE,
+        load_before=(1.0, 2.0, 3.0),
+        load_after=(2.0, 2.0, 3.0),
+        commands={
+            "bare": CommandRun("BeaconActor.Touch via daprd", 300.0, 50.0, 200.0, 0),
+            "daprd": CommandRun("WalletActor.Deposit via daprd", 150.0, 90.0, 300.0, 0),
+            "gateway": CommandRun("POST /wallets/{id}/deposit", 120.0, 120.0, 400.0, 0),
+        },
+        orderflow=[_step(5, confirmed=50, span_s=10), _step(10, confirmed=60, span_s=10)],
+        peer=[_step(5, confirmed=50, span_s=10), _step(10, confirmed=50, span_s=10)],
+    )
+    report.orderflow[0].cpu_ms = {"actor-host-1": 5000.0, "redis": 1000.0}
+    report.orderflow[0].lag_p50_ms, report.orderflow[0].lag_p99_ms = 20.0, 80.0
+    report.peer[0].cpu_ms = {"actor-host-1": 4000.0, "workflow-peer": 4000.0}
+
+    table = render(report)
+
+    assert "0.50" in table  # deposit via daprd / bare
+    assert "0.80" in table  # gateway / daprd
+    assert "CPU ms per confirmed order at 5/s" in table
+    assert "120 ms" in table  # 6000 ms / 50 orders
+    assert "160 ms" in table  # the peer: 8000 ms / 50
+    assert "0.75" in table  # 120 / 160
+    lag = next(line for line in table.splitlines() if line.startswith("projection lag"))
+    assert " ".join(lag.split()) == "projection lag at 5/s (p50/p99) 20 / 80 ms p99 <= 100 ms: met"
+    assert "not yet met" in table
+    assert table.count("NOT sustained") == 2
+
+
+def test_main_prints_the_table_even_when_interrupted_before_any_figure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+
+    class Interrupted:
+        state_dir = "/nowhere"
+
+        def __init__(self, **_: object) -> None: ...
+
+        def running(self, **_: object) -> Interrupted:
+            return self
+
+        def __enter__(self) -> None:
+            raise KeyboardInterrupt
+
+        def __exit__(self, *_: object) -> None: ...
+
+    printed: list[str] = []
+    monkeypatch.setattr(entry, "BenchCluster", Interrupted)
+
+    assert main(["--quick"], out=printed.append) == 0
+
+    assert printed[0].startswith("Orderflow bench (quick)")
