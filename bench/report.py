@@ -138,12 +138,15 @@ def summary_rows(report: Report) -> list[str]:
 
 
 def cpu_step(steps: Sequence[Step], peer: Sequence[Step], rule: SustainRule) -> Step | None:
-    """Orderflow's step CPU is compared at: the highest rate both sustained, else its own
-    highest sustained, else its first step."""
+    """The Orderflow step whose CPU is shown: the highest rate both sustained, else the
+    highest rate Orderflow sustained and the peer ran, else Orderflow's highest sustained,
+    else its first step."""
     both = {s.offered_rate for s in peer if s.sustained(rule)}
-    common = [s for s in steps if s.sustained(rule) and s.offered_rate in both]
-    if common:
-        return max(common, key=lambda s: s.offered_rate)
+    ran = {s.offered_rate for s in peer if s.confirmed}
+    for rates in (both, ran):
+        common = [s for s in steps if s.sustained(rule) and s.offered_rate in rates]
+        if common:
+            return max(common, key=lambda s: s.offered_rate)
     return highest_sustained(steps, rule) or (steps[0] if steps else None)
 
 

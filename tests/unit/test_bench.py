@@ -17,7 +17,7 @@ from bench.figures import (
     percentile,
 )
 from bench.procfs import stat_ticks
-from bench.report import Report, render
+from bench.report import Report, cpu_step, render
 
 RULE = SustainRule(min_fraction=0.95, p99_bound_ms=1000)
 
@@ -156,3 +156,13 @@ def test_main_prints_the_table_even_when_interrupted_before_any_figure(
     assert main(["--quick"], out=printed.append) == 0
 
     assert printed[0].startswith("Orderflow bench (quick)")
+
+
+def test_cpu_is_compared_at_the_highest_rate_both_sustained_else_one_the_peer_ran() -> None:
+    ours = [_step(5, confirmed=50, span_s=10), _step(10, confirmed=100, span_s=10)]
+    peer_ok = [_step(5, confirmed=50, span_s=10), _step(10, confirmed=80, span_s=10)]
+    peer_slow = [_step(5, confirmed=50, span_s=10, p99=3000.0)]
+
+    assert cpu_step(ours, peer_ok, RULE) is ours[0]
+    assert cpu_step(ours, peer_slow, RULE) is ours[0]
+    assert cpu_step(ours, [], RULE) is ours[1]
