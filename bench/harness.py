@@ -155,7 +155,11 @@ class BenchCluster:
 
     @contextlib.contextmanager
     def running(self, *, keep_logs: bool = False) -> Iterator[BenchCluster]:
-        """Start everything; stop it on the way out (SIGTERM counts as Ctrl-C meanwhile)."""
+        """Start everything; stop it on the way out (SIGTERM counts as Ctrl-C meanwhile).
+
+        SIGINT gets Python's default handler even where the shell started us with it
+        ignored (a background job), so Ctrl-C and SIGTERM always stop the cluster."""
+        previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
         previous = signal.signal(signal.SIGTERM, _interrupt)
         try:
             try:
@@ -163,8 +167,11 @@ class BenchCluster:
                 self._start_peer()
                 yield self
             finally:
+                signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C would orphan
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)  # what is still to be stopped
                 self.stop()
                 signal.signal(signal.SIGTERM, previous)
+                signal.signal(signal.SIGINT, previous_int)
         finally:
             if not keep_logs:
                 shutil.rmtree(self.state_dir, ignore_errors=True)
@@ -177,4 +184,7 @@ def workers(metadata: dict[str, Any]) -> int:
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
+    """SIGTERM takes Ctrl-C's path: inside asyncio.run, the runner's SIGINT handler cancels
+    the main task and run() raises KeyboardInterrupt (a KeyboardInterrupt raised here
+    instead could land inside a task and be lost, leaving the run going)."""
+    signal.raise_signal(signal.SIGINT)
