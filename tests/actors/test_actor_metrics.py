@@ -35,11 +35,6 @@ def sidecar(clock: ManualClock) -> InMemorySidecar:
     return InMemorySidecar(router=build_router(), clock=clock)
 
 
-@pytest.fixture
-def actors(sidecar: InMemorySidecar) -> ActorClient:
-    return ActorClient(sidecar)
-
-
 def samples(sidecar: InMemorySidecar) -> Samples:
     return scrape(sidecar.deps.metrics.registry)
 

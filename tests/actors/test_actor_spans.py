@@ -11,23 +11,12 @@ from typing import Any
 
 import pytest
 
-from actors.reactions import build_router
 from actors.toolkit import logs
 from actors.toolkit.client import ActorClient
 from actors.toolkit.errors import DomainError
 from actors.toolkit.testing import InMemorySidecar
 from actors.toolkit.tracing import incoming, trace_id_of
 from tests.spans import PARENT, SAMPLED, TRACE, Recorded, recording
-
-
-@pytest.fixture
-def sidecar() -> InMemorySidecar:
-    return InMemorySidecar(router=build_router())
-
-
-@pytest.fixture
-def actors(sidecar: InMemorySidecar) -> ActorClient:
-    return ActorClient(sidecar)
 
 
 @pytest.fixture

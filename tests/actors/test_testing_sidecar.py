@@ -9,7 +9,6 @@ import pytest
 
 from actors.inventory.model import ReservationNotFoundError
 from actors.order.actor import DEADLINE_REMINDER
-from actors.reactions import build_router
 from actors.toolkit.client import ActorClient, RuntimeUnavailableError
 from actors.toolkit.errors import DomainError
 from actors.toolkit.publisher import PublishError, SidecarPublisher
@@ -20,19 +19,16 @@ from tests.actors.doubles import ManualClock
 LINE = {"sku": "tea", "quantity": 2, "unit_price": 150}
 
 
-@pytest.fixture
-def sidecar() -> InMemorySidecar:
-    return InMemorySidecar(router=build_router())
-
-
-@pytest.fixture
-def actors(sidecar: InMemorySidecar) -> ActorClient:
-    return ActorClient(sidecar)
-
-
 async def place(actors: ActorClient, order_id: str = "ord-1", **extra: Any) -> None:
     payload = {"customer_id": "cust-1", "lines": [LINE], **extra}
     await actors.invoke("OrderActor", order_id, "Place", payload)
+
+
+async def place_a_payable_order(actors: ActorClient) -> None:
+    """Stock the SKU and fund the customer, then place ord-1: the saga can confirm it."""
+    await actors.invoke("InventoryActor", "tea", "Restock", {"quantity": 5})
+    await actors.invoke("WalletActor", "cust-1", "Deposit", {"amount": 1_000})
+    await place(actors)
 
 
 async def test_an_actor_call_runs_the_real_actor_and_answers_its_envelope(
@@ -144,9 +140,7 @@ async def test_the_actors_own_publishes_land_in_the_same_record(
 async def test_settle_runs_the_saga_through_the_event_router(
     actors: ActorClient, sidecar: InMemorySidecar
 ) -> None:
-    await actors.invoke("InventoryActor", "tea", "Restock", {"quantity": 5})
-    await actors.invoke("WalletActor", "cust-1", "Deposit", {"amount": 1_000})
-    await place(actors)
+    await place_a_payable_order(actors)
 
     assert await sidecar.settle() > 0
 
@@ -190,9 +184,7 @@ async def test_settle_records_an_event_that_can_never_apply_as_refused(
 async def test_settle_redelivers_after_an_unavailable_actor(
     actors: ActorClient, sidecar: InMemorySidecar
 ) -> None:
-    await actors.invoke("InventoryActor", "tea", "Restock", {"quantity": 5})
-    await actors.invoke("WalletActor", "cust-1", "Deposit", {"amount": 1_000})
-    await place(actors)
+    await place_a_payable_order(actors)
     sidecar.fail(times=1, path="/v1.0/actors/InventoryActor/")
 
     await sidecar.settle()
