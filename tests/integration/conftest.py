@@ -80,6 +80,20 @@ def gateway_sidecar(cluster: LocalCluster) -> Iterator[httpx.Client]:
         yield c
 
 
+@pytest.fixture(scope="module")
+def api(cluster: LocalCluster) -> Iterator[httpx.Client]:
+    """The gateway's public HTTP API (its app port, not its sidecar)."""
+    base = f"http://127.0.0.1:{cluster.app('gateway').app_port}"
+    with httpx.Client(base_url=base, timeout=60) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def zipkin(cluster: LocalCluster) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=f"http://127.0.0.1:{cluster.config.zipkin_port}", timeout=10) as c:
+        yield c
+
+
 @pytest.fixture
 def uid() -> str:
     return uuid.uuid4().hex[:12]

@@ -19,6 +19,7 @@ __all__ = [
     "place",
     "publish",
     "restock",
+    "ship_an_order",
     "stream_events",
     "touch",
     "wait_until",
@@ -95,3 +96,24 @@ def place(client: httpx.Client, customer: str, lines: list[tuple[str, int, int]]
     }
     ok(call(client, "OrderActor", order_id, "Place", body))
     return order_id
+
+
+# --- the whole saga, through the gateway's public API ---------------------------------------
+
+
+def ship_an_order(api: httpx.Client, uid: str) -> str:
+    """Fund a customer, stock a SKU and place one order through the gateway; waits until it
+    has shipped and returns its id."""
+    customer, sku = f"cust-{uid}", f"sku-{uid}"
+    assert api.post(f"/wallets/{customer}/deposit", json={"amount": 5_000}).status_code == 200
+    assert api.post(f"/inventory/{sku}/restock", json={"quantity": 5}).status_code == 200
+    placed = api.post(
+        "/orders",
+        json={"customer_id": customer, "lines": [{"sku": sku, "quantity": 1, "unit_price": 250}]},
+        headers={"Idempotency-Key": f"ship-{uid}"},
+    )
+    assert placed.status_code == 202, placed.text
+    location = placed.headers["location"]
+    final = api.get(location, params={"wait": 30}).json()
+    assert final["status"] == "shipped", final
+    return str(location.rsplit("/", 1)[1])

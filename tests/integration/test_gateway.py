@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from cluster.local import LocalCluster
 from tests.integration.support import wait_until
-
-
-@pytest.fixture(scope="module")
-def api(cluster: LocalCluster) -> Iterator[httpx.Client]:
-    base = f"http://127.0.0.1:{cluster.app('gateway').app_port}"
-    with httpx.Client(base_url=base, timeout=60) as client:
-        yield client
 
 
 def order_body(customer: str, sku: str, quantity: int = 1) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import pytest
 
 from cluster.local import LocalCluster
 from cluster.processes import ClusterError
-from tests.integration.support import wait_until
+from tests.integration.support import ship_an_order, wait_until
 
 # the services daprd names its spans after (app ids), that one order's saga passes through
 ORDER_SERVICES = {"gateway", "actor-host", "shipping"}
@@ -22,19 +22,6 @@ ORDER_SERVICES = {"gateway", "actor-host", "shipping"}
 def prometheus(cluster: LocalCluster) -> Iterator[httpx.Client]:
     base = f"http://127.0.0.1:{cluster.config.prometheus_port}"
     with httpx.Client(base_url=base, timeout=10) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def zipkin(cluster: LocalCluster) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=f"http://127.0.0.1:{cluster.config.zipkin_port}", timeout=10) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
-def api(cluster: LocalCluster) -> Iterator[httpx.Client]:
-    base = f"http://127.0.0.1:{cluster.app('gateway').app_port}"
-    with httpx.Client(base_url=base, timeout=60) as client:
         yield client
 
 
@@ -94,26 +81,10 @@ def test_every_app_serves_metrics_and_its_scrape_target_is_up(
         pytest.fail(f"{exc}\nApp targets:\n{_health(targets)}")
 
 
-def _place_an_order_that_ships(api: httpx.Client, uid: str) -> str:
-    customer, sku = f"cust-{uid}", f"sku-{uid}"
-    assert api.post(f"/wallets/{customer}/deposit", json={"amount": 5_000}).status_code == 200
-    assert api.post(f"/inventory/{sku}/restock", json={"quantity": 5}).status_code == 200
-    placed = api.post(
-        "/orders",
-        json={"customer_id": customer, "lines": [{"sku": sku, "quantity": 1, "unit_price": 250}]},
-        headers={"Idempotency-Key": f"trace-{uid}"},
-    )
-    assert placed.status_code == 202, placed.text
-    location = placed.headers["location"]
-    final = api.get(location, params={"wait": 30}).json()
-    assert final["status"] == "shipped", final
-    return location.rsplit("/", 1)[1]
-
-
 def test_one_orders_traces_hold_spans_of_the_gateway_an_actor_host_and_shipping(
     api: httpx.Client, zipkin: httpx.Client, uid: str
 ) -> None:
-    order_id = _place_an_order_that_ships(api, uid)
+    order_id = ship_an_order(api, uid)
     # daprd tags every actor call's span with the actor; the saga's other hops (publish,
     # deliveries) join those traces through the W3C traceparent
     query = {"annotationQuery": f"dapr.actor=OrderActor.{order_id}", "limit": "100"}
@@ -150,7 +121,7 @@ def test_a_business_counter_moves_in_prometheus_after_an_order(
     """Scraped by the cluster's Prometheus (not read from an app): an order that ships
     raises the confirmed-orders counter Prometheus stores."""
     before = _confirmed(prometheus)
-    _place_an_order_that_ships(api, f"{uid}-prom")
+    ship_an_order(api, f"{uid}-prom")
     seen: list[float] = []
 
     def moved() -> bool:

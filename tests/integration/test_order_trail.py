@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -17,7 +16,7 @@ from cluster import logs as order_logs
 from cluster.config import ROOT
 from cluster.local import LocalCluster
 from cluster.processes import ClusterError
-from tests.integration.support import wait_until
+from tests.integration.support import ship_an_order, wait_until
 
 # our spans' services (actors/toolkit/tracing.py) and daprd's (app ids) on one order's path
 OUR_SERVICES = {"orderflow-gateway", "orderflow-actor-host", "orderflow-shipping"}
@@ -39,37 +38,8 @@ OUR_SPANS = {
 
 
 @pytest.fixture(scope="module")
-def api(cluster: LocalCluster) -> Iterator[httpx.Client]:
-    base = f"http://127.0.0.1:{cluster.app('gateway').app_port}"
-    with httpx.Client(base_url=base, timeout=60) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def zipkin(cluster: LocalCluster) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=f"http://127.0.0.1:{cluster.config.zipkin_port}", timeout=10) as c:
-        yield c
-
-
-def _shipped_order(api: httpx.Client, uid: str) -> str:
-    customer, sku = f"cust-{uid}", f"sku-{uid}"
-    assert api.post(f"/wallets/{customer}/deposit", json={"amount": 5_000}).status_code == 200
-    assert api.post(f"/inventory/{sku}/restock", json={"quantity": 5}).status_code == 200
-    placed = api.post(
-        "/orders",
-        json={"customer_id": customer, "lines": [{"sku": sku, "quantity": 1, "unit_price": 250}]},
-        headers={"Idempotency-Key": f"trail-{uid}"},
-    )
-    assert placed.status_code == 202, placed.text
-    location = placed.headers["location"]
-    final = api.get(location, params={"wait": 30}).json()
-    assert final["status"] == "shipped", final
-    return location.rsplit("/", 1)[1]
-
-
-@pytest.fixture(scope="module")
 def order_id(api: httpx.Client) -> str:
-    return _shipped_order(api, uuid.uuid4().hex[:12])
+    return ship_an_order(api, uuid.uuid4().hex[:12])
 
 
 def test_the_order_log_command_finds_the_order_in_the_gateway_an_actor_host_and_shipping(

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -23,13 +22,6 @@ from tests.integration.support import call, deposit, ok, place, restock, wait_un
 
 TERMINAL = {"shipped", "cancelled"}
 LAYOUT = Layout()
-
-
-@pytest.fixture(scope="module")
-def api(cluster: LocalCluster) -> Iterator[httpx.Client]:
-    base = f"http://127.0.0.1:{cluster.app('gateway').app_port}"
-    with httpx.Client(base_url=base, timeout=60) as client:
-        yield client
 
 
 # --- the write side, through the actors (as in test_saga.py) ---------------------------------
