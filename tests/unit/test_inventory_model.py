@@ -29,8 +29,9 @@ from actors.inventory.model import (
     evolve,
     initial_state,
 )
-from actors.toolkit.domain import Command, Event
+from actors.toolkit.domain import Command
 from actors.toolkit.errors import NotFoundError, RuleViolationError, error_from_dict
+from tests.unit.deciders import Decider
 
 SKU = "SKU-1"
 
@@ -249,19 +250,9 @@ COMMANDS = st.one_of(
 )
 
 
-def attempt(state: InventoryState, command: Command) -> list[Event]:
-    """decide, taking the one refusal a random sequence may provoke as no events."""
-    try:
-        return decide(state, command)
-    except ReservationNotFoundError:
-        return []
-
-
-def apply(state: InventoryState, events: list[Event]) -> InventoryState:
-    for event in events:
-        assert type(event) in EVENTS.values()
-        state = evolve(state, event)
-    return state
+DECIDER = Decider(
+    decide=decide, evolve=evolve, events=EVENTS.values(), refusal=ReservationNotFoundError
+)
 
 
 @settings(max_examples=200, deadline=None, database=None)
@@ -269,11 +260,7 @@ def apply(state: InventoryState, events: list[Event]) -> InventoryState:
 def test_random_command_sequences_never_break_an_invariant(
     commands: list[tuple[Command, bool]],
 ) -> None:
-    state = initial_state()
-    for command, delivered_twice in commands:
-        for _ in range(2 if delivered_twice else 1):
-            state = apply(state, attempt(state, command))
-            assert_invariants(state)
+    state = DECIDER.run_checking(initial_state(), commands, assert_invariants)
     assert InventoryState.model_validate_json(state.model_dump_json()) == state
 
 
@@ -282,13 +269,10 @@ def test_random_command_sequences_never_break_an_invariant(
 def test_a_redelivered_reserve_release_or_commit_changes_nothing(
     commands: list[Command], repeated: Command
 ) -> None:
-    state = initial_state()
-    for command in commands:
-        state = apply(state, attempt(state, command))
-    state = apply(state, attempt(state, repeated))
+    state = DECIDER.run(initial_state(), [*commands, repeated])
     held = state.reservations.keys() | set(state.committed_orders)
     if isinstance(repeated, Restock) or (
         isinstance(repeated, Reserve) and repeated.order_id not in held
     ):
         return  # a restock adds up; a rejected Reserve may succeed after a restock
-    assert attempt(state, repeated) == []
+    assert DECIDER.attempt(state, repeated) == []

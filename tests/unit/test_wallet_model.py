@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from actors.toolkit.domain import Command, Event
+from actors.toolkit.domain import Command
 from actors.toolkit.errors import NotFoundError, RuleViolationError, error_from_dict
 from actors.wallet.model import (
     EVENTS,
@@ -31,6 +31,7 @@ from actors.wallet.model import (
     evolve,
     initial_state,
 )
+from tests.unit.deciders import Decider
 
 
 def run(state: WalletState, *commands: Command) -> WalletState:
@@ -219,19 +220,7 @@ COMMANDS = st.one_of(
 )
 
 
-def attempt(state: WalletState, command: Command) -> list[Event]:
-    """decide, taking the one refusal a random sequence may provoke as no events."""
-    try:
-        return decide(state, command)
-    except HoldNotFoundError:
-        return []
-
-
-def apply(state: WalletState, events: list[Event]) -> WalletState:
-    for event in events:
-        assert type(event) in EVENTS.values()
-        state = evolve(state, event)
-    return state
+DECIDER = Decider(decide=decide, evolve=evolve, events=EVENTS.values(), refusal=HoldNotFoundError)
 
 
 @settings(max_examples=200, deadline=None, database=None)
@@ -239,11 +228,7 @@ def apply(state: WalletState, events: list[Event]) -> WalletState:
 def test_random_command_sequences_never_break_an_invariant(
     commands: list[tuple[Command, bool]],
 ) -> None:
-    state = initial_state()
-    for command, delivered_twice in commands:
-        for _ in range(2 if delivered_twice else 1):
-            state = apply(state, attempt(state, command))
-            assert_invariants(state)
+    state = DECIDER.run_checking(initial_state(), commands, assert_invariants)
     assert WalletState.model_validate_json(state.model_dump_json()) == state
 
 
@@ -252,13 +237,10 @@ def test_random_command_sequences_never_break_an_invariant(
 def test_a_redelivered_authorize_capture_or_void_changes_nothing(
     commands: list[Command], repeated: Command
 ) -> None:
-    state = initial_state()
-    for command in commands:
-        state = apply(state, attempt(state, command))
-    state = apply(state, attempt(state, repeated))
+    state = DECIDER.run(initial_state(), [*commands, repeated])
     held = state.holds.keys() | set(state.captured_orders)
     if isinstance(repeated, Deposit) or (
         isinstance(repeated, Authorize) and repeated.order_id not in held
     ):
         return  # a deposit adds up; a declined Authorize may succeed after a deposit
-    assert attempt(state, repeated) == []
+    assert DECIDER.attempt(state, repeated) == []
