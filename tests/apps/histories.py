@@ -24,8 +24,10 @@ def wrap(
     aggregate_id: str,
     *,
     start: dt.datetime = T0,
+    step: dt.timedelta = dt.timedelta(milliseconds=100),
 ) -> list[EventEnvelope]:
-    """Envelopes with versions 1..n, 100 ms apart from `start`."""
+    """Envelopes with versions 1..n, `step` apart from `start`, as the actor base would save
+    them."""
     return [
         EventEnvelope(
             event_id=f"{aggregate_id}-{version}",
@@ -34,25 +36,33 @@ def wrap(
             aggregate_type=aggregate_type,
             aggregate_id=aggregate_id,
             aggregate_version=version,
-            occurred_at=start + dt.timedelta(milliseconds=100 * version),
+            occurred_at=start + step * version,
             payload=event.model_dump(mode="json"),
         )
         for version, event in enumerate(events, start=1)
     ]
 
 
-def _run(
+def run(
     decide: Callable[[Any, Any], list[Event]],
     evolve: Callable[[Any, Any], Any],
     state: Any,
     commands: Sequence[Command],
-) -> list[Event]:
+    *,
+    skip: type[Exception] | tuple[type[Exception], ...] = (),
+) -> tuple[Any, list[Event]]:
+    """Drive a real decider: the events are a history the actor could have recorded. A
+    command refused with `skip` records nothing; any other refusal fails the test."""
     events: list[Event] = []
     for command in commands:
-        for event in decide(state, command):
+        try:
+            decided = decide(state, command)
+        except skip:
+            continue
+        for event in decided:
             state = evolve(state, event)
-            events.append(event)
-    return events
+        events += decided
+    return state, events
 
 
 def order_events(
@@ -66,7 +76,9 @@ def order_events(
         customer_id=customer,
         lines=tuple(order.Line(sku=s, quantity=q, unit_price=p) for s, q, p in lines),
     )
-    events = _run(order_saga.decide, order_saga.evolve, order_saga.initial_state(), [place, *facts])
+    _, events = run(
+        order_saga.decide, order_saga.evolve, order_saga.initial_state(), [place, *facts]
+    )
     return wrap(events, "OrderActor", order_id, start=start)
 
 
@@ -83,7 +95,8 @@ def shipped(order_id: str, customer: str, *, start: dt.datetime = T0) -> list[Ev
 
 def stock_events(sku: str, *commands: Command) -> list[EventEnvelope]:
     state = inventory.initial_state()
-    return wrap(_run(inventory.decide, inventory.evolve, state, commands), "InventoryActor", sku)
+    _, events = run(inventory.decide, inventory.evolve, state, commands)
+    return wrap(events, "InventoryActor", sku)
 
 
 def restocked(sku: str, quantity: int, *, reserve: int = 0) -> list[EventEnvelope]:
@@ -95,7 +108,8 @@ def restocked(sku: str, quantity: int, *, reserve: int = 0) -> list[EventEnvelop
 
 def wallet_events(customer: str, *commands: Command) -> list[EventEnvelope]:
     state = wallet.initial_state()
-    return wrap(_run(wallet.decide, wallet.evolve, state, commands), "WalletActor", customer)
+    _, events = run(wallet.decide, wallet.evolve, state, commands)
+    return wrap(events, "WalletActor", customer)
 
 
 def funded(customer: str, amount: int, *, hold: int = 0) -> list[EventEnvelope]:

@@ -27,6 +27,7 @@ from apps.projector.projections import (
     projects,
 )
 from readmodels.rows import OrderRow, Row, StockRow, WalletRow, from_hash, to_hash
+from tests.apps import histories as recorder
 
 T0 = dt.datetime(2026, 11, 22, 10, 0, tzinfo=dt.UTC)
 SKUS = ("sku-a", "sku-b", "sku-c")
@@ -34,20 +35,10 @@ ORDER_ID, CUSTOMER = "ord-1", "cust-1"
 
 
 def wrap(events: Sequence[Event], aggregate_type: str, aggregate_id: str) -> list[EventEnvelope]:
-    """Envelopes with versions 1..n, one second apart, as the actor base would save them."""
-    return [
-        EventEnvelope(
-            event_id=f"{aggregate_id}-{version}",
-            type=event.type,
-            schema_version=1,
-            aggregate_type=aggregate_type,
-            aggregate_id=aggregate_id,
-            aggregate_version=version,
-            occurred_at=T0 + dt.timedelta(seconds=version),
-            payload=event.model_dump(mode="json"),
-        )
-        for version, event in enumerate(events, start=1)
-    ]
+    """Envelopes with versions 1..n, one second apart from T0."""
+    return recorder.wrap(
+        events, aggregate_type, aggregate_id, start=T0, step=dt.timedelta(seconds=1)
+    )
 
 
 def run(
@@ -56,17 +47,8 @@ def run(
     state: Any,
     commands: Sequence[Command],
 ) -> tuple[Any, list[Event]]:
-    """Drive a real decider: the events are a history the actor could have recorded."""
-    events: list[Event] = []
-    for command in commands:
-        try:
-            decided = decide(state, command)
-        except DomainError:
-            continue
-        for event in decided:
-            state = evolve(state, event)
-        events += decided
-    return state, events
+    """A history from a real decider; a command the decider refuses records nothing."""
+    return recorder.run(decide, evolve, state, commands, skip=DomainError)
 
 
 def in_order(envelopes: Sequence[EventEnvelope]) -> Row:
