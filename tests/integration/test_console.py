@@ -99,20 +99,11 @@ def test_an_orders_timeline_shows_its_events_in_order(
 def test_a_dead_letter_redriven_from_the_page_is_applied_and_leaves_the_list(
     page: Page, console_url: str, gateway_sidecar: httpx.Client, uid: str, tmp_path: Path
 ) -> None:
-    sku, event_id = f"cup-{uid}", uuid.uuid4().hex
+    sku = f"cup-{uid}"
     restock(gateway_sidecar, sku, 5)
-    order_id, version = _a_shipped_order(gateway_sidecar, f"dl-{uid}")
-    # that order's order.shipped again, naming a SKU it holds no reservation of: the
-    # Commit is refused (the read side has that version already and ignores it)
-    shipped = _order_shipped(order_id, event_id, sku, version=version)
-    publish(gateway_sidecar, "orders", shipped, event_id=event_id, event_type="order.shipped")
-    wait_until(
-        lambda: _letter(console_url, event_id) is not None,
-        timeout=30,
-        what="the console to list the dead letter",
+    order_id, event_id, letter = _an_unreserved_commit_dead_lettered(
+        gateway_sidecar, console_url, sku=sku, order_uid=f"dl-{uid}"
     )
-    letter = _letter(console_url, event_id)
-    assert letter is not None
     assert letter["code"] == "inventory.reservation_not_found"
     # the operator fixes the cause (the reservation exists now), then redrives
     reserve = {"order_id": order_id, "quantity": 2, "message_id": f"fix-{uid}"}
@@ -139,18 +130,11 @@ def test_a_dead_letter_redriven_from_the_page_is_applied_and_leaves_the_list(
 def test_the_redrive_cli_lists_a_dead_letter_and_redrives_it_by_id(
     console_url: str, gateway_sidecar: httpx.Client, uid: str
 ) -> None:
-    sku, event_id = f"mug-{uid}", uuid.uuid4().hex
+    sku = f"mug-{uid}"
     restock(gateway_sidecar, sku, 4)
-    order_id, version = _a_shipped_order(gateway_sidecar, f"cli-{uid}")
-    shipped = _order_shipped(order_id, event_id, sku, version=version)
-    publish(gateway_sidecar, "orders", shipped, event_id=event_id, event_type="order.shipped")
-    wait_until(
-        lambda: _letter(console_url, event_id) is not None,
-        timeout=30,
-        what="the console to keep the dead letter",
+    order_id, event_id, letter = _an_unreserved_commit_dead_lettered(
+        gateway_sidecar, console_url, sku=sku, order_uid=f"cli-{uid}"
     )
-    letter = _letter(console_url, event_id)
-    assert letter is not None
 
     listed = _cli("--console", console_url, "--list", "--code", "inventory.reservation_not_found")
     assert listed.returncode == 0, listed.stderr
@@ -192,6 +176,26 @@ def test_the_plots_page_draws_the_order_throughput_from_prometheus(
     screenshot(page, tmp_path, "console-plots")
     assert errors == []
     assert page.locator("p.error").count() == 0  # uPlot is installed
+
+
+def _an_unreserved_commit_dead_lettered(
+    sidecar: httpx.Client, console_url: str, *, sku: str, order_uid: str
+) -> tuple[str, str, dict[str, Any]]:
+    """Ship an order, then publish its order.shipped again naming `sku`, which it holds no
+    reservation of: the Commit is refused and dead-lettered (the read side has that version
+    already and ignores it). Returns the order id, the event id and the console's letter."""
+    event_id = uuid.uuid4().hex
+    order_id, version = _a_shipped_order(sidecar, order_uid)
+    shipped = _order_shipped(order_id, event_id, sku, version=version)
+    publish(sidecar, "orders", shipped, event_id=event_id, event_type="order.shipped")
+    wait_until(
+        lambda: _letter(console_url, event_id) is not None,
+        timeout=30,
+        what="the console to list the dead letter",
+    )
+    letter = _letter(console_url, event_id)
+    assert letter is not None
+    return order_id, event_id, letter
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
