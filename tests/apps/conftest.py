@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 import redis.asyncio as aioredis
+from fastapi import FastAPI
 
 from actors.toolkit.client import ActorClient
 from actors.toolkit.testing import InMemorySidecar
@@ -24,6 +26,16 @@ def client_for(actors: ActorClient, *, raise_app_exceptions: bool = True) -> htt
     app = create_app(Settings(), actors=actors)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions)
     return httpx.AsyncClient(transport=transport, base_url=BASE_URL)
+
+
+@contextlib.asynccontextmanager
+async def running(app: FastAPI, *, base_url: str = BASE_URL) -> AsyncIterator[httpx.AsyncClient]:
+    """A client on `app` over the ASGI transport, inside the app's lifespan (which the
+    transport does not run)."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
+            yield client
 
 
 @pytest.fixture

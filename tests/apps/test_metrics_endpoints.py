@@ -14,7 +14,7 @@ from actors.toolkit.testing import InMemorySidecar
 from apps.actor_host import main as actor_host
 from apps.projector import main as projector
 from apps.shipping import main as shipping
-from tests.apps.conftest import BASE_URL, client_for
+from tests.apps.conftest import client_for, running
 from tests.apps.histories import cloud_event, order_events, shipped
 from tests.metrics_text import Samples, parse, value
 
@@ -80,10 +80,8 @@ async def actor_host_client() -> AsyncIterator[httpx.AsyncClient]:
     sidecar = InMemorySidecar()
     async with sidecar.serve() as port:
         app = actor_host.create_app(actor_host.Settings(dapr_http_port=port))
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
-                yield client
+        async with running(app) as client:
+            yield client
 
 
 async def test_actor_host_counts_dead_letters_by_code(
@@ -106,10 +104,8 @@ async def test_actor_host_counts_dead_letters_by_code(
 @pytest.fixture
 async def projector_client(redis: aioredis.Redis) -> AsyncIterator[httpx.AsyncClient]:
     app = projector.create_app(projector.Settings(stuck_after=dt.timedelta(minutes=1)), redis=redis)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
-            yield client
+    async with running(app) as client:
+        yield client
 
 
 async def test_projector_observes_projection_lag_per_event_applied(
@@ -146,8 +142,6 @@ async def test_projector_shows_orders_in_progress_and_those_stuck(
 
 async def test_shipping_serves_its_process_metrics() -> None:
     app = shipping.create_app(shipping.Settings(), sidecar=InMemorySidecar())
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
-            found = await scrape(client)
+    async with running(app) as client:
+        found = await scrape(client)
     assert value(found, "process_resident_memory_bytes") > 0

@@ -18,6 +18,7 @@ from actors.inventory import model as inventory
 from actors.toolkit.envelope import EventEnvelope
 from actors.toolkit.redis_connection import redis_client
 from apps.projector.main import Settings, create_app
+from tests.apps.conftest import running
 from tests.apps.histories import (
     MINUTE,
     T0,
@@ -34,10 +35,8 @@ ORDER, CUSTOMER = "ord-1", "cust-1"
 @contextlib.asynccontextmanager
 async def serve(redis: aioredis.Redis) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(Settings(), redis=redis)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://projector") as c:
-            yield c
+    async with running(app, base_url="http://projector") as c:
+        yield c
 
 
 @pytest.fixture

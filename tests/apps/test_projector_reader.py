@@ -28,6 +28,7 @@ from apps.projector.reader import EventReader, MissingUpcasterError, NewerSchema
 from apps.projector.rebuild import Rebuilder
 from readmodels.queries import ReadModels
 from readmodels.rows import StockRow
+from tests.apps.conftest import running
 from tests.apps.histories import cloud_event, funded, restocked, shipped
 
 SKU = "sku-up"
@@ -67,10 +68,8 @@ async def projector(
     redis: aioredis.Redis, reader: EventReader | None
 ) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(Settings(), redis=redis, reader=reader)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://projector") as c:
-            yield c
+    async with running(app, base_url="http://projector") as c:
+        yield c
 
 
 async def deliver(client: httpx.AsyncClient, envelope: EventEnvelope) -> str:

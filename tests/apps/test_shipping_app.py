@@ -18,6 +18,7 @@ from actors.toolkit.sidecar import SidecarUnavailableError
 from actors.toolkit.testing import InMemorySidecar
 from apps.shipping.main import Settings, create_app
 from apps.shipping.partner import PartnerSettings, answer_event_id_for, shipment_id_for
+from tests.apps.conftest import running
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
@@ -33,10 +34,8 @@ def sidecar() -> InMemorySidecar:
 @pytest.fixture
 async def client(sidecar: InMemorySidecar) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(SETTINGS, sidecar=sidecar)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://shipping") as c:
-            yield c
+    async with running(app, base_url="http://shipping") as c:
+        yield c
 
 
 def envelope(
@@ -316,10 +315,8 @@ async def test_without_a_client_the_app_opens_and_closes_its_own_sidecar_client(
     async with sidecar.serve() as port:
         app = create_app(dataclasses.replace(SETTINGS, dapr_http_port=port))
 
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://shipping") as c:
-                assert await deliver(c, envelope()) == "SUCCESS"
+        async with running(app, base_url="http://shipping") as c:
+            assert await deliver(c, envelope()) == "SUCCESS"
 
         assert [e["type"] for e in sidecar.events("shipments")] == ["shipment.dispatched"]
         assert await sidecar.connections_closed()  # with the lifespan
