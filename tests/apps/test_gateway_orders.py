@@ -199,12 +199,17 @@ async def test_reading_an_order_answers_its_view(client):
     assert resp.json()["status"] == "reserving"
 
 
-async def test_reading_an_order_never_placed_is_a_404_problem(client):
-    resp = await client.get("/orders/ord-0000")
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/orders/ord-0000"), ("POST", "/orders/ord-404/cancel")],
+    ids=["read", "cancel"],
+)
+async def test_reading_or_cancelling_an_order_never_placed_is_a_404_problem(client, method, path):
+    resp = await client.request(method, path)
 
     assert resp.status_code == 404
     assert resp.json()["code"] == "order.not_found"
-    assert resp.json()["instance"] == "/orders/ord-0000"
+    assert resp.json()["instance"] == path
 
 
 async def test_long_poll_answers_as_soon_as_the_order_turns_terminal(client, actors):
@@ -305,13 +310,6 @@ async def test_cancelling_a_shipped_order_is_a_409_problem(client, actors):
 
     assert resp.status_code == 409
     assert resp.json()["code"] == "order.already_shipped"
-
-
-async def test_cancelling_an_order_never_placed_is_a_404_problem(client):
-    resp = await client.post("/orders/ord-404/cancel")
-
-    assert resp.status_code == 404
-    assert resp.json()["code"] == "order.not_found"
 
 
 @pytest.mark.parametrize("reason", ["", "r" * 201, 7, None])
