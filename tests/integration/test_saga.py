@@ -7,6 +7,7 @@ import functools
 import json
 import random
 import uuid
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -72,13 +73,21 @@ def expect_outcome(cluster: LocalCluster, order_id: str, outcome: str) -> None:
         assert resp.status_code in (200, 204), resp.text
 
 
+def customer_and_skus(
+    client: httpx.Client, uid: str, *, funds: int, stock: Sequence[int]
+) -> tuple[str, list[str]]:
+    """A customer with `funds` deposited, and one SKU per `stock` entry holding that many."""
+    customer, skus = f"c-{uid}", [f"s{n}-{uid}" for n in range(len(stock))]
+    deposit(client, customer, funds)
+    for sku, quantity in zip(skus, stock, strict=True):
+        restock(client, sku, quantity)
+    return customer, skus
+
+
 def test_happy_path_ends_shipped_with_payment_captured_and_stock_committed(
     gateway_sidecar: httpx.Client, uid: str
 ) -> None:
-    customer, a, b = f"c-{uid}", f"a-{uid}", f"b-{uid}"
-    deposit(gateway_sidecar, customer, 10_000)
-    restock(gateway_sidecar, a, 5)
-    restock(gateway_sidecar, b, 5)
+    customer, (a, b) = customer_and_skus(gateway_sidecar, uid, funds=10_000, stock=(5, 5))
     order_id = place(gateway_sidecar, customer, [(a, 2, 1000), (b, 1, 500)])
     final = settle(gateway_sidecar, order_id)
     assert final["status"] == "shipped"
@@ -102,10 +111,7 @@ def test_happy_path_ends_shipped_with_payment_captured_and_stock_committed(
 def test_one_line_out_of_stock_cancels_and_releases_the_other_reservations(
     gateway_sidecar: httpx.Client, uid: str
 ) -> None:
-    customer, a, b = f"c-{uid}", f"a-{uid}", f"b-{uid}"
-    deposit(gateway_sidecar, customer, 10_000)
-    restock(gateway_sidecar, a, 5)
-    restock(gateway_sidecar, b, 1)
+    customer, (a, b) = customer_and_skus(gateway_sidecar, uid, funds=10_000, stock=(5, 1))
     order_id = place(gateway_sidecar, customer, [(a, 2, 100), (b, 3, 100)])
     final = settle(gateway_sidecar, order_id)
     assert final["status"] == "cancelled"
@@ -119,9 +125,7 @@ def test_one_line_out_of_stock_cancels_and_releases_the_other_reservations(
 def test_insufficient_funds_cancels_and_releases_the_stock(
     gateway_sidecar: httpx.Client, uid: str
 ) -> None:
-    customer, sku = f"c-{uid}", f"s-{uid}"
-    deposit(gateway_sidecar, customer, 100)
-    restock(gateway_sidecar, sku, 5)
+    customer, (sku,) = customer_and_skus(gateway_sidecar, uid, funds=100, stock=(5,))
     final = settle(gateway_sidecar, place(gateway_sidecar, customer, [(sku, 1, 500)]))
     assert final["status"] == "cancelled"
     assert "payment declined" in final["cancel_reason"]
@@ -137,9 +141,7 @@ def test_insufficient_funds_cancels_and_releases_the_stock(
 def test_an_order_the_partner_does_not_ship_is_cancelled_with_release_and_void(
     cluster: LocalCluster, gateway_sidecar: httpx.Client, uid: str, outcome: str, reason: str
 ) -> None:
-    customer, sku = f"c-{uid}", f"s-{uid}"
-    deposit(gateway_sidecar, customer, 1_000)
-    restock(gateway_sidecar, sku, 5)
+    customer, (sku,) = customer_and_skus(gateway_sidecar, uid, funds=1_000, stock=(5,))
     order_id = f"ord-{outcome}-{uid}"
     expect_outcome(cluster, order_id, outcome)
     body = {"customer_id": customer, "lines": [{"sku": sku, "quantity": 2, "unit_price": 100}]}
@@ -156,9 +158,7 @@ def test_an_order_the_partner_does_not_ship_is_cancelled_with_release_and_void(
 def test_the_customer_can_cancel_before_confirmation(
     gateway_sidecar: httpx.Client, uid: str
 ) -> None:
-    customer, sku = f"c-{uid}", f"s-{uid}"
-    deposit(gateway_sidecar, customer, 10_000)
-    restock(gateway_sidecar, sku, 50)
+    customer, (sku,) = customer_and_skus(gateway_sidecar, uid, funds=10_000, stock=(50,))
     for _ in range(5):  # a cancel racing the saga may arrive after confirmation: try again
         order_id = place(gateway_sidecar, customer, [(sku, 1, 100)])
         answer = call(gateway_sidecar, "OrderActor", order_id, "Cancel", {"reason": "oops"})
@@ -191,9 +191,7 @@ def test_fifty_concurrent_orders_for_k_units_confirm_exactly_k_and_never_oversel
 def test_a_shipment_dispatched_twice_ships_once_and_captures_once(
     cluster: LocalCluster, gateway_sidecar: httpx.Client, uid: str
 ) -> None:
-    customer, sku = f"c-{uid}", f"s-{uid}"
-    deposit(gateway_sidecar, customer, 1_000)
-    restock(gateway_sidecar, sku, 5)
+    customer, (sku,) = customer_and_skus(gateway_sidecar, uid, funds=1_000, stock=(5,))
     order_id = f"ord-twice-{uid}"
     expect_outcome(cluster, order_id, "silent")  # we play the partner here
     body = {"customer_id": customer, "lines": [{"sku": sku, "quantity": 1, "unit_price": 300}]}
