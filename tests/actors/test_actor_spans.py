@@ -4,18 +4,16 @@ actor, the order and the trace (the in-memory sidecar, real actors)."""
 from __future__ import annotations
 
 import io
-import json
-import logging
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from actors.toolkit import logs
 from actors.toolkit.client import ActorClient
 from actors.toolkit.errors import DomainError
 from actors.toolkit.testing import InMemorySidecar
 from actors.toolkit.tracing import incoming, trace_id_of
+from tests.log_lines import capturing, lines
 from tests.spans import PARENT, SAMPLED, TRACE, Recorded, recording
 
 
@@ -27,13 +25,8 @@ def recorded() -> Iterator[Recorded]:
 
 @pytest.fixture
 def log_lines() -> Iterator[io.StringIO]:
-    out, root = io.StringIO(), logging.getLogger()
-    level = root.level
-    logs.configure(app="actor-host", replica="actor-host-1", level="info", stream=out)
-    yield out
-    for handler in [h for h in root.handlers if isinstance(h, logs._Ours)]:
-        root.removeHandler(handler)
-    root.setLevel(level)
+    with capturing(app="actor-host", replica="actor-host-1") as out:
+        yield out
 
 
 async def test_a_command_is_one_turn_span_with_decide_commit_and_publish_inside(
@@ -75,16 +68,16 @@ async def test_a_refused_command_has_its_turn_and_decide_spans_and_no_commit(
 async def test_the_sagas_milestones_are_logged_with_the_order_actor_and_trace(
     actors: ActorClient, sidecar: InMemorySidecar, log_lines: io.StringIO
 ) -> None:
-    lines: list[dict[str, Any]] = [{"sku": "tea", "quantity": 1, "unit_price": 100}]
+    order_lines: list[dict[str, Any]] = [{"sku": "tea", "quantity": 1, "unit_price": 100}]
     await actors.invoke("InventoryActor", "tea", "Restock", {"quantity": 5})
     await actors.invoke("WalletActor", "cust-1", "Deposit", {"amount": 500})
     with incoming(SAMPLED):
         await actors.invoke(
-            "OrderActor", "ord-7", "Place", {"customer_id": "cust-1", "lines": lines}
+            "OrderActor", "ord-7", "Place", {"customer_id": "cust-1", "lines": order_lines}
         )
     await sidecar.settle()
 
-    logged = [json.loads(line) for line in log_lines.getvalue().splitlines()]
+    logged = lines(log_lines)
     saga = [line for line in logged if line["logger"] == "orderflow.saga"]
     assert [line["msg"] for line in saga] == ["order placed (total 100)", "order confirmed"]
     placed = saga[0]

@@ -4,33 +4,22 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import json
 import logging
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from actors.toolkit import logs
 from actors.toolkit.tracing import incoming
+from tests.log_lines import capturing, lines
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 
 @pytest.fixture
 def stream() -> Iterator[io.StringIO]:
-    out = io.StringIO()
-    root = logging.getLogger()
-    level = root.level
-    logs.configure(app="actor-host", replica="actor-host-2", level="info", stream=out)
-    yield out
-    for handler in [h for h in root.handlers if isinstance(h, logs._Ours)]:
-        root.removeHandler(handler)
-    root.setLevel(level)
-
-
-def lines(stream: io.StringIO) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in stream.getvalue().splitlines()]
+    with capturing(app="actor-host", replica="actor-host-2") as out:
+        yield out
 
 
 def test_a_line_is_one_json_object_with_time_level_app_replica_logger_and_message(
