@@ -134,12 +134,19 @@ async def test_domain_error_comes_back_as_a_typed_envelope(publisher: RecordingP
     }
 
 
+async def restocked_with_the_publisher_down(
+    publisher: RecordingPublisher,
+) -> tuple[InventoryActor, dict[str, Any]]:
+    """A Restock while publishing fails (the publisher stays down); the actor and its answer."""
+    actor = make(publisher)
+    publisher.down = True
+    return actor, body(await actor.invoke("Restock", b'{"quantity": 2}'))
+
+
 async def test_failed_publish_keeps_the_event_and_arms_a_retry_reminder_that_resends_it(
     publisher: RecordingPublisher,
 ) -> None:
-    actor = make(publisher)
-    publisher.down = True
-    out = body(await actor.invoke("Restock", b'{"quantity": 2}'))
+    actor, out = await restocked_with_the_publisher_down(publisher)
     assert out["ok"]
     assert publisher.sent == []
     assert OUTBOX_REMINDER in actor._state_manager._mock_reminders  # type: ignore[attr-defined]
@@ -152,9 +159,7 @@ async def test_failed_publish_keeps_the_event_and_arms_a_retry_reminder_that_res
 async def test_reactivation_publishes_what_was_saved_but_not_published_with_the_same_ids(
     publisher: RecordingPublisher,
 ) -> None:
-    actor = make(publisher)
-    publisher.down = True
-    saved = body(await actor.invoke("Restock", b'{"quantity": 2}'))
+    actor, saved = await restocked_with_the_publisher_down(publisher)
     publisher.down = False
     revived = make(publisher, state=dict(stored(actor)))  # a new instance over the same state
     await revived._on_activate()

@@ -35,6 +35,21 @@ def reminders(actor: OrderActor) -> dict[str, Any]:
     return actor._state_manager._mock_reminders  # type: ignore[attr-defined,no-any-return]
 
 
+async def tick(actor: OrderActor) -> None:
+    """The deadline reminder fires."""
+    await actor.receive_reminder(DEADLINE_REMINDER, b"", dt.timedelta(0), dt.timedelta(0))
+
+
+async def placed_then_ticked(publisher: RecordingPublisher, *, after_seconds: int) -> OrderActor:
+    """Place ord-1, let `after_seconds` pass, then fire the deadline reminder."""
+    clock = ManualClock()
+    actor = make(publisher, clock)
+    await actor.invoke("Place", PLACE)
+    clock.advance(seconds=after_seconds)
+    await tick(actor)
+    return actor
+
+
 async def test_an_order_never_placed_is_not_found(publisher: RecordingPublisher) -> None:
     out = body(await make(publisher).get())
     assert out["ok"] is False
@@ -57,11 +72,7 @@ async def test_placing_registers_one_deadline_reminder_ticking_at_half_the_short
 async def test_a_tick_within_the_step_timeout_changes_nothing(
     publisher: RecordingPublisher,
 ) -> None:
-    clock = ManualClock()
-    actor = make(publisher, clock)
-    await actor.invoke("Place", PLACE)
-    clock.advance(seconds=20)  # reserving allows 30 s
-    await actor.receive_reminder(DEADLINE_REMINDER, b"", dt.timedelta(0), dt.timedelta(0))
+    actor = await placed_then_ticked(publisher, after_seconds=20)  # reserving allows 30 s
     assert body(await actor.get())["result"]["status"] == "reserving"
     assert DEADLINE_REMINDER in reminders(actor)
 
@@ -69,11 +80,7 @@ async def test_a_tick_within_the_step_timeout_changes_nothing(
 async def test_a_tick_after_the_step_timeout_cancels_and_unregisters(
     publisher: RecordingPublisher,
 ) -> None:
-    clock = ManualClock()
-    actor = make(publisher, clock)
-    await actor.invoke("Place", PLACE)
-    clock.advance(seconds=31)
-    await actor.receive_reminder(DEADLINE_REMINDER, b"", dt.timedelta(0), dt.timedelta(0))
+    actor = await placed_then_ticked(publisher, after_seconds=31)
     view = body(await actor.get())["result"]
     assert view["status"] == "cancelled"
     assert view["cancel_reason"] == "deadline passed while reserving"
@@ -88,7 +95,7 @@ async def test_a_tick_on_a_finished_order_only_unregisters(publisher: RecordingP
     await actor.invoke("Place", PLACE)
     await actor.invoke("Cancel", b'{"reason": "no longer needed"}')
     sent = len(publisher.sent)
-    await actor.receive_reminder(DEADLINE_REMINDER, b"", dt.timedelta(0), dt.timedelta(0))
+    await tick(actor)
     assert reminders(actor) == {}
     assert len(publisher.sent) == sent
 
