@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -21,47 +22,26 @@ def _doc() -> dict[str, object]:
     return doc
 
 
+def _doc_and_services() -> tuple[dict[str, object], dict[str, Any]]:
+    """A fresh copy of the compose file to break, and its services."""
+    doc = copy.deepcopy(_doc())
+    services = doc["services"]
+    assert isinstance(services, dict)
+    return doc, services
+
+
 def test_the_compose_file_passes_the_config_check() -> None:
     assert compose_errors(_doc()) == []
 
 
 def test_a_sidecar_on_the_wrong_app_port_is_reported() -> None:
-    doc = copy.deepcopy(_doc())
-    services = doc["services"]
-    assert isinstance(services, dict)
+    doc, services = _doc_and_services()
     cmd = services["gateway-dapr"]["command"]
     cmd[cmd.index("--app-port") + 1] = "9999"
 
     assert compose_errors(doc) == [
         "gateway-dapr: --app-port differs from the port gateway listens on"
     ]
-
-
-def test_an_app_without_a_sidecar_is_reported() -> None:
-    doc = copy.deepcopy(_doc())
-    services = doc["services"]
-    assert isinstance(services, dict)
-    del services["actor-host-dapr"]
-
-    assert "actor-host: no sidecar service actor-host-dapr" in compose_errors(doc)
-
-
-def test_a_missing_shipping_partner_is_reported() -> None:
-    doc = copy.deepcopy(_doc())
-    services = doc["services"]
-    assert isinstance(services, dict)
-    del services["shipping"], services["shipping-dapr"]
-
-    assert "missing app service shipping" in compose_errors(doc)
-
-
-def test_a_missing_ops_console_is_reported() -> None:
-    doc = copy.deepcopy(_doc())
-    services = doc["services"]
-    assert isinstance(services, dict)
-    del services["console"], services["console-dapr"]
-
-    assert "missing app service console" in compose_errors(doc)
 
 
 def test_the_consoles_targets_in_compose_are_valid_json_naming_every_app() -> None:
@@ -78,20 +58,27 @@ def test_the_consoles_targets_in_compose_are_valid_json_naming_every_app() -> No
     }
 
 
-@pytest.mark.parametrize("ops", ["prometheus", "zipkin"])
-def test_missing_prometheus_or_zipkin_is_reported(ops: str) -> None:
-    doc = copy.deepcopy(_doc())
-    services = doc["services"]
-    assert isinstance(services, dict)
-    del services[ops]
+@pytest.mark.parametrize(
+    ("removed", "error"),
+    [
+        (("actor-host-dapr",), "actor-host: no sidecar service actor-host-dapr"),
+        (("shipping", "shipping-dapr"), "missing app service shipping"),
+        (("console", "console-dapr"), "missing app service console"),
+        (("prometheus",), "missing service prometheus"),
+        (("zipkin",), "missing service zipkin"),
+    ],
+    ids=["an app without a sidecar", "shipping", "ops console", "prometheus", "zipkin"],
+)
+def test_a_missing_service_is_reported(removed: tuple[str, ...], error: str) -> None:
+    doc, services = _doc_and_services()
+    for name in removed:
+        del services[name]
 
-    assert f"missing service {ops}" in compose_errors(doc)
+    assert error in compose_errors(doc)
 
 
 def test_an_app_that_prometheus_does_not_scrape_is_reported(tmp_path: Path) -> None:
-    doc = copy.deepcopy(_doc())
-    services = doc["services"]
-    assert isinstance(services, dict)
+    doc, services = _doc_and_services()
     config = yaml.safe_load((ROOT / "deploy" / "compose" / "prometheus.yml").read_text())
     for job in config["scrape_configs"]:
         job["static_configs"] = [
@@ -108,9 +95,7 @@ def test_an_app_that_prometheus_does_not_scrape_is_reported(tmp_path: Path) -> N
 
 
 def test_the_dashboard_is_optional_and_not_taken_for_an_app() -> None:
-    doc = copy.deepcopy(_doc())
-    services = doc["services"]
-    assert isinstance(services, dict)
+    doc, services = _doc_and_services()
     assert services["dashboard"]["profiles"] == ["dashboard"]
     del services["dashboard"]
 
