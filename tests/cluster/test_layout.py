@@ -30,20 +30,50 @@ def test_no_two_processes_share_a_port(tmp_path: Path, replicas: int) -> None:
     assert len(ports) == len(set(ports))
 
 
-def test_the_shipping_partner_runs_with_its_sidecar_and_waits_for_its_subscription(
+# app, its app and sidecar HTTP ports, the subscriptions it waits for, and a URL it lists
+APPS_WITH_SIDECARS = [
+    ("shipping", 8200, 3600, ("pubsub/orders",), "shipping partner API", "8200/docs"),
+    (
+        "projector",
+        8300,
+        3700,
+        ("pubsub/orders", "pubsub/inventory", "pubsub/wallet", "pubsub/projector-redelivery"),
+        "projector (read models) stats",
+        "8300/projector/stats",
+    ),
+    ("console", 8410, 3800, ("pubsub/deadletter",), "ops console", "8410/cluster"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "app_port", "http_port", "subscriptions", "label", "url"),
+    APPS_WITH_SIDECARS,
+    ids=[row[0] for row in APPS_WITH_SIDECARS],
+)
+def test_an_app_runs_with_its_sidecar_on_its_ports_and_waits_for_its_subscriptions(
     tmp_path: Path,
+    *,
+    name: str,
+    app_port: int,
+    http_port: int,
+    subscriptions: tuple[str, ...],
+    label: str,
+    url: str,
 ) -> None:
     cluster = _cluster(tmp_path)
-    shipping = cluster.app("shipping")
+    app = cluster.app(name)
 
-    assert {"shipping", "shipping-daprd"} <= set(cluster.processes)
-    assert (shipping.app_id, shipping.app_port, shipping.http_port) == ("shipping", 8200, 3600)
-    assert shipping.subscriptions == ("pubsub/orders",)
-    assert ("shipping partner API", "http://127.0.0.1:8200/docs") in cluster.urls()
+    assert {name, f"{name}-daprd"} <= set(cluster.processes)
+    assert (app.app_id, app.app_port, app.http_port) == (name, app_port, http_port)
+    assert app.subscriptions == subscriptions
+    assert (label, f"http://127.0.0.1:{url}") in cluster.urls()
+
+
+def test_the_shipping_partners_sidecar_is_listed(tmp_path: Path) -> None:
     assert (
         "shipping sidecar (Dapr API)",
         "http://127.0.0.1:3600/v1.0/metadata",
-    ) in cluster.urls()
+    ) in _cluster(tmp_path).urls()
 
 
 def test_a_subscription_counts_once_the_sidecar_reports_it() -> None:
@@ -54,48 +84,29 @@ def test_a_subscription_counts_once_the_sidecar_reports_it() -> None:
     assert not subscribed(metadata, ("pubsub/shipments",))
 
 
-def test_the_projector_runs_with_its_sidecar_and_waits_for_its_three_subscriptions(
-    tmp_path: Path,
-) -> None:
+def test_the_projector_reads_and_writes_the_read_models_redis(tmp_path: Path) -> None:
     cluster = _cluster(tmp_path)
-    projector = cluster.app("projector")
 
-    assert {"projector", "projector-daprd"} <= set(cluster.processes)
-    assert (projector.app_id, projector.app_port, projector.http_port) == ("projector", 8300, 3700)
-    assert projector.subscriptions == (
-        "pubsub/orders",
-        "pubsub/inventory",
-        "pubsub/wallet",
-        "pubsub/projector-redelivery",
-    )
     assert cluster.processes["projector"].env["ORDERFLOW_REDIS_HOST"] == "127.0.0.1:6380"
-    assert (
-        "projector (read models) stats",
-        "http://127.0.0.1:8300/projector/stats",
-    ) in cluster.urls()
 
 
-def test_the_console_runs_with_its_sidecar_subscribed_to_dead_letters_and_sees_every_app(
+def test_the_console_has_its_own_grpc_and_metrics_ports_and_sees_every_app(
     tmp_path: Path,
 ) -> None:
     cluster = _cluster(tmp_path)
     console = cluster.app("console")
     targets = json.loads(dict(console.env)["ORDERFLOW_CONSOLE_TARGETS"])
 
-    assert {"console", "console-daprd"} <= set(cluster.processes)
-    assert (console.app_id, console.app_port, console.http_port) == ("console", 8410, 3800)
     assert (console.grpc_port, console.internal_grpc_port, console.metrics_port) == (
         50009,
         50010,
         9390,
     )
-    assert console.subscriptions == ("pubsub/deadletter",)
     assert [a["name"] for a in targets["apps"]] == [a.name for a in cluster.config.apps()]
     assert (targets["prometheus"], targets["zipkin"]) == (
         "http://127.0.0.1:9480",
         "http://127.0.0.1:9411",
     )
-    assert ("ops console", "http://127.0.0.1:8410/cluster") in cluster.urls()
 
 
 # Offsets that run side by side: `make run` (0), the test session (11000), one `dapr run -f`
