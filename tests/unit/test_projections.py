@@ -244,18 +244,23 @@ def test_a_gap_in_the_versions_is_absorbed_by_the_watermark_once_it_fills() -> N
     assert (filled.after.aggregate_version, filled.after.applied_above) == (4, ())
 
 
-def test_stock_deltas_arriving_before_the_restock_still_add_up() -> None:
+def sold_history(*, restocked: int, sold: int) -> list[EventEnvelope]:
+    """sku-a restocked, then `sold` of it reserved and committed for order o1."""
     _, events = run(
         inventory.decide,
         inventory.evolve,
         inventory.initial_state(),
         [
-            inventory.Restock(sku="sku-a", quantity=10),
-            inventory.Reserve(sku="sku-a", order_id="o1", quantity=4),
+            inventory.Restock(sku="sku-a", quantity=restocked),
+            inventory.Reserve(sku="sku-a", order_id="o1", quantity=sold),
             inventory.Commit(sku="sku-a", order_id="o1"),
         ],
     )
-    restocked, reserved, committed = wrap(events, "InventoryActor", "sku-a")
+    return wrap(events, "InventoryActor", "sku-a")
+
+
+def test_stock_deltas_arriving_before_the_restock_still_add_up() -> None:
+    restocked, reserved, committed = sold_history(restocked=10, sold=4)
 
     row = fold(empty_row(restocked), [committed, reserved, restocked]).after
 
@@ -265,17 +270,7 @@ def test_stock_deltas_arriving_before_the_restock_still_add_up() -> None:
 
 
 def test_a_sku_sold_out_in_one_folded_page_is_still_listed_with_nothing_available() -> None:
-    _, events = run(
-        inventory.decide,
-        inventory.evolve,
-        inventory.initial_state(),
-        [
-            inventory.Restock(sku="sku-a", quantity=2),
-            inventory.Reserve(sku="sku-a", order_id="o1", quantity=2),
-            inventory.Commit(sku="sku-a", order_id="o1"),
-        ],
-    )
-    envelopes = wrap(events, "InventoryActor", "sku-a")
+    envelopes = sold_history(restocked=2, sold=2)
     empty = empty_row(envelopes[0])
 
     changes = index_changes(empty, fold(empty, envelopes).after)
