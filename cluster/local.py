@@ -93,6 +93,12 @@ def stop_stages(names: list[str]) -> list[list[str]]:
     return [stage for stage in stages if stage]
 
 
+def _on_localhost(prefix: str, port: int) -> tuple[str, ...]:
+    """`--<prefix>port <port> --<prefix>listen-address 127.0.0.1`: how placement, scheduler
+    and daprd take a port and bind it to loopback only."""
+    return (f"--{prefix}port", str(port), f"--{prefix}listen-address", "127.0.0.1")
+
+
 def placement_hosts(state: dict[str, Any]) -> set[str]:
     tables = (state.get("tables") or {}).values()
     return {str(h.get("name")) for table in tables for h in table.get("hosts") or []}
@@ -130,19 +136,9 @@ class LocalCluster:
                 "placement",
                 [
                     str(cfg.dapr_bin / "placement"),
-                    *("--port", str(cfg.placement_port), "--listen-address", "127.0.0.1"),
-                    *(
-                        "--healthz-port",
-                        str(cfg.port(50105)),
-                        "--healthz-listen-address",
-                        "127.0.0.1",
-                    ),
-                    *(
-                        "--metrics-port",
-                        str(cfg.port(9180)),
-                        "--metrics-listen-address",
-                        "127.0.0.1",
-                    ),
+                    *_on_localhost("", cfg.placement_port),
+                    *_on_localhost("healthz-", cfg.port(50105)),
+                    *_on_localhost("metrics-", cfg.port(9180)),
                     *(
                         "--id",
                         "placement-0",
@@ -163,26 +159,11 @@ class LocalCluster:
                 "scheduler",
                 [
                     str(cfg.dapr_bin / "scheduler"),
-                    *("--port", str(cfg.scheduler_port), "--listen-address", "127.0.0.1"),
-                    *(
-                        "--healthz-port",
-                        str(cfg.port(50106)),
-                        "--healthz-listen-address",
-                        "127.0.0.1",
-                    ),
-                    *(
-                        "--metrics-port",
-                        str(cfg.port(9181)),
-                        "--metrics-listen-address",
-                        "127.0.0.1",
-                    ),
+                    *_on_localhost("", cfg.scheduler_port),
+                    *_on_localhost("healthz-", cfg.port(50106)),
+                    *_on_localhost("metrics-", cfg.port(9181)),
                     *("--etcd-data-dir", str(cfg.data_dir / "scheduler")),
-                    *(
-                        "--etcd-client-port",
-                        str(cfg.port(52379)),
-                        "--etcd-client-listen-address",
-                        "127.0.0.1",
-                    ),
+                    *_on_localhost("etcd-client-", cfg.port(52379)),
                     *("--id", "scheduler-0"),
                     *("--etcd-initial-cluster", f"scheduler-0=http://127.0.0.1:{cfg.port(52380)}"),
                     *("--log-level", cfg.log_level),
@@ -243,7 +224,7 @@ class LocalCluster:
             *("--dapr-http-port", str(app.http_port), "--dapr-grpc-port", str(app.grpc_port)),
             *("--dapr-internal-grpc-port", str(app.internal_grpc_port)),
             *("--dapr-internal-grpc-listen-address", "127.0.0.1"),
-            *("--metrics-port", str(app.metrics_port), "--metrics-listen-address", "127.0.0.1"),
+            *_on_localhost("metrics-", app.metrics_port),
             *("--placement-host-address", f"127.0.0.1:{cfg.placement_port}"),
             *("--scheduler-host-address", f"127.0.0.1:{cfg.scheduler_port}"),
             *(
