@@ -15,6 +15,7 @@ __all__ = [
     "consumed",
     "deposit",
     "envelope",
+    "fund_and_stock",
     "ok",
     "place",
     "publish",
@@ -101,12 +102,19 @@ def place(client: httpx.Client, customer: str, lines: list[tuple[str, int, int]]
 # --- the whole saga, through the gateway's public API ---------------------------------------
 
 
+def fund_and_stock(
+    api: httpx.Client, *, customer: str, amount: int, sku: str, quantity: int
+) -> None:
+    """Deposit `amount` for the customer and restock `quantity` of the SKU, through the gateway."""
+    assert api.post(f"/wallets/{customer}/deposit", json={"amount": amount}).status_code == 200
+    assert api.post(f"/inventory/{sku}/restock", json={"quantity": quantity}).status_code == 200
+
+
 def ship_an_order(api: httpx.Client, uid: str) -> str:
     """Fund a customer, stock a SKU and place one order through the gateway; waits until it
     has shipped and returns its id."""
     customer, sku = f"cust-{uid}", f"sku-{uid}"
-    assert api.post(f"/wallets/{customer}/deposit", json={"amount": 5_000}).status_code == 200
-    assert api.post(f"/inventory/{sku}/restock", json={"quantity": 5}).status_code == 200
+    fund_and_stock(api, customer=customer, amount=5_000, sku=sku, quantity=5)
     placed = api.post(
         "/orders",
         json={"customer_id": customer, "lines": [{"sku": sku, "quantity": 1, "unit_price": 250}]},

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.support import wait_until
+from tests.integration.support import fund_and_stock, wait_until
 
 
 def order_body(customer: str, sku: str, quantity: int = 1) -> dict[str, Any]:
@@ -21,8 +21,7 @@ def test_walkthrough_deposit_restock_place_confirm_ship_and_read_history(
     api: httpx.Client, uid: str
 ) -> None:
     customer, sku = f"cust-{uid}", f"sku-{uid}"
-    assert api.post(f"/wallets/{customer}/deposit", json={"amount": 5_000}).status_code == 200
-    assert api.post(f"/inventory/{sku}/restock", json={"quantity": 10}).status_code == 200
+    fund_and_stock(api, customer=customer, amount=5_000, sku=sku, quantity=10)
     placed = api.post(
         "/orders", json=order_body(customer, sku, 2), headers={"Idempotency-Key": uid}
     )
@@ -53,8 +52,7 @@ def test_the_same_idempotency_key_twice_places_one_order_and_a_new_body_conflict
     api: httpx.Client, uid: str
 ) -> None:
     customer, sku = f"cust-{uid}", f"sku-{uid}"
-    api.post(f"/wallets/{customer}/deposit", json={"amount": 5_000})
-    api.post(f"/inventory/{sku}/restock", json={"quantity": 10})
+    fund_and_stock(api, customer=customer, amount=5_000, sku=sku, quantity=10)
     headers = {"Idempotency-Key": f"key-{uid}"}
     first = api.post("/orders", json=order_body(customer, sku), headers=headers)
     second = api.post("/orders", json=order_body(customer, sku), headers=headers)

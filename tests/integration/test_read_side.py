@@ -18,7 +18,7 @@ import redis
 from cluster.config import ROOT
 from cluster.local import LocalCluster
 from readmodels.keys import DEFAULT_GENERATION, Layout
-from tests.integration.support import call, deposit, ok, place, restock, wait_until
+from tests.integration.support import call, deposit, fund_and_stock, ok, place, restock, wait_until
 
 TERMINAL = {"shipped", "cancelled"}
 LAYOUT = Layout()
@@ -323,8 +323,7 @@ def test_the_gateway_reads_balances_and_your_own_writes_from_the_read_models(
     api: httpx.Client, uid: str
 ) -> None:
     customer, sku = f"gc-{uid}", f"gs-{uid}"
-    api.post(f"/wallets/{customer}/deposit", json={"amount": 5_000})
-    api.post(f"/inventory/{sku}/restock", json={"quantity": 3})
+    fund_and_stock(api, customer=customer, amount=5_000, sku=sku, quantity=3)
     body = {"customer_id": customer, "lines": [{"sku": sku, "quantity": 2, "unit_price": 250}]}
     placed = api.post("/orders", json=body, headers={"Idempotency-Key": uid})
     version = placed.headers["aggregate-version"]
