@@ -3,21 +3,70 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 
 from actors.contracts.schemas import OUT, documents, render
+from actors.inventory.model import EVENTS as INVENTORY_EVENTS
+from actors.order.model import EVENTS as ORDER_EVENTS
 from actors.reactions import KNOWN_EVENTS, REACTIONS, SPECS, build_router
 from actors.toolkit.commands import split_meta, validate_command
 from actors.toolkit.domain import Event
 from actors.toolkit.envelope import EventEnvelope
 from actors.toolkit.router import Reaction
+from actors.wallet.model import EVENTS as WALLET_EVENTS
 
 SAMPLES = Path(__file__).parent / "samples"
 TYPES = sorted(
     (event_type, cls) for events in KNOWN_EVENTS.values() for event_type, cls in events.items()
 )
+
+
+# each aggregate's event table, and the types it must hold (each namespaced by its context)
+EVENT_TABLES = [
+    (
+        INVENTORY_EVENTS,
+        {
+            "inventory.stock_restocked",
+            "inventory.stock_reserved",
+            "inventory.stock_rejected",
+            "inventory.stock_released",
+            "inventory.stock_committed",
+        },
+    ),
+    (
+        ORDER_EVENTS,
+        {
+            "order.placed",
+            "order.line_reserved",
+            "order.payment_requested",
+            "order.confirmed",
+            "order.shipped",
+            "order.cancelled",
+            "order.late_reservation_released",
+            "order.late_payment_voided",
+        },
+    ),
+    (
+        WALLET_EVENTS,
+        {
+            "wallet.funds_credited",
+            "wallet.payment_authorized",
+            "wallet.payment_declined",
+            "wallet.payment_voided",
+            "wallet.payment_captured",
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize(("events", "types"), EVENT_TABLES, ids=["inventory", "order", "wallet"])
+def test_event_types_are_namespaced_and_unique(
+    events: Mapping[str, type[Event]], types: set[str]
+) -> None:
+    assert set(events) == types
 
 
 @pytest.mark.parametrize("name", sorted(documents()))

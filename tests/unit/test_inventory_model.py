@@ -211,16 +211,6 @@ def test_malformed_commands_are_refused_by_validation(
         model.model_validate(fields)
 
 
-def test_event_types_are_namespaced_and_unique() -> None:
-    assert set(EVENTS) == {
-        "inventory.stock_restocked",
-        "inventory.stock_reserved",
-        "inventory.stock_rejected",
-        "inventory.stock_released",
-        "inventory.stock_committed",
-    }
-
-
 def test_errors_come_back_by_code() -> None:
     error = error_from_dict(
         {"code": "inventory.reservation_not_found", "detail": "gone"}, INVENTORY.error_codes

@@ -8,7 +8,6 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from actors.order.model import (
-    EVENTS,
     TERMINAL,
     InvalidTransitionError,
     LatePaymentVoided,
@@ -340,19 +339,6 @@ def test_an_authorization_after_cancellation_is_voided() -> None:
 
 
 # --- contract ------------------------------------------------------------------------------
-
-
-def test_event_types_are_namespaced_and_unique() -> None:
-    assert set(EVENTS) == {
-        "order.placed",
-        "order.line_reserved",
-        "order.payment_requested",
-        "order.confirmed",
-        "order.shipped",
-        "order.cancelled",
-        "order.late_reservation_released",
-        "order.late_payment_voided",
-    }
 
 
 @pytest.mark.parametrize(

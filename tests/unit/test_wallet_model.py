@@ -182,16 +182,6 @@ def test_malformed_commands_are_refused_by_validation(
         model.model_validate(fields)
 
 
-def test_event_types_are_namespaced_and_unique() -> None:
-    assert set(EVENTS) == {
-        "wallet.funds_credited",
-        "wallet.payment_authorized",
-        "wallet.payment_declined",
-        "wallet.payment_voided",
-        "wallet.payment_captured",
-    }
-
-
 def test_errors_come_back_by_code() -> None:
     assert isinstance(
         error_from_dict({"code": "wallet.hold_not_found"}, WALLET.error_codes), HoldNotFoundError
