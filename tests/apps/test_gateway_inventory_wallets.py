@@ -50,14 +50,26 @@ async def test_a_malformed_key_on_a_restock_is_a_400_problem(client, sidecar):
     assert sidecar.calls() == []
 
 
-@pytest.mark.parametrize("quantity", [0, -3, MAX_QUANTITY + 1, 2.5, "5", None, True])
-async def test_a_restock_quantity_must_be_a_positive_integer_within_the_limit(
-    client, sidecar, quantity
+OUT_OF_LIMITS = [
+    *(
+        ("/inventory/tea/restock", "quantity", v)
+        for v in [0, -3, MAX_QUANTITY + 1, 2.5, "5", None, True]
+    ),
+    *(
+        ("/wallets/cust-1/deposit", "amount", v)
+        for v in [0, -1, MAX_DEPOSIT + 1, 10.5, "100", None]
+    ),
+]
+
+
+@pytest.mark.parametrize(("path", "field", "value"), OUT_OF_LIMITS)
+async def test_a_restock_quantity_or_deposit_amount_must_be_a_positive_integer_within_its_limit(
+    client, sidecar, path, field, value
 ):
-    resp = await client.post("/inventory/tea/restock", json={"quantity": quantity})
+    resp = await client.post(path, json={field: value})
 
     assert resp.status_code == 422
-    assert resp.json()["errors"][0]["field"] == "quantity"
+    assert resp.json()["errors"][0]["field"] == field
     assert sidecar.calls() == []
 
 
@@ -108,17 +120,6 @@ async def test_a_deposit_retried_with_its_key_credits_once(client):
 
     strong = await client.get("/wallets/cust-1", params={"consistency": "strong"})
     assert strong.json()["balance"] == 100
-
-
-@pytest.mark.parametrize("amount", [0, -1, MAX_DEPOSIT + 1, 10.5, "100", None])
-async def test_a_deposit_amount_must_be_a_positive_integer_within_the_limit(
-    client, sidecar, amount
-):
-    resp = await client.post("/wallets/cust-1/deposit", json={"amount": amount})
-
-    assert resp.status_code == 422
-    assert resp.json()["errors"][0]["field"] == "amount"
-    assert sidecar.calls() == []
 
 
 async def test_wallet_history_lists_its_credits(client):
