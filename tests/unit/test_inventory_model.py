@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -31,7 +30,7 @@ from actors.inventory.model import (
 )
 from actors.toolkit.domain import Command
 from actors.toolkit.errors import NotFoundError, RuleViolationError, error_from_dict
-from tests.unit.deciders import Decider
+from tests.unit.deciders import ClaimsProperties, Decider
 
 SKU = "SKU-1"
 
@@ -245,24 +244,19 @@ DECIDER = Decider(
 )
 
 
-@settings(max_examples=200, deadline=None, database=None)
-@given(commands=st.lists(st.tuples(COMMANDS, st.booleans()), max_size=40))
-def test_random_command_sequences_never_break_an_invariant(
-    commands: list[tuple[Command, bool]],
-) -> None:
-    state = DECIDER.run_checking(initial_state(), commands, assert_invariants)
-    assert InventoryState.model_validate_json(state.model_dump_json()) == state
+class TestInventoryProperties(ClaimsProperties[InventoryState]):
+    decider = DECIDER
+    commands = COMMANDS
 
+    def initial(self) -> InventoryState:
+        return initial_state()
 
-@settings(max_examples=200, deadline=None, database=None)
-@given(commands=st.lists(COMMANDS, max_size=30), repeated=COMMANDS)
-def test_a_redelivered_reserve_release_or_commit_changes_nothing(
-    commands: list[Command], repeated: Command
-) -> None:
-    state = DECIDER.run(initial_state(), [*commands, repeated])
-    held = state.reservations.keys() | set(state.committed_orders)
-    if isinstance(repeated, Restock) or (
-        isinstance(repeated, Reserve) and repeated.order_id not in held
-    ):
-        return  # a restock adds up; a rejected Reserve may succeed after a restock
-    assert DECIDER.attempt(state, repeated) == []
+    def check(self, state: InventoryState) -> None:
+        assert_invariants(state)
+
+    def may_repeat(self, state: InventoryState, command: Command) -> bool:
+        # a restock adds up; a rejected Reserve may succeed after a restock
+        held = state.reservations.keys() | set(state.committed_orders)
+        return isinstance(command, Restock) or (
+            isinstance(command, Reserve) and command.order_id not in held
+        )

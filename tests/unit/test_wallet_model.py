@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -31,7 +30,7 @@ from actors.wallet.model import (
     evolve,
     initial_state,
 )
-from tests.unit.deciders import Decider
+from tests.unit.deciders import ClaimsProperties, Decider
 
 
 def run(state: WalletState, *commands: Command) -> WalletState:
@@ -213,24 +212,19 @@ COMMANDS = st.one_of(
 DECIDER = Decider(decide=decide, evolve=evolve, events=EVENTS.values(), refusal=HoldNotFoundError)
 
 
-@settings(max_examples=200, deadline=None, database=None)
-@given(commands=st.lists(st.tuples(COMMANDS, st.booleans()), max_size=40))
-def test_random_command_sequences_never_break_an_invariant(
-    commands: list[tuple[Command, bool]],
-) -> None:
-    state = DECIDER.run_checking(initial_state(), commands, assert_invariants)
-    assert WalletState.model_validate_json(state.model_dump_json()) == state
+class TestWalletProperties(ClaimsProperties[WalletState]):
+    decider = DECIDER
+    commands = COMMANDS
 
+    def initial(self) -> WalletState:
+        return initial_state()
 
-@settings(max_examples=200, deadline=None, database=None)
-@given(commands=st.lists(COMMANDS, max_size=30), repeated=COMMANDS)
-def test_a_redelivered_authorize_capture_or_void_changes_nothing(
-    commands: list[Command], repeated: Command
-) -> None:
-    state = DECIDER.run(initial_state(), [*commands, repeated])
-    held = state.holds.keys() | set(state.captured_orders)
-    if isinstance(repeated, Deposit) or (
-        isinstance(repeated, Authorize) and repeated.order_id not in held
-    ):
-        return  # a deposit adds up; a declined Authorize may succeed after a deposit
-    assert DECIDER.attempt(state, repeated) == []
+    def check(self, state: WalletState) -> None:
+        assert_invariants(state)
+
+    def may_repeat(self, state: WalletState, command: Command) -> bool:
+        # a deposit adds up; a declined Authorize may succeed after a deposit
+        held = state.holds.keys() | set(state.captured_orders)
+        return isinstance(command, Deposit) or (
+            isinstance(command, Authorize) and command.order_id not in held
+        )
