@@ -96,6 +96,10 @@ class EventRouter:
     def topics(self) -> list[str]:
         return sorted({topic for topic, _ in self._reactions})
 
+    def reacted_types(self, topic: str) -> list[str]:
+        """The event types on `topic` some reaction turns into calls."""
+        return sorted(event_type for t, event_type in self._reactions if t == topic)
+
     def plan(self, topic: str, cloud_event: Any) -> Plan:
         envelope = self._envelope(cloud_event)
         event_class = self._known.get(topic, {}).get(envelope.type)

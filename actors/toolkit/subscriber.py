@@ -28,6 +28,12 @@ DROP: Final = {"status": "DROP"}
 BULK_EVENT_TYPE: Final = "com.dapr.event.sent.bulk"
 
 
+def only_types(event_types: list[str]) -> str:
+    """A CEL match on the CloudEvent type, for a subscription's routing rule: daprd then
+    acknowledges every other event on the topic without calling the app."""
+    return "event.type in [" + ", ".join(f'"{t}"' for t in event_types) + "]"
+
+
 def gives_up(error: BaseException) -> bool:
     """Whether a failed delivery will never succeed as sent (a DomainError or a
     PermanentError: dead-letter it). Everything else, TransientError or a bug, stays on

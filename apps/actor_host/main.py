@@ -23,7 +23,7 @@ from actors.beacon.actor import BeaconActor
 from actors.catalog import PUBSUB
 from actors.inventory.actor import InventoryActor
 from actors.order.actor import Deadlines, OrderActor
-from actors.reactions import build_router
+from actors.reactions import SPECS, build_router
 from actors.toolkit import logs, tracing
 from actors.toolkit.actor import ActorDeps, EventSourcedActor, actor_factory
 from actors.toolkit.client import ActorClient
@@ -173,7 +173,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Orderflow actor host", lifespan=lifespan)
     app.add_middleware(tracing.TraceContextMiddleware)
     actor_runtime = DaprActor(app)
-    app.include_router(subscription_routes(build_router()))
+    own_topics = [spec.topic for spec in SPECS]  # the aggregates' topics: rule-filtered
+    app.include_router(subscription_routes(build_router(), own_topics=own_topics))
     mount_metrics(app, registry)
 
     @app.get("/healthz/app", tags=["ops"])

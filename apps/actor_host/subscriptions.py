@@ -17,6 +17,7 @@ import datetime as dt
 import functools
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any, Final
 
@@ -30,7 +31,7 @@ from actors.toolkit.errors import DomainError, TransientError
 from actors.toolkit.metrics import RouterMetrics
 from actors.toolkit.publisher import PublishError, SidecarPublisher
 from actors.toolkit.router import Call, DeadLetterError, EventRouter, Plan
-from actors.toolkit.subscriber import RETRY, SUCCESS, each_entry, gives_up, is_bulk
+from actors.toolkit.subscriber import RETRY, SUCCESS, each_entry, gives_up, is_bulk, only_types
 from actors.toolkit.tracing import span
 
 DEAD_LETTER_TOPIC: Final = catalog.DEAD_LETTERS
@@ -89,20 +90,19 @@ def _delivering(request: Request) -> Delivering:
     return delivering
 
 
-def subscription_routes(router: EventRouter) -> APIRouter:
-    """Declared when the app is created; the sidecar clients come from the lifespan."""
+def subscription_routes(router: EventRouter, *, own_topics: Iterable[str]) -> APIRouter:
+    """Declared when the app is created; the sidecar clients come from the lifespan.
+
+    On our own aggregates' topics (`own_topics`) daprd delivers only the event types a
+    reaction wants (a routing rule on the CloudEvent type) and acknowledges the rest
+    itself: about half of those events lead to no call. On other services' topics every
+    event comes here, so one of a type we do not know is dead-lettered with its reason."""
     api = APIRouter(tags=["events"])
+    own = frozenset(own_topics)
 
     @api.get("/dapr/subscribe")
     async def subscribe() -> list[dict[str, Any]]:
-        return [
-            {
-                "pubsubname": PUBSUB,
-                "topic": t,
-                "route": f"/events/{t}",
-            }
-            for t in router.topics
-        ]
+        return [_subscription(router, topic, own=topic in own) for topic in router.topics]
 
     @api.post("/events/{topic}")
     async def deliver(
@@ -121,6 +121,14 @@ def subscription_routes(router: EventRouter) -> APIRouter:
         return await each_entry(event, route) if is_bulk(event) else await route(event)
 
     return api
+
+
+def _subscription(router: EventRouter, topic: str, *, own: bool) -> dict[str, Any]:
+    path = f"/events/{topic}"
+    if not own:
+        return {"pubsubname": PUBSUB, "topic": topic, "route": path}
+    rule = {"match": only_types(router.reacted_types(topic)), "path": path}
+    return {"pubsubname": PUBSUB, "topic": topic, "routes": {"rules": [rule]}}
 
 
 async def _route(

@@ -24,7 +24,7 @@ from actors.toolkit import logs
 from actors.toolkit.envelope import EventEnvelope, InvalidDeliveryError, envelope_of, utcnow
 from actors.toolkit.ids import ORDER_ID_PATTERN
 from actors.toolkit.publisher import PublishError, SidecarPublisher
-from actors.toolkit.subscriber import DROP, RETRY, SUCCESS
+from actors.toolkit.subscriber import DROP, RETRY, SUCCESS, only_types
 from actors.toolkit.tracing import current_traceparent, span
 from apps.shipping.deps import PartnerDep, PublisherDep
 from apps.shipping.partner import ORDER_CONFIRMED, Outcome, Partner, answer
@@ -49,8 +49,10 @@ def confirmed_order_of(body: bytes) -> EventEnvelope:
 
 @router.get("/dapr/subscribe", include_in_schema=False)
 async def subscriptions() -> list[dict[str, Any]]:
-    """Dapr's programmatic subscription: every event on `orders` comes to one route."""
-    return [{"pubsubname": PUBSUB, "topic": ORDERS_TOPIC, "routes": {"default": ORDERS_ROUTE}}]
+    """Dapr's programmatic subscription: only order.confirmed comes here (a routing rule on
+    the CloudEvent type); daprd acknowledges every other event on `orders` itself."""
+    rule = {"match": only_types([ORDER_CONFIRMED]), "path": ORDERS_ROUTE}
+    return [{"pubsubname": PUBSUB, "topic": ORDERS_TOPIC, "routes": {"rules": [rule]}}]
 
 
 @router.post(ORDERS_ROUTE)

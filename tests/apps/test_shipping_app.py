@@ -85,14 +85,13 @@ async def stats(client: httpx.AsyncClient) -> dict[str, int]:
     return counts
 
 
-async def test_the_subscription_routes_the_orders_topic_to_one_handler(
+async def test_the_subscription_asks_daprd_for_confirmed_orders_only(
     client: httpx.AsyncClient,
 ) -> None:
     resp = await client.get("/dapr/subscribe")
 
-    assert resp.json() == [
-        {"pubsubname": "pubsub", "topic": "orders", "routes": {"default": "/events/orders"}}
-    ]
+    rule = {"match": 'event.type in ["order.confirmed"]', "path": "/events/orders"}
+    assert resp.json() == [{"pubsubname": "pubsub", "topic": "orders", "routes": {"rules": [rule]}}]
 
 
 async def test_a_confirmed_order_is_dispatched_through_the_sidecar_publish_api(
