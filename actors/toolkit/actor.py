@@ -100,7 +100,6 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
     upcasters: ClassVar[Upcasters]  # each subclass gets its own (see __init_subclass__)
     id_field: ClassVar[str | None] = None  # a command field that must equal the actor id
     log_id_as: ClassVar[str | None] = None  # a log field the actor id fills (OrderActor: order_id)
-    wire_names: ClassVar[Mapping[type[Command], str]]  # command model -> method (spans)
 
     deps: ActorDeps
     _head: Head[S] | None = None
@@ -127,7 +126,6 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
         if "spec" in cls.__dict__:
             cls.aggregate_type, cls.topic = cls.spec.actor_type, cls.spec.topic
             cls.events = cls.spec.events
-            cls.wire_names = {model: name for name, model in cls.spec.commands.items()}
 
     # --- what a subclass provides -----------------------------------------------------------
 
@@ -161,7 +159,7 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
 
     async def _command(self, command_type: type[Command], payload: bytes | None) -> bytes:
         """One turn: its log scope (actor, correlation and order ids) and its span."""
-        method = self.wire_names.get(command_type, command_type.__name__)
+        method = self.spec.method_for(command_type) or command_type.__name__
         with (
             logs.scope(**self._log_fields()),
             span(f"{self.aggregate_type}.{method}", actor__id=self.id.id),

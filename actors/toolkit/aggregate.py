@@ -18,9 +18,9 @@ Everything else is derived from the spec, so an actor method is declared exactly
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 
 from actors.toolkit.domain import Command, Event
 from actors.toolkit.errors import BASE_ERRORS, DomainError
@@ -38,6 +38,7 @@ class AggregateSpec:
     events: Mapping[str, type[Event]]
     errors: tuple[type[DomainError], ...] = ()
     _methods: dict[type[Command], str] = field(init=False, repr=False, compare=False)
+    _codes: dict[str, type[DomainError]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         bad = [name for name in self.commands if not WIRE_NAME.fullmatch(name)]
@@ -50,20 +51,23 @@ class AggregateSpec:
         if len(methods) != len(self.commands):
             raise ValueError(f"{self.actor_type}: one command model serves two methods")
         object.__setattr__(self, "_methods", methods)
+        object.__setattr__(self, "_codes", error_codes(*BASE_ERRORS, *self.errors))
 
     def method_of(self, command: Command) -> str:
         """The wire name of the method that takes `command` (TypeError if none does)."""
-        try:
-            return self._methods[type(command)]
-        except KeyError:
-            raise TypeError(
-                f"{self.actor_type} has no method taking {type(command).__name__}"
-            ) from None
+        method = self.method_for(type(command))
+        if method is None:
+            raise TypeError(f"{self.actor_type} has no method taking {type(command).__name__}")
+        return method
+
+    def method_for(self, command_type: type[Command]) -> str | None:
+        """The wire name of the method taking `command_type`, None for an internal command."""
+        return self._methods.get(command_type)
 
     @property
     def error_codes(self) -> dict[str, type[DomainError]]:
         """Every code a call to this actor may answer, with the class to raise for it."""
-        return error_codes(*BASE_ERRORS, *self.errors)
+        return self._codes
 
 
 def error_codes(*classes: type[DomainError]) -> dict[str, type[DomainError]]:
@@ -73,11 +77,3 @@ def error_codes(*classes: type[DomainError]) -> dict[str, type[DomainError]]:
 def python_name(wire_name: str) -> str:
     """ "OnStockReserved" -> "on_stock_reserved" (the SDK dispatches to this attribute)."""
     return re.sub(r"(?<!^)(?=[A-Z])", "_", wire_name).lower()
-
-
-def all_codes(specs: Iterable[AggregateSpec]) -> dict[str, type[DomainError]]:
-    """The codes of several aggregates together (an app that calls them all)."""
-    merged: dict[str, Any] = {}
-    for spec in specs:
-        merged.update(spec.error_codes)
-    return merged

@@ -25,11 +25,6 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from actors.toolkit.domain import Event
 from actors.toolkit.errors import DomainError, PermanentError
 
-
-def new_id() -> str:
-    return uuid.uuid4().hex
-
-
 EVENT_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://orderflow/events")
 
 

@@ -19,7 +19,7 @@ import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Annotated, Any, Final
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 
@@ -34,7 +34,6 @@ from actors.toolkit.router import Call, DeadLetterError, EventRouter, Plan
 from actors.toolkit.subscriber import RETRY, SUCCESS, each_entry, gives_up, is_bulk, only_types
 from actors.toolkit.tracing import span
 
-DEAD_LETTER_TOPIC: Final = catalog.DEAD_LETTERS
 log = logging.getLogger("orderflow.router")
 
 
@@ -67,7 +66,7 @@ class DeadLetters:
         }
         log.warning("dead letter from %s (%s): %s", topic, code, reason)
         await self._publisher.publish_document(
-            DEAD_LETTER_TOPIC,
+            catalog.DEAD_LETTERS,
             json.dumps(letter),
             event_id=f"dl-{source_id or 'unknown'}-{target or 'event'}"[:200],
             event_type=DEAD_LETTER_TYPE,

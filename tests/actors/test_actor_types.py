@@ -101,3 +101,5 @@ def test_dispatchable_refuses_a_class_not_named_as_its_actor_type() -> None:
 def test_a_command_no_method_takes_is_a_type_error() -> None:
     with pytest.raises(TypeError, match="no method taking Deposit"):
         INVENTORY.method_of(Deposit(amount=1))
+    assert INVENTORY.method_for(Restock) == "Restock"
+    assert INVENTORY.method_for(Deposit) is None
