@@ -154,7 +154,7 @@ class BenchCluster:
         self.cluster.stop(timeout=10)
 
     @contextlib.contextmanager
-    def running(self, *, keep_logs: bool = False) -> Iterator[BenchCluster]:
+    def running(self, *, keep_logs: bool = False, peer: bool = True) -> Iterator[BenchCluster]:
         """Start everything; stop it on the way out (SIGTERM counts as Ctrl-C meanwhile).
 
         SIGINT gets Python's default handler even where the shell started us with it
@@ -164,7 +164,8 @@ class BenchCluster:
         try:
             try:
                 self.cluster.start()  # stops what it started if it fails
-                self._start_peer()
+                if peer:
+                    self._start_peer()
                 yield self
             finally:
                 signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C would orphan

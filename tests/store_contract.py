@@ -109,6 +109,22 @@ class StoreContract:
         assert raw is not None
         assert json.loads(raw)["note"] == ""
 
+    async def test_an_append_whose_message_id_is_in_the_inbox_writes_nothing_and_answers_it(
+        self, stores: StoreOf, actor_id: str
+    ) -> None:
+        store = stores(actor_id)
+        assert await store.append(appending(0, 1, note="first", message_id="m-dup")) is None
+        # the same message again, decided on the new state (version 1) or on a stale one (0):
+        # the inbox answers first, whatever the version, and nothing is written
+        for expected in (1, 0):
+            again = appending(expected, 1, note="again", message_id="m-dup")
+            assert await store.append(again) == b'{"result":1}'
+        assert version_of(await store.read(SNAPSHOT_KEY)) == 1
+        assert await store.read(event_key(2)) is None
+        raw = await store.read(event_key(1))
+        assert raw is not None
+        assert json.loads(raw)["note"] == "first"
+
     async def test_an_inbox_only_append_is_fenced_too(self, stores: StoreOf, actor_id: str) -> None:
         await stores(actor_id).append(appending(0, 1))
         with pytest.raises(ConcurrencyError):

@@ -2,12 +2,14 @@
 
 One command = one turn:
     parse + validate the payload     invalid -> {"ok": false, "error": request.invalid}
-    inbox                            a message id already applied -> the original result
-    decide(state, command)           DomainError -> {"ok": false, "error": {...}}
+    decide(state, command)           DomainError -> {"ok": false, "error": {...}}, unless
+                                     the message id was applied: the original result
     evolve, wrap events in envelopes (event ids: uuid5 of aggregate and version)
     before_commit                    e.g. the order arms its deadline reminder
     append at the expected version   snapshot + one key per new event + the inbox entry,
                                      all-or-nothing (actors.toolkit.eventlog, .store);
+                                     the inbox already holds the message id -> nothing
+                                     written, the original result (a duplicate);
                                      ConcurrencyError -> drop the cached aggregate,
                                      publish nothing, fail the call (Dapr retries it and
                                      the retry reaches the current owner, which reloads)
@@ -180,27 +182,34 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
         return fields
 
     async def _execute(self, meta: Meta, command: Command, *, verified: bool = False) -> bytes:
-        """Inbox, decide, commit, publish: the pipeline after a payload was parsed.
+        """Decide, commit (the append checks the inbox), publish: after a payload was parsed.
 
-        A refusal writes nothing, so the fence cannot catch one decided on a stale cache
-        (a host that got an actor back without having deactivated it): before answering a
-        DomainError, check that the cached version is still the stored one, else reload and
-        decide again. The happy path pays nothing for this."""
+        A duplicate (its message id already in the inbox) is decided like any command, but
+        the append finds the id, writes nothing and hands back the recorded result, which
+        is answered again. So the happy path reads nothing before its append.
+
+        A refusal writes nothing, so neither the inbox check nor the fence runs for it:
+        before answering a DomainError to a command with a message id, look the id up (a
+        duplicate gets its original answer, not a refusal decided on the later state),
+        then check that the cached version is still the stored one (a host that got an
+        actor back without having deactivated it), else reload and decide again."""
         head = await self._aggregate()
-        if meta.message_id:
-            seen = await self._event_log().seen(meta.message_id)
-            if seen is not None:
-                self.deps.metrics.of(self.aggregate_type).inbox_duplicates.inc()
-                return _body({"ok": True, **seen, "duplicate": True})
         try:
             with span("decide"):
                 events = self.decide(head.state, command)
         except DomainError as exc:
+            seen = await self._event_log().seen(meta.message_id) if meta.message_id else None
+            if seen is not None:
+                return self._duplicate(seen)
             if verified or await self._is_current(head):
                 return failed(exc)
             self._forget()
             return await self._execute(meta, command, verified=True)
         return await self._commit(head, meta, events)
+
+    def _duplicate(self, seen: dict[str, Any]) -> bytes:
+        self.deps.metrics.of(self.aggregate_type).inbox_duplicates.inc()
+        return _body({"ok": True, **seen, "duplicate": True})
 
     async def _is_current(self, head: Head[S]) -> bool:
         """Whether the store still holds the version this activation cached."""
@@ -251,7 +260,9 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
         if snapshot or meta.message_id:
             await self._hold_if_asked(meta)
             await self.before_commit(state, events)
-            await self._append(head, meta, snapshot, envelopes, result)
+            seen = await self._append(head, meta, snapshot, envelopes, result)
+            if seen is not None:
+                return self._duplicate(seen)
         if snapshot is not None:
             self._head = Head(snapshot, state)
             self._outbox().add(envelopes)
@@ -269,12 +280,13 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
         snapshot: Snapshot | None,
         envelopes: list[EventEnvelope],
         result: dict[str, Any],
-    ) -> None:
+    ) -> dict[str, Any] | None:
+        """Append; None once written, or the recorded result of a duplicate."""
         inbox = (meta.message_id, result, self.deps.inbox_ttl) if meta.message_id else None
         counts = self.deps.metrics.of(self.aggregate_type)
         try:
             with span("commit", events=len(envelopes), expected_version=head.snapshot.version):
-                await self._event_log().append(
+                seen = await self._event_log().append(
                     expected_version=head.snapshot.version,
                     snapshot=snapshot,
                     envelopes=envelopes,
@@ -290,8 +302,12 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
             self._forget()  # written or not, unknown: reload before deciding again
             self._finish_hold(meta, "error")
             raise
+        if seen is not None:
+            self._finish_hold(meta, "duplicate")
+            return seen
         counts.commits.inc()
         self._finish_hold(meta, "committed")
+        return None
 
     def _wrap(self, event: Event, version: int, meta: Meta) -> EventEnvelope:
         return EventEnvelope.wrap(

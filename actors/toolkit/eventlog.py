@@ -60,13 +60,16 @@ class EventLog:
         snapshot: Snapshot | None,
         envelopes: Sequence[EventEnvelope],
         inbox: tuple[str, dict[str, Any], dt.timedelta] | None = None,
-    ) -> None:
-        """Snapshot, events and inbox entry at once; ConcurrencyError if the version moved."""
+    ) -> dict[str, Any] | None:
+        """Snapshot, events and inbox entry at once; ConcurrencyError if the version moved.
+
+        Returns None once written, or, when the inbox already holds the message id, the
+        result recorded for it (a duplicate: nothing was written)."""
         entry = None
         if inbox is not None:
             message_id, result, ttl = inbox
             entry = Item(inbox_key(message_id), json.dumps(result).encode(), ttl)
-        await self._store.append(
+        seen = await self._store.append(
             Append(
                 expected_version=expected_version,
                 snapshot=snapshot.model_dump_json().encode() if snapshot else None,
@@ -77,3 +80,4 @@ class EventLog:
                 inbox=entry,
             )
         )
+        return dict(json.loads(seen)) if seen is not None else None

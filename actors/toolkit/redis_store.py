@@ -13,7 +13,8 @@ mismatch fails that key alone). One Lua script is atomic on Redis: it reads the
 snapshot's version, checks that no new event key exists, and only then writes.
 
 Cost: one EVALSHA round trip per command (it replaces daprd's HTTP PUT, which made the
-same Redis writes), plus decoding the snapshot JSON inside Redis to read its version.
+same Redis writes, and the inbox read a command with a message id made before), plus
+decoding the snapshot JSON inside Redis to read its version.
 All of one actor's keys must live on one Redis node (a Redis Cluster would need them
 in one hash slot, which Dapr's key layout does not give).
 """
@@ -34,10 +35,15 @@ SEPARATOR: Final = "||"
 # KEYS: snapshot, then n event keys, then the inbox key if any.
 # ARGV: expected version, n, snapshot document ("" = unchanged), n event documents,
 #       then the inbox document and its TTL in seconds (0 = none) if any.
-# Returns {1, new version} or {0, reason, found version}.
+# Returns {1, new version}, {2, the inbox entry's recorded value} (a duplicate: nothing
+# written), or {0, reason, found version}.
 APPEND_LUA: Final = """
 local expected = tonumber(ARGV[1])
 local n = tonumber(ARGV[2])
+if #KEYS > n + 1 then
+  local seen = redis.call('HGET', KEYS[n + 2], 'data')
+  if seen then return {2, seen} end
+end
 local found = 0
 local raw = redis.call('HGET', KEYS[1], 'data')
 if raw then found = tonumber(cjson.decode(raw)['version']) or 0 end
@@ -108,7 +114,7 @@ class RedisStore:
             raise StoreUnavailableError(f"{self._prefix}: {exc!r}") from exc
         return values
 
-    async def append(self, append: Append) -> None:
+    async def append(self, append: Append) -> bytes | None:
         keys = [self._prefix + SNAPSHOT_KEY] + [self._prefix + e.key for e in append.events]
         args: list[bytes | int] = [
             append.expected_version,
@@ -124,6 +130,9 @@ class RedisStore:
             reply = await self._script(keys=keys, args=args)
         except RedisError as exc:  # written or not: unknown
             raise StoreUnavailableError(f"{self._prefix}: append: {exc!r}") from exc
+        if int(reply[0]) == 2:
+            seen: bytes = reply[1].encode() if isinstance(reply[1], str) else reply[1]
+            return seen
         if int(reply[0]) != 1:
             reason, found = _text(reply[1]), int(reply[2])
             raise ConcurrencyError(
@@ -132,6 +141,7 @@ class RedisStore:
                 expected=append.expected_version,
                 found=found,
             )
+        return None
 
 
 def _text(value: bytes | str) -> str:

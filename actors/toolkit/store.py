@@ -11,8 +11,9 @@ Every read and write an actor makes through the store (actors.toolkit.eventlog):
     read("aggregate")       on activation (the snapshot: one key, whatever the history
                             length), and before answering a refusal (is the cached
                             version still the stored one?)
-    read("inbox-<hash>")    before deciding a command that carries a message id: an
-                            entry means a duplicate, answered with the recorded result
+    read("inbox-<hash>")    only before answering a refusal to a command with a message
+                            id (was it a duplicate?); on the happy path the append
+                            itself checks the inbox (below), so a command costs no read
     read_many("event-<n>"…) on activation, the events above the snapshot's `published`
                             watermark (the outbox to re-send: usually the last command's);
                             History and Replay, 100 keys a round trip
@@ -21,6 +22,9 @@ Every read and write an actor makes through the store (actors.toolkit.eventlog):
 `append(Append(expected_version=v, ...))` writes the snapshot, the new event keys and the
 inbox entry all-or-nothing, and only if the stored snapshot still has version v and none
 of the new event keys exists; otherwise it writes nothing and raises ConcurrencyError.
+First of all it checks the inbox: if the append's inbox key is already there, the message
+was applied before (by this activation or another), so it writes nothing and returns the
+recorded answer instead; the caller answers that, marked a duplicate.
 That is what makes one writer per actor a property of the store rather than an
 assumption about Dapr's placement: a stale activation (a halted actor whose coroutine
 kept running, a host that lost its actors during a rebalance) cannot fork the history.
@@ -114,8 +118,10 @@ class EventStore(Protocol):
     async def read_many(self, keys: Sequence[str]) -> list[bytes | None]:
         """Values in the order of `keys` (None where missing), in as few round trips as can be."""
 
-    async def append(self, append: Append) -> None:
-        """Write all of `append` or nothing; ConcurrencyError if the version moved."""
+    async def append(self, append: Append) -> bytes | None:
+        """Write all of `append` or nothing: None once written; the recorded inbox value
+        if `append.inbox`'s key exists (a duplicate: nothing written, whatever the
+        version); ConcurrencyError if the version moved."""
 
 
 # Builds the store of one actor: (actor type, actor id, the SDK's state manager of it).
@@ -174,8 +180,10 @@ class InMemoryStore:
     async def read_many(self, keys: Sequence[str]) -> list[bytes | None]:
         return [self._actor.values.get(key) for key in keys]
 
-    async def append(self, append: Append) -> None:
+    async def append(self, append: Append) -> bytes | None:
         values = self._actor.values
+        if append.inbox is not None and append.inbox.key in values:
+            return values[append.inbox.key]
         existing = [e.key for e in append.events if e.key in values]
         check_append(append, values.get(SNAPSHOT_KEY), existing)
         if append.snapshot is not None:
@@ -183,6 +191,7 @@ class InMemoryStore:
         values.update({item.key: item.value for item in append.events})
         if append.inbox is not None:
             values[append.inbox.key] = append.inbox.value
+        return None
 
 
 # One lock per state manager: several store objects over one manager append in turn.
@@ -211,8 +220,10 @@ class StateManagerStore:
     async def read_many(self, keys: Sequence[str]) -> list[bytes | None]:
         return [await self.read(key) for key in keys]
 
-    async def append(self, append: Append) -> None:
+    async def append(self, append: Append) -> bytes | None:
         async with self._lock:
+            if append.inbox is not None and (seen := await self.read(append.inbox.key)):
+                return seen
             existing = [e.key for e in append.events if await self.read(e.key) is not None]
             check_append(append, await self.read(SNAPSHOT_KEY), existing)
             writes = list(append.events) + ([append.inbox] if append.inbox else [])
@@ -222,3 +233,4 @@ class StateManagerStore:
                 ttl = int(item.ttl.total_seconds()) if item.ttl else None
                 await self._manager.set_state_ttl(item.key, item.value, ttl)
             await self._manager.save_state()
+            return None

@@ -82,7 +82,8 @@ class Delivering:
     dead_letters: DeadLetters
 
 
-def _delivering(request: Request) -> Delivering:
+async def _delivering(request: Request) -> Delivering:
+    """Async: FastAPI would run a sync dependency in its thread pool, on every delivery."""
     delivering: Delivering | None = getattr(request.app.state, "delivering", None)
     if delivering is None:
         raise HTTPException(503, "the actor host is starting: no sidecar client yet")

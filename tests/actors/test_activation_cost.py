@@ -43,8 +43,8 @@ class ReadRecordingStore:
         self._reads.append(list(keys))
         return await self._store.read_many(keys)
 
-    async def append(self, append: Append) -> None:
-        await self._store.append(append)
+    async def append(self, append: Append) -> bytes | None:
+        return await self._store.append(append)
 
 
 def activation(sku: str, stores: Any, publisher: RecordingPublisher) -> InventoryActor:

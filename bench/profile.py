@@ -1,0 +1,180 @@
+"""Profile the cluster under saga load: py-spy on every Python app, /proc CPU for the rest.
+
+    python -m bench.profile [--rate 8] [--seconds 20] [--out DIR] [--top 12]
+
+Starts the bench's own cluster (bench.harness, port offset 12875, no workflow peer
+load), places orders open loop at `--rate` for a 5 s warm-up plus the profiled window,
+runs `py-spy record --format raw --nonblocking` on each Python app meanwhile, and prints:
+CPU ms per placed order by process (/proc), then for each Python app the share of its
+busy samples by layer (HTTP server, HTTP client, Redis, JSON, pydantic, the SDK, our
+toolkit...) and its top frames by self time. The collapsed stacks stay in DIR for
+flame graphs. Asserts nothing; the figures move with the machine's load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench import drivers, procfs
+from bench.figures import cpu_ms
+from bench.harness import BENCH_PORT_OFFSET, BenchCluster
+
+# Inclusive layers, first match on any frame's file wins per layer (a sample may count in
+# several layers: a redis call inside an actor turn is both "our toolkit" and "redis").
+LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("HTTP server (uvicorn, starlette, fastapi)", ("uvicorn/", "starlette/", "fastapi/")),
+    ("HTTP client (aiohttp)", ("aiohttp/",)),
+    ("redis-py", ("redis/",)),
+    ("json", ("json/",)),
+    ("pydantic", ("pydantic/", "pydantic_core/")),
+    ("Dapr SDK", ("dapr/actor/", "dapr/ext/", "dapr/clients/", "dapr/serializers/")),
+    ("our toolkit (actors/toolkit)", ("actors/toolkit/",)),
+    ("our actors and reactions (actors/, not the toolkit)", ("actors/",)),
+    ("our apps and read models (apps/, readmodels/)", ("apps/", "readmodels/")),
+    ("logging", ("logging/",)),
+    ("opentelemetry", ("opentelemetry/",)),
+    ("prometheus_client", ("prometheus_client/",)),
+    ("thread hand-off (concurrent, threading, anyio)", ("concurrent/", "threading.py", "anyio/")),
+)
+LOOP_LEAF = "Runner.run (asyncio/runners.py"  # uvloop's C code below the loop's Python frame
+IDLE_LEAVES = ("select (selectors.py", "_run_once (asyncio/base_events")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
+    parser.add_argument("--rate", type=float, default=8.0, help="offered orders/s (8)")
+    parser.add_argument("--seconds", type=float, default=20.0, help="profiled window (20)")
+    parser.add_argument("--out", type=Path, default=Path("/tmp/orderflow-profile"))
+    parser.add_argument("--top", type=int, default=12, help="frames by self time per app")
+    parser.add_argument("--replicas", type=int, default=2)
+    parser.add_argument("--offset", type=int, default=BENCH_PORT_OFFSET)
+    return parser.parse_args(argv)
+
+
+def parse_collapsed(path: Path) -> list[tuple[list[str], int]]:
+    """py-spy's raw format: `frame;frame;...;leaf count` per line, root first."""
+    stacks = []
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if stack and count.isdigit():
+            stacks.append((stack.split(";"), int(count)))
+    return stacks
+
+
+def summarize(stacks: list[tuple[list[str], int]], *, top: int) -> list[str]:
+    """Layer shares and top self frames of one process, as printable lines."""
+    busy = [(s, n) for s, n in stacks if not s[-1].startswith(IDLE_LEAVES)]
+    total = sum(n for _, n in busy) or 1
+    lines = [f"  {total} busy samples"]
+    for label, needles in LAYERS:
+        hits = sum(n for s, n in busy if any(_in(f, needles) for f in s))
+        if hits:
+            lines.append(f"  {100 * hits / total:5.1f} %  {label}")
+    in_loop = sum(n for s, n in busy if s[-1].startswith(LOOP_LEAF))
+    lines.append(
+        f"  {100 * in_loop / total:5.1f} %  the event loop's C code (uvloop: sockets, callbacks)"
+    )
+    leaves: collections.Counter[str] = collections.Counter()
+    for s, n in busy:
+        leaves[_short(s[-1])] += n
+    lines.append("  top frames by self time:")
+    lines += [f"  {100 * n / total:5.1f} %  {frame}" for frame, n in leaves.most_common(top)]
+    return lines
+
+
+def _in(frame: str, needles: tuple[str, ...]) -> bool:
+    """Whether the frame's file (after " (") starts with one of `needles`; "actors/"
+    leaves out the toolkit, which has a layer of its own."""
+    where = frame.partition(" (")[2]
+    return where.startswith(needles) and not (
+        needles == ("actors/",) and where.startswith("actors/toolkit/")
+    )
+
+
+def _short(frame: str) -> str:
+    """`fn (/long/path/site-packages/pkg/mod.py:12)` -> `fn (pkg/mod.py:12)`."""
+    name, _, where = frame.partition(" (")
+    for marker in ("site-packages/", "lib/python3.11/", "/work/", "/tmp/"):
+        if marker in where:
+            where = where.split(marker, 1)[1]
+    return f"{name} ({where}"
+
+
+async def _drive(bench: BenchCluster, rate: float, seconds: float) -> int:
+    tag = uuid.uuid4().hex[:8]
+    async with drivers.session() as s:
+        await drivers.seed(s, bench.url("gateway"), tag)
+        saga = drivers.orderflow_saga(bench.url("gateway"), tag)
+        tasks, start = set(), time.perf_counter()
+        for n in range(int(rate * seconds)):
+            await asyncio.sleep(max(0.0, start + n / rate - time.perf_counter()))
+            task = asyncio.create_task(saga.place(s, n))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        await asyncio.gather(*tasks)
+    return int(rate * seconds)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    shutil.rmtree(args.out, ignore_errors=True)
+    args.out.mkdir(parents=True)
+    bench = BenchCluster(offset=args.offset, replicas=args.replicas)
+    warmup = 5.0
+    with bench.running(peer=False):
+        pids = bench.pids(peer=False)
+        apps = {n: p for n, p in pids.items() if not n.endswith("daprd") and _is_python(p)}
+        print(f"profiling {', '.join(sorted(apps))} at {args.rate:g} orders/s", file=sys.stderr)
+
+        async def run() -> tuple[int, dict[str, int], dict[str, int]]:
+            driving = asyncio.create_task(_drive(bench, args.rate, warmup + args.seconds))
+            await asyncio.sleep(warmup)
+            before = procfs.cpu_ticks(pids)
+            spies = [
+                await asyncio.create_subprocess_exec(
+                    py_spy, "record", "--format", "raw", "--nonblocking", "--rate", "100",
+                    "--duration", str(int(args.seconds)), "--pid", str(pid),
+                    "-o", str(args.out / f"{name}.txt"),
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                )
+                for name, pid in apps.items()
+            ]  # fmt: skip
+            await asyncio.gather(*(spy.wait() for spy in spies))
+            after = procfs.cpu_ticks(pids)
+            await driving
+            return int(args.rate * args.seconds), before, after
+
+        orders, before, after = asyncio.run(run())
+    per_order = cpu_ms(before, after, clk_tck=procfs.CLK_TCK)
+    print(f"CPU ms per placed order over the profiled window ({orders} orders placed):")
+    for name, ms in sorted(per_order.items(), key=lambda kv: -kv[1]):
+        print(f"  {ms / orders:6.1f}  {name}")
+    print(f"  {sum(per_order.values()) / orders:6.1f}  total")
+    for name in sorted(apps):
+        path = args.out / f"{name}.txt"
+        if path.exists():
+            print(f"{name}:")
+            print("\n".join(summarize(parse_collapsed(path), top=args.top)))
+    print(f"collapsed stacks: {args.out}")
+    return 0
+
+
+def _is_python(pid: int) -> bool:
+    try:
+        return "python" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+    except OSError:
+        return False
+
+
+if __name__ == "__main__":
+    sys.exit(main())
