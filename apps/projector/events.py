@@ -3,6 +3,8 @@
 POST /events/<topic>: Dapr bulk-subscribes (up to BULK_MAX events a delivery, waiting at most
 BULK_AWAIT_MS for a batch to fill), so one HTTP delivery carries many CloudEvents and the
 reply gives a status per entry; a single CloudEvent (bulk off, or a test) is served too.
+Every entry is decided on its own, and the events to project are projected together
+(ProjectionStore.project_batch: two Redis round trips for the whole delivery).
 Each CloudEvent's data is an event envelope, read through the one EventReader the rebuild
 uses too (apps.projector.reader: upcast to the newest schema version):
     projected (or a duplicate, which changes nothing)                  SUCCESS
@@ -28,7 +30,6 @@ message goes to the dead letter topic: it would circle forever).
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 from typing import Any, Final
@@ -37,8 +38,8 @@ from fastapi import APIRouter, Request
 from redis.exceptions import RedisError
 
 from actors.catalog import PUBSUB
-from actors.toolkit.envelope import envelope_in, utcnow
-from actors.toolkit.subscriber import RETRY, SUCCESS, bulk_options, each_entry, gives_up, is_bulk
+from actors.toolkit.envelope import EventEnvelope, envelope_in, utcnow
+from actors.toolkit.subscriber import RETRY, SUCCESS, bulk_options, gives_up, is_bulk
 from apps.projector.deps import ReaderDep, StatsDep, StoreDep
 from apps.projector.projections import TOPICS, projects
 from apps.projector.reader import EventReader
@@ -97,12 +98,53 @@ async def _deliver(
         parsed = json.loads(body)
     except ValueError as exc:
         return await _reject(topic, body, f"not JSON: {exc}", store=store, stats=stats)
-    handle = functools.partial(_handle, topic, store=store, reader=reader, stats=stats)
     if not is_bulk(parsed):
-        return await handle(parsed)
-    reply = await each_entry(parsed, handle)
+        return await _handle(topic, parsed, store=store, reader=reader, stats=stats)
+    reply = await _deliver_bulk(topic, parsed, store=store, reader=reader, stats=stats)
     stats.record_batch(len(reply["statuses"]))
     return reply
+
+
+async def _deliver_bulk(
+    topic: str | None,
+    delivery: dict[str, Any],
+    *,
+    store: ProjectionStore,
+    reader: EventReader,
+    stats: ProjectorStats,
+) -> dict[str, Any]:
+    """Each entry answered as `_handle` would answer it alone; the events to project go to
+    the store in one batch. The reply daprd expects, a status for every entry id."""
+    # the entries actors.toolkit.subscriber.each_entry answers
+    entries = [e for e in delivery.get("entries") or () if isinstance(e, dict) and e.get("entryId")]
+    answers: dict[int, dict[str, str]] = {}
+    batch: list[tuple[int, EventEnvelope]] = []
+    for n, entry in enumerate(entries):
+        try:
+            envelope = _projectable(topic, entry.get("event"), reader=reader, stats=stats)
+        except Exception as exc:  # the error tree decides (_failed)
+            event = entry.get("event")
+            answers[n] = await _failed(topic, event, error=exc, store=store, stats=stats)
+            continue
+        if envelope is None:
+            answers[n] = SUCCESS
+        else:
+            batch.append((n, envelope))
+    results = await store.project_batch([envelope for _, envelope in batch], applied_at=utcnow())
+    now = utcnow()
+    for (n, envelope), result in zip(batch, results, strict=True):
+        if isinstance(result, BaseException):
+            event = entries[n].get("event")
+            answers[n] = await _failed(topic, event, error=result, store=store, stats=stats)
+        else:
+            stats.record(result, occurred_at=envelope.occurred_at, now=now)
+            answers[n] = SUCCESS
+    return {
+        "statuses": [
+            {"entryId": entry["entryId"], "status": answers[n]["status"]}
+            for n, entry in enumerate(entries)
+        ]
+    }
 
 
 async def _handle(
@@ -113,23 +155,47 @@ async def _handle(
     reader: EventReader,
     stats: ProjectorStats,
 ) -> dict[str, str]:
+    """One CloudEvent delivered alone."""
     try:
-        envelope = envelope_in(cloud_event)
-        if not projects(topic or TOPIC_OF.get(envelope.aggregate_type, ""), envelope):
-            stats.ignored += 1
+        envelope = _projectable(topic, cloud_event, reader=reader, stats=stats)
+        if envelope is None:
             return SUCCESS
-        envelope = reader.read(envelope)
         projection = await store.project_live(envelope, applied_at=utcnow())
-    except Exception as exc:  # the error tree decides (actors.toolkit.errors)
-        if gives_up(exc):  # InvalidDeliveryError, InvalidEventError: it can never apply
-            body = json.dumps(cloud_event).encode()
-            return await _reject(topic, body, str(exc), store=store, stats=stats)
-        stats.retried += 1  # NewerSchemaError, Redis down, anything unforeseen
-        level = logging.INFO if isinstance(exc, RedisError) else logging.WARNING
-        log.log(level, "RETRY a delivery on %s: %r", topic or REDELIVERY, exc)
-        return RETRY
+    except Exception as exc:
+        return await _failed(topic, cloud_event, error=exc, store=store, stats=stats)
     stats.record(projection, occurred_at=envelope.occurred_at, now=utcnow())
     return SUCCESS
+
+
+def _projectable(
+    topic: str | None, cloud_event: Any, *, reader: EventReader, stats: ProjectorStats
+) -> EventEnvelope | None:
+    """The envelope to project, read at its newest schema version; None (counted as
+    ignored) for an event that feeds no read model. Raises what keeps it from projection."""
+    envelope = envelope_in(cloud_event)
+    if not projects(topic or TOPIC_OF.get(envelope.aggregate_type, ""), envelope):
+        stats.ignored += 1
+        return None
+    return reader.read(envelope)
+
+
+async def _failed(
+    topic: str | None,
+    cloud_event: Any,
+    *,
+    error: BaseException,
+    store: ProjectionStore,
+    stats: ProjectorStats,
+) -> dict[str, str]:
+    """What a delivery that failed with `error` gets: the error tree decides
+    (actors.toolkit.errors)."""
+    if gives_up(error):  # InvalidDeliveryError, InvalidEventError: it can never apply
+        body = json.dumps(cloud_event).encode()
+        return await _reject(topic, body, str(error), store=store, stats=stats)
+    stats.retried += 1  # NewerSchemaError, Redis down, anything unforeseen
+    level = logging.INFO if isinstance(error, RedisError) else logging.WARNING
+    log.log(level, "RETRY a delivery on %s: %r", topic or REDELIVERY, error)
+    return RETRY
 
 
 async def _reject(

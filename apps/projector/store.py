@@ -1,29 +1,44 @@
 """The Redis adapter of the projections: read the rows, fold, write them back atomically.
 
-Live projection of one event (`project_live`) takes two round trips:
-    read    HGETALL the aggregate's row in each generation to write: the active one, and
-            the one being rebuilt if any (generation pointers cached in-process)
-    fold    pure (apps.projector.projections)
-    apply   one Lua script, atomic in Redis: check that the pointers still are what we
-            assumed and that each row's bookkeeping (aggregate_version, applied_above) is
-            what we read, then HSET the row, ZREM/ZADD its index moves, HINCRBY + EXPIREAT
-            its counters, HSET the freshness meta
-A failed check (a generation switch, or another writer of the same aggregate) applies
-nothing, and the attempt starts over from a fresh read: one event's updates land all
-together, in the generation(s) current at that instant, or not at all. In-process, the
-updates of one aggregate queue on a striped lock so they rarely collide at all.
+A bulk delivery (`project_batch`; `project_live` is a batch of one) takes two round trips
+however many events and rows it carries:
+    read    one pipeline: HGETALL every row the batch touches, in each generation to write:
+            the active one, and the one being rebuilt if any (pointers cached in-process)
+    fold    pure (apps.projector.projections): a row's events fold one at a time in
+            delivery order (each event's own projection feeds the stats), the row is
+            written once
+    apply   one pipeline of EVALSHA, one per row written, each an atomic Lua script: check
+            that the pointers still are what we assumed and that the row's bookkeeping
+            (aggregate_version, applied_above) is what we read, then HSET the row,
+            ZREM/ZADD its index moves, HINCRBY + EXPIREAT its counters, HSET the freshness
+            meta
+A failed check (a generation switch, or another writer of the same row) applies nothing
+of that row, and its events go round again, alone, from a fresh read (pointers read again
+after a switch): a row's updates land all together, in the generation(s) current at that
+instant, or not at all. In-process, a batch holds the striped locks of all its rows
+(taken in stripe order: no deadlock), the ones a single event takes too, so the updates
+of one aggregate queue rather than collide.
+The script runs by its SHA. A Redis that lost it (restarted, SCRIPT FLUSH) answers
+NOSCRIPT, having run nothing: the script is loaded and those calls sent again. (redis-py's
+Script in a pipeline would send SCRIPT EXISTS before every pipeline: a third round trip.)
+Failures are per event: a Redis error fails the events of the rows it concerns (all of
+them when the connection fails), an event its projection cannot read fails alone.
 A rebuild folds pages of history into its own generation (`project_history`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
-from collections.abc import Awaitable, Sequence
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
 
 from actors.toolkit.envelope import EventEnvelope
 from apps.projector.projections import (
@@ -34,12 +49,14 @@ from apps.projector.projections import (
     index_changes,
 )
 from readmodels.keys import Generation, Layout
-from readmodels.rows import from_hash, iso, to_hash
+from readmodels.rows import Row, from_hash, iso, to_hash
 
 DEFAULT_COUNTER_TTL: Final = dt.timedelta(days=2)
 REJECTED_KEPT: Final = 1000
 NO_CHECK: Final = "*"  # as the expected active pointer: skip the pointer check (rebuilds)
 T = TypeVar("T")
+Result = Projection | BaseException  # an event's projection, or why it was not applied
+Stored = dict[str, str] | BaseException  # a row as read (a hash), or why it could not be
 
 # ARGV: active key, rebuilding key, expected active, expected rebuilding ("" = unset),
 #       n, then n x (row key, expected aggregate_version, expected applied_above),
@@ -77,6 +94,92 @@ def row_key(envelope: EventEnvelope) -> str:
     return f"{row_type.kind}:{envelope.aggregate_id}"
 
 
+@dataclass(frozen=True)
+class _Group:
+    """The events of one row in a batch, in delivery order, and their places in the batch."""
+
+    key: str  # "<kind>:<id>"
+    places: list[int]
+    envelopes: list[EventEnvelope]
+
+
+@dataclass(frozen=True)
+class _Write:
+    """What one row needs written in one generation."""
+
+    gen: Generation
+    key: str  # the row's key in `gen`
+    stored: dict[str, str]  # the row as read: the script checks its bookkeeping against it
+    projection: Projection  # all the row's events folded together
+    last: EventEnvelope | None = None  # the last one applied there (the freshness meta)
+
+
+@dataclass(frozen=True)
+class _Folded:
+    writes: list[_Write]  # per generation
+    each: list[Result]  # per event: its projection in the active generation, or its error
+    last_place: int = -1  # of the last event applied (rows are written in that order)
+
+    @property
+    def applied(self) -> bool:
+        return any(write.projection.applied for write in self.writes)
+
+
+def _merged(row: Row, steps: Sequence[Projection]) -> Projection:
+    """Consecutive projections of one row as one: the row to write, every count summed."""
+    counts: Counter[tuple[str, str]] = Counter()
+    for step in steps:
+        counts.update(step.counts)
+    return Projection(
+        row,
+        steps[-1].after if steps else row,
+        applied=sum(step.applied for step in steps),
+        duplicates=sum(step.duplicates for step in steps),
+        out_of_order=sum(step.out_of_order for step in steps),
+        counts=counts,
+    )
+
+
+def _fold_each(gens: Sequence[Generation], read: Sequence[Stored], group: _Group) -> _Folded:
+    """Fold a row's events one at a time onto its row in each generation. An event that
+    cannot be projected (InvalidEventError) fails alone; a row Redis failed to read fails
+    every event of it."""
+    stored = [found for found in read if not isinstance(found, BaseException)]
+    if len(stored) < len(read):
+        return _Folded(
+            [], [next(f for f in read if isinstance(f, BaseException))] * len(group.places)
+        )
+    first = group.envelopes[0]
+    rows = [from_hash(ROW_TYPES[first.aggregate_type], first.aggregate_id, s) for s in stored]
+    steps: list[list[Projection]] = [[] for _ in rows]
+    last: list[EventEnvelope | None] = [None for _ in rows]
+    each: list[Result] = []
+    last_place = -1
+    for place, envelope in zip(group.places, group.envelopes, strict=True):
+        try:
+            own = [
+                fold(done[-1].after if done else row, [envelope])
+                for row, done in zip(rows, steps, strict=True)
+            ]
+        except Exception as exc:  # the error tree decides what becomes of it (events.py)
+            each.append(exc)
+            continue
+        for n, projection in enumerate(own):
+            steps[n].append(projection)
+            last[n] = envelope if projection.applied else last[n]
+        last_place = place if any(p.applied for p in own) else last_place
+        each.append(own[0])
+    writes = [
+        _Write(gen, gen.key(group.key), found, _merged(row, done), after)
+        for gen, found, row, done, after in zip(gens, stored, rows, steps, last, strict=True)
+    ]
+    return _Folded(writes, each, last_place)
+
+
+def _settle(results: dict[int, Result], group: _Group, each: Sequence[Result]) -> None:
+    results.update(zip(group.places, each, strict=True))
+
+
 class ProjectionStore:
     """Applies projections to the read models in Redis (one shared connection pool)."""
 
@@ -92,11 +195,16 @@ class ProjectionStore:
         self.layout = layout or Layout()
         self._counter_ttl = counter_ttl
         self._locks = [asyncio.Lock() for _ in range(stripes)]
-        self._apply = redis.register_script(APPLY)
+        self._sha = redis.register_script(APPLY).sha  # run by hand in pipelines (docstring)
         self._pointers: tuple[str, str] | None = None  # (active, rebuilding), "" = unset
 
-    def _lock(self, key: str) -> asyncio.Lock:
-        return self._locks[hash(key) % len(self._locks)]
+    @contextlib.asynccontextmanager
+    async def _locked(self, keys: Iterable[str]) -> AsyncIterator[None]:
+        """Hold the lock stripes of these row keys, taken in stripe order (no deadlock)."""
+        async with contextlib.AsyncExitStack() as stack:
+            for stripe in sorted({hash(key) % len(self._locks) for key in keys}):
+                await stack.enter_async_context(self._locks[stripe])
+            yield
 
     async def _current_pointers(self, *, refresh: bool = False) -> tuple[str, str]:
         if self._pointers is None or refresh:
@@ -104,69 +212,153 @@ class ProjectionStore:
             self._pointers = (str(found[0] or ""), str(found[1] or ""))
         return self._pointers
 
+    def _live_generations(self, pointers: tuple[str, str]) -> list[Generation]:
+        active, rebuilding = pointers
+        names = [active] + ([rebuilding] if rebuilding not in ("", active) else [])
+        return [self.layout.generation(name) for name in names]
+
     async def project_live(self, envelope: EventEnvelope, *, applied_at: dt.datetime) -> Projection:
         """Apply one delivered event to the active generation (and to one being rebuilt)."""
-        refresh = False
-        async with self._lock(row_key(envelope)):
-            while True:
-                pointers = await self._current_pointers(refresh=refresh)
-                names = [pointers[0]] + (
-                    [pointers[1]] if pointers[1] not in ("", pointers[0]) else []
-                )
-                gens = [self.layout.generation(name) for name in names]
-                outcome, projections = await self._attempt(gens, [envelope], pointers, applied_at)
-                if outcome == 1:
-                    return projections[0]
-                refresh = outcome == -1  # a generation switch: read the pointers again
+        [result] = await self.project_batch([envelope], applied_at=applied_at)
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    async def project_batch(
+        self, envelopes: Sequence[EventEnvelope], *, applied_at: dt.datetime
+    ) -> list[Result]:
+        """Apply delivered events (any aggregates, any order, repeats too) like `project_live`
+        one by one, in two round trips. One result per envelope, in order: its projection in
+        the active generation, or the error that kept it from being applied."""
+        places: dict[str, list[int]] = {}
+        for place, envelope in enumerate(envelopes):
+            places.setdefault(row_key(envelope), []).append(place)
+        groups = [_Group(key, at, [envelopes[n] for n in at]) for key, at in places.items()]
+        results: dict[int, Result] = {}
+        async with self._locked(places):
+            refresh = False
+            try:
+                while groups:
+                    groups, refresh = await self._round(
+                        groups, results, refresh=refresh, applied_at=applied_at
+                    )
+            except Exception as exc:  # Redis unavailable: whatever is not settled failed
+                for place in range(len(envelopes)):
+                    results.setdefault(place, exc)
+        return [results[place] for place in range(len(envelopes))]
+
+    async def _round(
+        self,
+        groups: list[_Group],
+        results: dict[int, Result],
+        *,
+        refresh: bool,
+        applied_at: dt.datetime,
+    ) -> tuple[list[_Group], bool]:
+        """One read-fold-apply pass: settles what it can; the groups to go round again (a
+        check failed) and whether the pointers must be read again."""
+        pointers = await self._current_pointers(refresh=refresh)
+        gens = self._live_generations(pointers)
+        read = await self._read([gen.key(group.key) for group in groups for gen in gens])
+        folded = [
+            (group, _fold_each(gens, read[n * len(gens) : (n + 1) * len(gens)], group))
+            for n, group in enumerate(groups)
+        ]
+        for group, nothing in ((g, f) for g, f in folded if not f.applied):
+            _settle(results, group, nothing.each)  # duplicates, or failed: nothing to write
+        # the row of the batch's last applied event is written last: its meta stays, as
+        # when the events come one at a time
+        writing = sorted(((g, f) for g, f in folded if f.applied), key=lambda gf: gf[1].last_place)
+        calls = [
+            self._script_args(f.writes, pointers=pointers, applied_at=applied_at)
+            for _, f in writing
+        ]
+        outcomes = await self._run_scripts(calls)
+        again: list[_Group] = []
+        for (group, f), outcome in zip(writing, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                _settle(results, group, [outcome] * len(f.each))
+            elif outcome == 1:
+                _settle(results, group, f.each)
+            else:  # 0: another writer changed the row; -1: the pointers moved
+                again.append(group)
+        return again, -1 in outcomes
 
     async def project_history(
         self, generation: str, envelopes: Sequence[EventEnvelope]
     ) -> Projection:
         """Fold envelopes of ONE aggregate into `generation` (a rebuild's page of history)."""
-        gens = [self.layout.generation(generation)]
-        async with self._lock(row_key(envelopes[0])):
+        gen, key, first = self.layout.generation(generation), row_key(envelopes[0]), envelopes[0]
+        async with self._locked([key]):
             while True:
-                outcome, projections = await self._attempt(gens, envelopes, None, None)
+                [stored] = await self._read([gen.key(key)])
+                if isinstance(stored, BaseException):
+                    raise stored
+                row = from_hash(ROW_TYPES[first.aggregate_type], first.aggregate_id, stored)
+                projection = fold(row, envelopes)
+                if not projection.applied:
+                    return projection
+                write = _Write(gen, gen.key(key), stored, projection)
+                args = self._script_args([write], pointers=None, applied_at=None)
+                [outcome] = await self._run_scripts([args])
+                if isinstance(outcome, BaseException):
+                    raise outcome
                 if outcome == 1:
-                    return projections[0]
+                    return projection
 
-    async def _attempt(
-        self,
-        gens: list[Generation],
-        envelopes: Sequence[EventEnvelope],
-        pointers: tuple[str, str] | None,
-        applied_at: dt.datetime | None,
-    ) -> tuple[int, list[Projection]]:
-        """One read-fold-apply round; the script's verdict (1, 0 or -1) and the folds."""
-        first = envelopes[0]
-        keys = [gen.key(row_key(first)) for gen in gens]
+    async def _read(self, keys: Sequence[str]) -> list[Stored]:
+        """HGETALL every key, one round trip; a key that fails answers its error."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for key in keys:
                 pipe.hgetall(key)
-            stored: list[dict[str, str]] = await pipe.execute()
-        row_type = ROW_TYPES[first.aggregate_type]
-        projections = [fold(from_hash(row_type, first.aggregate_id, s), envelopes) for s in stored]
-        if not any(p.applied for p in projections):
-            return 1, projections  # duplicates everywhere: nothing to write
+            found: list[Stored] = await pipe.execute(raise_on_error=False)
+        return found
+
+    async def _run_scripts(self, calls: Sequence[list[Any]]) -> list[int | BaseException]:
+        """APPLY once per call, in one round trip: each call's verdict (1, 0, -1) or error."""
+        outcomes = await self._evalsha(calls)
+        lost = [n for n, outcome in enumerate(outcomes) if isinstance(outcome, NoScriptError)]
+        if lost:  # NOSCRIPT ran nothing: load the script, send those calls again
+            await self.redis.script_load(APPLY)
+            for n, outcome in zip(lost, await self._evalsha([calls[n] for n in lost]), strict=True):
+                outcomes[n] = outcome
+        return [o if isinstance(o, BaseException) else int(o) for o in outcomes]
+
+    async def _evalsha(self, calls: Sequence[list[Any]]) -> list[Any]:
+        if not calls:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for args in calls:
+                pipe.evalsha(self._sha, 0, *args)
+            found: list[Any] = await pipe.execute(raise_on_error=False)
+        return found
+
+    def _script_args(
+        self,
+        writes: Sequence[_Write],
+        *,
+        pointers: tuple[str, str] | None,
+        applied_at: dt.datetime | None,
+    ) -> list[Any]:
+        """ARGV of one APPLY call: the checks, then the writes of every generation."""
         args: list[Any] = [self.layout.active_key, self.layout.rebuilding_key]
         args += list(pointers) if pointers is not None else [NO_CHECK, ""]
-        args.append(len(keys))
-        for key, found in zip(keys, stored, strict=True):
-            args += [key, found.get("aggregate_version", ""), found.get("applied_above", "")]
-        for gen, projection in zip(gens, projections, strict=True):
-            for command in self._commands(gen, projection, first, applied_at):
+        args.append(len(writes))
+        for write in writes:
+            stored = write.stored
+            args += [
+                write.key,
+                stored.get("aggregate_version", ""),
+                stored.get("applied_above", ""),
+            ]
+        for write in writes:
+            for command in self._commands(write, applied_at):
                 args += [command[0], len(command) - 1, *command[1:]]
-        outcome = int(await self._apply(keys=[], args=args))
-        return outcome, projections
+        return args
 
-    def _commands(
-        self,
-        gen: Generation,
-        projection: Projection,
-        envelope: EventEnvelope,
-        applied_at: dt.datetime | None,
-    ) -> list[tuple[Any, ...]]:
-        """The writes that carry `projection` into generation `gen`."""
+    def _commands(self, write: _Write, applied_at: dt.datetime | None) -> list[tuple[Any, ...]]:
+        """The writes that carry a row's projection into its generation."""
+        projection, gen = write.projection, write.gen
         if not projection.applied:
             return []
         after = projection.after
@@ -178,8 +370,8 @@ class ProjectionStore:
         for (minute, name), count in sorted(projection.counts.items()):
             commands.append(("HINCRBY", gen.counters(minute), name, count))
             commands.append(("EXPIREAT", gen.counters(minute), self._expiry(minute)))
-        if applied_at is not None:
-            commands.append(("HSET", gen.meta, *_meta(envelope, applied_at)))
+        if applied_at is not None and write.last is not None:
+            commands.append(("HSET", gen.meta, *_meta(write.last, applied_at)))
         return commands
 
     async def record_rejected(self, *, topic: str, reason: str, body: bytes) -> None:
