@@ -27,6 +27,7 @@ from actors.reactions import SPECS, build_router
 from actors.toolkit import logs, tracing
 from actors.toolkit.actor import ActorDeps, EventSourcedActor, actor_factory
 from actors.toolkit.client import ActorClient
+from actors.toolkit.fastpath import FastRoutes, actor_routes
 from actors.toolkit.faults import HeldCalls
 from actors.toolkit.inbox import DEFAULT_TTL
 from actors.toolkit.metrics import ActorMetrics, RouterMetrics, mount_metrics, new_registry
@@ -37,7 +38,12 @@ from actors.toolkit.serializer import RawJSONSerializer
 from actors.toolkit.sidecar import SidecarActorClient, SidecarHTTP
 from actors.wallet.actor import WalletActor
 from actors.watchers import build_actor_metrics
-from apps.actor_host.subscriptions import DeadLetters, Delivering, subscription_routes
+from apps.actor_host.subscriptions import (
+    DeadLetters,
+    Delivering,
+    delivery_routes,
+    subscription_routes,
+)
 
 EVENT_SOURCED: tuple[type[EventSourcedActor], ...] = (  # type: ignore[type-arg]
     InventoryActor,
@@ -171,10 +177,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await redis.aclose()
 
     app = FastAPI(title="Orderflow actor host", lifespan=lifespan)
+    router = build_router()
+    # daprd's hot calls (actor turns, reminders, deliveries) skip FastAPI's routing; the
+    # trace context middleware, added after it, still wraps them (actors.toolkit.fastpath)
+    app.add_middleware(FastRoutes, routes=[*actor_routes(), *delivery_routes(router)])
     app.add_middleware(tracing.TraceContextMiddleware)
     actor_runtime = DaprActor(app)
     own_topics = [spec.topic for spec in SPECS]  # the aggregates' topics: rule-filtered
-    app.include_router(subscription_routes(build_router(), own_topics=own_topics))
+    app.include_router(subscription_routes(router, own_topics=own_topics))
     mount_metrics(app, registry)
 
     @app.get("/healthz/app", tags=["ops"])

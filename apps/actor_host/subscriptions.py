@@ -1,5 +1,7 @@
 """The event router served as Dapr subscriptions: deliver, dead-letter, or ask for RETRY.
 
+(POST /events/<topic> is served by actors.toolkit.fastpath, ahead of FastAPI's routing.)
+
 /dapr/subscribe        one programmatic subscription per routed topic
 POST /events/<topic>   per event: plan -> invoke each delivery through the sidecar ->
     every call ok                         SUCCESS
@@ -17,17 +19,20 @@ import datetime as dt
 import functools
 import json
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any, Final
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter
+from starlette.types import Scope
 
 from actors import catalog
 from actors.catalog import DEAD_LETTER_TYPE, PUBSUB
 from actors.toolkit import logs
 from actors.toolkit.client import ActorClient
 from actors.toolkit.errors import DomainError, TransientError
+from actors.toolkit.fastpath import Answer, FastRoute
 from actors.toolkit.metrics import RouterMetrics
 from actors.toolkit.publisher import PublishError, SidecarPublisher
 from actors.toolkit.router import Call, DeadLetterError, EventRouter, Plan
@@ -82,16 +87,11 @@ class Delivering:
     dead_letters: DeadLetters
 
 
-async def _delivering(request: Request) -> Delivering:
-    """Async: FastAPI would run a sync dependency in its thread pool, on every delivery."""
-    delivering: Delivering | None = getattr(request.app.state, "delivering", None)
-    if delivering is None:
-        raise HTTPException(503, "the actor host is starting: no sidecar client yet")
-    return delivering
+STARTING: Final = Answer(503, b'{"detail":"the actor host is starting: no sidecar client yet"}')
 
 
 def subscription_routes(router: EventRouter, *, own_topics: Iterable[str]) -> APIRouter:
-    """Declared when the app is created; the sidecar clients come from the lifespan.
+    """GET /dapr/subscribe, declared when the app is created.
 
     On our own aggregates' topics (`own_topics`) daprd delivers only the event types a
     reaction wants (a routing rule on the CloudEvent type) and acknowledges the rest
@@ -104,23 +104,36 @@ def subscription_routes(router: EventRouter, *, own_topics: Iterable[str]) -> AP
     async def subscribe() -> list[dict[str, Any]]:
         return [_subscription(router, topic, own=topic in own) for topic in router.topics]
 
-    @api.post("/events/{topic}")
-    async def deliver(
-        topic: str, request: Request, delivering: Annotated[Delivering, Depends(_delivering)]
-    ) -> dict[str, Any]:
-        actors, dead_letters = delivering.actors, delivering.dead_letters
-        raw = await request.body()
-        try:
-            event: Any = json.loads(raw)
-        except ValueError:
-            event = raw.decode("utf-8", "replace")[:4096]
-            return await _dead(
-                dead_letters, topic, DeadLetterError("event.not_json", "not JSON"), event
-            )
-        route = functools.partial(_route, router, actors, dead_letters, topic)
-        return await each_entry(event, route) if is_bulk(event) else await route(event)
-
     return api
+
+
+def delivery_routes(router: EventRouter) -> list[FastRoute]:
+    """POST /events/<topic>, served by actors.toolkit.fastpath (the hot path: one request
+    per delivered event); the sidecar clients come from the lifespan (app.state)."""
+
+    async def deliver(params: dict[str, str], raw: bytes, scope: Scope) -> Answer:
+        delivering: Delivering | None = getattr(scope["app"].state, "delivering", None)
+        if delivering is None:
+            return STARTING
+        reply = await _delivery(router, delivering, params["topic"], raw)
+        return Answer(200, json.dumps(reply, separators=(",", ":")).encode())
+
+    return [FastRoute("POST", re.compile(r"/events/(?P<topic>[^/]+)"), deliver)]
+
+
+async def _delivery(
+    router: EventRouter, delivering: Delivering, topic: str, raw: bytes
+) -> dict[str, Any]:
+    actors, dead_letters = delivering.actors, delivering.dead_letters
+    try:
+        event: Any = json.loads(raw)
+    except ValueError:
+        event = raw.decode("utf-8", "replace")[:4096]
+        return await _dead(
+            dead_letters, topic, DeadLetterError("event.not_json", "not JSON"), event
+        )
+    route = functools.partial(_route, router, actors, dead_letters, topic)
+    return await each_entry(event, route) if is_bulk(event) else await route(event)
 
 
 def _subscription(router: EventRouter, topic: str, *, own: bool) -> dict[str, Any]:

@@ -1,7 +1,10 @@
-"""The actor host's Dapr subscriptions: rule-filtered on our own topics, whole elsewhere."""
+"""The actor host's Dapr subscriptions: rule-filtered on our own topics, whole elsewhere;
+and its delivery route, which plans each event's actor calls."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -9,7 +12,16 @@ from fastapi import FastAPI
 
 from actors import catalog
 from actors.reactions import SPECS, build_router
-from apps.actor_host.subscriptions import subscription_routes
+from actors.toolkit.client import ActorClient
+from actors.toolkit.fastpath import FastRoutes
+from actors.toolkit.publisher import SidecarPublisher
+from actors.toolkit.testing import InMemorySidecar
+from apps.actor_host.subscriptions import (
+    DeadLetters,
+    Delivering,
+    delivery_routes,
+    subscription_routes,
+)
 
 
 async def _subscriptions() -> dict[str, dict[str, Any]]:
@@ -56,3 +68,74 @@ async def test_other_services_topics_come_whole_so_an_unknown_type_is_dead_lette
         catalog.DEPOSITS,
         catalog.SHIPMENTS,
     }
+
+
+# --- POST /events/<topic>: served by the fast path, ahead of FastAPI's routing ------------
+
+SAMPLES = Path(__file__).parents[1] / "contracts" / "samples"
+
+
+def _delivery_app(sidecar: InMemorySidecar | None) -> FastAPI:
+    app = FastAPI()
+    app.add_middleware(FastRoutes, routes=delivery_routes(build_router()))
+    if sidecar is not None:
+        publisher = SidecarPublisher(sidecar, pubsub=catalog.PUBSUB)
+        app.state.delivering = Delivering(ActorClient(sidecar), DeadLetters(publisher))
+    return app
+
+
+async def _post(app: FastAPI, topic: str, body: bytes) -> httpx.Response:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://host") as client:
+        return await client.post(f"/events/{topic}", content=body)
+
+
+def _cloud_event(sample: str) -> dict[str, Any]:
+    data = json.loads((SAMPLES / sample).read_text())
+    return {"id": data["event_id"], "type": data["type"], "data": data}
+
+
+async def test_a_delivered_event_becomes_the_actor_calls_its_reaction_plans() -> None:
+    sidecar = InMemorySidecar()
+    placed = _cloud_event("order.placed.v1.json")
+
+    resp = await _post(_delivery_app(sidecar), catalog.ORDERS, json.dumps(placed).encode())
+
+    assert resp.status_code == 200
+    assert resp.json() == {"status": "SUCCESS"}
+    reserved = sidecar.calls("Reserve")
+    assert sorted(call.actor_id for call in reserved) == ["mug-12m", "tea-green-100g"]
+
+
+async def test_a_bulk_delivery_is_answered_entry_by_entry() -> None:
+    sidecar = InMemorySidecar()
+    bulk = {
+        "type": "com.dapr.event.sent.bulk",
+        "entries": [
+            {"entryId": "e1", "event": _cloud_event("order.placed.v1.json")},
+            {"entryId": "e2", "event": {"id": "x", "type": "order.placed", "data": {"no": 1}}},
+        ],
+    }
+
+    resp = await _post(_delivery_app(sidecar), catalog.ORDERS, json.dumps(bulk).encode())
+
+    assert resp.json() == {
+        "statuses": [{"entryId": "e1", "status": "SUCCESS"}, {"entryId": "e2", "status": "SUCCESS"}]
+    }
+    assert len(sidecar.calls("Reserve")) == 2
+    assert [letter["code"] for letter in sidecar.events(catalog.DEAD_LETTERS)] == [
+        "event.invalid_envelope"
+    ]
+
+
+async def test_a_delivery_that_is_not_json_is_dead_lettered_and_one_while_starting_is_a_503() -> (
+    None
+):
+    sidecar = InMemorySidecar()
+
+    resp = await _post(_delivery_app(sidecar), catalog.RESTOCKS, b"{not json")
+    starting = await _post(_delivery_app(None), catalog.ORDERS, b"{}")
+
+    assert resp.json() == {"status": "SUCCESS"}
+    assert [letter["code"] for letter in sidecar.events(catalog.DEAD_LETTERS)] == ["event.not_json"]
+    assert starting.status_code == 503  # daprd retries: the lifespan has not built the clients
