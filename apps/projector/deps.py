@@ -1,7 +1,8 @@
-"""Route dependencies of the projector: the store, reader and stats the lifespan built.
+"""Route dependencies of the projector: the stats the lifespan built (its ops routes).
 
-Async on purpose: FastAPI runs a plain `def` dependency in its thread pool, a thread hop
-per delivery for a dictionary lookup.
+The event deliveries do not use FastAPI's dependencies: they are served by
+actors.toolkit.fastpath and read the store, reader and stats from app.state.
+Async on purpose: FastAPI runs a plain `def` dependency in its thread pool.
 """
 
 from __future__ import annotations
@@ -10,19 +11,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from apps.projector.reader import EventReader
 from apps.projector.stats import ProjectorStats
-from apps.projector.store import ProjectionStore
-
-
-async def get_store(request: Request) -> ProjectionStore:
-    store: ProjectionStore = request.app.state.store
-    return store
-
-
-async def get_reader(request: Request) -> EventReader:
-    reader: EventReader = request.app.state.reader
-    return reader
 
 
 async def get_stats(request: Request) -> ProjectorStats:
@@ -30,6 +19,4 @@ async def get_stats(request: Request) -> ProjectorStats:
     return stats
 
 
-StoreDep = Annotated[ProjectionStore, Depends(get_store)]
 StatsDep = Annotated[ProjectorStats, Depends(get_stats)]
-ReaderDep = Annotated[EventReader, Depends(get_reader)]

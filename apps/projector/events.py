@@ -1,7 +1,8 @@
 """The subscriptions: every event on orders, inventory and wallet goes to the read models.
 
-POST /events/<topic>: Dapr bulk-subscribes (up to BULK_MAX events a delivery, waiting at most
-BULK_AWAIT_MS for a batch to fill), so one HTTP delivery carries many CloudEvents and the
+POST /events/<topic> (served by actors.toolkit.fastpath, ahead of FastAPI's routing): Dapr
+bulk-subscribes (up to BULK_MAX events a delivery, waiting at most BULK_AWAIT_MS for a
+batch to fill), so one HTTP delivery carries many CloudEvents and the
 reply gives a status per entry; a single CloudEvent (bulk off, or a test) is served too.
 Every entry is decided on its own, and the events to project are projected together
 (ProjectionStore.project_batch: two Redis round trips for the whole delivery).
@@ -32,15 +33,17 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any, Final
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from redis.exceptions import RedisError
+from starlette.types import Scope
 
 from actors.catalog import PUBSUB
 from actors.toolkit.envelope import EventEnvelope, envelope_in, utcnow
+from actors.toolkit.fastpath import Answer, FastRoute
 from actors.toolkit.subscriber import RETRY, SUCCESS, bulk_options, gives_up, is_bulk
-from apps.projector.deps import ReaderDep, StatsDep, StoreDep
 from apps.projector.projections import TOPICS, projects
 from apps.projector.reader import EventReader
 from apps.projector.stats import ProjectorStats
@@ -70,19 +73,25 @@ async def subscriptions() -> list[dict[str, Any]]:
     ]
 
 
-@router.post(f"/events/{REDELIVERY}", include_in_schema=False)
-async def on_redelivery(
-    request: Request, store: StoreDep, reader: ReaderDep, stats: StatsDep
-) -> dict[str, Any]:
-    """Events daprd could not deliver earlier: project each as if from its own topic."""
-    return await _deliver(None, await request.body(), store=store, reader=reader, stats=stats)
+def delivery_routes() -> list[FastRoute]:
+    """POST /events/<topic>, served by actors.toolkit.fastpath ahead of FastAPI's routing
+    (one request per bulk delivery); the store, reader and stats come from the lifespan.
+    On REDELIVERY, events daprd could not deliver earlier: each projected as if from its
+    own topic (its aggregate type's)."""
 
+    async def deliver(params: dict[str, str], body: bytes, scope: Scope) -> Answer:
+        state = scope["app"].state
+        topic = params["topic"]
+        reply = await _deliver(
+            None if topic == REDELIVERY else topic,
+            body,
+            store=state.store,
+            reader=state.reader,
+            stats=state.stats,
+        )
+        return Answer(200, json.dumps(reply, separators=(",", ":")).encode())
 
-@router.post("/events/{topic}", include_in_schema=False)
-async def on_event(
-    topic: str, request: Request, store: StoreDep, reader: ReaderDep, stats: StatsDep
-) -> dict[str, Any]:
-    return await _deliver(topic, await request.body(), store=store, reader=reader, stats=stats)
+    return [FastRoute("POST", re.compile(r"/events/(?P<topic>[^/]+)"), deliver)]
 
 
 async def _deliver(

@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 
 from actors.toolkit import logs, tracing
 from actors.toolkit.envelope import utcnow
+from actors.toolkit.fastpath import FastRoutes
 from actors.toolkit.metrics import ProjectorMetrics, mount_metrics, new_registry
 from actors.toolkit.redis_connection import redis_client, redis_host_from_env
 from apps.projector import events
@@ -81,6 +82,7 @@ def create_app(
                 await client.aclose()
 
     app = FastAPI(title="Orderflow projector (read models)", lifespan=lifespan)
+    app.add_middleware(FastRoutes, routes=events.delivery_routes())  # the hot path
     app.add_middleware(tracing.TraceContextMiddleware)  # trace ids in its log lines
     app.include_router(events.router)
     mount_metrics(app, metrics.registry, refresh=_refresh_saga_gauges)
