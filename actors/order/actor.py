@@ -1,18 +1,20 @@
 """OrderActor: one order's saga, driven by routed facts, guarded by a deadline reminder.
 
-The deadline reminder is the only scheduler call on an order's path: registered once when
-the order is placed (due after the shortest step timeout, then every half of it), BEFORE
+The deadline reminder is the only scheduler registration on an order's path: registered
+once when the order is placed (due after the shortest step timeout, then every half of it), BEFORE
 the append that places it. So every committed, non-terminal order has a deadline, even
 when the host dies right after the save; a reminder left by a Place whose append then
 failed finds no order and unregisters itself. Each tick reloads the order from the store
 (a cached copy may be stale after a rebalance) and cancels it if it has made no progress
 for its current step's deadline (`Deadlines`, the actor type's own setting, handed in by
-the composition root); a tick in a terminal status unregisters it.
+the composition root). The commit that ends the order (shipped or cancelled) unregisters
+it right away; a tick that finds the order ended (that call failed) unregisters it too.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,9 +24,11 @@ from actors.toolkit.actor import ActorDeps, EventSourcedActor
 from actors.toolkit.commands import Meta
 from actors.toolkit.domain import Command, Event
 from actors.toolkit.envelope import failed
+from actors.toolkit.errors import TransientError
 from actors.toolkit.interface import dispatchable
 
 DEADLINE_REMINDER = "deadline"
+log = logging.getLogger("orderflow.actors")
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,16 @@ class OrderActor(EventSourcedActor[saga.OrderState]):
         if any(isinstance(event, model.OrderPlaced) for event in events):
             tick = self.deadlines.tick
             await self.register_reminder(DEADLINE_REMINDER, b"", tick, tick / 2)
+
+    async def after_commit(self, state: saga.OrderState, events: list[Event]) -> None:
+        """An order that has just ended drops its deadline reminder at once, rather than
+        at the next tick (which would fire only to find it finished: a scheduler trigger,
+        a turn and a store read per order). If this call fails, that tick remains."""
+        if events and state.status in TERMINAL:
+            try:
+                await self.unregister_reminder(DEADLINE_REMINDER)
+            except TransientError as exc:
+                log.info("%s: deadline reminder left to its next tick: %r", self._name, exc)
 
     async def on_reminder(self, name: str, state: bytes) -> None:
         if name != DEADLINE_REMINDER:

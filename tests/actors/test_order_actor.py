@@ -8,6 +8,7 @@ from typing import Any
 
 from actors.order.actor import DEADLINE_REMINDER, Deadlines, OrderActor
 from actors.toolkit.actor import ActorDeps
+from actors.toolkit.sidecar import SidecarUnavailableError
 from actors.toolkit.store import InMemoryStores, StateManagerStore
 from actors.toolkit.testing import activate
 from tests.actors.doubles import ManualClock, RecordingPublisher
@@ -145,3 +146,42 @@ async def test_a_refusal_on_the_stored_state_stays_a_refusal(publisher: Recordin
         await actor.invoke("OnStockReserved", b'{"sku": "A", "message_id": "e1/OnStockReserved"}')
     )
     assert out["error"]["code"] == "order.not_found"
+
+
+async def test_the_commit_that_ends_an_order_drops_its_deadline_reminder_at_once(
+    publisher: RecordingPublisher,
+) -> None:
+    actor = make(publisher)
+    await actor.invoke("Place", PLACE)
+    await actor.invoke("OnStockReserved", RESERVED_A)
+    await actor.invoke("OnPaymentAuthorized", b'{"message_id": "e2/OnPaymentAuthorized"}')
+    assert DEADLINE_REMINDER in reminders(actor)  # confirmed: still waiting on the partner
+
+    shipped = body(
+        await actor.invoke(
+            "OnShipmentDispatched", b'{"shipment_id": "shp-1", "message_id": "e3/ship"}'
+        )
+    )
+
+    assert shipped["result"]["status"] == "shipped"
+    assert reminders(actor) == {}
+
+
+async def test_a_cancel_drops_the_reminder_and_a_failed_unregister_leaves_it_to_the_tick(
+    publisher: RecordingPublisher,
+) -> None:
+    actor = make(publisher)
+    await actor.invoke("Place", PLACE)
+
+    async def unreachable(name: str) -> None:
+        raise SidecarUnavailableError(f"DELETE reminder {name}: refused")
+
+    real_unregister = actor.unregister_reminder
+    actor.unregister_reminder = unreachable  # type: ignore[method-assign]
+    out = body(await actor.invoke("Cancel", b'{"reason": "no longer needed"}'))
+    assert out["result"]["status"] == "cancelled"  # the cancel itself stands
+    assert DEADLINE_REMINDER in reminders(actor)
+
+    actor.unregister_reminder = real_unregister  # type: ignore[method-assign]
+    await tick(actor)
+    assert reminders(actor) == {}
