@@ -13,7 +13,7 @@ A refusal is answered; a failure is retried or set aside. Nothing else needs dec
     ├── TransientError               may succeed later: the call fails so Dapr retries it,
     │   │                            a subscriber answers RETRY, the gateway 503 + Retry-After
     │   ├── SidecarUnavailableError  (sidecar) daprd could not be reached; the one place
-    │   │                            aiohttp's and httpx's errors are mapped
+    │   │                            the HTTP client's errors are mapped (Http1Error)
     │   ├── SidecarError             (sidecar) daprd answered an actor-API call with an error
     │   ├── RuntimeUnavailableError  (client) an actor call failed: non-200, no envelope
     │   ├── PublishError             (publisher) a publish was not confirmed
