@@ -170,6 +170,7 @@ async def measure(
             dapr=bench.dapr("gateway"),
             duration=args.command_seconds,
             concurrency=args.concurrency,
+            pids=lambda: bench.pids(peer=False),
         )
         for run in report.commands.values():
             say(f"  {run.label}: {run.rate:.0f} req/s")

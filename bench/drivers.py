@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
@@ -42,10 +43,19 @@ def session(limit: int = 512) -> aiohttp.ClientSession:
 # --- commands ---------------------------------------------------------------------------
 
 
+CPU_TAIL_S = 0.5  # after the window: the work that follows the last answers (deliveries)
+
+
 async def commands(
-    *, gateway: str, dapr: str, duration: float, concurrency: int
+    *,
+    gateway: str,
+    dapr: str,
+    duration: float,
+    concurrency: int,
+    pids: Callable[[], dict[str, int]] = dict,
 ) -> dict[str, CommandRun]:
-    """bare (BeaconActor.Touch), daprd (WalletActor.Deposit), gateway (POST deposit)."""
+    """bare (BeaconActor.Touch), daprd (WalletActor.Deposit), gateway (POST deposit); with
+    `pids`, the CPU each costs every process, per request."""
     tag = uuid.uuid4().hex[:8]
 
     async def bare(s: aiohttp.ClientSession, n: int) -> bool:
@@ -73,11 +83,30 @@ async def commands(
         ("daprd", "WalletActor.Deposit via daprd", daprd),
         ("gateway", "POST /wallets/{id}/deposit", via_gateway),
     ):
-        stats = await run(request, concurrency=concurrency, duration=duration)
+        watched: dict[str, int] = pids()
+        ticks: list[dict[str, int]] = []
+        stats = await run(
+            request,
+            concurrency=concurrency,
+            duration=duration,
+            mark=functools.partial(_snapshot, watched, ticks),
+        )
+        await asyncio.sleep(CPU_TAIL_S)
+        ticks[-1:] = [procfs.cpu_ticks(watched)]  # the window's end, with its tail
         rate = len(stats.latencies) / stats.elapsed if stats.elapsed else 0.0
         ms = [x * 1000 for x in stats.latencies]
-        out[key] = CommandRun(label, rate, percentile(ms, 0.5), percentile(ms, 0.99), stats.errors)
+        served = max(1, len(stats.latencies))
+        used = cpu_ms(ticks[0], ticks[-1], clk_tck=procfs.CLK_TCK) if len(ticks) == 2 else {}
+        per_request = {name: value * 1000 / served for name, value in used.items()}
+        out[key] = CommandRun(
+            label, rate, percentile(ms, 0.5), percentile(ms, 0.99), stats.errors, per_request
+        )
+        await quiet(watched, within=10.0)
     return out
+
+
+def _snapshot(pids: dict[str, int], into: list[dict[str, int]]) -> None:
+    into.append(procfs.cpu_ticks(pids))
 
 
 # --- saga steps ---------------------------------------------------------------------------

@@ -130,6 +130,9 @@ class CommandRun:
     p50_ms: float | None
     p99_ms: float | None
     errors: int
+    # CPU µs per request by process (/proc, over the measured window plus a short tail
+    # for the work that follows an answer, e.g. the projector's delivery)
+    cpu_us: Mapping[str, float] = field(default_factory=dict)
 
 
 def ratio(numerator: float, denominator: float) -> float | None:

@@ -34,8 +34,16 @@ class Stats:
 Request = Callable[[aiohttp.ClientSession, int], Awaitable[bool]]
 
 
-async def run(request: Request, *, concurrency: int, duration: float, warmup: float = 1.0) -> Stats:
-    """Call `request(session, n)` from `concurrency` workers for `duration` seconds."""
+async def run(
+    request: Request,
+    *,
+    concurrency: int,
+    duration: float,
+    warmup: float = 1.0,
+    mark: Callable[[], None] | None = None,
+) -> Stats:
+    """Call `request(session, n)` from `concurrency` workers for `duration` seconds; `mark`
+    is called when the measured window opens and when it closes (CPU snapshots)."""
     stats = Stats()
     # idle connections closed before uvicorn's 5 s keep-alive does, so none is reused stale
     connector = aiohttp.TCPConnector(limit=concurrency * 2, keepalive_timeout=2)
@@ -55,6 +63,13 @@ async def run(request: Request, *, concurrency: int, duration: float, warmup: fl
                     else:
                         stats.errors += 1
 
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        async def marks() -> None:
+            if mark is None:
+                return
+            for when in (measure_from, stop):
+                await asyncio.sleep(max(0.0, when - time.perf_counter()))
+                mark()
+
+        await asyncio.gather(marks(), *(worker() for _ in range(concurrency)))
         stats.elapsed = time.perf_counter() - measure_from
     return stats

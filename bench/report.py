@@ -83,6 +83,36 @@ def command_rows(commands: dict[str, CommandRun]) -> list[str]:
     ]
 
 
+def command_cpu_rows(commands: dict[str, CommandRun]) -> list[str]:
+    """What one request costs each process (replicas summed), Deposit beside bare."""
+    bare, daprd, gw = commands.get("bare"), commands.get("daprd"), commands.get("gateway")
+    if not (bare and daprd and gw and daprd.cpu_us):
+        return []
+    mine, base, via = group_cpu(daprd.cpu_us), group_cpu(bare.cpu_us), group_cpu(gw.cpu_us)
+    total, base_total, via_total = sum(mine.values()), sum(base.values()), sum(via.values())
+    rows = [
+        _row(
+            "CPU us per command: via daprd / gateway",
+            f"{total:.0f} / {via_total:.0f} us",
+            f"bare SDK actor: {base_total:.0f} us",
+            _f(ratio(base_total, total), ".2f"),
+            "(bare / Deposit: where the ratio goes)",
+        )
+    ]
+    names = sorted({*mine, *via}, key=lambda n: -max(mine.get(n, 0.0), via.get(n, 0.0)))
+    for name in names:
+        if max(mine.get(name, 0.0), via.get(name, 0.0), base.get(name, 0.0)) < 10:
+            continue  # under 10 us a request: idle processes
+        rows.append(
+            _row(
+                f"  {name}",
+                f"{_f(mine.get(name))} / {_f(via.get(name))}",
+                _f(base.get(name)),
+            )
+        )
+    return rows
+
+
 def _step(step: Step | None, rule: SustainRule) -> str:
     if step is None:
         return "(not run)"
@@ -215,6 +245,7 @@ def render(report: Report) -> str:
         _row("figure", "Orderflow", "baseline / workflow peer", "ratio", "goal (issue 13)"),
         _row(*("-" * w for w in WIDTHS), "-" * 30),
         *command_rows(report.commands),
+        *command_cpu_rows(report.commands),
         *step_rows(report),
         *summary_rows(report),
         *soak_rows(report),

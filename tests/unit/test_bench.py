@@ -17,7 +17,7 @@ from bench.figures import (
     percentile,
 )
 from bench.procfs import stat_ticks
-from bench.report import Report, cpu_step, render
+from bench.report import Report, command_cpu_rows, cpu_step, render
 
 RULE = SustainRule(min_fraction=0.95, p99_bound_ms=1000)
 
@@ -166,3 +166,31 @@ def test_cpu_is_compared_at_the_highest_rate_both_sustained_else_one_the_peer_ra
     assert cpu_step(ours, peer_ok, RULE) is ours[0]
     assert cpu_step(ours, peer_slow, RULE) is ours[0]
     assert cpu_step(ours, [], RULE) is ours[1]
+
+
+def test_command_cpu_rows_show_each_process_per_request_replicas_summed() -> None:
+    commands = {
+        "bare": CommandRun(
+            "BeaconActor.Touch via daprd", 300.0, 50.0, 200.0, 0,
+            {"actor-host-1": 200.0, "actor-host-2": 200.0, "gateway-daprd": 600.0},
+        ),
+        "daprd": CommandRun(
+            "WalletActor.Deposit via daprd", 150.0, 90.0, 300.0, 0,
+            {"actor-host-1": 300.0, "actor-host-2": 300.0, "gateway-daprd": 600.0,
+             "projector": 500.0, "console": 2.0},
+        ),
+        "gateway": CommandRun(
+            "POST /wallets/{id}/deposit", 120.0, 120.0, 400.0, 0,
+            {"actor-host-1": 600.0, "gateway": 900.0, "gateway-daprd": 600.0, "projector": 500.0},
+        ),
+    }  # fmt: skip
+
+    rows = [" ".join(row.split()) for row in command_cpu_rows(commands)]
+
+    assert rows[0].startswith("CPU us per command: via daprd / gateway 1702 / 2600 us")
+    assert "bare SDK actor: 1000 us 0.59" in rows[0]  # 1000 / 1702
+    assert "actor-host 600 / 600 400" in rows
+    assert "gateway - / 900 -" in rows
+    assert "projector 500 / 500 -" in rows
+    assert not any(row.startswith("console") for row in rows)  # under 10 us: left out
+    assert command_cpu_rows({k: v for k, v in commands.items() if k != "bare"}) == []
