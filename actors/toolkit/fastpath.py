@@ -149,23 +149,26 @@ async def _method(params: dict[str, str], body: bytes, scope: Scope) -> Answer:
 
 
 async def _reminder(params: dict[str, str], body: bytes, _: Scope) -> Answer:
-    actor_type, actor_id, name = params["actor_type"], params["actor_id"], params["name"]
-    try:
-        await ActorRuntime.fire_reminder(actor_type, actor_id, name, body)
-    except Exception as exc:
-        return _failure(exc)
-    return _json(
-        200, {"message": f"called reminder. actor: {actor_type}.{actor_id}, reminder: {name}"}
-    )
+    return await _fire("reminder", ActorRuntime.fire_reminder, params, body)
 
 
 async def _timer(params: dict[str, str], body: bytes, _: Scope) -> Answer:
+    return await _fire("timer", ActorRuntime.fire_timer, params, body)
+
+
+async def _fire(
+    kind: str,
+    fire: Callable[[str, str, str, bytes], Awaitable[None]],
+    params: dict[str, str],
+    body: bytes,
+) -> Answer:
+    """A reminder or timer firing, answered as the SDK's route answers it."""
     actor_type, actor_id, name = params["actor_type"], params["actor_id"], params["name"]
     try:
-        await ActorRuntime.fire_timer(actor_type, actor_id, name, body)
+        await fire(actor_type, actor_id, name, body)
     except Exception as exc:
         return _failure(exc)
-    return _json(200, {"message": f"called timer. actor: {actor_type}.{actor_id}, timer: {name}"})
+    return _json(200, {"message": f"called {kind}. actor: {actor_type}.{actor_id}, {kind}: {name}"})
 
 
 def _failure(exc: Exception) -> Answer:

@@ -51,6 +51,15 @@ async def placed_then_ticked(publisher: RecordingPublisher, *, after_seconds: in
     return actor
 
 
+async def confirmed(publisher: RecordingPublisher) -> OrderActor:
+    """ord-1 placed, its one line reserved and its payment authorized."""
+    actor = make(publisher)
+    await actor.invoke("Place", PLACE)
+    await actor.invoke("OnStockReserved", RESERVED_A)
+    await actor.invoke("OnPaymentAuthorized", b'{"message_id": "e2/OnPaymentAuthorized"}')
+    return actor
+
+
 async def test_an_order_never_placed_is_not_found(publisher: RecordingPublisher) -> None:
     out = body(await make(publisher).get())
     assert out["ok"] is False
@@ -104,10 +113,7 @@ async def test_a_tick_on_a_finished_order_only_unregisters(publisher: RecordingP
 async def test_facts_walk_the_saga_to_confirmed_and_a_customer_cancel_is_then_refused(
     publisher: RecordingPublisher,
 ) -> None:
-    actor = make(publisher)
-    await actor.invoke("Place", PLACE)
-    await actor.invoke("OnStockReserved", RESERVED_A)
-    await actor.invoke("OnPaymentAuthorized", b'{"message_id": "e2/OnPaymentAuthorized"}')
+    actor = await confirmed(publisher)
     assert body(await actor.get())["result"]["status"] == "confirmed"
     refused = body(await actor.invoke("Cancel", b"{}"))
     assert refused["error"]["code"] == "order.with_shipping"
@@ -151,10 +157,7 @@ async def test_a_refusal_on_the_stored_state_stays_a_refusal(publisher: Recordin
 async def test_the_commit_that_ends_an_order_drops_its_deadline_reminder_at_once(
     publisher: RecordingPublisher,
 ) -> None:
-    actor = make(publisher)
-    await actor.invoke("Place", PLACE)
-    await actor.invoke("OnStockReserved", RESERVED_A)
-    await actor.invoke("OnPaymentAuthorized", b'{"message_id": "e2/OnPaymentAuthorized"}')
+    actor = await confirmed(publisher)
     assert DEADLINE_REMINDER in reminders(actor)  # confirmed: still waiting on the partner
 
     shipped = body(
