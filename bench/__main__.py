@@ -43,6 +43,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--soak", type=float, default=0.0, help="RSS soak seconds (e.g. 600)")
     parser.add_argument("--soak-rate", type=float, help="orders/s (half the sustained rate)")
     parser.add_argument("--keep-logs", action="store_true", help="keep the state dir")
+    parser.add_argument(
+        "--redis-fsync",
+        choices=("always", "everysec"),
+        default="always",
+        help="Redis appendfsync (always; everysec: the documented faster mode, 1 s loss window)",
+    )
     args = parser.parse_args(argv)
     defaults = QUICK if args.quick else FULL
     for name, value in defaults.items():
@@ -199,7 +205,8 @@ async def measure(
 def main(argv: Sequence[str] | None = None, *, out: Callable[[str], None] = print) -> int:
     args = parse_args(argv)
     report = Report(
-        mode="quick" if args.quick else "full",
+        mode=("quick" if args.quick else "full")
+        + ("" if args.redis_fsync == "always" else f", Redis appendfsync {args.redis_fsync}"),
         replicas=args.replicas,
         concurrency=args.concurrency,
         command_seconds=args.command_seconds,
@@ -207,7 +214,7 @@ def main(argv: Sequence[str] | None = None, *, out: Callable[[str], None] = prin
         rule=SustainRule(p99_bound_ms=args.p99_bound_ms),
         load_before=procfs.machine_busy(),
     )
-    bench = BenchCluster(offset=args.offset, replicas=args.replicas)
+    bench = BenchCluster(offset=args.offset, replicas=args.replicas, redis_fsync=args.redis_fsync)
     say = Progress()
     say(f"starting the bench cluster (port offset {args.offset}, state {bench.state_dir})")
     try:

@@ -51,7 +51,9 @@ def write_peer_resources(target: Path) -> None:
 class BenchCluster:
     """Orderflow's LocalCluster plus the peer; `pids()` names every process measured."""
 
-    def __init__(self, *, offset: int = BENCH_PORT_OFFSET, replicas: int = 2) -> None:
+    def __init__(
+        self, *, offset: int = BENCH_PORT_OFFSET, replicas: int = 2, redis_fsync: str = "always"
+    ) -> None:
         self.state_dir = Path(tempfile.mkdtemp(prefix="orderflow-bench-"))
         self.config = ClusterConfig.from_env(
             {
@@ -61,6 +63,7 @@ class BenchCluster:
                 "ORDERFLOW_OPS": "0",  # no figure here needs Prometheus or Zipkin
                 "ORDERFLOW_TRACE_SAMPLING": "0",  # nothing exports spans: do not make them
                 "ORDERFLOW_RUNTIME_DIR": str(ROOT / ".runtime"),
+                "ORDERFLOW_REDIS_FSYNC": redis_fsync,  # appendfsync: "always" unless asked
             }
         )
         self.cluster = LocalCluster(self.config)
