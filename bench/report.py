@@ -117,9 +117,10 @@ def _step(step: Step | None, rule: SustainRule) -> str:
     if step is None:
         return "(not run)"
     mark = "ok" if step.sustained(rule) else "NOT sustained"
+    cpu = sum(step.cpu_per_order().values()) if step.confirmed and step.cpu_ms else None
     return (
         f"{step.confirmed_rate:.1f}/s {_f(step.p(0.5))} / {_f(step.p(0.99))} ms "
-        f"({step.confirmed}/{step.offered}) {mark}"
+        f"({step.confirmed}/{step.offered}) {_f(cpu, '.0f', ' ms CPU')} {mark}"
     )
 
 
@@ -130,7 +131,7 @@ def step_rows(report: Report) -> list[str]:
     for step in report.orderflow:
         rows.append(
             _row(
-                f"saga at {step.offered_rate:g}/s: rate, p50/p99",
+                f"saga at {step.offered_rate:g}/s: rate, p50/p99, CPU/order",
                 _step(step, rule),
                 _step(peer.get(step.offered_rate), rule),
             )
