@@ -13,8 +13,9 @@
 Nothing is lost: an event the live projector applied before step 1 was saved in its
 actor's log before it was published, so step 3 reads it; an event applied after step 1
 is written to the new generation live (an apply that read the pointers before step 1 is
-refused by its script's pointer check and redone for both generations). Nothing doubles: the row's version bookkeeping makes
-the history copy and the live copy of one event apply once. See docs/read-side.md.
+refused by its script's pointer check and redone for both generations). Nothing doubles:
+the row's version bookkeeping makes the history copy and the live copy of one event apply
+once. See docs/read-side.md.
 """
 
 from __future__ import annotations
