@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dapr.actor import Actor, ActorRuntime
-from dapr.actor.runtime.config import ActorRuntimeConfig
+from dapr.actor.runtime.config import ActorRuntimeConfig, ActorTypeConfig
 from dapr.ext.fastapi import DaprActor
 from fastapi import FastAPI, HTTPException
 from redis.asyncio import Redis
@@ -60,7 +60,10 @@ class Settings:
     replica: str = "actor-host"
     app_id: str = "actor-host"  # Dapr's app id: the first part of every actor state key
     redis_host: str = "127.0.0.1:6380"  # the actor state store's Redis (host:port)
-    actor_idle_timeout: dt.timedelta = dt.timedelta(minutes=15)
+    actor_idle_timeout: dt.timedelta = dt.timedelta(minutes=15)  # inventory, wallets: hot
+    # An order is busy for seconds, then read rarely: its activation is dropped after a
+    # minute idle, so the hosts' memory follows the order rate x this, not x 15 minutes.
+    order_idle_timeout: dt.timedelta = dt.timedelta(minutes=1)
     test_faults: bool = False  # ORDERFLOW_TEST_FAULTS=1 enables the "fault" payload field
     step_timeout: dt.timedelta = dt.timedelta(seconds=30)  # reserving, authorizing
     shipping_timeout: dt.timedelta = dt.timedelta(seconds=60)  # the partner's answer
@@ -75,6 +78,7 @@ class Settings:
             app_id=os.environ.get("APP_ID", "actor-host"),
             redis_host=redis_host_from_env(),
             test_faults=os.environ.get("ORDERFLOW_TEST_FAULTS") == "1",
+            order_idle_timeout=_seconds("ORDERFLOW_ORDER_IDLE_TIMEOUT_S", 60),
             step_timeout=_seconds("ORDERFLOW_ORDER_STEP_TIMEOUT_S", 30),
             shipping_timeout=_seconds("ORDERFLOW_SHIPPING_TIMEOUT_S", 60),
             inbox_ttl=_seconds("ORDERFLOW_INBOX_TTL_S", DEFAULT_TTL.total_seconds()),
@@ -132,6 +136,14 @@ def _configure_runtime(settings: Settings) -> None:
             # Keep it well below placement's dissemination timeout (5 s) or the host is kicked.
             drain_ongoing_call_timeout=settings.drain_timeout,
             drain_rebalanced_actors=True,
+            actor_type_configs=[
+                ActorTypeConfig(
+                    OrderActor.spec.actor_type,
+                    actor_idle_timeout=settings.order_idle_timeout,
+                    drain_ongoing_call_timeout=settings.drain_timeout,
+                    drain_rebalanced_actors=True,
+                )
+            ],
         )
     )
 

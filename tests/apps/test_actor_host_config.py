@@ -1,0 +1,39 @@
+"""The actor runtime configuration daprd reads from the actor host (GET /dapr/config)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from dapr.actor import ActorRuntime
+from dapr.serializers import DefaultJSONSerializer
+
+from apps.actor_host.main import Settings, _configure_runtime
+
+
+def _served(settings: Settings) -> dict[str, object]:
+    _configure_runtime(settings)
+    served: dict[str, object] = json.loads(
+        DefaultJSONSerializer().serialize(ActorRuntime.get_actor_config())
+    )  # what the SDK's GET /dapr/config answers
+    return served
+
+
+def test_orders_are_dropped_after_a_minute_idle_the_other_types_after_fifteen() -> None:
+    served = _served(Settings())
+
+    assert served["actorIdleTimeout"] == "0h15m0s0ms0\u03bcs"
+    assert served["entitiesConfig"] == [
+        {
+            "entities": ["OrderActor"],
+            "actorIdleTimeout": "0h1m0s0ms0\u03bcs",
+            "drainOngoingCallTimeout": "0h0m2s0ms0\u03bcs",  # as every type: rebalance timing
+            "drainRebalancedActors": True,
+        }
+    ]
+
+
+def test_the_order_idle_timeout_is_a_setting() -> None:
+    served = _served(Settings(order_idle_timeout=dt.timedelta(seconds=90)))
+
+    assert served["entitiesConfig"][0]["actorIdleTimeout"] == "0h1m30s0ms0\u03bcs"  # type: ignore[index]
