@@ -162,7 +162,7 @@ def summary_rows(report: Report) -> list[str]:
             _f(ratio(ours_rate, theirs_rate), ".2f"),
             f">= {GOAL_RATE:g}/s with p99 <= {GOAL_P99_MS:g} ms: "
             f"{_met(goal_rate >= GOAL_RATE)} ({goal_rate:g}/s); ahead of the workflow: "
-            f"{_met(ours_rate > theirs_rate)}",
+            f"{_met(ours_rate > theirs_rate) if report.peer else 'no peer run'}",
         )
     ]
     return rows + cpu_rows(report) + lag_rows(ours)
@@ -196,7 +196,7 @@ def cpu_rows(report: Report) -> list[str]:
             _f(peer_total, ".0f", " ms"),
             _f(ratio(total, peer_total or 0.0), ".2f"),
             f"<= {GOAL_CPU_MS:g} ms: {_met(total <= GOAL_CPU_MS)}; below the workflow: "
-            f"{_met(peer_total is not None and total < peer_total)}",
+            f"{_met(total < peer_total) if peer_total is not None else 'no peer run'}",
         )
     ]
     for name in sorted({*mine, *peer}, key=lambda n: (-mine.get(n, -1), -peer.get(n, 0))):

@@ -194,3 +194,22 @@ def test_command_cpu_rows_show_each_process_per_request_replicas_summed() -> Non
     assert "projector 500 / 500 -" in rows
     assert not any(row.startswith("console") for row in rows)  # under 10 us: left out
     assert command_cpu_rows({k: v for k, v in commands.items() if k != "bare"}) == []
+
+
+def test_without_the_peer_the_workflow_comparisons_say_so_rather_than_met() -> None:
+    report = Report(
+        mode="quick",
+        replicas=2,
+        concurrency=32,
+        command_seconds=5,
+        step_seconds=10,
+        rule=RULE,
+        load_before=(1.0, 1.0, 1.0),
+        orderflow=[_step(5, confirmed=50, span_s=10)],
+    )
+    report.orderflow[0].cpu_ms = {"actor-host-1": 5000.0}
+
+    table = render(report)
+
+    assert table.count("no peer run") == 2
+    assert "ahead of the workflow: met" not in table
