@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 import bench.__main__ as entry
@@ -97,14 +99,22 @@ def test_quick_flags_shorten_every_duration_and_rates_parse_in_order() -> None:
     assert (full.command_seconds, full.step_seconds, full.rate_list) == (15, 7, [2, 4.5])
 
 
-def test_the_table_renders_canned_figures_with_ratios_and_goals() -> None:
-    report = Report(
+def quick_report(**figures: Any) -> Report:
+    """A quick run's report (2 actor hosts, 32 workers) holding `figures`."""
+    settings: dict[str, Any] = {"load_before": (1.0, 1.0, 1.0), **figures}
+    return Report(
         mode="quick",
         replicas=2,
         concurrency=32,
         command_seconds=5,
         step_seconds=10,
         rule=RULE,
+        **settings,
+    )
+
+
+def test_the_table_renders_canned_figures_with_ratios_and_goals() -> None:
+    report = quick_report(
         load_before=(1.0, 2.0, 3.0),
         load_after=(2.0, 2.0, 3.0),
         commands={
@@ -197,16 +207,7 @@ def test_command_cpu_rows_show_each_process_per_request_replicas_summed() -> Non
 
 
 def test_without_the_peer_the_workflow_comparisons_say_so_rather_than_met() -> None:
-    report = Report(
-        mode="quick",
-        replicas=2,
-        concurrency=32,
-        command_seconds=5,
-        step_seconds=10,
-        rule=RULE,
-        load_before=(1.0, 1.0, 1.0),
-        orderflow=[_step(5, confirmed=50, span_s=10)],
-    )
+    report = quick_report(orderflow=[_step(5, confirmed=50, span_s=10)])
     report.orderflow[0].cpu_ms = {"actor-host-1": 5000.0}
 
     table = render(report)
