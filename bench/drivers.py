@@ -89,10 +89,10 @@ async def commands(
             request,
             concurrency=concurrency,
             duration=duration,
-            mark=functools.partial(_snapshot, watched, ticks),
+            opened=functools.partial(_snapshot, watched, ticks),
         )
         await asyncio.sleep(CPU_TAIL_S)
-        ticks[-1:] = [procfs.cpu_ticks(watched)]  # the window's end, with its tail
+        _snapshot(watched, ticks)  # the window's end, with its tail
         rate = len(stats.latencies) / stats.elapsed if stats.elapsed else 0.0
         ms = [x * 1000 for x in stats.latencies]
         served = max(1, len(stats.latencies))

@@ -40,10 +40,10 @@ async def run(
     concurrency: int,
     duration: float,
     warmup: float = 1.0,
-    mark: Callable[[], None] | None = None,
+    opened: Callable[[], None] | None = None,
 ) -> Stats:
-    """Call `request(session, n)` from `concurrency` workers for `duration` seconds; `mark`
-    is called when the measured window opens and when it closes (CPU snapshots)."""
+    """Call `request(session, n)` from `concurrency` workers for `duration` seconds;
+    `opened` is called when the measured window opens (after the warm-up)."""
     stats = Stats()
     # idle connections closed before uvicorn's 5 s keep-alive does, so none is reused stale
     connector = aiohttp.TCPConnector(limit=concurrency * 2, keepalive_timeout=2)
@@ -63,13 +63,11 @@ async def run(
                     else:
                         stats.errors += 1
 
-        async def marks() -> None:
-            if mark is None:
-                return
-            for when in (measure_from, stop):
-                await asyncio.sleep(max(0.0, when - time.perf_counter()))
-                mark()
+        async def opening() -> None:
+            if opened is not None:
+                await asyncio.sleep(max(0.0, measure_from - time.perf_counter()))
+                opened()
 
-        await asyncio.gather(marks(), *(worker() for _ in range(concurrency)))
+        await asyncio.gather(opening(), *(worker() for _ in range(concurrency)))
         stats.elapsed = time.perf_counter() - measure_from
     return stats

@@ -30,20 +30,25 @@ from bench.harness import BENCH_PORT_OFFSET, BenchCluster
 
 # Inclusive layers, first match on any frame's file wins per layer (a sample may count in
 # several layers: a redis call inside an actor turn is both "our toolkit" and "redis").
-LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("HTTP server (uvicorn, starlette, fastapi)", ("uvicorn/", "starlette/", "fastapi/")),
-    ("HTTP client (aiohttp)", ("aiohttp/",)),
-    ("redis-py", ("redis/",)),
-    ("json", ("json/",)),
-    ("pydantic", ("pydantic/", "pydantic_core/")),
-    ("Dapr SDK", ("dapr/actor/", "dapr/ext/", "dapr/clients/", "dapr/serializers/")),
-    ("our toolkit (actors/toolkit)", ("actors/toolkit/",)),
-    ("our actors and reactions (actors/, not the toolkit)", ("actors/",)),
-    ("our apps and read models (apps/, readmodels/)", ("apps/", "readmodels/")),
-    ("logging", ("logging/",)),
-    ("opentelemetry", ("opentelemetry/",)),
-    ("prometheus_client", ("prometheus_client/",)),
-    ("thread hand-off (concurrent, threading, anyio)", ("concurrent/", "threading.py", "anyio/")),
+# (label, file prefixes, prefixes left out of it)
+LAYERS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
+    ("HTTP server (uvicorn, starlette, fastapi)", ("uvicorn/", "starlette/", "fastapi/"), ()),
+    ("HTTP client (aiohttp)", ("aiohttp/",), ()),
+    ("redis-py", ("redis/",), ()),
+    ("json", ("json/",), ()),
+    ("pydantic", ("pydantic/", "pydantic_core/"), ()),
+    ("Dapr SDK", ("dapr/actor/", "dapr/ext/", "dapr/clients/", "dapr/serializers/"), ()),
+    ("our toolkit (actors/toolkit)", ("actors/toolkit/",), ()),
+    ("our actors and reactions (actors/, not the toolkit)", ("actors/",), ("actors/toolkit/",)),
+    ("our apps and read models (apps/, readmodels/)", ("apps/", "readmodels/"), ()),
+    ("logging", ("logging/",), ()),
+    ("opentelemetry", ("opentelemetry/",), ()),
+    ("prometheus_client", ("prometheus_client/",), ()),
+    (
+        "thread hand-off (concurrent, threading, anyio)",
+        ("concurrent/", "threading.py", "anyio/"),
+        (),
+    ),
 )
 LOOP_LEAF = "Runner.run (asyncio/runners.py"  # uvloop's C code below the loop's Python frame
 IDLE_LEAVES = ("select (selectors.py", "_run_once (asyncio/base_events")
@@ -75,8 +80,8 @@ def summarize(stacks: list[tuple[list[str], int]], *, top: int) -> list[str]:
     busy = [(s, n) for s, n in stacks if not s[-1].startswith(IDLE_LEAVES)]
     total = sum(n for _, n in busy) or 1
     lines = [f"  {total} busy samples"]
-    for label, needles in LAYERS:
-        hits = sum(n for s, n in busy if any(_in(f, needles) for f in s))
+    for label, needles, but in LAYERS:
+        hits = sum(n for s, n in busy if any(_in(f, needles, but) for f in s))
         if hits:
             lines.append(f"  {100 * hits / total:5.1f} %  {label}")
     in_loop = sum(n for s, n in busy if s[-1].startswith(LOOP_LEAF))
@@ -91,13 +96,10 @@ def summarize(stacks: list[tuple[list[str], int]], *, top: int) -> list[str]:
     return lines
 
 
-def _in(frame: str, needles: tuple[str, ...]) -> bool:
-    """Whether the frame's file (after " (") starts with one of `needles`; "actors/"
-    leaves out the toolkit, which has a layer of its own."""
+def _in(frame: str, needles: tuple[str, ...], but: tuple[str, ...]) -> bool:
+    """Whether the frame's file (after " (") starts with one of `needles`, not `but`."""
     where = frame.partition(" (")[2]
-    return where.startswith(needles) and not (
-        needles == ("actors/",) and where.startswith("actors/toolkit/")
-    )
+    return where.startswith(needles) and not where.startswith(but)
 
 
 def _short(frame: str) -> str:

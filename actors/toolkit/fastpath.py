@@ -113,7 +113,8 @@ async def read_body(receive: Receive) -> bytes | None:
 def header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope["headers"]:
         if key == name:
-            return str(value.decode("latin-1"))
+            decoded: str = value.decode("latin-1")
+            return decoded
     return None
 
 
@@ -145,7 +146,7 @@ async def _method(params: dict[str, str], body: bytes, scope: Scope) -> Answer:
         return _failure(exc)
     if isinstance(result, bytes):
         return Answer(200, result, SDK_JSON)
-    return _json(200, {"message": result} if isinstance(result, str) else result)
+    return json_answer(200, {"message": result} if isinstance(result, str) else result)
 
 
 async def _reminder(params: dict[str, str], body: bytes, _: Scope) -> Answer:
@@ -168,15 +169,18 @@ async def _fire(
         await fire(actor_type, actor_id, name, body)
     except Exception as exc:
         return _failure(exc)
-    return _json(200, {"message": f"called {kind}. actor: {actor_type}.{actor_id}, {kind}: {name}"})
+    return json_answer(
+        200, {"message": f"called {kind}. actor: {actor_type}.{actor_id}, {kind}: {name}"}
+    )
 
 
 def _failure(exc: Exception) -> Answer:
     """500 with the SDK's error body: its own JSON for a DaprInternalError, else the repr."""
     if isinstance(exc, DaprInternalError):
-        return _json(500, exc.as_json_safe_dict())  # type: ignore[no-untyped-call]
-    return _json(500, {"message": repr(exc), "errorCode": ERROR_CODE_UNKNOWN})
+        return json_answer(500, exc.as_json_safe_dict())  # type: ignore[no-untyped-call]
+    return json_answer(500, {"message": repr(exc), "errorCode": ERROR_CODE_UNKNOWN})
 
 
-def _json(status: int, body: Any) -> Answer:
+def json_answer(status: int, body: Any) -> Answer:
+    """`body` as compact JSON with `status`."""
     return Answer(status, json.dumps(body, separators=(",", ":")).encode())

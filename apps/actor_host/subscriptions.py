@@ -32,7 +32,7 @@ from actors.catalog import DEAD_LETTER_TYPE, PUBSUB
 from actors.toolkit import logs
 from actors.toolkit.client import ActorClient
 from actors.toolkit.errors import DomainError, TransientError
-from actors.toolkit.fastpath import Answer, FastRoute
+from actors.toolkit.fastpath import Answer, FastRoute, json_answer
 from actors.toolkit.metrics import RouterMetrics
 from actors.toolkit.publisher import PublishError, SidecarPublisher
 from actors.toolkit.router import Call, DeadLetterError, EventRouter, Plan
@@ -116,7 +116,7 @@ def delivery_routes(router: EventRouter) -> list[FastRoute]:
         if delivering is None:
             return STARTING
         reply = await _delivery(router, delivering, params["topic"], raw)
-        return Answer(200, json.dumps(reply, separators=(",", ":")).encode())
+        return json_answer(200, reply)
 
     return [FastRoute("POST", re.compile(r"/events/(?P<topic>[^/]+)"), deliver)]
 

@@ -42,7 +42,7 @@ from starlette.types import Scope
 
 from actors.catalog import PUBSUB
 from actors.toolkit.envelope import EventEnvelope, envelope_in, utcnow
-from actors.toolkit.fastpath import Answer, FastRoute
+from actors.toolkit.fastpath import Answer, FastRoute, json_answer
 from actors.toolkit.subscriber import RETRY, SUCCESS, bulk_options, gives_up, is_bulk
 from apps.projector.projections import TOPICS, projects
 from apps.projector.reader import EventReader
@@ -92,7 +92,7 @@ def delivery_routes() -> list[FastRoute]:
             reader=state.reader,
             stats=state.stats,
         )
-        return Answer(200, json.dumps(reply, separators=(",", ":")).encode())
+        return json_answer(200, reply)
 
     return [FastRoute("POST", re.compile(r"/events/(?P<topic>[^/]+)"), deliver)]
 
