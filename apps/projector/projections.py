@@ -9,7 +9,8 @@ in-order application gives:
   older status never overwrites a newer one; every other order field is set by one
   event type (placed: lines, total, created_at), or is a union (reserved_skus), or a
   maximum (updated_at).
-The Redis adapter (apps.projector.store) reads rows, calls `fold`, writes the result.
+The batch fold (apps.projector.batch) calls `fold` per event of each row of a delivery;
+the Redis adapter (apps.projector.store) reads the rows and writes the result.
 """
 
 from __future__ import annotations

@@ -4,9 +4,9 @@ A bulk delivery (`project_batch`; `project_live` is a batch of one) takes two ro
 however many events and rows it carries:
     read    one pipeline: HGETALL every row the batch touches, in each generation to write:
             the active one, and the one being rebuilt if any (pointers cached in-process)
-    fold    pure (apps.projector.projections): a row's events fold one at a time in
-            delivery order (each event's own projection feeds the stats), the row is
-            written once
+    fold    pure (apps.projector.batch, on apps.projector.projections): a row's events
+            fold one at a time in delivery order (each event's own projection feeds the
+            stats), the row is written once
     apply   one pipeline of EVALSHA, one per row written, each an atomic Lua script: check
             that the pointers still are what we assumed and that the row's bookkeeping
             (aggregate_version, applied_above) is what we read, then HSET the row,
@@ -32,31 +32,22 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
-from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
 from actors.toolkit.envelope import EventEnvelope
-from apps.projector.projections import (
-    MINUTE_FORMAT,
-    ROW_TYPES,
-    Projection,
-    fold,
-    index_changes,
-)
+from apps.projector.batch import Group, Result, Stored, Write, fold_each, groups_of, row_key, settle
+from apps.projector.projections import MINUTE_FORMAT, ROW_TYPES, Projection, fold, index_changes
 from readmodels.keys import Generation, Layout
-from readmodels.rows import Row, from_hash, iso, to_hash
+from readmodels.rows import from_hash, iso, to_hash
 
 DEFAULT_COUNTER_TTL: Final = dt.timedelta(days=2)
 REJECTED_KEPT: Final = 1000
 NO_CHECK: Final = "*"  # as the expected active pointer: skip the pointer check (rebuilds)
 T = TypeVar("T")
-Result = Projection | BaseException  # an event's projection, or why it was not applied
-Stored = dict[str, str] | BaseException  # a row as read (a hash), or why it could not be
 
 # ARGV: active key, rebuilding key, expected active, expected rebuilding ("" = unset),
 #       n, then n x (row key, expected aggregate_version, expected applied_above),
@@ -87,97 +78,6 @@ async def immediate(value: Awaitable[T] | Any) -> T:
     """The result of a command a watching pipeline runs at once (typed as either form)."""
     result: T = await value
     return result
-
-
-def row_key(envelope: EventEnvelope) -> str:
-    row_type = ROW_TYPES[envelope.aggregate_type]
-    return f"{row_type.kind}:{envelope.aggregate_id}"
-
-
-@dataclass(frozen=True)
-class _Group:
-    """The events of one row in a batch, in delivery order, and their places in the batch."""
-
-    key: str  # "<kind>:<id>"
-    places: list[int]
-    envelopes: list[EventEnvelope]
-
-
-@dataclass(frozen=True)
-class _Write:
-    """What one row needs written in one generation."""
-
-    gen: Generation
-    key: str  # the row's key in `gen`
-    stored: dict[str, str]  # the row as read: the script checks its bookkeeping against it
-    projection: Projection  # all the row's events folded together
-    last: EventEnvelope | None = None  # the last one applied there (the freshness meta)
-
-
-@dataclass(frozen=True)
-class _Folded:
-    writes: list[_Write]  # per generation
-    each: list[Result]  # per event: its projection in the active generation, or its error
-    last_place: int = -1  # of the last event applied (rows are written in that order)
-
-    @property
-    def applied(self) -> bool:
-        return any(write.projection.applied for write in self.writes)
-
-
-def _merged(row: Row, steps: Sequence[Projection]) -> Projection:
-    """Consecutive projections of one row as one: the row to write, every count summed."""
-    counts: Counter[tuple[str, str]] = Counter()
-    for step in steps:
-        counts.update(step.counts)
-    return Projection(
-        row,
-        steps[-1].after if steps else row,
-        applied=sum(step.applied for step in steps),
-        duplicates=sum(step.duplicates for step in steps),
-        out_of_order=sum(step.out_of_order for step in steps),
-        counts=counts,
-    )
-
-
-def _fold_each(gens: Sequence[Generation], read: Sequence[Stored], group: _Group) -> _Folded:
-    """Fold a row's events one at a time onto its row in each generation. An event that
-    cannot be projected (InvalidEventError) fails alone; a row Redis failed to read fails
-    every event of it."""
-    stored = [found for found in read if not isinstance(found, BaseException)]
-    if len(stored) < len(read):
-        return _Folded(
-            [], [next(f for f in read if isinstance(f, BaseException))] * len(group.places)
-        )
-    first = group.envelopes[0]
-    rows = [from_hash(ROW_TYPES[first.aggregate_type], first.aggregate_id, s) for s in stored]
-    steps: list[list[Projection]] = [[] for _ in rows]
-    last: list[EventEnvelope | None] = [None for _ in rows]
-    each: list[Result] = []
-    last_place = -1
-    for place, envelope in zip(group.places, group.envelopes, strict=True):
-        try:
-            own = [
-                fold(done[-1].after if done else row, [envelope])
-                for row, done in zip(rows, steps, strict=True)
-            ]
-        except Exception as exc:  # the error tree decides what becomes of it (events.py)
-            each.append(exc)
-            continue
-        for n, projection in enumerate(own):
-            steps[n].append(projection)
-            last[n] = envelope if projection.applied else last[n]
-        last_place = place if any(p.applied for p in own) else last_place
-        each.append(own[0])
-    writes = [
-        _Write(gen, gen.key(group.key), found, _merged(row, done), after)
-        for gen, found, row, done, after in zip(gens, stored, rows, steps, last, strict=True)
-    ]
-    return _Folded(writes, each, last_place)
-
-
-def _settle(results: dict[int, Result], group: _Group, each: Sequence[Result]) -> None:
-    results.update(zip(group.places, each, strict=True))
 
 
 class ProjectionStore:
@@ -230,12 +130,9 @@ class ProjectionStore:
         """Apply delivered events (any aggregates, any order, repeats too) like `project_live`
         one by one, in two round trips. One result per envelope, in order: its projection in
         the active generation, or the error that kept it from being applied."""
-        places: dict[str, list[int]] = {}
-        for place, envelope in enumerate(envelopes):
-            places.setdefault(row_key(envelope), []).append(place)
-        groups = [_Group(key, at, [envelopes[n] for n in at]) for key, at in places.items()]
+        groups = groups_of(envelopes)
         results: dict[int, Result] = {}
-        async with self._locked(places):
+        async with self._locked(group.key for group in groups):
             refresh = False
             try:
                 while groups:
@@ -249,23 +146,23 @@ class ProjectionStore:
 
     async def _round(
         self,
-        groups: list[_Group],
+        groups: list[Group],
         results: dict[int, Result],
         *,
         refresh: bool,
         applied_at: dt.datetime,
-    ) -> tuple[list[_Group], bool]:
+    ) -> tuple[list[Group], bool]:
         """One read-fold-apply pass: settles what it can; the groups to go round again (a
         check failed) and whether the pointers must be read again."""
         pointers = await self._current_pointers(refresh=refresh)
         gens = self._live_generations(pointers)
         read = await self._read([gen.key(group.key) for group in groups for gen in gens])
         folded = [
-            (group, _fold_each(gens, read[n * len(gens) : (n + 1) * len(gens)], group))
+            (group, fold_each(gens, read[n * len(gens) : (n + 1) * len(gens)], group))
             for n, group in enumerate(groups)
         ]
         for group, nothing in ((g, f) for g, f in folded if not f.applied):
-            _settle(results, group, nothing.each)  # duplicates, or failed: nothing to write
+            settle(results, group, nothing.each)  # duplicates, or failed: nothing to write
         # the row of the batch's last applied event is written last: its meta stays, as
         # when the events come one at a time
         writing = sorted(((g, f) for g, f in folded if f.applied), key=lambda gf: gf[1].last_place)
@@ -274,12 +171,12 @@ class ProjectionStore:
             for _, f in writing
         ]
         outcomes = await self._run_scripts(calls)
-        again: list[_Group] = []
+        again: list[Group] = []
         for (group, f), outcome in zip(writing, outcomes, strict=True):
             if isinstance(outcome, BaseException):
-                _settle(results, group, [outcome] * len(f.each))
+                settle(results, group, [outcome] * len(f.each))
             elif outcome == 1:
-                _settle(results, group, f.each)
+                settle(results, group, f.each)
             else:  # 0: another writer changed the row; -1: the pointers moved
                 again.append(group)
         return again, -1 in outcomes
@@ -298,7 +195,7 @@ class ProjectionStore:
                 projection = fold(row, envelopes)
                 if not projection.applied:
                     return projection
-                write = _Write(gen, gen.key(key), stored, projection)
+                write = Write(gen, gen.key(key), stored, projection)
                 args = self._script_args([write], pointers=None, applied_at=None)
                 [outcome] = await self._run_scripts([args])
                 if isinstance(outcome, BaseException):
@@ -335,7 +232,7 @@ class ProjectionStore:
 
     def _script_args(
         self,
-        writes: Sequence[_Write],
+        writes: Sequence[Write],
         *,
         pointers: tuple[str, str] | None,
         applied_at: dt.datetime | None,
@@ -356,7 +253,7 @@ class ProjectionStore:
                 args += [command[0], len(command) - 1, *command[1:]]
         return args
 
-    def _commands(self, write: _Write, applied_at: dt.datetime | None) -> list[tuple[Any, ...]]:
+    def _commands(self, write: Write, applied_at: dt.datetime | None) -> list[tuple[Any, ...]]:
         """The writes that carry a row's projection into its generation."""
         projection, gen = write.projection, write.gen
         if not projection.applied:

@@ -18,10 +18,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from actors.inventory import model as inventory
 from actors.toolkit.envelope import EventEnvelope, utcnow
+from apps.projector.batch import Stored
 from apps.projector.generations import Generations
 from apps.projector.main import Settings, create_app
 from apps.projector.projections import InvalidEventError, Projection
-from apps.projector.store import ProjectionStore, Stored
+from apps.projector.store import ProjectionStore
 from readmodels.keys import Layout
 from tests.apps.conftest import running
 from tests.apps.histories import cloud_event, funded, restocked, shipped, stock_events
