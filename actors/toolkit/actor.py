@@ -13,7 +13,10 @@ One command = one turn:
                                      ConcurrencyError -> drop the cached aggregate,
                                      publish nothing, fail the call (Dapr retries it and
                                      the retry reaches the current owner, which reloads)
-    publish the new events           failure -> they stay in the outbox (actors.toolkit.outbox)
+    publish the new events           with `deps.streams` (the production actor host): inside
+                                     the append, to the topic's stream (actors.toolkit.streams);
+                                     otherwise through the sidecar after it, and a failure
+                                     leaves them in the outbox (actors.toolkit.outbox)
     return {"ok": true, "result": view, "aggregate_version", "events", "duplicate"}
 Unexpected exceptions propagate: the call fails and Dapr's resiliency retries it.
 Nothing writes state outside a turn (no save on deactivation).
@@ -46,7 +49,8 @@ from actors.toolkit.inbox import DEFAULT_TTL
 from actors.toolkit.metrics import ActorMetrics, CommitWatcher
 from actors.toolkit.outbox import OUTBOX_REMINDER, Outbox, Reminders
 from actors.toolkit.publisher import Publisher
-from actors.toolkit.store import ConcurrencyError, Snapshot, StoreFactory
+from actors.toolkit.store import ConcurrencyError, Publication, Snapshot, StoreFactory
+from actors.toolkit.streams import StreamPublishing
 from actors.toolkit.tracing import current_traceparent, span
 from actors.toolkit.upcasting import Upcasters
 
@@ -67,6 +71,8 @@ class ActorDeps:
     held: HeldCalls | None = None  # barriers for "hold:<token>" faults
     inbox_ttl: dt.timedelta = DEFAULT_TTL  # how long an applied message id is remembered
     metrics: ActorMetrics = dataclasses.field(default_factory=ActorMetrics)  # this process's
+    # publish within the append (the store must be pub/sub's Redis); None: via `publisher`
+    streams: StreamPublishing | None = None
 
 
 def actor_factory(
@@ -249,23 +255,29 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
             for e in envelopes
         ]
         result = {"result": self.view(state), "aggregate_version": version, "events": summary}
+        box = self._outbox()
+        # in the append, unless older events still wait in the outbox (they go first)
+        streamed = self.deps.streams is not None and not box.pending
         snapshot = None
         if events:
             snapshot = Snapshot(
                 version=version,
-                published=self._outbox().published,
+                published=version if streamed else box.published,
                 state=state.model_dump(mode="json"),
                 updated_at=envelopes[-1].occurred_at,
             )
         if snapshot or meta.message_id:
             await self._hold_if_asked(meta)
             await self.before_commit(state, events)
-            seen = await self._append(head, meta, snapshot, envelopes, result)
+            seen = await self._append(head, meta, snapshot, envelopes, result, streamed=streamed)
             if seen is not None:
                 return self._duplicate(seen)
         if snapshot is not None:
             self._head = Head(snapshot, state)
-            self._outbox().add(envelopes)
+            if streamed:
+                box.published = version
+            else:
+                box.add(envelopes)
             self._watcher().committed(head.state, head.snapshot, envelopes)
         if meta.fault == CRASH_AFTER_SAVE:
             os.kill(os.getpid(), signal.SIGKILL)  # test-only: die between save and publish
@@ -280,17 +292,21 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
         snapshot: Snapshot | None,
         envelopes: list[EventEnvelope],
         result: dict[str, Any],
+        *,
+        streamed: bool,
     ) -> dict[str, Any] | None:
         """Append; None once written, or the recorded result of a duplicate."""
         inbox = (meta.message_id, result, self.deps.inbox_ttl) if meta.message_id else None
         counts = self.deps.metrics.of(self.aggregate_type)
+        version = head.snapshot.version
         try:
-            with span("commit", events=len(envelopes), expected_version=head.snapshot.version):
+            with span("commit", events=len(envelopes), expected_version=version, streamed=streamed):
                 seen = await self._event_log().append(
-                    expected_version=head.snapshot.version,
+                    expected_version=version,
                     snapshot=snapshot,
                     envelopes=envelopes,
                     inbox=inbox,
+                    publish=self._publication if streamed else None,
                 )
         except ConcurrencyError as exc:
             counts.fence_conflicts.inc()
@@ -308,6 +324,13 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
         counts.commits.inc()
         self._finish_hold(meta, "committed")
         return None
+
+    def _publication(self, documents: list[tuple[EventEnvelope, bytes]]) -> Publication:
+        """The stream entries of a commit (called inside its span: deliveries hang under it)."""
+        streams = self.deps.streams
+        if streams is None:
+            raise RuntimeError("no stream publishing configured")
+        return streams.publication(self.topic, documents, traceparent=current_traceparent())
 
     def _wrap(self, event: Event, version: int, meta: Meta) -> EventEnvelope:
         return EventEnvelope.wrap(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from actors.toolkit.envelope import EventEnvelope
@@ -18,6 +18,7 @@ from actors.toolkit.store import (
     Append,
     EventStore,
     Item,
+    Publication,
     Snapshot,
     event_key,
 )
@@ -60,24 +61,26 @@ class EventLog:
         snapshot: Snapshot | None,
         envelopes: Sequence[EventEnvelope],
         inbox: tuple[str, dict[str, Any], dt.timedelta] | None = None,
+        publish: Callable[[list[tuple[EventEnvelope, bytes]]], Publication] | None = None,
     ) -> dict[str, Any] | None:
         """Snapshot, events and inbox entry at once; ConcurrencyError if the version moved.
 
-        Returns None once written, or, when the inbox already holds the message id, the
-        result recorded for it (a duplicate: nothing was written)."""
+        `publish` turns (envelope, its document) pairs into stream entries written in the
+        same append (actors.toolkit.streams). Returns None once written, or, when the
+        inbox already holds the message id, the result recorded for it (a duplicate:
+        nothing was written)."""
         entry = None
         if inbox is not None:
             message_id, result, ttl = inbox
             entry = Item(inbox_key(message_id), json.dumps(result).encode(), ttl)
+        documents = [(e, e.model_dump_json().encode()) for e in envelopes]
         seen = await self._store.append(
             Append(
                 expected_version=expected_version,
                 snapshot=snapshot.model_dump_json().encode() if snapshot else None,
-                events=tuple(
-                    Item(event_key(e.aggregate_version), e.model_dump_json().encode())
-                    for e in envelopes
-                ),
+                events=tuple(Item(event_key(e.aggregate_version), doc) for e, doc in documents),
                 inbox=entry,
+                publication=publish(documents) if publish and documents else None,
             )
         )
         return dict(json.loads(seen)) if seen is not None else None

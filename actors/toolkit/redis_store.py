@@ -13,8 +13,9 @@ mismatch fails that key alone). One Lua script is atomic on Redis: it reads the
 snapshot's version, checks that no new event key exists, and only then writes.
 
 Cost: one EVALSHA round trip per command (it replaces daprd's HTTP PUT, which made the
-same Redis writes, and the inbox read a command with a message id made before), plus
-decoding the snapshot JSON inside Redis to read its version.
+same Redis writes, the inbox read a command with a message id made before, and, with a
+publication, the publish call per event: actors.toolkit.streams), plus decoding the
+snapshot JSON inside Redis to read its version.
 All of one actor's keys must live on one Redis node (a Redis Cluster would need them
 in one hash slot, which Dapr's key layout does not give).
 """
@@ -32,15 +33,18 @@ from actors.toolkit.store import SNAPSHOT_KEY, Append, ConcurrencyError, StoreUn
 
 SEPARATOR: Final = "||"
 
-# KEYS: snapshot, then n event keys, then the inbox key if any.
-# ARGV: expected version, n, snapshot document ("" = unchanged), n event documents,
-#       then the inbox document and its TTL in seconds (0 = none) if any.
+# KEYS: snapshot, n event keys, the inbox key if any, the stream if any.
+# ARGV: expected version, n, has inbox (0/1), m stream entries, the stream's MAXLEN ~
+#       (0 = none), snapshot document ("" = unchanged), n event documents, the inbox
+#       document and its TTL in seconds (0 = none) if any, m stream entries.
 # Returns {1, new version}, {2, the inbox entry's recorded value} (a duplicate: nothing
 # written), or {0, reason, found version}.
 APPEND_LUA: Final = """
 local expected = tonumber(ARGV[1])
 local n = tonumber(ARGV[2])
-if #KEYS > n + 1 then
+local has_inbox = ARGV[3] == '1'
+local m = tonumber(ARGV[4])
+if has_inbox then
   local seen = redis.call('HGET', KEYS[n + 2], 'data')
   if seen then return {2, seen} end
 end
@@ -51,19 +55,32 @@ if found ~= expected then return {0, 'version', found} end
 for i = 2, n + 1 do
   if redis.call('EXISTS', KEYS[i]) == 1 then return {0, 'event exists', found} end
 end
-if ARGV[3] ~= '' then
-  redis.call('HSET', KEYS[1], 'data', ARGV[3])
+if ARGV[6] ~= '' then
+  redis.call('HSET', KEYS[1], 'data', ARGV[6])
   redis.call('HINCRBY', KEYS[1], 'version', 1)
 end
 for i = 1, n do
-  redis.call('HSET', KEYS[i + 1], 'data', ARGV[3 + i], 'version', 1)
+  redis.call('HSET', KEYS[i + 1], 'data', ARGV[6 + i], 'version', 1)
 end
-if #KEYS > n + 1 then
+local next_arg = 7 + n
+if has_inbox then
   local inbox = KEYS[n + 2]
-  redis.call('HSET', inbox, 'data', ARGV[4 + n])
+  redis.call('HSET', inbox, 'data', ARGV[next_arg])
   redis.call('HINCRBY', inbox, 'version', 1)
-  local ttl = tonumber(ARGV[5 + n])
+  local ttl = tonumber(ARGV[next_arg + 1])
   if ttl > 0 then redis.call('EXPIRE', inbox, ttl) end
+  next_arg = next_arg + 2
+end
+if m > 0 then
+  local stream = KEYS[#KEYS]
+  local max_len = tonumber(ARGV[5])
+  for i = 0, m - 1 do
+    if max_len > 0 then
+      redis.call('XADD', stream, 'MAXLEN', '~', max_len, '*', 'data', ARGV[next_arg + i])
+    else
+      redis.call('XADD', stream, '*', 'data', ARGV[next_arg + i])
+    end
+  end
 end
 return {1, found + n}
 """
@@ -116,9 +133,14 @@ class RedisStore:
 
     async def append(self, append: Append) -> bytes | None:
         keys = [self._prefix + SNAPSHOT_KEY] + [self._prefix + e.key for e in append.events]
+        publication = append.publication
+        entries = publication.messages if publication else ()
         args: list[bytes | int] = [
             append.expected_version,
             len(append.events),
+            int(append.inbox is not None),
+            len(entries),
+            publication.max_len if publication else 0,
             append.snapshot or b"",
             *(e.value for e in append.events),
         ]
@@ -126,6 +148,9 @@ class RedisStore:
             keys.append(self._prefix + append.inbox.key)
             ttl = int(append.inbox.ttl.total_seconds()) if append.inbox.ttl else 0
             args += [append.inbox.value, ttl]
+        if publication is not None and entries:
+            keys.append(publication.stream)
+            args += entries
         try:
             reply = await self._script(keys=keys, args=args)
         except RedisError as exc:  # written or not: unknown

@@ -19,6 +19,9 @@ Every read and write an actor makes through the store (actors.toolkit.eventlog):
                             History and Replay, 100 keys a round trip
     append(Append(...))     the only write (see below)
 
+With `Append.publication` (actors.toolkit.streams) the same all-or-nothing write also
+adds the events' CloudEvents to their topic's pub/sub stream: published iff committed.
+
 `append(Append(expected_version=v, ...))` writes the snapshot, the new event keys and the
 inbox entry all-or-nothing, and only if the stored snapshot still has version v and none
 of the new event keys exists; otherwise it writes nothing and raises ConcurrencyError.
@@ -75,6 +78,15 @@ class Item(NamedTuple):
 
 
 @dataclass(frozen=True)
+class Publication:
+    """Stream entries written with an append (pubsub.redis's format: {data: <message>})."""
+
+    stream: str  # the topic
+    max_len: int  # XADD MAXLEN ~ (0: unbounded)
+    messages: tuple[bytes, ...]  # CloudEvent JSON documents, in order
+
+
+@dataclass(frozen=True)
 class Append:
     """One command's writes, all-or-nothing, at an expected version.
 
@@ -86,6 +98,7 @@ class Append:
     snapshot: bytes | None = None  # the new snapshot document (None: unchanged)
     events: tuple[Item, ...] = ()  # event-<n> keys, n = expected_version + 1, ...
     inbox: Item | None = None
+    publication: Publication | None = None  # written only when the rest is
 
     @property
     def keys(self) -> list[str]:
@@ -157,13 +170,21 @@ class _Actor:
 
 
 class InMemoryStores:
-    """Every actor's keys in process memory (TTLs are not enforced)."""
+    """Every actor's keys in process memory (TTLs are not enforced); publications are
+    appended to `streams` and handed to `on_publish` (actors.toolkit.testing routes them)."""
 
     def __init__(self) -> None:
         self._actors: dict[tuple[str, str], _Actor] = {}
+        self.streams: dict[str, list[bytes]] = {}
+        self.on_publish: Callable[[Publication], None] | None = None
 
     def __call__(self, actor_type: str, actor_id: str, _: Any = None) -> InMemoryStore:
-        return InMemoryStore(self._actors.setdefault((actor_type, actor_id), _Actor()))
+        return InMemoryStore(self._actors.setdefault((actor_type, actor_id), _Actor()), self)
+
+    def record(self, publication: Publication) -> None:
+        self.streams.setdefault(publication.stream, []).extend(publication.messages)
+        if self.on_publish is not None:
+            self.on_publish(publication)
 
     def keys(self, actor_type: str, actor_id: str) -> dict[str, bytes]:
         """A copy of one actor's keys (for tests)."""
@@ -171,8 +192,9 @@ class InMemoryStores:
 
 
 class InMemoryStore:
-    def __init__(self, actor: _Actor) -> None:
+    def __init__(self, actor: _Actor, stores: InMemoryStores) -> None:
         self._actor = actor
+        self._stores = stores
 
     async def read(self, key: str) -> bytes | None:
         return self._actor.values.get(key)
@@ -191,6 +213,8 @@ class InMemoryStore:
         values.update({item.key: item.value for item in append.events})
         if append.inbox is not None:
             values[append.inbox.key] = append.inbox.value
+        if append.publication is not None:
+            self._stores.record(append.publication)
         return None
 
 
@@ -221,6 +245,8 @@ class StateManagerStore:
         return [await self.read(key) for key in keys]
 
     async def append(self, append: Append) -> bytes | None:
+        if append.publication is not None:
+            raise TypeError("the SDK's state manager cannot publish within an append")
         async with self._lock:
             if append.inbox is not None and (seen := await self.read(append.inbox.key)):
                 return seen

@@ -8,7 +8,12 @@
                                                  unknown type or method, or the actor
                                                  raised -> 500 ERR_ACTOR_INVOKE_METHOD
       POST /v1.0/publish/<pubsub>/<topic>        recorded in .published -> 204 (the
-                                                 actors publish through it too)
+                                                 actors publish through it too when
+                                                 built with publish_in_append=False)
+    the actors' commits                          with publish_in_append=True (the
+                                                 default, as the actor host runs them):
+                                                 the stream entries their appends write
+                                                 are recorded in .published too
       anything else                              404 ERR_NOT_FOUND
     .settle()          deliver what was published through the event router given as
                        `router=` (and what those calls publish) until nothing is
@@ -52,13 +57,15 @@ from actors.toolkit.publisher import SidecarPublisher
 from actors.toolkit.router import DeadLetterError, EventRouter
 from actors.toolkit.serializer import RawJSONSerializer
 from actors.toolkit.sidecar import SidecarActorClient
-from actors.toolkit.store import InMemoryStores
+from actors.toolkit.store import InMemoryStores, Publication
+from actors.toolkit.streams import StreamPublishing
 from actors.wallet.actor import WalletActor
 from actors.watchers import build_actor_metrics
 
 A = TypeVar("A", bound=EventSourcedActor[Any])
 
 ACTORS: Final = (InventoryActor, WalletActor, OrderActor)
+SOURCE: Final = "in-memory-sidecar"  # the CloudEvents' source
 _METHOD = re.compile(r"/v1\.0/actors/([^/]+)/([^/]+)/method/([^/]+)")
 _PUBLISH = re.compile(r"/v1\.0/publish/([^/]+)/([^/]+)")
 
@@ -124,7 +131,7 @@ class Published:
             "specversion": "1.0",
             "id": self.event_id,
             "type": self.event_type,
-            "source": "in-memory-sidecar",
+            "source": SOURCE,
             "topic": self.topic,
             "pubsubname": self.pubsub,
             "datacontenttype": "application/json",
@@ -165,6 +172,7 @@ class InMemorySidecar:
         settings: Mapping[type[EventSourcedActor[Any]], Mapping[str, Any]] | None = None,
         router: EventRouter | None = None,
         pubsub: str = PUBSUB,
+        publish_in_append: bool = True,
     ) -> None:
         self.stores = InMemoryStores()
         self.pubsub = pubsub
@@ -173,7 +181,9 @@ class InMemorySidecar:
             store=self.stores,
             clock=clock,
             metrics=build_actor_metrics(),  # self.deps.metrics.registry: what the actors count
+            streams=StreamPublishing(pubsub, source=SOURCE) if publish_in_append else None,
         )
+        self.stores.on_publish = self._streamed
         self._settings = dict(settings or {})  # an actor type's own, e.g. the order's deadlines
         self.router = router  # actors.reactions.build_router() to route events in settle()
         self.published: list[Published] = []
@@ -264,6 +274,21 @@ class InMemorySidecar:
         self.published.append(event)
         self._pending.append(event)
         return 204, b""
+
+    def _streamed(self, publication: Publication) -> None:
+        """The stream entries an append wrote, as daprd would deliver them."""
+        for message in publication.messages:
+            cloud_event = json.loads(message)
+            event = Published(
+                cloud_event["pubsubname"],
+                publication.stream,
+                cloud_event["data"],
+                event_id=cloud_event["id"],
+                event_type=cloud_event["type"],
+                headers={"traceparent": cloud_event["traceparent"]},
+            )
+            self.published.append(event)
+            self._pending.append(event)
 
     # --- what a test reads ---------------------------------------------------------------------
 

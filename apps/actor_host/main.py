@@ -36,6 +36,7 @@ from actors.toolkit.redis_connection import redis_client, redis_host_from_env
 from actors.toolkit.redis_store import RedisStores
 from actors.toolkit.serializer import RawJSONSerializer
 from actors.toolkit.sidecar import SidecarActorClient, SidecarHTTP
+from actors.toolkit.streams import StreamPublishing
 from actors.wallet.actor import WalletActor
 from actors.watchers import build_actor_metrics
 from apps.actor_host.subscriptions import (
@@ -52,6 +53,7 @@ EVENT_SOURCED: tuple[type[EventSourcedActor], ...] = (  # type: ignore[type-arg]
 )
 PLAIN: tuple[type[Actor], ...] = (BeaconActor,)
 DRAIN_ONGOING_CALLS = dt.timedelta(seconds=2)
+PUBLISH_MODES = frozenset({"append", "sidecar"})
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,9 @@ class Settings:
     shipping_timeout: dt.timedelta = dt.timedelta(seconds=60)  # the partner's answer
     inbox_ttl: dt.timedelta = DEFAULT_TTL  # how long a message id is deduplicated
     drain_timeout: dt.timedelta = DRAIN_ONGOING_CALLS  # in-flight calls of a moving actor
+    # "append": a commit XADDs its events to the topic streams itself (the store's Redis
+    # is pub/sub's: actors.toolkit.streams); "sidecar": publish through daprd after it
+    publish: str = "append"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -85,7 +90,14 @@ class Settings:
             drain_timeout=_seconds(
                 "ORDERFLOW_DRAIN_TIMEOUT_S", DRAIN_ONGOING_CALLS.total_seconds()
             ),
+            publish=_publish_mode(os.environ.get("ORDERFLOW_PUBLISH", "append")),
         )
+
+
+def _publish_mode(value: str) -> str:
+    if value not in PUBLISH_MODES:
+        raise ValueError(f"ORDERFLOW_PUBLISH={value!r}: expected one of {sorted(PUBLISH_MODES)}")
+    return value
 
 
 async def _register_actors(
@@ -123,6 +135,9 @@ def _actor_deps(
         held=held,
         inbox_ttl=settings.inbox_ttl,
         metrics=metrics,
+        streams=StreamPublishing(PUBSUB, source=settings.app_id)
+        if settings.publish == "append"
+        else None,
     )
 
 

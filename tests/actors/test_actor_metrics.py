@@ -155,8 +155,10 @@ async def test_an_append_the_fence_refuses_counts_one_fence_conflict() -> None:
 
 
 async def test_unpublished_events_are_the_outbox_backlog_until_they_go_out(
-    actors: ActorClient, sidecar: InMemorySidecar
+    clock: ManualClock,
 ) -> None:
+    sidecar = InMemorySidecar(router=build_router(), clock=clock, publish_in_append=False)
+    actors = ActorClient(sidecar)
     sidecar.fail(times=1, path="/v1.0/publish/")
     await actors.invoke("InventoryActor", "tea", "Restock", {"quantity": 5})
 

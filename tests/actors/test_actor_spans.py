@@ -29,9 +29,33 @@ def log_lines() -> Iterator[io.StringIO]:
         yield out
 
 
-async def test_a_command_is_one_turn_span_with_decide_commit_and_publish_inside(
+async def test_a_command_is_one_turn_span_with_decide_and_commit_inside_which_publishes(
     actors: ActorClient, sidecar: InMemorySidecar, recorded: Recorded
 ) -> None:
+    with incoming(SAMPLED):
+        await actors.invoke("InventoryActor", "tea", "Restock", {"quantity": 5})
+
+    spans = recorded.spans()
+    turn = spans["InventoryActor.Restock"]
+    assert turn.context is not None
+    for step in ("decide", "commit"):
+        parent = spans[step].parent
+        assert parent is not None, step
+        assert parent.span_id == turn.context.span_id, step
+    assert "publish inventory" not in spans  # the append published
+    commit = spans["commit"].context
+    assert commit is not None
+    [published] = sidecar.published
+    # every delivery of the event hangs under the commit that wrote it
+    assert published.headers["traceparent"] == f"00-{TRACE}-{commit.span_id:016x}-01"
+    assert published.data["traceparent"] == f"00-{TRACE}-{turn.context.span_id:016x}-01"
+
+
+async def test_publishing_through_the_sidecar_is_a_publish_span_after_the_commit(
+    recorded: Recorded,
+) -> None:
+    sidecar = InMemorySidecar(publish_in_append=False)
+    actors = ActorClient(sidecar)
     with incoming(SAMPLED):
         await actors.invoke("InventoryActor", "tea", "Restock", {"quantity": 5})
 

@@ -8,7 +8,7 @@ import pytest
 from dapr.actor.runtime.mock_actor import create_mock_actor
 
 from actors.inventory.actor import InventoryActor
-from actors.toolkit.store import InMemoryStores, StateManagerStore
+from actors.toolkit.store import Append, InMemoryStores, Publication, StateManagerStore
 from tests.store_contract import StoreContract, StoreOf
 
 
@@ -30,3 +30,11 @@ class TestStateManagerStore(StoreContract):
             return StateManagerStore(managers[actor_id])
 
         return store
+
+
+async def test_the_state_manager_store_refuses_to_publish_within_an_append() -> None:
+    manager = create_mock_actor(InventoryActor, "sku-1")._state_manager
+    append = Append(expected_version=0, publication=Publication("inventory", 0, (b"{}",)))
+    with pytest.raises(TypeError, match="cannot publish"):
+        await StateManagerStore(manager).append(append)
+    assert await StateManagerStore(manager).read("aggregate") is None

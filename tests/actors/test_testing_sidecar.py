@@ -244,9 +244,9 @@ async def test_an_unreachable_sidecar_raises_until_it_recovers(
     await actors.invoke("InventoryActor", "tea", "Get")
 
 
-async def test_a_failing_publish_keeps_the_actors_events_in_its_outbox(
-    actors: ActorClient, sidecar: InMemorySidecar
-) -> None:
+async def test_a_failing_publish_keeps_the_actors_events_in_its_outbox() -> None:
+    sidecar = InMemorySidecar(publish_in_append=False)  # the actors publish through it
+    actors = ActorClient(sidecar)
     sidecar.fail(times=1, path="/v1.0/publish/")
 
     result = await actors.invoke("InventoryActor", "tea", "Restock", {"quantity": 5})
@@ -256,6 +256,22 @@ async def test_a_failing_publish_keeps_the_actors_events_in_its_outbox(
     assert [key[2] for key in sidecar.reminders()] == ["outbox-retry"]
     await sidecar.fire_reminders("outbox-retry")
     assert [e["type"] for e in sidecar.events("inventory")] == ["inventory.stock_restocked"]
+
+
+async def test_commits_publish_in_their_append_by_default_as_the_actor_host_does(
+    actors: ActorClient, sidecar: InMemorySidecar
+) -> None:
+    sidecar.fail(times=1, path="/v1.0/publish/")  # never reached: no publish call is made
+
+    await actors.invoke("InventoryActor", "tea", "Restock", {"quantity": 5})
+
+    assert [r.path for r in sidecar.requests if "/publish/" in r.path] == []
+    [event] = sidecar.published
+    assert (event.topic, event.event_type) == ("inventory", "inventory.stock_restocked")
+    assert event.event_id == event.data["event_id"]
+    [entry] = sidecar.stores.streams["inventory"]
+    assert json.loads(entry)["data"] == event.data
+    assert sidecar.reminders() == {}
 
 
 async def test_a_canned_answer_and_a_hook_before_the_next_call(

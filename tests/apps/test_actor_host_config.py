@@ -5,10 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import pytest
+import yaml
 from dapr.actor import ActorRuntime
 from dapr.serializers import DefaultJSONSerializer
 
+from actors.toolkit.streams import STREAM_MAX_LEN
 from apps.actor_host.main import Settings, _configure_runtime
+from cluster.config import ROOT
 
 
 def _served(settings: Settings) -> dict[str, object]:
@@ -37,3 +41,22 @@ def test_the_order_idle_timeout_is_a_setting() -> None:
     served = _served(Settings(order_idle_timeout=dt.timedelta(seconds=90)))
 
     assert served["entitiesConfig"][0]["actorIdleTimeout"] == "0h1m30s0ms0\u03bcs"  # type: ignore[index]
+
+
+def test_commits_publish_in_their_append_unless_told_to_use_the_sidecar(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("ORDERFLOW_PUBLISH", raising=False)
+    assert Settings.from_env().publish == "append"
+    monkeypatch.setenv("ORDERFLOW_PUBLISH", "sidecar")
+    assert Settings.from_env().publish == "sidecar"
+    monkeypatch.setenv("ORDERFLOW_PUBLISH", "kafka")
+    with pytest.raises(ValueError, match="ORDERFLOW_PUBLISH='kafka'"):
+        Settings.from_env()
+
+
+def test_the_streams_are_bounded_as_the_pubsub_component_bounds_them() -> None:
+    component = yaml.safe_load((ROOT / "components" / "pubsub.yaml").read_text())
+    metadata = {m["name"]: m.get("value") for m in component["spec"]["metadata"]}
+    assert int(metadata["maxLenApprox"]) == STREAM_MAX_LEN
+    assert "streamTTL" not in metadata  # the component would then trim by age too (MINID)

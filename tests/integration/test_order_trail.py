@@ -21,14 +21,13 @@ from tests.integration.support import ship_an_order, wait_until
 # our spans' services (actors/toolkit/tracing.py) and daprd's (app ids) on one order's path
 OUR_SERVICES = {"orderflow-gateway", "orderflow-actor-host", "orderflow-shipping"}
 DAPRD_SERVICES = {"gateway", "actor-host", "shipping"}
-# span names on the path gateway -> actor -> publish -> router -> actors -> shipping (Zipkin
-# lowercases them)
+# span names on the path gateway -> actor -> commit (which publishes) -> router -> actors ->
+# shipping (Zipkin lowercases them)
 OUR_SPANS = {
     "post /orders",
     "orderactor.place",
     "decide",
     "commit",
-    "publish orders",
     "route order.placed",
     "inventoryactor.reserve",
     "walletactor.authorize",

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import socket
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
 from actors.toolkit.redis_store import RedisStores, state_key
-from actors.toolkit.store import SNAPSHOT_KEY, Append, ConcurrencyError, Item, event_key
+from actors.toolkit.store import (
+    SNAPSHOT_KEY,
+    Append,
+    ConcurrencyError,
+    Item,
+    Publication,
+    event_key,
+)
 from cluster.processes import wait_until
-from tests.store_contract import StoreContract, StoreOf, appending
+from tests.store_contract import StoreContract, StoreOf, appending, version_of
 
 
 def _free_port() -> int:
@@ -89,3 +98,53 @@ async def test_a_refused_append_leaves_redis_untouched(client: Redis) -> None:
     with pytest.raises(ConcurrencyError, match="expected version 0, found 1"):
         await store.append(stale)
     assert sorted(await client.keys("actor-host||InventoryActor||sku-untouched||*")) == before
+
+
+async def stream_data(client: Redis, stream: str) -> list[dict[bytes, bytes]]:
+    """The fields of every entry of `stream`, in order."""
+    entries: Any = await client.xrange(stream)
+    return [dict(fields) for _, fields in entries]
+
+
+def published(append: Append, stream: str, *messages: bytes, max_len: int = 0) -> Append:
+    return dataclasses.replace(append, publication=Publication(stream, max_len, messages))
+
+
+async def test_an_append_adds_its_stream_entries_as_pubsub_redis_writes_them(
+    client: Redis,
+) -> None:
+    """Entries {data: <message>} on the topic's stream, in order, with everything else."""
+    store = RedisStores(client, app_id="actor-host")("InventoryActor", "sku-stream")
+    stream = "topic-stream-1"
+    await store.append(published(appending(0, 2, message_id="m-s"), stream, b'{"a":1}', b'{"b":2}'))
+
+    assert await stream_data(client, stream) == [{b"data": b'{"a":1}'}, {b"data": b'{"b":2}'}]
+    inbox = state_key("actor-host", "InventoryActor", "sku-stream", "inbox-m-s")
+    assert await client.hget(inbox, "data") == b'{"result":1}'  # the arguments line up
+    assert 0 < await client.ttl(inbox) <= 60
+    assert version_of(await store.read(SNAPSHOT_KEY)) == 2
+
+
+async def test_a_refused_or_duplicate_append_adds_no_stream_entry(client: Redis) -> None:
+    store = RedisStores(client, app_id="actor-host")("InventoryActor", "sku-stream-no")
+    stream = "topic-stream-2"
+    await store.append(published(appending(0, 1, message_id="m-1"), stream, b"first"))
+
+    with pytest.raises(ConcurrencyError):
+        await store.append(published(appending(0, 1), stream, b"stale"))
+    seen = await store.append(published(appending(1, 1, message_id="m-1"), stream, b"again"))
+
+    assert seen == b'{"result":1}'
+    assert await stream_data(client, stream) == [{b"data": b"first"}]
+
+
+async def test_a_bounded_stream_is_trimmed_approximately_as_the_component_trims(
+    client: Redis,
+) -> None:
+    store = RedisStores(client, app_id="actor-host")("InventoryActor", "sku-stream-trim")
+    stream = "topic-stream-3"
+    for version in range(500):
+        await store.append(published(appending(version, 1), stream, b"e", max_len=10))
+
+    length = await client.xlen(stream)
+    assert 10 <= length < 500  # MAXLEN ~: whole macro nodes are dropped, never below 10
