@@ -13,6 +13,8 @@
     InventoryActor   SKU                     actors/inventory/model.py INVENTORY
     WalletActor      customer id             actors/wallet/model.py WALLET
     OrderActor       order id                actors/order/saga.py ORDER
+    DeadlineSweeper  shard "0".."3"          actors/order/deadlines.py (sweeps the orders'
+                                             due index, calls OrderActor.CheckDeadline)
 
 Constants only: anything may import this module, and it imports nothing of ours.
 """
@@ -36,6 +38,7 @@ INVENTORY_ACTOR: Final = "InventoryActor"
 WALLET_ACTOR: Final = "WalletActor"
 ORDER_ACTOR: Final = "OrderActor"
 BEACON_ACTOR: Final = "BeaconActor"
+DEADLINE_SWEEPER: Final = "DeadlineSweeper"
 
 # Which topic each event-sourced actor type publishes its events to.
 TOPIC_OF: Final = {ORDER_ACTOR: ORDERS, INVENTORY_ACTOR: INVENTORY, WALLET_ACTOR: WALLET}

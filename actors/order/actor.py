@@ -1,14 +1,17 @@
-"""OrderActor: one order's saga, driven by routed facts, guarded by a deadline reminder.
+"""OrderActor: one order's saga, driven by routed facts, guarded by a deadline.
 
-The deadline reminder is the only scheduler registration on an order's path: registered
-once when the order is placed (due after the shortest step timeout, then every half of it), BEFORE
-the append that places it. So every committed, non-terminal order has a deadline, even
-when the host dies right after the save; a reminder left by a Place whose append then
-failed finds no order and unregisters itself. Each tick reloads the order from the store
-(a cached copy may be stale after a rebalance) and cancels it if it has made no progress
-for its current step's deadline (`Deadlines`, the actor type's own setting, handed in by
-the composition root). The commit that ends the order (shipped or cancelled) unregisters
-it right away; a tick that finds the order ended (that call failed) unregisters it too.
+The deadline is the order's entry in a due index (actors.order.deadlines), written by
+the same atomic append as every commit of the order: while it waits in a step, the entry
+is due when that step times out (`Deadlines`, the actor type's own setting, handed in by
+the composition root); the commit that ends it (shipped or cancelled) removes it. So
+every committed, unfinished order has a deadline, even when its host dies right after
+the save, and nothing on an order's path calls the scheduler. The shard's sweeper calls
+`CheckDeadline` once the entry is due: it reloads the order from the store (a cached
+copy may be stale after a rebalance) and cancels it if it has made no progress for its
+current step's deadline.
+
+Orders placed before the index existed carry a `deadline` reminder instead; its ticks run
+the same check and unregister it once the order has ended.
 """
 
 from __future__ import annotations
@@ -19,13 +22,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from actors.order import model, saga
+from actors.order.deadlines import index_key, shard_of
+from actors.order.interface import OrderDeadlineInterface
 from actors.order.model import TERMINAL, Step
+from actors.toolkit import logs
 from actors.toolkit.actor import ActorDeps, EventSourcedActor
 from actors.toolkit.commands import Meta
 from actors.toolkit.domain import Command, Event
 from actors.toolkit.envelope import failed
-from actors.toolkit.errors import TransientError
 from actors.toolkit.interface import dispatchable
+from actors.toolkit.store import Due
 
 DEADLINE_REMINDER = "deadline"
 log = logging.getLogger("orderflow.actors")
@@ -46,13 +52,12 @@ class Deadlines:
         )
 
     @property
-    def tick(self) -> dt.timedelta:
-        """How often the reminder looks: the shortest deadline (due then, then every half)."""
+    def shortest(self) -> dt.timedelta:
         return min(self.reserving, self.authorizing, self.shipping)
 
 
 @dispatchable
-class OrderActor(EventSourcedActor[saga.OrderState]):
+class OrderActor(EventSourcedActor[saga.OrderState], OrderDeadlineInterface):
     spec = saga.ORDER
     state_type = saga.OrderState
     log_id_as = "order_id"  # every line logged in its turns names the order
@@ -92,34 +97,48 @@ class OrderActor(EventSourcedActor[saga.OrderState]):
             return failed(model.OrderNotFoundError(f"no order {self.id.id}"))
         return self._answer(head.state, head.snapshot.version)
 
-    async def before_commit(self, state: saga.OrderState, events: list[Event]) -> None:
-        if any(isinstance(event, model.OrderPlaced) for event in events):
-            tick = self.deadlines.tick
-            await self.register_reminder(DEADLINE_REMINDER, b"", tick, tick / 2)
+    def due(self, state: saga.OrderState) -> Due:
+        """Every commit of the order moves its deadline: due when its step times out,
+        removed once it has ended (or before it waits in any step)."""
+        index = index_key(shard_of(self.id.id))
+        if state.status in TERMINAL or state.step is None:
+            return Due(index, self.id.id, None)
+        at = self.deps.clock() + self.deadlines.of(state.step)
+        return Due(index, self.id.id, int(at.timestamp() * 1000))
 
-    async def after_commit(self, state: saga.OrderState, events: list[Event]) -> None:
-        """An order that has just ended drops its deadline reminder at once, rather than
-        at the next tick (which would fire only to find it finished: a scheduler trigger,
-        a turn and a store read per order). If this call fails, that tick remains."""
-        if events and state.status in TERMINAL:
-            try:
-                await self.unregister_reminder(DEADLINE_REMINDER)
-            except TransientError as exc:
-                log.info("%s: deadline reminder left to its next tick: %r", self._name, exc)
+    async def check_deadline(self) -> bytes:
+        with logs.scope(**self._log_fields()):
+            action = await self._check_deadline()
+        head = await self._aggregate()
+        return self._answer_raw({"status": head.state.status.value, "action": action})
 
-    async def on_reminder(self, name: str, state: bytes) -> None:
-        if name != DEADLINE_REMINDER:
-            await super().on_reminder(name, state)
-            return
+    async def _check_deadline(self) -> str:
+        """Cancel the order if its step made no progress for its deadline."""
         self._forget()  # decide on the stored order, never on a stale cached copy
         head = await self._aggregate()
         step, since = head.state.step, head.snapshot.updated_at
-        if step is not None and since is not None:
-            if self.deps.clock() - since < self.deadlines.of(step):
-                return  # progress within the last timeout: not late yet
-            meta = Meta(message_id=f"deadline-{head.snapshot.version}")
-            await self._execute(meta, saga.DeadlinePassed(step=step))
-        if self._aggregate_status() in TERMINAL or step is None:
+        if head.state.status in TERMINAL or step is None or since is None:
+            if head.snapshot.version > 0:  # an entry left behind: drop it, fenced
+                await self._event_log().append(
+                    expected_version=head.snapshot.version,
+                    snapshot=None,
+                    envelopes=[],
+                    due=self.due(head.state),
+                )
+            return "ended"
+        if self.deps.clock() - since < self.deadlines.of(step):
+            return "waiting"  # progress within the last timeout: not late yet
+        meta = Meta(message_id=f"deadline-{head.snapshot.version}")
+        await self._execute(meta, saga.DeadlinePassed(step=step))
+        return "cancelled"
+
+    async def on_reminder(self, name: str, state: bytes) -> None:
+        """The `deadline` reminder of an order placed before the due index."""
+        if name != DEADLINE_REMINDER:
+            await super().on_reminder(name, state)
+            return
+        await self._check_deadline()
+        if self._aggregate_status() in TERMINAL or self._head is None or not self._head.state.step:
             await self.unregister_reminder(DEADLINE_REMINDER)
 
     def _aggregate_status(self) -> model.Status:

@@ -49,7 +49,7 @@ from actors.toolkit.inbox import DEFAULT_TTL
 from actors.toolkit.metrics import ActorMetrics, CommitWatcher
 from actors.toolkit.outbox import OUTBOX_REMINDER, Outbox, Reminders
 from actors.toolkit.publisher import Publisher
-from actors.toolkit.store import ConcurrencyError, Publication, Snapshot, StoreFactory
+from actors.toolkit.store import ConcurrencyError, Due, Publication, Snapshot, StoreFactory
 from actors.toolkit.streams import StreamPublishing
 from actors.toolkit.tracing import current_traceparent, span
 from actors.toolkit.upcasting import Upcasters
@@ -152,6 +152,11 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
     async def before_commit(self, state: S, events: list[Event]) -> None:
         """Hook inside the turn before the append (e.g. arm a deadline reminder first, so
         no committed state ever lacks it). Anything it does must be safe to repeat."""
+
+    def due(self, state: S) -> Due | None:
+        """The actor's entry in a due index, written with every append that records events
+        (e.g. the order's deadline); None: no index."""
+        return None
 
     async def after_commit(self, state: S, events: list[Event]) -> None:
         """Hook after a successful append and publish."""
@@ -269,7 +274,10 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
         if snapshot or meta.message_id:
             await self._hold_if_asked(meta)
             await self.before_commit(state, events)
-            seen = await self._append(head, meta, snapshot, envelopes, result, streamed=streamed)
+            due = self.due(state) if events else None
+            seen = await self._append(
+                head, meta, snapshot, envelopes, result, streamed=streamed, due=due
+            )
             if seen is not None:
                 return self._duplicate(seen)
         if snapshot is not None:
@@ -294,6 +302,7 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
         result: dict[str, Any],
         *,
         streamed: bool,
+        due: Due | None = None,
     ) -> dict[str, Any] | None:
         """Append; None once written, or the recorded result of a duplicate."""
         inbox = (meta.message_id, result, self.deps.inbox_ttl) if meta.message_id else None
@@ -307,6 +316,7 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
                     envelopes=envelopes,
                     inbox=inbox,
                     publish=self._publication if streamed else None,
+                    due=due,
                 )
         except ConcurrencyError as exc:
             counts.fence_conflicts.inc()

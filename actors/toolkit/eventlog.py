@@ -16,6 +16,7 @@ from actors.toolkit.inbox import inbox_key
 from actors.toolkit.store import (
     SNAPSHOT_KEY,
     Append,
+    Due,
     EventStore,
     Item,
     Publication,
@@ -62,11 +63,13 @@ class EventLog:
         envelopes: Sequence[EventEnvelope],
         inbox: tuple[str, dict[str, Any], dt.timedelta] | None = None,
         publish: Callable[[list[tuple[EventEnvelope, bytes]]], Publication] | None = None,
+        due: Due | None = None,
     ) -> dict[str, Any] | None:
         """Snapshot, events and inbox entry at once; ConcurrencyError if the version moved.
 
         `publish` turns (envelope, its document) pairs into stream entries written in the
-        same append (actors.toolkit.streams). Returns None once written, or, when the
+        same append (actors.toolkit.streams); `due` sets or removes the actor's entry in a
+        due index, in the same append too. Returns None once written, or, when the
         inbox already holds the message id, the result recorded for it (a duplicate:
         nothing was written)."""
         entry = None
@@ -81,6 +84,7 @@ class EventLog:
                 events=tuple(Item(event_key(e.aggregate_version), doc) for e, doc in documents),
                 inbox=entry,
                 publication=publish(documents) if publish and documents else None,
+                due=due,
             )
         )
         return dict(json.loads(seen)) if seen is not None else None

@@ -33,19 +33,23 @@ from actors.toolkit.store import SNAPSHOT_KEY, Append, ConcurrencyError, StoreUn
 
 SEPARATOR: Final = "||"
 
-# KEYS: snapshot, n event keys, the inbox key if any, the stream if any.
-# ARGV: expected version, n, has inbox (0/1), m stream entries, the stream's MAXLEN ~
-#       (0 = none), snapshot document ("" = unchanged), n event documents, the inbox
-#       document and its TTL in seconds (0 = none) if any, m stream entries.
+# KEYS: snapshot, n event keys, then if any: the inbox key, the due index, the stream.
+# ARGV: [1] expected version, [2] n, [3] has inbox (0/1), [4] has due entry (0/1),
+#       [5] m stream entries, [6] the stream's MAXLEN ~ (0 = none), [7] snapshot
+#       document ("" = unchanged), n event documents, then if any: the inbox document
+#       and its TTL in seconds (0 = none); the due member and its score ("" = remove);
+#       the m stream entries.
 # Returns {1, new version}, {2, the inbox entry's recorded value} (a duplicate: nothing
 # written), or {0, reason, found version}.
 APPEND_LUA: Final = """
 local expected = tonumber(ARGV[1])
 local n = tonumber(ARGV[2])
 local has_inbox = ARGV[3] == '1'
-local m = tonumber(ARGV[4])
+local has_due = ARGV[4] == '1'
+local m = tonumber(ARGV[5])
+local next_key = n + 2
 if has_inbox then
-  local seen = redis.call('HGET', KEYS[n + 2], 'data')
+  local seen = redis.call('HGET', KEYS[next_key], 'data')
   if seen then return {2, seen} end
 end
 local found = 0
@@ -55,25 +59,36 @@ if found ~= expected then return {0, 'version', found} end
 for i = 2, n + 1 do
   if redis.call('EXISTS', KEYS[i]) == 1 then return {0, 'event exists', found} end
 end
-if ARGV[6] ~= '' then
-  redis.call('HSET', KEYS[1], 'data', ARGV[6])
+if ARGV[7] ~= '' then
+  redis.call('HSET', KEYS[1], 'data', ARGV[7])
   redis.call('HINCRBY', KEYS[1], 'version', 1)
 end
 for i = 1, n do
-  redis.call('HSET', KEYS[i + 1], 'data', ARGV[6 + i], 'version', 1)
+  redis.call('HSET', KEYS[i + 1], 'data', ARGV[7 + i], 'version', 1)
 end
-local next_arg = 7 + n
+local next_arg = 8 + n
 if has_inbox then
-  local inbox = KEYS[n + 2]
+  local inbox = KEYS[next_key]
   redis.call('HSET', inbox, 'data', ARGV[next_arg])
   redis.call('HINCRBY', inbox, 'version', 1)
   local ttl = tonumber(ARGV[next_arg + 1])
   if ttl > 0 then redis.call('EXPIRE', inbox, ttl) end
+  next_key = next_key + 1
+  next_arg = next_arg + 2
+end
+if has_due then
+  local member, score = ARGV[next_arg], ARGV[next_arg + 1]
+  if score == '' then
+    redis.call('ZREM', KEYS[next_key], member)
+  else
+    redis.call('ZADD', KEYS[next_key], score, member)
+  end
+  next_key = next_key + 1
   next_arg = next_arg + 2
 end
 if m > 0 then
-  local stream = KEYS[#KEYS]
-  local max_len = tonumber(ARGV[5])
+  local stream = KEYS[next_key]
+  local max_len = tonumber(ARGV[6])
   for i = 0, m - 1 do
     if max_len > 0 then
       redis.call('XADD', stream, 'MAXLEN', '~', max_len, '*', 'data', ARGV[next_arg + i])
@@ -133,12 +148,13 @@ class RedisStore:
 
     async def append(self, append: Append) -> bytes | None:
         keys = [self._prefix + SNAPSHOT_KEY] + [self._prefix + e.key for e in append.events]
-        publication = append.publication
+        publication, due = append.publication, append.due
         entries = publication.messages if publication else ()
-        args: list[bytes | int] = [
+        args: list[bytes | int | str] = [
             append.expected_version,
             len(append.events),
             int(append.inbox is not None),
+            int(due is not None),
             len(entries),
             publication.max_len if publication else 0,
             append.snapshot or b"",
@@ -148,6 +164,9 @@ class RedisStore:
             keys.append(self._prefix + append.inbox.key)
             ttl = int(append.inbox.ttl.total_seconds()) if append.inbox.ttl else 0
             args += [append.inbox.value, ttl]
+        if due is not None:
+            keys.append(due.index)
+            args += [due.member, "" if due.at_ms is None else due.at_ms]
         if publication is not None and entries:
             keys.append(publication.stream)
             args += entries
@@ -167,6 +186,20 @@ class RedisStore:
                 found=found,
             )
         return None
+
+
+class RedisDueIndex:
+    """Reads the due indexes the appends write (ZRANGEBYSCORE, earliest first)."""
+
+    def __init__(self, client: Redis) -> None:
+        self._client = client
+
+    async def due(self, index: str, now_ms: int, limit: int) -> list[str]:
+        try:
+            members = await self._client.zrangebyscore(index, "-inf", now_ms, start=0, num=limit)
+        except RedisError as exc:
+            raise StoreUnavailableError(f"{index}: {exc!r}") from exc
+        return [_text(m) for m in members if isinstance(m, bytes | str)]
 
 
 def _text(value: bytes | str) -> str:

@@ -21,6 +21,9 @@ Every read and write an actor makes through the store (actors.toolkit.eventlog):
 
 With `Append.publication` (actors.toolkit.streams) the same all-or-nothing write also
 adds the events' CloudEvents to their topic's pub/sub stream: published iff committed.
+With `Append.due` it also sets (or removes) the actor's entry in a due index, a sorted
+set of actor ids by the time something must look at them (the orders' deadlines:
+actors.order.deadlines); `DueIndex.due` reads what is due.
 
 `append(Append(expected_version=v, ...))` writes the snapshot, the new event keys and the
 inbox entry all-or-nothing, and only if the stored snapshot still has version v and none
@@ -87,6 +90,15 @@ class Publication:
 
 
 @dataclass(frozen=True)
+class Due:
+    """An actor's entry in a due index (a sorted set scored by epoch milliseconds)."""
+
+    index: str  # the index's key
+    member: str  # the actor id
+    at_ms: int | None  # when it is due; None removes the entry
+
+
+@dataclass(frozen=True)
 class Append:
     """One command's writes, all-or-nothing, at an expected version.
 
@@ -99,6 +111,7 @@ class Append:
     events: tuple[Item, ...] = ()  # event-<n> keys, n = expected_version + 1, ...
     inbox: Item | None = None
     publication: Publication | None = None  # written only when the rest is
+    due: Due | None = None  # likewise
 
     @property
     def keys(self) -> list[str]:
@@ -135,6 +148,11 @@ class EventStore(Protocol):
         """Write all of `append` or nothing: None once written; the recorded inbox value
         if `append.inbox`'s key exists (a duplicate: nothing written, whatever the
         version); ConcurrencyError if the version moved."""
+
+
+class DueIndex(Protocol):
+    async def due(self, index: str, now_ms: int, limit: int) -> list[str]:
+        """Up to `limit` members of `index` due at `now_ms` or earlier, earliest first."""
 
 
 # Builds the store of one actor: (actor type, actor id, the SDK's state manager of it).
@@ -177,9 +195,22 @@ class InMemoryStores:
         self._actors: dict[tuple[str, str], _Actor] = {}
         self.streams: dict[str, list[bytes]] = {}
         self.on_publish: Callable[[Publication], None] | None = None
+        self.indexes: dict[str, dict[str, int]] = {}  # index -> member -> due (epoch ms)
 
     def __call__(self, actor_type: str, actor_id: str, _: Any = None) -> InMemoryStore:
         return InMemoryStore(self._actors.setdefault((actor_type, actor_id), _Actor()), self)
+
+    async def due(self, index: str, now_ms: int, limit: int) -> list[str]:
+        entries = self.indexes.get(index, {})
+        due = sorted((at, member) for member, at in entries.items() if at <= now_ms)
+        return [member for _, member in due[:limit]]
+
+    def set_due(self, due: Due) -> None:
+        entries = self.indexes.setdefault(due.index, {})
+        if due.at_ms is None:
+            entries.pop(due.member, None)
+        else:
+            entries[due.member] = due.at_ms
 
     def record(self, publication: Publication) -> None:
         self.streams.setdefault(publication.stream, []).extend(publication.messages)
@@ -215,6 +246,8 @@ class InMemoryStore:
             values[append.inbox.key] = append.inbox.value
         if append.publication is not None:
             self._stores.record(append.publication)
+        if append.due is not None:
+            self._stores.set_due(append.due)
         return None
 
 
@@ -245,8 +278,8 @@ class StateManagerStore:
         return [await self.read(key) for key in keys]
 
     async def append(self, append: Append) -> bytes | None:
-        if append.publication is not None:
-            raise TypeError("the SDK's state manager cannot publish within an append")
+        if append.publication is not None or append.due is not None:
+            raise TypeError("the SDK's state manager cannot publish or index within an append")
         async with self._lock:
             if append.inbox is not None and (seen := await self.read(append.inbox.key)):
                 return seen

@@ -19,6 +19,7 @@
                        `router=` (and what those calls publish) until nothing is
                        pending: the saga in memory
     .fire_reminders()  fire the reminders the actors registered
+    .sweep_deadlines() what the deadline sweepers' reminders do: check every due order
     .fail() / .answer() / .before_next()   faults and canned answers for the next calls
     .serve()           the same on a 127.0.0.1 port (apps that build their own SidecarHTTP)
     activate(cls, id, deps)   the one place an actor instance is built (the SDK's MockActor)
@@ -49,6 +50,7 @@ from dapr.actor.runtime.mock_actor import MockActor
 from actors.catalog import PUBSUB
 from actors.inventory.actor import InventoryActor
 from actors.order.actor import OrderActor
+from actors.order.deadlines import SHARDS, sweep
 from actors.toolkit.actor import ActorDeps, EventSourcedActor
 from actors.toolkit.client import ActorClient, RuntimeUnavailableError
 from actors.toolkit.envelope import utcnow
@@ -331,6 +333,15 @@ class InMemorySidecar:
                 await self._managers[a_type].fire_reminder(ActorId(a_id), r_name, body)
             fired += 1
         return fired
+
+    async def sweep_deadlines(self) -> int:
+        """Sweep every shard of the orders' due index at the clock's now (the real sweep,
+        actors.order.deadlines, over the in-memory store); how many orders were checked."""
+        actors, now = ActorClient(self), self.deps.clock()
+        checked = 0
+        for shard in range(SHARDS):
+            checked += (await sweep(self.stores, actors, shard, now)).checked
+        return checked
 
     async def settle(self, *, max_rounds: int = 50) -> int:
         """Route published events to actors until none is pending; how many were routed.

@@ -6,6 +6,7 @@ state layout under this app id: every append is one fenced Lua script.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import os
 from collections.abc import AsyncIterator
@@ -23,6 +24,7 @@ from actors.beacon.actor import BeaconActor
 from actors.catalog import PUBSUB
 from actors.inventory.actor import InventoryActor
 from actors.order.actor import Deadlines, OrderActor
+from actors.order.deadlines import DeadlineSweeper, SweeperDeps, start_sweepers, sweep_period
 from actors.reactions import SPECS, build_router
 from actors.toolkit import logs, tracing
 from actors.toolkit.actor import ActorDeps, EventSourcedActor, actor_factory
@@ -33,7 +35,7 @@ from actors.toolkit.inbox import DEFAULT_TTL
 from actors.toolkit.metrics import ActorMetrics, RouterMetrics, mount_metrics, new_registry
 from actors.toolkit.publisher import SidecarPublisher
 from actors.toolkit.redis_connection import redis_client, redis_host_from_env
-from actors.toolkit.redis_store import RedisStores
+from actors.toolkit.redis_store import RedisDueIndex, RedisStores
 from actors.toolkit.serializer import RawJSONSerializer
 from actors.toolkit.sidecar import SidecarActorClient, SidecarHTTP
 from actors.toolkit.streams import StreamPublishing
@@ -106,6 +108,7 @@ async def _register_actors(
     *,
     deps: ActorDeps,
     own: dict[type[EventSourcedActor], dict[str, Any]],  # type: ignore[type-arg]
+    sweepers: SweeperDeps,
 ) -> None:
     """Register every actor type; `own` holds an actor type's own settings."""
     common = {
@@ -118,6 +121,8 @@ async def _register_actors(
         await runtime.register_actor(actor, actor_factory=factory, **common)
     for plain in PLAIN:
         await runtime.register_actor(plain, **common)
+    sweeper = DeadlineSweeper.factory(sweepers)
+    await runtime.register_actor(DeadlineSweeper, actor_factory=sweeper, **common)
 
 
 def _actor_deps(
@@ -190,15 +195,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     authorizing=settings.step_timeout,
                     shipping=settings.shipping_timeout,
                 )
+                actors = ActorClient(http)
+                sweepers = SweeperDeps(
+                    index=RedisDueIndex(redis),
+                    actors=actors,
+                    period=sweep_period(deadlines.shortest),
+                )
                 await _register_actors(
                     actor_runtime,
                     SidecarActorClient(http),
                     deps=deps,
                     own={OrderActor: {"deadlines": deadlines}},
+                    sweepers=sweepers,
                 )
                 dead_letters = DeadLetters(publisher, metrics=router_metrics)
-                app.state.delivering = Delivering(ActorClient(http), dead_letters)
-                yield
+                app.state.delivering = Delivering(actors, dead_letters)
+                stopping = asyncio.Event()
+                starting = asyncio.create_task(start_sweepers(actors, give_up=stopping.is_set))
+                try:
+                    yield
+                finally:
+                    stopping.set()
+                    starting.cancel()
         finally:
             spans.shutdown()
             await redis.aclose()

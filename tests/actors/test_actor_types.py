@@ -37,6 +37,7 @@ METHODS = {
         "OnPaymentDeclined",
         "OnShipmentDispatched",
         "OnShipmentFailed",
+        "CheckDeadline",  # the deadline sweeper's (actors.order.deadlines), not a command
     },
 }
 

@@ -1,4 +1,4 @@
-"""OrderActor on the SDK's mock actors: not-found, the deadline reminder, the saga's facts."""
+"""OrderActor over the in-memory store: not-found, the deadline, the saga's facts."""
 
 from __future__ import annotations
 
@@ -7,24 +7,35 @@ import json
 from typing import Any
 
 from actors.order.actor import DEADLINE_REMINDER, Deadlines, OrderActor
+from actors.order.deadlines import index_key, shard_of
 from actors.toolkit.actor import ActorDeps
-from actors.toolkit.sidecar import SidecarUnavailableError
-from actors.toolkit.store import InMemoryStores, StateManagerStore
+from actors.toolkit.store import InMemoryStores
 from actors.toolkit.testing import activate
 from tests.actors.doubles import ManualClock, RecordingPublisher
 
 DEADLINES = Deadlines(shipping=dt.timedelta(seconds=8))
 RESERVED_A = b'{"sku": "A", "message_id": "e1/OnStockReserved"}'
 PLACE = b'{"customer_id": "c-1", "lines": [{"sku": "A", "quantity": 2, "unit_price": 150}]}'
+START = ManualClock().now
+
+
+class Order:
+    """ord-1 over its own in-memory store, with the store's due index at hand."""
+
+    def __init__(self, publisher: RecordingPublisher, clock: ManualClock | None = None) -> None:
+        self.stores = InMemoryStores()
+        self.clock = clock or ManualClock()
+        deps = ActorDeps(publisher=publisher, store=self.stores, clock=self.clock)
+        self.actor = activate(OrderActor, "ord-1", deps, deadlines=DEADLINES)
+
+    def deadline(self) -> dt.datetime | None:
+        """When the order's entry in the due index is due (None: no entry)."""
+        at = self.stores.indexes.get(index_key(shard_of("ord-1")), {}).get("ord-1")
+        return None if at is None else dt.datetime.fromtimestamp(at / 1000, dt.UTC)
 
 
 def make(publisher: RecordingPublisher, clock: ManualClock | None = None) -> OrderActor:
-    deps = ActorDeps(
-        publisher=publisher,
-        store=StateManagerStore.factory,
-        clock=clock or ManualClock(),
-    )
-    return activate(OrderActor, "ord-1", deps, deadlines=DEADLINES)
+    return Order(publisher, clock).actor
 
 
 def body(raw: bytes) -> dict[str, Any]:
@@ -36,28 +47,22 @@ def reminders(actor: OrderActor) -> dict[str, Any]:
     return actor._state_manager._mock_reminders  # type: ignore[attr-defined,no-any-return]
 
 
-async def tick(actor: OrderActor) -> None:
-    """The deadline reminder fires."""
-    await actor.receive_reminder(DEADLINE_REMINDER, b"", dt.timedelta(0), dt.timedelta(0))
+async def placed_then_checked(publisher: RecordingPublisher, *, after_seconds: int) -> Order:
+    """Place ord-1, let `after_seconds` pass, then the sweeper's CheckDeadline."""
+    order = Order(publisher)
+    await order.actor.invoke("Place", PLACE)
+    order.clock.advance(seconds=after_seconds)
+    await order.actor.check_deadline()
+    return order
 
 
-async def placed_then_ticked(publisher: RecordingPublisher, *, after_seconds: int) -> OrderActor:
-    """Place ord-1, let `after_seconds` pass, then fire the deadline reminder."""
-    clock = ManualClock()
-    actor = make(publisher, clock)
-    await actor.invoke("Place", PLACE)
-    clock.advance(seconds=after_seconds)
-    await tick(actor)
-    return actor
-
-
-async def confirmed(publisher: RecordingPublisher) -> OrderActor:
+async def confirmed(publisher: RecordingPublisher) -> Order:
     """ord-1 placed, its one line reserved and its payment authorized."""
-    actor = make(publisher)
-    await actor.invoke("Place", PLACE)
-    await actor.invoke("OnStockReserved", RESERVED_A)
-    await actor.invoke("OnPaymentAuthorized", b'{"message_id": "e2/OnPaymentAuthorized"}')
-    return actor
+    order = Order(publisher)
+    await order.actor.invoke("Place", PLACE)
+    await order.actor.invoke("OnStockReserved", RESERVED_A)
+    await order.actor.invoke("OnPaymentAuthorized", b'{"message_id": "e2/OnPaymentAuthorized"}')
+    return order
 
 
 async def test_an_order_never_placed_is_not_found(publisher: RecordingPublisher) -> None:
@@ -66,54 +71,96 @@ async def test_an_order_never_placed_is_not_found(publisher: RecordingPublisher)
     assert out["error"]["code"] == "order.not_found"
 
 
-async def test_placing_registers_one_deadline_reminder_ticking_at_half_the_shortest_timeout(
+async def test_placing_writes_its_deadline_with_the_order_and_registers_no_reminder(
     publisher: RecordingPublisher,
 ) -> None:
-    actor = make(publisher)
-    out = body(await actor.invoke("Place", PLACE))
+    order = Order(publisher)
+    out = body(await order.actor.invoke("Place", PLACE))
     assert out["result"]["status"] == "reserving"
     assert out["result"]["total"] == 300
-    reminder = reminders(actor)[DEADLINE_REMINDER]
-    assert reminder.due_time == dt.timedelta(seconds=8)
-    assert reminder.period == dt.timedelta(seconds=4)
+    assert order.deadline() == START + dt.timedelta(seconds=30)  # reserving allows 30 s
+    assert reminders(order.actor) == {}
     assert [env.type for _, env in publisher.sent] == ["order.placed"]
 
 
-async def test_a_tick_within_the_step_timeout_changes_nothing(
+async def test_each_step_moves_the_deadline_to_its_own_timeout(
     publisher: RecordingPublisher,
 ) -> None:
-    actor = await placed_then_ticked(publisher, after_seconds=20)  # reserving allows 30 s
-    assert body(await actor.get())["result"]["status"] == "reserving"
-    assert DEADLINE_REMINDER in reminders(actor)
+    order = Order(publisher)
+    await order.actor.invoke("Place", PLACE)
+    order.clock.advance(seconds=5)
+    await order.actor.invoke("OnStockReserved", RESERVED_A)  # now authorizing: 30 s more
+    assert order.deadline() == START + dt.timedelta(seconds=35)
+    order.clock.advance(seconds=1)
+    await order.actor.invoke("OnPaymentAuthorized", b'{"message_id": "e2/OnPaymentAuthorized"}')
+    assert order.deadline() == START + dt.timedelta(seconds=6 + 8)  # the partner: 8 s
 
 
-async def test_a_tick_after_the_step_timeout_cancels_and_unregisters(
+async def test_a_check_within_the_step_timeout_changes_nothing(
     publisher: RecordingPublisher,
 ) -> None:
-    actor = await placed_then_ticked(publisher, after_seconds=31)
-    view = body(await actor.get())["result"]
+    order = await placed_then_checked(publisher, after_seconds=20)  # reserving allows 30 s
+    assert body(await order.actor.get())["result"]["status"] == "reserving"
+    assert order.deadline() == START + dt.timedelta(seconds=30)
+
+
+async def test_a_check_after_the_step_timeout_cancels_and_removes_the_deadline(
+    publisher: RecordingPublisher,
+) -> None:
+    order = await placed_then_checked(publisher, after_seconds=31)
+    view = body(await order.actor.get())["result"]
     assert view["status"] == "cancelled"
     assert view["cancel_reason"] == "deadline passed while reserving"
-    assert DEADLINE_REMINDER not in reminders(actor)
+    assert order.deadline() is None
     cancelled = publisher.sent[-1][1]
     assert cancelled.type == "order.cancelled"
     assert cancelled.payload["release_skus"] == ["A"]
 
 
-async def test_a_tick_on_a_finished_order_only_unregisters(publisher: RecordingPublisher) -> None:
-    actor = make(publisher)
-    await actor.invoke("Place", PLACE)
-    await actor.invoke("Cancel", b'{"reason": "no longer needed"}')
+async def test_a_check_answers_what_it_did(publisher: RecordingPublisher) -> None:
+    order = Order(publisher)
+    await order.actor.invoke("Place", PLACE)
+    waiting = body(await order.actor.check_deadline())["result"]
+    order.clock.advance(seconds=31)
+    cancelled = body(await order.actor.check_deadline())["result"]
+    ended = body(await order.actor.check_deadline())["result"]
+    assert waiting == {"status": "reserving", "action": "waiting"}
+    assert cancelled == {"status": "cancelled", "action": "cancelled"}
+    assert ended == {"status": "cancelled", "action": "ended"}
+
+
+async def test_a_check_of_a_finished_order_left_in_the_index_only_removes_it(
+    publisher: RecordingPublisher,
+) -> None:
+    order = Order(publisher)
+    await order.actor.invoke("Place", PLACE)
+    await order.actor.invoke("Cancel", b'{"reason": "no longer needed"}')
+    order.stores.indexes[index_key(shard_of("ord-1"))]["ord-1"] = 1  # e.g. written by hand
     sent = len(publisher.sent)
-    await tick(actor)
-    assert reminders(actor) == {}
+    await order.actor.check_deadline()
+    assert order.deadline() is None
     assert len(publisher.sent) == sent
+
+
+async def test_a_legacy_deadline_reminder_still_cancels_and_unregisters_itself(
+    publisher: RecordingPublisher,
+) -> None:
+    """Orders placed before the due index carry a `deadline` reminder."""
+    order = Order(publisher)
+    await order.actor.invoke("Place", PLACE)
+    await order.actor.register_reminder(
+        DEADLINE_REMINDER, b"", dt.timedelta(seconds=30), dt.timedelta(seconds=15)
+    )
+    order.clock.advance(seconds=31)
+    await order.actor.receive_reminder(DEADLINE_REMINDER, b"", dt.timedelta(0), dt.timedelta(0))
+    assert body(await order.actor.get())["result"]["status"] == "cancelled"
+    assert reminders(order.actor) == {}
 
 
 async def test_facts_walk_the_saga_to_confirmed_and_a_customer_cancel_is_then_refused(
     publisher: RecordingPublisher,
 ) -> None:
-    actor = await confirmed(publisher)
+    actor = (await confirmed(publisher)).actor
     assert body(await actor.get())["result"]["status"] == "confirmed"
     refused = body(await actor.invoke("Cancel", b"{}"))
     assert refused["error"]["code"] == "order.with_shipping"
@@ -154,37 +201,17 @@ async def test_a_refusal_on_the_stored_state_stays_a_refusal(publisher: Recordin
     assert out["error"]["code"] == "order.not_found"
 
 
-async def test_the_commit_that_ends_an_order_drops_its_deadline_reminder_at_once(
+async def test_the_commit_that_ends_an_order_removes_its_deadline(
     publisher: RecordingPublisher,
 ) -> None:
-    actor = await confirmed(publisher)
-    assert DEADLINE_REMINDER in reminders(actor)  # confirmed: still waiting on the partner
+    order = await confirmed(publisher)
+    assert order.deadline() is not None  # confirmed: still waiting on the partner
 
     shipped = body(
-        await actor.invoke(
+        await order.actor.invoke(
             "OnShipmentDispatched", b'{"shipment_id": "shp-1", "message_id": "e3/ship"}'
         )
     )
 
     assert shipped["result"]["status"] == "shipped"
-    assert reminders(actor) == {}
-
-
-async def test_a_cancel_drops_the_reminder_and_a_failed_unregister_leaves_it_to_the_tick(
-    publisher: RecordingPublisher,
-) -> None:
-    actor = make(publisher)
-    await actor.invoke("Place", PLACE)
-
-    async def unreachable(name: str) -> None:
-        raise SidecarUnavailableError(f"DELETE reminder {name}: refused")
-
-    real_unregister = actor.unregister_reminder
-    actor.unregister_reminder = unreachable  # type: ignore[method-assign]
-    out = body(await actor.invoke("Cancel", b'{"reason": "no longer needed"}'))
-    assert out["result"]["status"] == "cancelled"  # the cancel itself stands
-    assert DEADLINE_REMINDER in reminders(actor)
-
-    actor.unregister_reminder = real_unregister  # type: ignore[method-assign]
-    await tick(actor)
-    assert reminders(actor) == {}
+    assert order.deadline() is None

@@ -35,6 +35,6 @@ class TestStateManagerStore(StoreContract):
 async def test_the_state_manager_store_refuses_to_publish_within_an_append() -> None:
     manager = create_mock_actor(InventoryActor, "sku-1")._state_manager
     append = Append(expected_version=0, publication=Publication("inventory", 0, (b"{}",)))
-    with pytest.raises(TypeError, match="cannot publish"):
+    with pytest.raises(TypeError, match="cannot publish or index"):
         await StateManagerStore(manager).append(append)
     assert await StateManagerStore(manager).read("aggregate") is None

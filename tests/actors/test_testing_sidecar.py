@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from actors.inventory.model import ReservationNotFoundError
-from actors.order.actor import DEADLINE_REMINDER
 from actors.toolkit.client import ActorClient, RuntimeUnavailableError
 from actors.toolkit.errors import DomainError
 from actors.toolkit.publisher import PublishError, SidecarPublisher
@@ -201,20 +200,20 @@ async def test_settle_needs_a_router() -> None:
 # --- reminders ----------------------------------------------------------------------------------
 
 
-async def test_reminders_are_recorded_and_fired_on_request() -> None:
+async def test_a_deadline_sweep_cancels_the_orders_past_their_deadline() -> None:
     clock = ManualClock()
     sidecar = InMemorySidecar(clock=clock)
     actors = ActorClient(sidecar)
     await place(actors)
-    assert list(sidecar.reminders()) == [("OrderActor", "ord-1", DEADLINE_REMINDER)]
+    assert await sidecar.sweep_deadlines() == 0  # nothing due yet
 
     clock.advance(seconds=31)  # past the reserving timeout
-    assert await sidecar.fire_reminders(DEADLINE_REMINDER) == 1
+    assert await sidecar.sweep_deadlines() == 1
 
     order = await actors.invoke("OrderActor", "ord-1", "Get")
     assert order.result["status"] == "cancelled"
-    assert sidecar.reminders() == {}  # a terminal order unregisters it
-    assert await sidecar.fire_reminders() == 0
+    assert await sidecar.sweep_deadlines() == 0  # a terminal order left the index
+    assert sidecar.reminders() == {}  # no reminder on an order's path
 
 
 # --- injected faults ----------------------------------------------------------------------------

@@ -13,11 +13,12 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from actors.toolkit.redis_store import RedisStores, state_key
+from actors.toolkit.redis_store import RedisDueIndex, RedisStores, state_key
 from actors.toolkit.store import (
     SNAPSHOT_KEY,
     Append,
     ConcurrencyError,
+    Due,
     Item,
     Publication,
     event_key,
@@ -148,3 +149,43 @@ async def test_a_bounded_stream_is_trimmed_approximately_as_the_component_trims(
 
     length = await client.xlen(stream)
     assert 10 <= length < 500  # MAXLEN ~: whole macro nodes are dropped, never below 10
+
+
+async def test_an_append_sets_and_removes_the_actors_due_entry_with_everything_else(
+    client: Redis,
+) -> None:
+    store = RedisStores(client, app_id="actor-host")("OrderActor", "ord-due")
+    index = "test||deadlines||0"
+    due = RedisDueIndex(client)
+    await store.append(dataclasses.replace(appending(0, 1), due=Due(index, "ord-due", 5_000)))
+    assert await client.zscore(index, "ord-due") == 5_000
+    assert await due.due(index, 4_999, 10) == []
+    assert await due.due(index, 5_000, 10) == ["ord-due"]
+
+    with pytest.raises(ConcurrencyError):  # a refused append leaves the entry as it was
+        await store.append(dataclasses.replace(appending(0, 1), due=Due(index, "ord-due", 9)))
+    assert await client.zscore(index, "ord-due") == 5_000
+
+    await store.append(dataclasses.replace(appending(1, 1), due=Due(index, "ord-due", None)))
+    assert await client.zscore(index, "ord-due") is None
+
+
+async def test_an_append_with_an_inbox_a_due_entry_and_stream_entries_lines_its_arguments_up(
+    client: Redis,
+) -> None:
+    store = RedisStores(client, app_id="actor-host")("OrderActor", "ord-all")
+    index, stream = "test||deadlines||1", "topic-stream-4"
+    append = published(appending(0, 2, message_id="m-all"), stream, b"one", b"two")
+    await store.append(dataclasses.replace(append, due=Due(index, "ord-all", 42)))
+
+    inbox = state_key("actor-host", "OrderActor", "ord-all", "inbox-m-all")
+    assert await client.hget(inbox, "data") == b'{"result":1}'
+    assert await client.zscore(index, "ord-all") == 42
+    assert await stream_data(client, stream) == [{b"data": b"one"}, {b"data": b"two"}]
+
+
+async def test_the_due_index_answers_the_earliest_first_up_to_the_limit(client: Redis) -> None:
+    index = "test||deadlines||2"
+    await client.zadd(index, {"late": 30, "early": 10, "middle": 20, "future": 99})
+    assert await RedisDueIndex(client).due(index, 50, 2) == ["early", "middle"]
+    assert await RedisDueIndex(client).due(index, 50, 10) == ["early", "middle", "late"]
