@@ -124,5 +124,9 @@ class LogScope:
         if scope_["type"] != "http":
             await self.app(scope_, receive, send)
             return
-        with scope():
+        # scope() without its generator-based context manager: this runs on every request
+        token = _FIELDS.set(dict(_FIELDS.get() or {}))
+        try:
             await self.app(scope_, receive, send)
+        finally:
+            _FIELDS.reset(token)

@@ -302,6 +302,10 @@ class HttpMetricsMiddleware:
     def __init__(self, app: ASGIApp, *, metrics: HttpMetrics) -> None:
         self.app = app
         self.metrics = metrics
+        # The children per label set, resolved once: `labels()` checks and locks every time.
+        # As bounded as the label sets themselves (method, route template, status).
+        self._requests: dict[tuple[str, str, int], Counter] = {}
+        self._durations: dict[tuple[str, str], Histogram] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -321,8 +325,21 @@ class HttpMetricsMiddleware:
         finally:
             method = scope["method"] if scope["method"] in HTTP_METHODS else "other"
             route = _route_template(scope)
-            self.metrics.requests.labels(method, route, str(status)).inc()
-            self.metrics.duration.labels(method, route).observe(time.perf_counter() - started)
+            self._counted(method, route, status).inc()
+            self._timed(method, route).observe(time.perf_counter() - started)
+
+    def _counted(self, method: str, route: str, status: int) -> Counter:
+        child = self._requests.get((method, route, status))
+        if child is None:
+            child = self.metrics.requests.labels(method, route, str(status))
+            self._requests[method, route, status] = child
+        return child
+
+    def _timed(self, method: str, route: str) -> Histogram:
+        child = self._durations.get((method, route))
+        if child is None:
+            child = self._durations[method, route] = self.metrics.duration.labels(method, route)
+        return child
 
 
 def _route_template(scope: Scope) -> str:

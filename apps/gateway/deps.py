@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 from typing import Annotated, Any, Final
 
 from fastapi import Depends, Header, Request
@@ -128,4 +128,15 @@ OptionalIdempotencyKey = Annotated[str | None, Depends(optional_idempotency_key)
 
 def message_id_for(key: str | None) -> str:
     """The message id of a mutation: the client's Idempotency-Key, else a fresh one."""
-    return key if key is not None else uuid.uuid4().hex
+    return key if key is not None else fresh_message_id()
+
+
+_UUID4_CLEAR: Final = ~((0xC000 << 48) | (0xF000 << 64))  # the variant and version bits
+_UUID4_SET: Final = (0x8000 << 48) | (4 << 76)  # RFC 4122 variant, version 4
+
+
+def fresh_message_id() -> str:
+    """`uuid.uuid4().hex` without building the UUID object (~1 µs instead of ~4 on every
+    mutation without an Idempotency-Key): 122 random bits, the same shape."""
+    value = int.from_bytes(os.urandom(16), "big") & _UUID4_CLEAR | _UUID4_SET
+    return f"{value:032x}"

@@ -6,9 +6,10 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 
 from actors.toolkit import logs, tracing
 from actors.toolkit.client import ActorClient
@@ -16,6 +17,7 @@ from actors.toolkit.metrics import HttpMetrics, HttpMetricsMiddleware, mount_met
 from actors.toolkit.redis_connection import DEFAULT_REDIS_HOST, redis_client, redis_host_from_env
 from actors.toolkit.sidecar import SidecarHTTP
 from apps.gateway import problems
+from apps.gateway.fastpath import HotCommands, hot_routes
 from apps.gateway.middleware import MAX_BODY_BYTES, BodySizeLimit
 from apps.gateway.routes import inventory, orders, queries, wallets
 from readmodels.keys import DEFAULT_BASE, Layout, prefix_from_env
@@ -27,6 +29,9 @@ Orderflow's public API: place and track orders, stock SKUs, fund wallets.
 Errors are `application/problem+json` (RFC 9457) with a stable `code`;
 `type` is `https://orderflow.dev/problems/<code>`.
 """
+
+
+NO_FASTAPI_TELEMETRY: Final[TelemetryConfig] = {"tracing": False, "metrics": False, "logs": False}
 
 
 @dataclass(frozen=True)
@@ -79,23 +84,32 @@ def create_app(
             yield
 
     app = GatewayApp(
-        title="Orderflow API", version="0.1.0", description=DESCRIPTION, lifespan=lifespan
+        title="Orderflow API",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        # FastAPI's own OpenTelemetry stays off: TraceContextMiddleware makes our server
+        # span, and the check for global providers cost every request three env reads.
+        telemetry=NO_FASTAPI_TELEMETRY,
     )
     if actors is not None:
         app.state.actors = actors
     if readmodels is not None:
         app.state.readmodels = readmodels
     problems.install(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    # one log scope and one span per request (routes annotate the order id)
-    app.add_middleware(logs.LogScope)
-    app.add_middleware(tracing.TraceContextMiddleware, server_span=True)
     registry = new_registry()  # GET /metrics: requests and durations per route template
-    app.add_middleware(HttpMetricsMiddleware, metrics=HttpMetrics(registry))  # outermost: 413s too
     mount_metrics(app, registry)
     common = problems.problem_responses(422, 500, 503)
     for module in (orders, inventory, wallets, queries):
         app.include_router(module.router, responses=common)
+    # innermost: the hot commands, answered without FastAPI's routing (as the routes would)
+    hot = hot_routes(app, (wallets.deposit, inventory.restock))
+    app.add_middleware(HotCommands, commands=hot, handlers=app.exception_handlers)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # one log scope and one span per request (routes annotate the order id)
+    app.add_middleware(logs.LogScope)
+    app.add_middleware(tracing.TraceContextMiddleware, server_span=True)
+    app.add_middleware(HttpMetricsMiddleware, metrics=HttpMetrics(registry))  # outermost: 413s too
 
     @app.get("/healthz/app", tags=["ops"], summary="Liveness of the gateway process")
     async def app_health() -> dict[str, str]:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Final
 
-from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from actors.toolkit.commands import MAX_PAYLOAD_BYTES
+from actors.toolkit.fastpath import header
 from apps.gateway.problems import problem
 
 # An actor refuses a larger payload anyway; refuse it here before it crosses the hop.
@@ -89,7 +89,7 @@ class BodySizeLimit:
 
 
 def _content_length(scope: Scope) -> int | None:
-    value = Headers(scope=scope).get("content-length")
+    value = header(scope, b"content-length")  # the first one, as Starlette's Headers.get
     try:
         return int(value) if value is not None else None
     except ValueError:

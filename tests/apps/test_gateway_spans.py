@@ -58,3 +58,34 @@ async def test_tracing_off_forwards_the_callers_traceparent_to_the_sidecar(
 
     [call] = [r for r in sidecar.requests if r.path.endswith("/method/Get")]
     assert call.headers["traceparent"] == SAMPLED
+
+
+async def test_a_deposit_served_without_fastapis_routing_is_still_one_span_of_its_route(
+    client: httpx.AsyncClient, recorded: Recorded
+) -> None:
+    resp = await client.post(
+        "/wallets/cust-1/deposit", json={"amount": 5}, headers={"traceparent": SAMPLED}
+    )
+    assert resp.status_code == 200
+
+    spans = recorded.spans()
+    request, turn = spans["POST /wallets/{customer_id}/deposit"], spans["WalletActor.Deposit"]
+    assert request.kind is SpanKind.SERVER
+    assert dict(request.attributes or {})["http.route"] == "/wallets/{customer_id}/deposit"
+    assert dict(request.attributes or {})["http.status_code"] == 200
+    assert request.parent is not None
+    assert request.parent.span_id == int(PARENT, 16)
+    assert request.context is not None
+    assert turn.parent is not None
+    assert turn.parent.span_id == request.context.span_id
+
+
+async def test_tracing_off_a_deposit_forwards_the_callers_traceparent_to_the_sidecar(
+    client: httpx.AsyncClient, sidecar: InMemorySidecar
+) -> None:
+    await client.post(
+        "/wallets/cust-1/deposit", json={"amount": 5}, headers={"traceparent": SAMPLED}
+    )
+
+    [call] = [r for r in sidecar.requests if r.path.endswith("/method/Deposit")]
+    assert call.headers["traceparent"] == SAMPLED

@@ -6,6 +6,7 @@ import datetime as dt
 import io
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -108,3 +109,33 @@ def test_configure_again_replaces_its_handler_and_reads_daprds_level_names(
     assert (line["app"], line["msg"]) == ("shipping", "kept")
     ours = [h for h in logging.getLogger().handlers if isinstance(h, logs._Ours)]
     assert len(ours) == 1
+
+
+async def test_log_scope_gives_each_request_fields_of_its_own(stream: io.StringIO) -> None:
+    seen: list[dict[str, str]] = []
+
+    async def route(scope: Any, receive: Any, send: Any) -> None:
+        logs.annotate(order_id=scope["path"].rsplit("/", 1)[-1])
+        logging.getLogger("orderflow.test").warning("served")
+        seen.append(dict(logs.context()))
+
+    async def receive() -> dict[str, Any]:
+        return {}
+
+    async def send(message: Any) -> None:
+        return None
+
+    middleware = logs.LogScope(route)
+    with logs.scope(correlation_id="outer"):
+        await middleware({"type": "http", "path": "/orders/ord-1"}, receive, send)
+        await middleware({"type": "http", "path": "/orders/ord-2"}, receive, send)
+        after = dict(logs.context())
+
+    first, second = lines(stream)
+    assert (first["order_id"], second["order_id"]) == ("ord-1", "ord-2")
+    assert seen == [
+        {"correlation_id": "outer", "order_id": "ord-1"},
+        {"correlation_id": "outer", "order_id": "ord-2"},
+    ]
+    assert after == {"correlation_id": "outer"}  # a request's annotations stay its own
+    assert logs.context() == {}
