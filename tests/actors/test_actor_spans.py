@@ -29,53 +29,50 @@ def log_lines() -> Iterator[io.StringIO]:
         yield out
 
 
-async def test_a_command_is_one_turn_span_with_decide_and_commit_inside_which_publishes(
-    actors: ActorClient, sidecar: InMemorySidecar, recorded: Recorded
-) -> None:
+async def restock_in_a_trace(sidecar: InMemorySidecar, recorded: Recorded, *steps: str) -> Any:
+    """Restock under daprd's traceparent; check that `steps` are children of the turn's
+    span in the same trace; return (the spans by name, the turn's span context)."""
     with incoming(SAMPLED):
-        await actors.invoke("InventoryActor", "tea", "Restock", {"quantity": 5})
-
+        await ActorClient(sidecar).invoke("InventoryActor", "tea", "Restock", {"quantity": 5})
     spans = recorded.spans()
     turn = spans["InventoryActor.Restock"]
     assert turn.context is not None
-    for step in ("decide", "commit"):
-        parent = spans[step].parent
+    assert turn.parent is not None
+    assert turn.parent.span_id == int(PARENT, 16)  # daprd's span of the call
+    for step in steps:
+        parent, context = spans[step].parent, spans[step].context
         assert parent is not None, step
+        assert context is not None, step
         assert parent.span_id == turn.context.span_id, step
+        assert context.trace_id == int(TRACE, 16), step
+    return spans, turn.context
+
+
+async def test_a_command_is_one_turn_span_with_decide_and_commit_inside_which_publishes(
+    sidecar: InMemorySidecar, recorded: Recorded
+) -> None:
+    spans, turn = await restock_in_a_trace(sidecar, recorded, "decide", "commit")
+
     assert "publish inventory" not in spans  # the append published
     commit = spans["commit"].context
-    assert commit is not None
     [published] = sidecar.published
     # every delivery of the event hangs under the commit that wrote it
     assert published.headers["traceparent"] == f"00-{TRACE}-{commit.span_id:016x}-01"
-    assert published.data["traceparent"] == f"00-{TRACE}-{turn.context.span_id:016x}-01"
+    assert published.data["traceparent"] == f"00-{TRACE}-{turn.span_id:016x}-01"
 
 
 async def test_publishing_through_the_sidecar_is_a_publish_span_after_the_commit(
     recorded: Recorded,
 ) -> None:
     sidecar = InMemorySidecar(publish_in_append=False)
-    actors = ActorClient(sidecar)
-    with incoming(SAMPLED):
-        await actors.invoke("InventoryActor", "tea", "Restock", {"quantity": 5})
+    steps = ("decide", "commit", "publish inventory")
+    spans, turn = await restock_in_a_trace(sidecar, recorded, *steps)
 
-    spans = recorded.spans()
-    turn = spans["InventoryActor.Restock"]
-    assert turn.context is not None
-    assert turn.parent is not None
-    assert turn.parent.span_id == int(PARENT, 16)  # daprd's span of the call
-    for step in ("decide", "commit", "publish inventory"):
-        parent, context = spans[step].parent, spans[step].context
-        assert parent is not None, step
-        assert context is not None, step
-        assert parent.span_id == turn.context.span_id, step
-        assert context.trace_id == int(TRACE, 16), step
     publish = spans["publish inventory"].context
-    assert publish is not None
     [published] = sidecar.published
     # daprd's publish span (and every delivery of the event) hangs under ours
     assert published.headers["traceparent"] == f"00-{TRACE}-{publish.span_id:016x}-01"
-    assert published.data["traceparent"] == f"00-{TRACE}-{turn.context.span_id:016x}-01"
+    assert published.data["traceparent"] == f"00-{TRACE}-{turn.span_id:016x}-01"
 
 
 async def test_a_refused_command_has_its_turn_and_decide_spans_and_no_commit(

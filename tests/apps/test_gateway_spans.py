@@ -4,6 +4,7 @@ trace, with the actor's turn under it (the in-memory sidecar, real actors)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -21,21 +22,28 @@ def recorded() -> Iterator[Recorded]:
         yield r
 
 
+def server_span_over(recorded: Recorded, route: str, status: int, method: str, *, turn: str) -> Any:
+    """The request's server span (named after its route template), checked to parent the
+    actor's turn span `turn`."""
+    spans = recorded.spans()
+    request, turned = spans[f"{method} {route}"], spans[turn]
+    assert request.kind is SpanKind.SERVER
+    assert dict(request.attributes or {})["http.route"] == route
+    assert dict(request.attributes or {})["http.status_code"] == status
+    assert request.context is not None
+    assert turned.parent is not None
+    assert turned.parent.span_id == request.context.span_id
+    return request
+
+
 async def test_a_request_is_one_server_span_named_after_its_route_and_parents_the_turn(
     client: httpx.AsyncClient, recorded: Recorded
 ) -> None:
     placed = await client.post("/orders", json=ORDER, headers={"Idempotency-Key": "k-1"})
     assert placed.status_code == 202
 
-    spans = recorded.spans()
-    request, turn = spans["POST /orders"], spans["OrderActor.Place"]
-    assert request.kind is SpanKind.SERVER
+    request = server_span_over(recorded, "/orders", 202, "POST", turn="OrderActor.Place")
     assert request.parent is None  # the root of the order's trace
-    assert dict(request.attributes or {})["http.status_code"] == 202
-    assert dict(request.attributes or {})["http.route"] == "/orders"
-    assert request.context is not None
-    assert turn.parent is not None
-    assert turn.parent.span_id == request.context.span_id
 
 
 async def test_a_templated_route_names_the_span_not_the_path_and_a_callers_trace_is_kept(
@@ -68,16 +76,10 @@ async def test_a_deposit_served_without_fastapis_routing_is_still_one_span_of_it
     )
     assert resp.status_code == 200
 
-    spans = recorded.spans()
-    request, turn = spans["POST /wallets/{customer_id}/deposit"], spans["WalletActor.Deposit"]
-    assert request.kind is SpanKind.SERVER
-    assert dict(request.attributes or {})["http.route"] == "/wallets/{customer_id}/deposit"
-    assert dict(request.attributes or {})["http.status_code"] == 200
+    route = "/wallets/{customer_id}/deposit"
+    request = server_span_over(recorded, route, 200, "POST", turn="WalletActor.Deposit")
     assert request.parent is not None
     assert request.parent.span_id == int(PARENT, 16)
-    assert request.context is not None
-    assert turn.parent is not None
-    assert turn.parent.span_id == request.context.span_id
 
 
 async def test_tracing_off_a_deposit_forwards_the_callers_traceparent_to_the_sidecar(
