@@ -97,6 +97,9 @@ class ClusterConfig:
     # every daprd's tracing.samplingRate ("0" turns tracing off; ORDERFLOW_TRACE_SAMPLING)
     trace_sampling: str = "1"
     extra_app_env: dict[str, str] = field(default_factory=dict)
+    # one process's own extra environment, by process name (e.g. "actor-host-2"), on top
+    # of extra_app_env: the integration cluster runs one actor host on each publish path
+    app_env_by_name: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> ClusterConfig:

@@ -198,6 +198,7 @@ class LocalCluster:
             **ops.app_env(self.config),  # the apps' own spans go where daprd's go
             **dict(app.env),
             **self.config.extra_app_env,
+            **self.config.app_env_by_name.get(app.name, {}),
         }
         argv = [
             sys.executable,

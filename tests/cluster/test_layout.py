@@ -90,6 +90,21 @@ def test_the_projector_reads_and_writes_the_read_models_redis(tmp_path: Path) ->
     assert cluster.processes["projector"].env["ORDERFLOW_REDIS_HOST"] == "127.0.0.1:6380"
 
 
+def test_one_process_can_have_an_environment_of_its_own(tmp_path: Path) -> None:
+    config = ClusterConfig(
+        runtime_dir=tmp_path,
+        state_dir=tmp_path / "state",
+        extra_app_env={"ORDERFLOW_TEST_FAULTS": "1", "ORDERFLOW_PUBLISH": "append"},
+        app_env_by_name={"actor-host-2": {"ORDERFLOW_PUBLISH": "sidecar"}},
+    )
+    processes = LocalCluster(config).processes
+
+    assert processes["actor-host-2"].env["ORDERFLOW_PUBLISH"] == "sidecar"
+    assert processes["actor-host-1"].env["ORDERFLOW_PUBLISH"] == "append"
+    assert processes["actor-host-2"].env["ORDERFLOW_TEST_FAULTS"] == "1"  # the rest stays
+    assert "ORDERFLOW_PUBLISH" not in processes["actor-host-2-daprd"].env
+
+
 def test_the_console_has_its_own_grpc_and_metrics_ports_and_sees_every_app(
     tmp_path: Path,
 ) -> None:

@@ -45,6 +45,10 @@ def cluster_config(
             "ORDERFLOW_ORDER_STEP_TIMEOUT_S": str(step_timeout_s),
             "ORDERFLOW_SHIPPING_TIMEOUT_S": str(shipping_timeout_s),
         },
+        # actor-host-1 publishes within its appends (the default), actor-host-2 through
+        # its sidecar after them: every test runs both paths against real daprd, mixed as
+        # in a rolling change of ORDERFLOW_PUBLISH (test_publish_paths.py checks both)
+        app_env_by_name={"actor-host-2": {"ORDERFLOW_PUBLISH": "sidecar"}},
     )
 
 
