@@ -30,6 +30,7 @@ from typing import Final
 
 from dapr.actor import Actor, ActorId, Remindable
 from dapr.actor.runtime.context import ActorRuntimeContext
+from prometheus_client import Counter
 
 from actors.catalog import DEADLINE_SWEEPER, ORDER_ACTOR
 from actors.order.interface import DeadlineSweeperInterface
@@ -61,11 +62,24 @@ def sweep_period(shortest_deadline: dt.timedelta) -> dt.timedelta:
     return max(dt.timedelta(seconds=1), min(dt.timedelta(seconds=5), quarter))
 
 
+FAILED: Final = "failed"  # a check that did not answer: left for the next sweep
+
+
 @dataclass(frozen=True)
 class Swept:
-    due: int  # orders found due
-    checked: int  # CheckDeadline answered
-    failed: int  # calls that failed: left for the next sweep
+    results: tuple[str, ...]  # per due order: CheckDeadline's action, or FAILED
+
+    @property
+    def due(self) -> int:
+        return len(self.results)
+
+    @property
+    def failed(self) -> int:
+        return self.results.count(FAILED)
+
+    @property
+    def checked(self) -> int:
+        return self.due - self.failed
 
 
 async def sweep(index: DueIndex, actors: ActorClient, shard: int, now: dt.datetime) -> Swept:
@@ -74,18 +88,16 @@ async def sweep(index: DueIndex, actors: ActorClient, shard: int, now: dt.dateti
     due = await index.due(index_key(shard), now_ms, SWEEP_LIMIT)
     gate = asyncio.Semaphore(SWEEP_CONCURRENCY)
 
-    async def check(order_id: str) -> bool:
+    async def check(order_id: str) -> str:
         async with gate:
             try:
-                await actors.invoke(ORDER_ACTOR, order_id, "CheckDeadline")
+                answer = await actors.invoke(ORDER_ACTOR, order_id, "CheckDeadline")
             except (TransientError, DomainError) as exc:
                 log.warning("deadline check of %s failed, next sweep: %r", order_id, exc)
-                return False
-            return True
+                return FAILED
+            return str(answer.result.get("action", "unknown"))
 
-    results = await asyncio.gather(*(check(order_id) for order_id in due))
-    checked = sum(results)
-    return Swept(due=len(due), checked=checked, failed=len(due) - checked)
+    return Swept(tuple(await asyncio.gather(*(check(order_id) for order_id in due))))
 
 
 @dataclass(frozen=True)
@@ -96,6 +108,7 @@ class SweeperDeps:
     actors: ActorClient
     period: dt.timedelta
     clock: Callable[[], dt.datetime] = utcnow
+    checks: Counter | None = None  # orderflow_deadline_checks_total, by result
 
 
 class DeadlineSweeper(Actor, DeadlineSweeperInterface, Remindable):
@@ -131,6 +144,9 @@ class DeadlineSweeper(Actor, DeadlineSweeperInterface, Remindable):
             log.warning("%s/%s: unknown reminder %r", DEADLINE_SWEEPER, self.id.id, name)
             return
         swept = await sweep(self.deps.index, self.deps.actors, int(self.id.id), self.deps.clock())
+        if self.deps.checks is not None:
+            for result in swept.results:
+                self.deps.checks.labels(result).inc()
         if swept.due:
             log.info(
                 "deadline sweep of shard %s: %d due, %d checked, %d failed",

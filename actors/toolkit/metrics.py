@@ -143,6 +143,13 @@ class ActorMetrics:
             ["actor_type"],
             registry=r,
         )
+        self.deadline_checks = Counter(
+            "orderflow_deadline_checks",
+            "Orders the deadline sweep found due, by CheckDeadline's result "
+            "(cancelled, waiting, ended; failed: retried at the next sweep)",
+            ["result"],
+            registry=r,
+        )
         self.orders_placed = Counter("orderflow_orders_placed", "Orders placed", registry=r)
         self.orders_confirmed = Counter(
             "orderflow_orders_confirmed",

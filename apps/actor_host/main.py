@@ -200,6 +200,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     index=RedisDueIndex(redis),
                     actors=actors,
                     period=sweep_period(deadlines.shortest),
+                    checks=metrics.deadline_checks,
                 )
                 await _register_actors(
                     actor_runtime,

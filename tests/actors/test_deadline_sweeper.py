@@ -9,6 +9,7 @@ from dapr.actor.runtime.mock_actor import MockActor
 
 from actors import catalog
 from actors.order.deadlines import (
+    FAILED,
     SHARDS,
     SWEEP_LIMIT,
     SWEEP_REMINDER,
@@ -23,7 +24,9 @@ from actors.order.deadlines import (
 from actors.toolkit.client import ActorClient
 from actors.toolkit.store import InMemoryStores
 from actors.toolkit.testing import InMemorySidecar, daprd_error
+from actors.watchers import build_actor_metrics
 from tests.actors.doubles import ManualClock
+from tests.metrics_text import scrape, value
 
 PLACE = {"customer_id": "c-1", "lines": [{"sku": "jam", "quantity": 1, "unit_price": 1}]}
 
@@ -71,7 +74,14 @@ async def test_the_sweep_reminder_cancels_the_late_orders_of_its_shard_only() ->
     for order_id in ids:
         await actors.invoke("OrderActor", order_id, "Place", PLACE)
     clock.advance(seconds=31)  # nobody reserved jam: every order is past its deadline
-    deps = SweeperDeps(sidecar.stores, actors, dt.timedelta(seconds=5), clock=clock)
+    metrics = build_actor_metrics()
+    deps = SweeperDeps(
+        sidecar.stores,
+        actors,
+        dt.timedelta(seconds=5),
+        clock=clock,
+        checks=metrics.deadline_checks,
+    )
 
     await sweeper(0, deps).receive_reminder(SWEEP_REMINDER, b"", dt.timedelta(0), dt.timedelta(0))
 
@@ -80,6 +90,9 @@ async def test_the_sweep_reminder_cancels_the_late_orders_of_its_shard_only() ->
         i for i in ids if shard_of(i) == 0
     }
     assert sidecar.stores.indexes[index_key(0)] == {}
+    shard_0 = sum(1 for i in ids if shard_of(i) == 0)
+    found = scrape(metrics.registry)
+    assert value(found, "orderflow_deadline_checks_total", result="cancelled") == shard_0
 
 
 async def test_a_failed_check_leaves_the_order_for_the_next_sweep() -> None:
@@ -96,6 +109,7 @@ async def test_a_failed_check_leaves_the_order_for_the_next_sweep() -> None:
 
     assert (first.due, first.checked, first.failed) == (1, 0, 1)
     assert (second.due, second.checked, second.failed) == (1, 1, 0)
+    assert (first.results, second.results) == ((FAILED,), ("cancelled",))
     assert (await actors.invoke("OrderActor", "ord-1", "Get")).result["status"] == "cancelled"
 
 

@@ -153,6 +153,22 @@ def test_an_order_the_partner_does_not_ship_is_cancelled_with_release_and_void(
     wait_until(lambda: stock(gateway_sidecar, sku)["reserved"] == 0, timeout=30, what="release")
     assert wallet(gateway_sidecar, customer)["balance"] == 1_000
     assert stock(gateway_sidecar, sku)["on_hand"] == 5
+    if outcome == "silent":  # the sweep that cancelled it counted it on its host
+        assert deadline_cancels(cluster) >= 1
+
+
+def deadline_cancels(cluster: LocalCluster) -> float:
+    """orderflow_deadline_checks_total{result="cancelled"} over the actor hosts."""
+    total = 0.0
+    for app in cluster.config.apps():
+        if app.name.startswith("actor-host"):
+            text = httpx.get(f"http://127.0.0.1:{app.app_port}/metrics", timeout=10).text
+            total += sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines()
+                if line.startswith('orderflow_deadline_checks_total{result="cancelled"}')
+            )
+    return total
 
 
 def test_the_customer_can_cancel_before_confirmation(
