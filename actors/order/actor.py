@@ -137,9 +137,5 @@ class OrderActor(EventSourcedActor[saga.OrderState], OrderDeadlineInterface):
         if name != DEADLINE_REMINDER:
             await super().on_reminder(name, state)
             return
-        await self._check_deadline()
-        if self._aggregate_status() in TERMINAL or self._head is None or not self._head.state.step:
+        if await self._check_deadline() != "waiting":  # cancelled now, or ended before
             await self.unregister_reminder(DEADLINE_REMINDER)
-
-    def _aggregate_status(self) -> model.Status:
-        return self._head.state.status if self._head else model.Status.NEW

@@ -157,14 +157,12 @@ class DeadlineSweeper(Actor, DeadlineSweeperInterface, Remindable):
             )
 
 
-async def start_sweepers(
-    actors: ActorClient, *, give_up: Callable[[], bool], delay: float = 0.5
-) -> None:
+async def start_sweepers(actors: ActorClient, *, delay: float = 0.5) -> None:
     """Ask every shard's sweeper to (re-)register its reminder; retried with backoff
     (from `delay` s, doubling up to 10 s) until each has answered (daprd and placement
-    may still be starting) or `give_up()`."""
+    may still be starting); the caller cancels it at shutdown."""
     pending = set(range(SHARDS))
-    while pending and not give_up():
+    while pending:
         for shard in sorted(pending):
             try:
                 await actors.invoke(DEADLINE_SWEEPER, str(shard), "Start")
@@ -175,5 +173,4 @@ async def start_sweepers(
         if pending:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
-    if not pending:
-        log.info("deadline sweepers started (%d shards)", SHARDS)
+    log.info("deadline sweepers started (%d shards)", SHARDS)

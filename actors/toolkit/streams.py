@@ -21,7 +21,6 @@ checks it against a real daprd delivering an entry written this way.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from dataclasses import dataclass
 from typing import Final
@@ -45,7 +44,6 @@ class StreamPublishing:
         self, topic: str, events: list[tuple[EventEnvelope, bytes]], *, traceparent: str
     ) -> Publication:
         """The stream entries of one commit: (envelope, its JSON document) per event."""
-        time = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         return Publication(
             stream=topic,
             max_len=self.max_len,
@@ -57,7 +55,6 @@ class StreamPublishing:
                     pubsub=self.pubsub,
                     source=self.source,
                     traceparent=traceparent,
-                    time=time,
                 )
                 for envelope, document in events
             ),
@@ -72,9 +69,9 @@ def cloud_event(
     pubsub: str,
     source: str,
     traceparent: str,
-    time: str,
 ) -> bytes:
-    """The CloudEvent daprd would publish for `envelope`, whose JSON is `document`."""
+    """The CloudEvent daprd would publish for `envelope`, whose JSON is `document`; its
+    `time` is when the event occurred (daprd would put the publish time there)."""
     attributes = {
         "id": envelope.event_id,
         "specversion": "1.0",
@@ -86,7 +83,7 @@ def cloud_event(
         "traceid": traceparent,
         "traceparent": traceparent,
         "tracestate": "",
-        "time": time,
+        "time": envelope.occurred_at.isoformat(),
     }
     head = json.dumps(attributes, separators=(",", ":")).encode()
     return head[:-1] + b',"data":' + document + b"}"

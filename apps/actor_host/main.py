@@ -211,12 +211,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 )
                 dead_letters = DeadLetters(publisher, metrics=router_metrics)
                 app.state.delivering = Delivering(actors, dead_letters)
-                stopping = asyncio.Event()
-                starting = asyncio.create_task(start_sweepers(actors, give_up=stopping.is_set))
+                starting = asyncio.create_task(start_sweepers(actors))
                 try:
                     yield
                 finally:
-                    stopping.set()
                     starting.cancel()
         finally:
             spans.shutdown()

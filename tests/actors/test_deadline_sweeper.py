@@ -113,7 +113,7 @@ async def test_a_failed_check_leaves_the_order_for_the_next_sweep() -> None:
     assert (await actors.invoke("OrderActor", "ord-1", "Get")).result["status"] == "cancelled"
 
 
-async def test_one_sweep_checks_at_most_the_limit_earliest_first() -> None:
+async def test_the_in_memory_due_index_answers_the_earliest_first_up_to_the_limit() -> None:
     stores = InMemoryStores()
     entries = {f"ord-{n}": n for n in range(SWEEP_LIMIT + 5)}
     stores.indexes[index_key(0)] = entries
@@ -138,7 +138,7 @@ class Refusing:
 async def test_starting_the_sweepers_retries_until_every_shard_answered() -> None:
     transport = Refusing(refusals=SHARDS + 1)  # the whole first round, then one more
 
-    await start_sweepers(ActorClient(transport), give_up=lambda: False, delay=0)
+    await start_sweepers(ActorClient(transport), delay=0)
 
     starts = [f"/v1.0/actors/DeadlineSweeper/{shard}/method/Start" for shard in range(SHARDS)]
     assert transport.paths == starts + starts + starts[:1]

@@ -8,6 +8,7 @@ tests/integration/test_redis_store.py.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
@@ -58,6 +59,8 @@ async def test_a_commit_writes_its_cloud_events_to_the_topic_and_calls_no_publis
     )
     assert (event["specversion"], event["datacontenttype"]) == ("1.0", "application/json")
     assert event["data"]["aggregate_version"] == 1
+    occurred = dt.datetime.fromisoformat(event["data"]["occurred_at"])
+    assert dt.datetime.fromisoformat(event["time"]) == occurred  # when it happened
     assert (await snapshot_of(stores, "tea")).published == 1  # the watermark moved with it
 
 
