@@ -58,6 +58,8 @@ PROJECTOR_PORTS = BasePorts(app=8300, http=3700, grpc=50003, internal_grpc=50004
 # 8410, not 8400: 8400 met the gateway's 8000 between the offsets 11850 and 12250.
 CONSOLE_PORTS = BasePorts(app=8410, http=3800, grpc=50009, internal_grpc=50010, metrics=9390)
 CONSOLE_TOPICS: tuple[str, ...] = ("pubsub/deadletter",)
+# what the projector's sidecar subscribes to with ORDERFLOW_PROJECTOR_FEED=dapr; by default
+# the projector reads those streams itself (apps/projector/feed.py) and its sidecar has none
 PROJECTOR_TOPICS: tuple[str, ...] = (
     "pubsub/orders",
     "pubsub/inventory",
@@ -100,6 +102,9 @@ class ClusterConfig:
     # one process's own extra environment, by process name (e.g. "actor-host-2"), on top
     # of extra_app_env: the integration cluster runs one actor host on each publish path
     app_env_by_name: dict[str, dict[str, str]] = field(default_factory=dict)
+    # where the projector's events come from: "streams" (its own consumer group) or "dapr"
+    # (its sidecar's subscriptions); ORDERFLOW_PROJECTOR_FEED
+    projector_feed: str = "streams"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> ClusterConfig:
@@ -118,6 +123,7 @@ class ClusterConfig:
             ),
             with_ops=env.get("ORDERFLOW_OPS", "1") != "0",
             trace_sampling=sampling_rate(env.get("ORDERFLOW_TRACE_SAMPLING", "1")),
+            projector_feed=env.get("ORDERFLOW_PROJECTOR_FEED", "streams").strip().lower(),
         )
 
     # --- binaries -----------------------------------------------------------
@@ -223,7 +229,8 @@ class ClusterConfig:
                 app_id="projector",
                 target="apps.projector.main:create_app",
                 ports=PROJECTOR_PORTS,
-                subscriptions=PROJECTOR_TOPICS,
+                subscriptions=PROJECTOR_TOPICS if self.projector_feed == "dapr" else (),
+                env=(("ORDERFLOW_PROJECTOR_FEED", self.projector_feed),),
             )
         )
         apps.append(

@@ -34,9 +34,10 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Sequence
 from typing import Any, Final
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from redis.exceptions import RedisError
 from starlette.types import Scope
 
@@ -44,6 +45,7 @@ from actors.catalog import PUBSUB
 from actors.toolkit.envelope import EventEnvelope, envelope_in, utcnow
 from actors.toolkit.fastpath import Answer, FastRoute, json_answer
 from actors.toolkit.subscriber import RETRY, SUCCESS, bulk_options, gives_up, is_bulk
+from apps.projector.feed import Entry, cloud_event_of
 from apps.projector.projections import TOPICS, projects
 from apps.projector.reader import EventReader
 from apps.projector.stats import ProjectorStats
@@ -61,9 +63,16 @@ log = logging.getLogger("orderflow.projector")
 router = APIRouter(tags=["events"])
 
 
+# what the stream feed reads: the topics, and what daprd left on the redelivery loop
+FEED_STREAMS: Final = (*TOPICS, REDELIVERY)
+
+
 @router.get("/dapr/subscribe", include_in_schema=False)
-async def subscriptions() -> list[dict[str, Any]]:
-    """Dapr's programmatic subscriptions: one route per topic, undeliverable -> REDELIVERY."""
+async def subscriptions(request: Request) -> list[dict[str, Any]]:
+    """Dapr's programmatic subscriptions: one route per topic, undeliverable -> REDELIVERY.
+    None when the projector reads the streams itself (its feed)."""
+    if getattr(request.app.state, "feed_mode", "dapr") != "dapr":
+        return []
     return [
         {
             "pubsubname": PUBSUB,
@@ -109,7 +118,7 @@ async def _deliver(
     try:
         parsed = json.loads(body)
     except ValueError as exc:
-        return await _reject(topic, body, f"not JSON: {exc}", store=store, stats=stats)
+        return await reject(topic, body, f"not JSON: {exc}", store=store, stats=stats)
     if not is_bulk(parsed):
         return await _handle(topic, parsed, store=store, reader=reader, stats=stats)
     reply = await _deliver_bulk(topic, parsed, store=store, reader=reader, stats=stats)
@@ -129,34 +138,84 @@ async def _deliver_bulk(
     the store in one batch. The reply daprd expects, a status for every entry id."""
     # the entries actors.toolkit.subscriber.each_entry answers
     entries = [e for e in delivery.get("entries") or () if isinstance(e, dict) and e.get("entryId")]
+    answers = await project_entries(
+        [(topic, entry.get("event")) for entry in entries], store=store, reader=reader, stats=stats
+    )
+    return {
+        "statuses": [
+            {"entryId": entry["entryId"], "status": answer["status"]}
+            for entry, answer in zip(entries, answers, strict=True)
+        ]
+    }
+
+
+async def project_entries(
+    entries: Sequence[tuple[str | None, Any]],
+    *,
+    store: ProjectionStore,
+    reader: EventReader,
+    stats: ProjectorStats,
+) -> list[dict[str, str]]:
+    """Decide many delivered CloudEvents, each (its topic, or None for REDELIVERY; the
+    CloudEvent), as each would be decided alone, projecting them together in one batch
+    (ProjectionStore.project_batch). One answer per entry, in order: SUCCESS or RETRY.
+    Used by daprd's bulk deliveries and by the stream feed (apps.projector.feed)."""
     answers: dict[int, dict[str, str]] = {}
     batch: list[tuple[int, EventEnvelope]] = []
-    for n, entry in enumerate(entries):
+    for n, (topic, event) in enumerate(entries):
         try:
-            envelope = _projectable(topic, entry.get("event"), reader=reader, stats=stats)
+            envelope = _projectable(topic, event, reader=reader, stats=stats)
         except Exception as exc:  # the error tree decides (_failed)
-            event = entry.get("event")
             answers[n] = await _failed(topic, event, error=exc, store=store, stats=stats)
             continue
         if envelope is None:
             answers[n] = SUCCESS
         else:
             batch.append((n, envelope))
-    results = await store.project_batch([envelope for _, envelope in batch], applied_at=utcnow())
-    now = utcnow()
-    for (n, envelope), result in zip(batch, results, strict=True):
-        if isinstance(result, BaseException):
-            event = entries[n].get("event")
-            answers[n] = await _failed(topic, event, error=result, store=store, stats=stats)
-        else:
-            stats.record(result, occurred_at=envelope.occurred_at, now=now)
-            answers[n] = SUCCESS
-    return {
-        "statuses": [
-            {"entryId": entry["entryId"], "status": answers[n]["status"]}
-            for n, entry in enumerate(entries)
-        ]
-    }
+    if batch:
+        envelopes = [envelope for _, envelope in batch]
+        results = await store.project_batch(envelopes, applied_at=utcnow())
+        now = utcnow()
+        for (n, envelope), result in zip(batch, results, strict=True):
+            if isinstance(result, BaseException):
+                topic, event = entries[n]
+                answers[n] = await _failed(topic, event, error=result, store=store, stats=stats)
+            else:
+                stats.record(result, occurred_at=envelope.occurred_at, now=now)
+                answers[n] = SUCCESS
+    return [answers[n] for n in range(len(entries))]
+
+
+async def decide_stream_entries(
+    entries: Sequence[Entry],
+    *,
+    store: ProjectionStore,
+    reader: EventReader,
+    stats: ProjectorStats,
+) -> list[bool]:
+    """The stream feed's batch (apps.projector.feed): each entry's CloudEvent decided as in
+    a bulk delivery, its topic the stream's (None on REDELIVERY). True: acknowledge it
+    (projected, ignored, or recorded as one that can never apply); False: leave it pending."""
+    answers: dict[int, dict[str, str]] = {}
+    readable: list[tuple[int, tuple[str | None, Any]]] = []
+    for n, (stream, _, fields) in enumerate(entries):
+        topic = None if stream == REDELIVERY else stream
+        try:
+            readable.append((n, (topic, cloud_event_of(fields))))
+        except ValueError as exc:
+            body = json.dumps(
+                {k.decode(errors="replace"): v.decode(errors="replace") for k, v in fields.items()}
+            ).encode()
+            answers[n] = await reject(
+                topic, body, f"not a CloudEvent entry: {exc}", store=store, stats=stats
+            )
+    decided = await project_entries(
+        [item for _, item in readable], store=store, reader=reader, stats=stats
+    )
+    for (n, _), answer in zip(readable, decided, strict=True):
+        answers[n] = answer
+    stats.record_batch(len(entries))
+    return [answers[n]["status"] == SUCCESS["status"] for n in range(len(entries))]
 
 
 async def _handle(
@@ -203,14 +262,14 @@ async def _failed(
     (actors.toolkit.errors)."""
     if gives_up(error):  # InvalidDeliveryError, InvalidEventError: it can never apply
         body = json.dumps(cloud_event).encode()
-        return await _reject(topic, body, str(error), store=store, stats=stats)
+        return await reject(topic, body, str(error), store=store, stats=stats)
     stats.retried += 1  # NewerSchemaError, Redis down, anything unforeseen
     level = logging.INFO if isinstance(error, RedisError) else logging.WARNING
     log.log(level, "RETRY a delivery on %s: %r", topic or REDELIVERY, error)
     return RETRY
 
 
-async def _reject(
+async def reject(
     topic: str | None, body: bytes, reason: str, *, store: ProjectionStore, stats: ProjectorStats
 ) -> dict[str, str]:
     """Record a delivery that can never apply, then acknowledge it (RETRY if unrecorded)."""

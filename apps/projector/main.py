@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import os
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
-from typing import Any
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, Final
 
 from fastapi import FastAPI, Request
 from redis.asyncio import Redis
@@ -20,6 +21,7 @@ from actors.toolkit.metrics import ProjectorMetrics, mount_metrics, new_registry
 from actors.toolkit.redis_connection import redis_client, redis_host_from_env
 from apps.projector import events
 from apps.projector.deps import StatsDep
+from apps.projector.feed import Entry, FeedSettings, StreamFeed
 from apps.projector.generations import Generations
 from apps.projector.reader import EventReader
 from apps.projector.sagas import DEFAULT_STUCK_AFTER, SagaGauges
@@ -28,6 +30,10 @@ from apps.projector.store import DEFAULT_COUNTER_TTL, ProjectionStore
 from readmodels.keys import Layout, prefix_from_env
 from readmodels.queries import ReadModels
 
+FEED_STREAMS: Final = "streams"
+FEED_DAPR: Final = "dapr"
+FEEDS: Final = (FEED_STREAMS, FEED_DAPR)
+
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
@@ -35,6 +41,17 @@ class Settings:
     prefix: str = "rm:"
     counter_ttl: dt.timedelta = DEFAULT_COUNTER_TTL
     stuck_after: dt.timedelta = DEFAULT_STUCK_AFTER  # orderflow_orders_stuck counts older ones
+    # where events come from: the topics' streams through its own consumer group
+    # (apps.projector.feed), or daprd's bulk subscriptions ("dapr": a broker other than
+    # the actors' Redis)
+    feed: str = FEED_STREAMS
+    group: str = "projector"  # the consumer group: the app id, as daprd names it
+
+    def __post_init__(self) -> None:
+        if self.feed not in FEEDS:
+            raise ValueError(
+                f"ORDERFLOW_PROJECTOR_FEED must be one of {', '.join(FEEDS)}, not {self.feed!r}"
+            )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -49,6 +66,8 @@ class Settings:
                     env.get("ORDERFLOW_STUCK_AFTER_S", DEFAULT_STUCK_AFTER.total_seconds())
                 )
             ),
+            feed=env.get("ORDERFLOW_PROJECTOR_FEED", FEED_STREAMS).strip().lower(),
+            group=env.get("APP_ID") or "projector",
         )
 
 
@@ -57,13 +76,16 @@ def create_app(
     *,
     redis: Redis | None = None,
     reader: EventReader | None = None,
+    feed_redis: Redis | None = None,
 ) -> FastAPI:
     """The projector; `redis` replaces the client built from settings (its caller closes it),
-    `reader` the reader of the actors' own event schemas (EventReader.for_actors)."""
+    `reader` the reader of the actors' own event schemas (EventReader.for_actors).
+    With the streams feed, `feed_redis` (bytes replies; its caller closes it) replaces the
+    feed's own client; a test that passes `redis` but no `feed_redis` runs without a feed."""
     logs.configure(app="projector")
     metrics = ProjectorMetrics(new_registry())  # GET /metrics
 
-    @asynccontextmanager
+    @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         resolved = settings or Settings.from_env()
         client = redis or redis_client(resolved.redis_host)
@@ -75,11 +97,16 @@ def create_app(
         app.state.sagas = SagaGauges(
             ReadModels(client, layout=layout), metrics, stuck_after=resolved.stuck_after
         )
-        try:
-            yield
-        finally:
+        app.state.feed_mode = resolved.feed
+        app.state.feed = None
+        async with contextlib.AsyncExitStack() as stack:
             if redis is None:
-                await client.aclose()
+                stack.push_async_callback(client.aclose)
+            if resolved.feed == FEED_STREAMS and (redis is None or feed_redis is not None):
+                app.state.feed = await stack.enter_async_context(
+                    _running_feed(app, resolved, feed_redis)
+                )
+            yield
 
     app = FastAPI(title="Orderflow projector (read models)", lifespan=lifespan)
     app.add_middleware(FastRoutes, routes=events.delivery_routes())  # the hot path
@@ -96,6 +123,10 @@ def create_app(
             active, rebuilding = None, None
         body = stats.as_dict(now=utcnow())
         body["generations"] = {"active": active, "rebuilding": rebuilding}
+        feed: StreamFeed | None = request.app.state.feed
+        body["feed"] = {"mode": request.app.state.feed_mode}
+        if feed is not None:
+            body["feed"].update(group=feed.settings.group, **feed.stats.as_dict())
         return body
 
     @app.post("/projector/stats/reset", tags=["ops"], summary="Forget lag/throughput samples")
@@ -108,6 +139,39 @@ def create_app(
         return {"status": "ok"}
 
     return app
+
+
+@contextlib.asynccontextmanager
+async def _running_feed(
+    app: FastAPI, settings: Settings, feed_redis: Redis | None
+) -> AsyncIterator[StreamFeed]:
+    """The stream feed as a task for the app's lifetime (cancelled at shutdown: what it
+    read and had not acknowledged stays pending for the next start)."""
+    client = feed_redis or redis_client(
+        settings.redis_host, max_connections=4, decode_responses=False
+    )
+    state = app.state
+
+    async def decide(entries: Sequence[Entry]) -> list[bool]:
+        return await events.decide_stream_entries(
+            entries, store=state.store, reader=state.reader, stats=state.stats
+        )
+
+    feed = StreamFeed(
+        client,
+        streams=events.FEED_STREAMS,
+        decide=decide,
+        settings=FeedSettings(group=settings.group, consumer=settings.group),
+    )
+    task = asyncio.create_task(feed.run(), name="projector-feed")
+    try:
+        yield feed
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        if feed_redis is None:
+            await client.aclose()
 
 
 async def _refresh_saga_gauges(request: Request) -> None:

@@ -34,7 +34,7 @@ ORDER, CUSTOMER = "ord-1", "cust-1"
 
 @contextlib.asynccontextmanager
 async def serve(redis: aioredis.Redis) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(Settings(), redis=redis)
+    app = create_app(Settings(feed="dapr"), redis=redis)  # daprd delivers over HTTP
     async with running(app, base_url="http://projector") as c:
         yield c
 

@@ -33,14 +33,8 @@ def test_no_two_processes_share_a_port(tmp_path: Path, replicas: int) -> None:
 # app, its app and sidecar HTTP ports, the subscriptions it waits for, and a URL it lists
 APPS_WITH_SIDECARS = [
     ("shipping", 8200, 3600, ("pubsub/orders",), "shipping partner API", "8200/docs"),
-    (
-        "projector",
-        8300,
-        3700,
-        ("pubsub/orders", "pubsub/inventory", "pubsub/wallet", "pubsub/projector-redelivery"),
-        "projector (read models) stats",
-        "8300/projector/stats",
-    ),
+    # it reads the topics' streams itself (apps/projector/feed.py): its sidecar subscribes to none
+    ("projector", 8300, 3700, (), "projector (read models) stats", "8300/projector/stats"),
     ("console", 8410, 3800, ("pubsub/deadletter",), "ops console", "8410/cluster"),
 ]
 
@@ -88,6 +82,23 @@ def test_the_projector_reads_and_writes_the_read_models_redis(tmp_path: Path) ->
     cluster = _cluster(tmp_path)
 
     assert cluster.processes["projector"].env["ORDERFLOW_REDIS_HOST"] == "127.0.0.1:6380"
+
+
+def test_with_the_dapr_feed_the_launcher_waits_for_the_projectors_subscriptions(
+    tmp_path: Path,
+) -> None:
+    env = {"ORDERFLOW_RUNTIME_DIR": str(tmp_path), "ORDERFLOW_PROJECTOR_FEED": "dapr"}
+    cluster = LocalCluster(ClusterConfig.from_env(env))
+
+    assert cluster.app("projector").subscriptions == (
+        "pubsub/orders",
+        "pubsub/inventory",
+        "pubsub/wallet",
+        "pubsub/projector-redelivery",
+    )
+    assert cluster.processes["projector"].env["ORDERFLOW_PROJECTOR_FEED"] == "dapr"
+    default = LocalCluster(ClusterConfig.from_env({"ORDERFLOW_RUNTIME_DIR": str(tmp_path)}))
+    assert default.processes["projector"].env["ORDERFLOW_PROJECTOR_FEED"] == "streams"
 
 
 def test_one_process_can_have_an_environment_of_its_own(tmp_path: Path) -> None:

@@ -1,0 +1,292 @@
+"""The projector's feed: the topics' Redis streams, read through its own consumer group.
+
+The actor hosts write each event's CloudEvent to its topic's stream inside the commit
+(actors.toolkit.streams); daprd writes the same entries for what it publishes. Instead of
+a daprd reading those streams and POSTing them to the projector (a bulk subscriber that
+polls 4 topics, an HTTP hop, a JSON envelope around every batch), the feed reads them
+itself, as daprd's pubsub.redis would, in the same consumer group (the app id: a feed
+started where a daprd subscription was takes over its position and its pending entries):
+
+    XREADGROUP GROUP <group> <consumer> COUNT <count> BLOCK <block_ms>
+        STREAMS orders inventory wallet projector-redelivery > > > >
+
+One read returns what is waiting on every topic; its events are decided and projected as
+one batch (apps.projector.events.project_entries: two Redis round trips), then the entries
+that succeeded are acknowledged (XACK, one round trip). So:
+
+- nothing lost: an entry is acknowledged only once its projection is committed (or it was
+  recorded as one that can never apply). An entry answered RETRY (Redis failed mid-batch,
+  a schema this projector does not know yet) stays pending, and so does everything read
+  by a projector that died: the feed reads its own pending entries first when it starts,
+  and every `claim_every_s` it claims (XAUTOCLAIM) the entries any consumer of the group
+  left pending for `claim_idle_ms` and decides them again;
+- duplicates change nothing (the projection is idempotent per aggregate version), so a
+  claim that races a slow consumer costs only a repeat;
+- lag: an event is read as soon as it is added (a blocked read returns at once), not
+  after a bulk subscriber's wait; an idle feed costs one blocked read a second.
+
+The price: the projector depends on pubsub.redis's stream layout (one stream per topic,
+`{data: <CloudEvent>}`), as the actor hosts' append already does; a projector on another
+broker runs with ORDERFLOW_PROJECTOR_FEED=dapr (daprd's bulk subscriptions, kept).
+Entries trimmed away (MAXLEN) while pending are acknowledged and counted as lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+
+log = logging.getLogger("orderflow.projector.feed")
+
+# (stream, entry id, the entry's fields)
+Entry = tuple[str, bytes, dict[bytes, bytes]]
+# decides a batch: one True (acknowledge) or False (leave pending) per entry
+Decide = Callable[[Sequence[Entry]], Awaitable[list[bool]]]
+
+StreamKey = bytes | str | memoryview
+StreamId = int | bytes | str | memoryview
+DATA_FIELD: Final = b"data"  # pubsub.redis keeps the CloudEvent under this field
+
+
+@dataclass(frozen=True)
+class FeedSettings:
+    group: str = "projector"  # the consumer group: the app id, as daprd names it
+    consumer: str = "projector"  # shared by replicas, as daprd's is (claims go by idle time)
+    count: int = 100  # entries per stream per read
+    block_ms: int = 1000  # a read waits this long for a first entry
+    claim_idle_ms: int = 5000  # a pending entry this idle is claimed and decided again
+    claim_every_s: float = 2.0
+    retry_after_s: float = 0.5  # after Redis failed a read or an acknowledgement
+
+
+@dataclass
+class FeedStats:
+    reads: int = 0  # reads that returned entries
+    entries: int = 0  # entries decided (claimed ones included)
+    acked: int = 0
+    claimed: int = 0  # entries taken over from the pending list
+    trimmed: int = 0  # pending entries the stream no longer holds (MAXLEN): lost
+    errors: int = 0  # reads or acknowledgements Redis failed
+    last_error: str | None = None
+    running: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "reads": self.reads,
+            "entries": self.entries,
+            "acked": self.acked,
+            "claimed": self.claimed,
+            "trimmed": self.trimmed,
+            "errors": self.errors,
+            "last_error": self.last_error,
+            "running": self.running,
+        }
+
+
+@dataclass
+class StreamFeed:
+    """Reads `streams` through `settings.group` and hands each batch to `decide`.
+    `redis` must answer bytes (decode_responses=False): an entry is the producer's bytes."""
+
+    redis: Redis
+    streams: tuple[str, ...]
+    decide: Decide
+    settings: FeedSettings = field(default_factory=FeedSettings)
+    stats: FeedStats = field(default_factory=FeedStats)
+    clock: Callable[[], float] = time.monotonic
+
+    def __post_init__(self) -> None:
+        self._new_entries: dict[StreamKey, StreamId] = dict.fromkeys(self.streams, ">")
+
+    async def run(self) -> None:
+        """Until cancelled: create the groups, decide this consumer's pending entries,
+        then read new entries and claim abandoned ones. Redis failures are logged and
+        retried; nothing here ends the loop but cancellation."""
+        self.stats.running = True
+        try:
+            await self._until_done(self.ensure_groups)
+            await self._until_done(self.drain_own_pending)
+            next_claim = self.clock() + self.settings.claim_every_s
+            while True:
+                await self._until_done(self.read_once)
+                if self.clock() >= next_claim:
+                    await self._until_done(self.claim_once)
+                    next_claim = self.clock() + self.settings.claim_every_s
+        finally:
+            self.stats.running = False
+
+    async def _until_done(self, step: Callable[[], Awaitable[object]]) -> None:
+        while True:
+            try:
+                await step()
+                return
+            except ResponseError as exc:
+                if "NOGROUP" in str(exc):  # the stream was deleted (FLUSHALL, DEL)
+                    await self._failed(exc)
+                    await self._quietly(self.ensure_groups)
+                    continue
+                await self._failed(exc)
+            except (RedisError, OSError) as exc:
+                await self._failed(exc)
+
+    async def _failed(self, exc: BaseException) -> None:
+        self.stats.errors += 1
+        self.stats.last_error = f"{type(exc).__name__}: {exc}"
+        log.warning("the stream feed retries after %s", self.stats.last_error)
+        await asyncio.sleep(self.settings.retry_after_s)
+
+    async def _quietly(self, step: Callable[[], Awaitable[object]]) -> None:
+        try:
+            await step()
+        except (RedisError, OSError) as exc:
+            log.info("the stream feed could not recreate its groups yet: %s", exc)
+
+    async def ensure_groups(self) -> None:
+        """XGROUP CREATE <stream> <group> 0 MKSTREAM for each stream, unless it exists: a
+        new group starts at the stream's first entry (nothing written before is missed)."""
+        for stream in self.streams:
+            try:
+                await self.redis.xgroup_create(stream, self.settings.group, id="0", mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
+    async def drain_own_pending(self) -> None:
+        """Decide every entry this consumer read and never acknowledged (a crash, a RETRY)."""
+        cursors: dict[StreamKey, StreamId] = dict.fromkeys(self.streams, "0")
+        while cursors:
+            reply = _by_stream(
+                await self.redis.xreadgroup(
+                    self.settings.group,
+                    self.settings.consumer,
+                    cursors,
+                    count=self.settings.count,
+                )
+            )
+            entries: list[Entry] = []
+            for stream in self.streams:
+                if stream not in cursors:
+                    continue
+                items = reply.get(stream)
+                if not items:
+                    del cursors[stream]
+                    continue
+                cursors[stream] = items[-1][0].decode()  # the next page starts past it
+                entries += [(stream, entry_id, fields) for entry_id, fields in items]
+            await self._decide_and_ack(entries)
+
+    async def read_once(self) -> int:
+        """One blocking read of new entries on every stream, decided and acknowledged.
+        Returns how many entries it decided."""
+        reply = await self.redis.xreadgroup(
+            self.settings.group,
+            self.settings.consumer,
+            self._new_entries,
+            count=self.settings.count,
+            block=self.settings.block_ms,
+        )
+        entries = _entries(reply)
+        if entries:
+            self.stats.reads += 1
+            await self._decide_and_ack(entries)
+        return len(entries)
+
+    async def claim_once(self) -> int:
+        """Take over the entries left pending for `claim_idle_ms` by any consumer of the
+        group (this one included: its RETRYs), decide them again. Returns how many."""
+        claimed = 0
+        for stream in self.streams:
+            start = "0-0"
+            while True:
+                reply = await self.redis.xautoclaim(
+                    stream,
+                    self.settings.group,
+                    self.settings.consumer,
+                    min_idle_time=self.settings.claim_idle_ms,
+                    start_id=start,
+                    count=self.settings.count,
+                )
+                cursor, items, deleted = _autoclaim_reply(reply)
+                if deleted:  # trimmed while pending: nothing left to decide
+                    self.stats.trimmed += len(deleted)
+                    log.error("%d pending entries of %s were trimmed unread", len(deleted), stream)
+                    await self.redis.xack(stream, self.settings.group, *deleted)
+                entries = [(stream, entry_id, fields) for entry_id, fields in items if fields]
+                claimed += len(entries)
+                self.stats.claimed += len(entries)
+                await self._decide_and_ack(entries)
+                if cursor in (b"0-0", "0-0"):
+                    break
+                start = cursor.decode() if isinstance(cursor, bytes) else cursor
+        return claimed
+
+    async def _decide_and_ack(self, entries: Sequence[Entry]) -> None:
+        """Decide the entries that still hold something; acknowledge those decided for
+        good and those the stream no longer holds (trimmed while pending: counted lost)."""
+        if not entries:
+            return
+        live = [entry for entry in entries if entry[2]]
+        done: dict[str, list[bytes]] = {}
+        for stream, entry_id, fields in entries:
+            if not fields:
+                self.stats.trimmed += 1
+                log.error("pending entry %s of %s was trimmed unread", entry_id, stream)
+                done.setdefault(stream, []).append(entry_id)
+        if live:
+            self.stats.entries += len(live)
+            verdicts = await self.decide(live)
+            for (stream, entry_id, _), ack in zip(live, verdicts, strict=True):
+                if ack:
+                    done.setdefault(stream, []).append(entry_id)
+        if not done:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for stream, ids in done.items():
+                pipe.xack(stream, self.settings.group, *ids)
+            await pipe.execute()
+        self.stats.acked += sum(len(ids) for ids in done.values())
+
+
+def _by_stream(reply: Any) -> dict[str, list[tuple[bytes, dict[bytes, bytes]]]]:
+    """XREADGROUP's reply as {stream: [(id, fields)]} (RESP2 list or RESP3 map); an entry
+    trimmed while pending comes back with no fields ({})."""
+    if not reply:
+        return {}
+    pairs = reply.items() if isinstance(reply, dict) else reply
+    return {
+        (name.decode() if isinstance(name, bytes) else str(name)): [
+            (entry_id, fields or {}) for entry_id, fields in items
+        ]
+        for name, items in pairs
+    }
+
+
+def _entries(reply: Any) -> list[Entry]:
+    return [
+        (stream, entry_id, fields)
+        for stream, items in _by_stream(reply).items()
+        for entry_id, fields in items
+    ]
+
+
+def _autoclaim_reply(reply: Any) -> tuple[Any, list[tuple[bytes, dict[bytes, bytes]]], list[bytes]]:
+    """XAUTOCLAIM's reply: the next cursor, the claimed entries, the ids already deleted."""
+    cursor, items = reply[0], reply[1]
+    deleted = list(reply[2]) if len(reply) > 2 else []
+    return cursor, [(entry_id, fields) for entry_id, fields in items if entry_id], deleted
+
+
+def cloud_event_of(fields: dict[bytes, bytes]) -> Any:
+    """The CloudEvent an entry holds; raises ValueError when it holds none."""
+    data = fields.get(DATA_FIELD)
+    if data is None:
+        raise ValueError(f"no {DATA_FIELD.decode()!r} field (fields: {sorted(fields)[:5]})")
+    return json.loads(data)
