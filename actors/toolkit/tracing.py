@@ -23,6 +23,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Final
 
+from fastapi.telemetry import TelemetryConfig
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
@@ -35,6 +36,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 _TRACEPARENT: ContextVar[str] = ContextVar("traceparent", default="")
 _TRACEPARENT_SHAPE: Final = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 _NOOP: Final = contextlib.nullcontext()
+# FastAPI's own OpenTelemetry instrumentation reads the global providers, which nothing
+# here sets (our spans have their own provider): it never records, yet checks on every
+# request whether it should. The apps turn it off (FastAPI(telemetry=...)).
+NO_FASTAPI_TELEMETRY: Final[TelemetryConfig] = {"tracing": False, "metrics": False, "logs": False}
 _tracer: trace.Tracer | None = None  # set by `configure`, process-wide
 
 

@@ -220,7 +220,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             spans.shutdown()
             await redis.aclose()
 
-    app = FastAPI(title="Orderflow actor host", lifespan=lifespan)
+    app = FastAPI(
+        title="Orderflow actor host", lifespan=lifespan, telemetry=tracing.NO_FASTAPI_TELEMETRY
+    )
     router = build_router()
     # daprd's hot calls (actor turns, reminders, deliveries) skip FastAPI's routing; the
     # trace context middleware, added after it, still wraps them (actors.toolkit.fastpath)

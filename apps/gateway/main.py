@@ -6,10 +6,9 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 from fastapi import FastAPI
-from fastapi.telemetry import TelemetryConfig
 
 from actors.toolkit import logs, tracing
 from actors.toolkit.client import ActorClient
@@ -29,9 +28,6 @@ Orderflow's public API: place and track orders, stock SKUs, fund wallets.
 Errors are `application/problem+json` (RFC 9457) with a stable `code`;
 `type` is `https://orderflow.dev/problems/<code>`.
 """
-
-
-NO_FASTAPI_TELEMETRY: Final[TelemetryConfig] = {"tracing": False, "metrics": False, "logs": False}
 
 
 @dataclass(frozen=True)
@@ -90,7 +86,7 @@ def create_app(
         lifespan=lifespan,
         # FastAPI's own OpenTelemetry stays off: TraceContextMiddleware makes our server
         # span, and the check for global providers cost every request three env reads.
-        telemetry=NO_FASTAPI_TELEMETRY,
+        telemetry=tracing.NO_FASTAPI_TELEMETRY,
     )
     if actors is not None:
         app.state.actors = actors
