@@ -181,7 +181,8 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
                 meta, command = self._parse(command_type, payload)
             except DomainError as exc:
                 return failed(exc)
-            order_id = getattr(command, "order_id", None)
+            # a field or nothing (pydantic's __getattr__ raises for a missing one: costly)
+            order_id = command.__dict__.get("order_id")
             logs.annotate(correlation_id=meta.correlation_id or order_id or self.id.id)
             logs.annotate(order_id=order_id if isinstance(order_id, str) else None)
             return await self._execute(meta, command)

@@ -16,9 +16,10 @@ Event envelope (the `data` of a CloudEvent published through Dapr pub/sub):
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import uuid
-from typing import Any
+from typing import Any, Final
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
@@ -26,12 +27,21 @@ from actors.toolkit.domain import Event
 from actors.toolkit.errors import DomainError, PermanentError
 
 EVENT_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://orderflow/events")
+# uuid5 = SHA-1 of the namespace's bytes and the name: the namespace's part hashed once
+_EVENT_ID_HASH: Final = hashlib.sha1(EVENT_ID_NAMESPACE.bytes, usedforsecurity=False)
 
 
 def event_id_for(aggregate_type: str, aggregate_id: str, aggregate_version: int) -> str:
-    """The id of an aggregate's event at a version: the same on every (re-)send."""
-    name = f"{aggregate_type}/{aggregate_id}/{aggregate_version}"
-    return uuid.uuid5(EVENT_ID_NAMESPACE, name).hex
+    """The id of an aggregate's event at a version: the same on every (re-)send.
+
+    `uuid.uuid5(EVENT_ID_NAMESPACE, "<type>/<id>/<version>").hex`, computed without the
+    UUID object (uuid5 was 4 % of a Deposit's CPU in the actor host, bench/turn.py)."""
+    digest = _EVENT_ID_HASH.copy()
+    digest.update(f"{aggregate_type}/{aggregate_id}/{aggregate_version}".encode())
+    raw = bytearray(digest.digest()[:16])
+    raw[6] = (raw[6] & 0x0F) | 0x50  # version 5
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return raw.hex()
 
 
 def utcnow() -> dt.datetime:
