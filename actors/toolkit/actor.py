@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import logging
 import os
 import signal
@@ -37,7 +36,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from dapr.actor import Actor, ActorId, Remindable
 from dapr.actor.runtime.context import ActorRuntimeContext
 
-from actors.toolkit import audit, logs
+from actors.toolkit import audit, codec, logs
 from actors.toolkit.aggregate import AggregateSpec
 from actors.toolkit.commands import Meta, parse_object, split_meta, validate_command
 from actors.toolkit.domain import Command, Event, State
@@ -481,4 +480,4 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
 
 
 def _body(body: dict[str, Any]) -> bytes:
-    return json.dumps(body, separators=(",", ":")).encode()
+    return codec.dumps(body)

@@ -18,6 +18,7 @@ from typing import Any, Final, TypeVar
 
 from pydantic import ValidationError
 
+from actors.toolkit import codec
 from actors.toolkit.domain import Command
 from actors.toolkit.errors import InvalidCommandError
 
@@ -47,7 +48,7 @@ def parse_object(payload: bytes | None) -> dict[str, Any]:
             context={"limit": MAX_PAYLOAD_BYTES},
         )
     try:
-        body = json.loads(payload)
+        body = codec.loads(payload)
     except ValueError as exc:
         raise InvalidCommandError(f"payload is not valid JSON: {exc}") from exc
     if not isinstance(body, dict):

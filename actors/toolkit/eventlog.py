@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
+from actors.toolkit import codec
 from actors.toolkit.envelope import EventEnvelope
 from actors.toolkit.inbox import inbox_key
 from actors.toolkit.store import (
@@ -75,7 +76,7 @@ class EventLog:
         entry = None
         if inbox is not None:
             message_id, result, ttl = inbox
-            entry = Item(inbox_key(message_id), json.dumps(result).encode(), ttl)
+            entry = Item(inbox_key(message_id), codec.dumps(result), ttl)
         documents = [(e, e.model_dump_json().encode()) for e in envelopes]
         seen = await self._store.append(
             Append(

@@ -21,10 +21,10 @@ checks it against a real daprd delivering an entry written this way.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Final
 
+from actors.toolkit import codec
 from actors.toolkit.envelope import EventEnvelope
 from actors.toolkit.store import Publication
 
@@ -85,5 +85,5 @@ def cloud_event(
         "tracestate": "",
         "time": envelope.occurred_at.isoformat(),
     }
-    head = json.dumps(attributes, separators=(",", ":")).encode()
+    head = codec.dumps(attributes)
     return head[:-1] + b',"data":' + document + b"}"

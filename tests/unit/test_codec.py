@@ -1,0 +1,87 @@
+"""actors.toolkit.codec writes what json.dumps(separators=(",", ":")) writes, byte for byte."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from actors.toolkit import codec
+from actors.toolkit.envelope import EVENT_ID_NAMESPACE, event_id_for
+
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()  # beyond 64 bits too
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text()  # non-ASCII, control characters, surrogates' neighbours
+)
+documents = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+def standard(obj: object) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+@given(documents)
+def test_dumps_writes_the_standard_modules_bytes(obj: object) -> None:
+    assert codec.dumps(obj) == standard(obj)
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {"ok": True, "result": {"balance": 5}, "events": [{"event_id": "ab"}], "x": None},
+        {"note": "café \u2028 \x7f \x1f"},
+        [1e-07, 1e-5, 2.5e-8, 1e16, 1e22, -0.0, 5e-324, 0.1, 100.0],
+        {"v": "1.5", "at": ":1.5e3", "x": [1.5]},
+        1.5,
+        {"e-5": "tee-5", "n": 2**64, "m": -(2**63) - 1},
+        {1: "a non-string key"},
+        [[[[[]]]]],
+    ],
+)
+def test_dumps_agrees_where_orjson_alone_would_not(obj: object) -> None:
+    assert codec.dumps(obj) == standard(obj)
+
+
+def test_dumps_refuses_what_the_standard_module_refuses() -> None:
+    with pytest.raises(TypeError):
+        codec.dumps({"when": object()})
+
+
+@given(st.text(), st.text(), st.integers(min_value=0, max_value=2**40))
+def test_event_ids_are_the_uuid5_of_type_id_and_version(type_: str, id_: str, version: int) -> None:
+    expected = uuid.uuid5(EVENT_ID_NAMESPACE, f"{type_}/{id_}/{version}").hex
+    assert event_id_for(type_, id_, version) == expected
+
+
+@given(documents)
+def test_loads_reads_what_the_standard_module_reads(obj: object) -> None:
+    raw = standard(obj)
+    assert repr(codec.loads(raw)) == repr(json.loads(raw))  # repr: -0.0 and 0.0 differ
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"12345678901234567890123", b'{"a":NaN,"b":-Infinity}', b'"\\ud800"', b"1E400", b"-0"],
+)
+def test_loads_agrees_where_orjson_alone_would_not(raw: bytes) -> None:
+    assert repr(codec.loads(raw)) == repr(json.loads(raw))
+    assert type(codec.loads(raw)) is type(json.loads(raw))
+
+
+@pytest.mark.parametrize("raw", [b"", b"{", b'{"a":1,}', b"\xff", b"[1] x"])
+def test_loads_raises_the_standard_modules_error(raw: bytes) -> None:
+    with pytest.raises(ValueError) as ours:  # noqa: PT011 (the same error is the point)
+        codec.loads(raw)
+    with pytest.raises(ValueError) as theirs:  # noqa: PT011
+        json.loads(raw)
+    assert (type(ours.value), str(ours.value)) == (type(theirs.value), str(theirs.value))
