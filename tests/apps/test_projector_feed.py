@@ -99,6 +99,11 @@ async def test_events_written_before_the_projector_started_are_projected_and_ack
             return await counted(client, "applied") == 5 + 1 + 1
 
         await eventually(all_applied, what="every event applied")
+
+        async def all_acknowledged() -> bool:  # with the read after the batch
+            return int((await feed_stats(client))["feed"]["acked"]) == 7
+
+        await eventually(all_acknowledged, what="every entry acknowledged")
         body = await feed_stats(client)
 
     assert await redis.hget("rm:g0:order:ord-1", "status") == "shipped"
@@ -108,7 +113,6 @@ async def test_events_written_before_the_projector_started_are_projected_and_ack
         assert await pending(raw, topic) == 0
     assert body["feed"]["mode"] == "streams"
     assert body["feed"]["group"] == "projector"
-    assert body["feed"]["acked"] == 7
     assert body["feed"]["errors"] == 0
 
 
@@ -338,3 +342,38 @@ async def test_it_keeps_trying_while_redis_is_unreachable(raw):
         assert feed.stats.running is True
 
     await unreachable.aclose()
+
+
+async def test_a_batch_is_acknowledged_with_the_next_read_or_at_shutdown(raw):
+    decider = Decider()
+    feed = StreamFeed(raw, streams=("s",), decide=decider, settings=FAST)
+    await feed.ensure_groups()
+    for n in range(3):
+        await raw.xadd("s", {"data": f"e{n}".encode()})
+
+    assert await feed.read_once() == 3
+    assert await pending(raw, "s") == 3  # decided, not yet acknowledged
+    await raw.xadd("s", {"data": b"e3"})
+    assert await feed.read_once() == 1
+    assert await pending(raw, "s") == 1  # the first three went with this read
+    await feed.flush_acks()  # what run() does when it is cancelled
+
+    assert await pending(raw, "s") == 0
+    assert feed.stats.acked == 4
+    assert decider.seen == [b"e0", b"e1", b"e2", b"e3"]
+
+
+async def test_a_feed_cancelled_mid_run_acknowledges_what_it_decided(raw):
+    decider = Decider()
+    feed = StreamFeed(raw, streams=("s",), decide=decider, settings=FAST)
+
+    async with feeding(feed):
+        await eventually(lambda: _has_groups(raw, ("s",)), what="the group")
+        await raw.xadd("s", {"data": b"last"})
+
+        async def seen() -> bool:
+            return decider.seen == [b"last"]
+
+        await eventually(seen, what="the entry decided")
+
+    assert await pending(raw, "s") == 0
