@@ -261,6 +261,20 @@ class ProjectorMetrics:
             ["status"],
             registry=r,
         )
+        self.feed_pending = Gauge(
+            "orderflow_projector_feed_pending",
+            "Entries the projector's feed read and has not acknowledged yet, by stream "
+            "(its consumer group's pending list, at scrape time)",
+            ["stream"],
+            registry=r,
+        )
+        self.feed_backlog = Gauge(
+            "orderflow_projector_feed_backlog",
+            "Entries on a stream the projector's feed has not read yet (its consumer "
+            "group's lag, at scrape time)",
+            ["stream"],
+            registry=r,
+        )
         self.stuck = Gauge(
             "orderflow_orders_stuck",
             "Orders in progress placed longer ago than the stuck threshold, by status",

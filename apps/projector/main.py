@@ -94,6 +94,7 @@ def create_app(
         app.state.generations = Generations(client, layout=layout)
         app.state.reader = reader or EventReader.for_actors()
         app.state.stats = ProjectorStats(metrics=metrics)
+        app.state.metrics = metrics
         app.state.sagas = SagaGauges(
             ReadModels(client, layout=layout), metrics, stuck_after=resolved.stuck_after
         )
@@ -177,3 +178,26 @@ async def _running_feed(
 async def _refresh_saga_gauges(request: Request) -> None:
     sagas: SagaGauges = request.app.state.sagas
     await sagas.refresh(utcnow())
+    feed: StreamFeed | None = request.app.state.feed
+    if feed is not None:
+        await _refresh_feed_gauges(feed, request.app.state.metrics)
+
+
+async def _refresh_feed_gauges(feed: StreamFeed, metrics: ProjectorMetrics) -> None:
+    """Per stream, what the feed's group holds pending and has not read (XINFO GROUPS)."""
+    for stream in feed.streams:
+        try:
+            groups = await feed.redis.xinfo_groups(stream)
+        except RedisError:  # no stream yet, or Redis down: the gauges keep their last value
+            continue
+        for group in groups:
+            if _text(group.get("name")) != feed.settings.group:
+                continue
+            metrics.feed_pending.labels(stream).set(int(group.get("pending") or 0))
+            lag = group.get("lag")
+            if lag is not None:  # None: Redis cannot tell (entries were deleted)
+                metrics.feed_backlog.labels(stream).set(int(lag))
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -22,6 +22,7 @@ from actors.toolkit.envelope import EventEnvelope
 from actors.toolkit.streams import cloud_event
 from apps.projector.feed import Entry, FeedSettings, StreamFeed
 from apps.projector.main import Settings, create_app
+from tests import metrics_text
 from tests.apps.conftest import running
 from tests.apps.histories import funded, restocked, shipped
 
@@ -163,7 +164,22 @@ async def test_an_event_of_a_newer_schema_stays_pending_for_an_upgraded_projecto
             return await counted(client, "retried") >= 1
 
         await eventually(retried, what="the RETRY")
+        await publish(raw, "wallet", funded("cust-5", 100))  # read after it: not held up
 
+        async def applied() -> bool:
+            return await counted(client, "applied") == 1
+
+        await eventually(applied, what="the next event applied")
+
+        async def only_the_newer_one_pending() -> bool:  # the next one goes with a read
+            return await pending(raw, "wallet") == 1
+
+        await eventually(only_the_newer_one_pending, what="the next event acknowledged")
+        scraped = metrics_text.parse((await client.get("/metrics")).text)
+
+    # the operator sees it: the feed holds one entry it cannot take yet
+    assert metrics_text.value(scraped, "orderflow_projector_feed_pending", stream="wallet") == 1
+    assert metrics_text.value(scraped, "orderflow_projector_feed_backlog", stream="wallet") == 0
     assert await pending(raw, "wallet") == 1
     assert await redis.exists("rm:g0:wallet:cust-3") == 0
 
