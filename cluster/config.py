@@ -59,7 +59,7 @@ PROJECTOR_PORTS = BasePorts(app=8300, http=3700, grpc=50003, internal_grpc=50004
 CONSOLE_PORTS = BasePorts(app=8410, http=3800, grpc=50009, internal_grpc=50010, metrics=9390)
 CONSOLE_TOPICS: tuple[str, ...] = ("pubsub/deadletter",)
 # what the projector's sidecar subscribes to with ORDERFLOW_PROJECTOR_FEED=dapr; by default
-# the projector reads those streams itself (apps/projector/feed.py) and its sidecar has none
+# the projector reads those streams itself (actors/toolkit/streamfeed.py) and its sidecar has none
 PROJECTOR_TOPICS: tuple[str, ...] = (
     "pubsub/orders",
     "pubsub/inventory",

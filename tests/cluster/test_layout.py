@@ -33,7 +33,7 @@ def test_no_two_processes_share_a_port(tmp_path: Path, replicas: int) -> None:
 # app, its app and sidecar HTTP ports, the subscriptions it waits for, and a URL it lists
 APPS_WITH_SIDECARS = [
     ("shipping", 8200, 3600, ("pubsub/orders",), "shipping partner API", "8200/docs"),
-    # it reads the topics' streams itself (apps/projector/feed.py): its sidecar subscribes to none
+    # it reads the topics' streams itself (actors/toolkit/streamfeed.py): its sidecar subscribes to none
     ("projector", 8300, 3700, (), "projector (read models) stats", "8300/projector/stats"),
     ("console", 8410, 3800, ("pubsub/deadletter",), "ops console", "8410/cluster"),
 ]

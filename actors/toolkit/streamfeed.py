@@ -1,35 +1,45 @@
-"""The projector's feed: the topics' Redis streams, read through its own consumer group.
+"""A feed of the topics' Redis streams, read through a consumer group of its own.
 
 The actor hosts write each event's CloudEvent to its topic's stream inside the commit
 (actors.toolkit.streams); daprd writes the same entries for what it publishes. Instead of
-a daprd reading those streams and POSTing them to the projector (a bulk subscriber that
-polls 4 topics, an HTTP hop, a JSON envelope around every batch), the feed reads them
-itself, as daprd's pubsub.redis would, in the same consumer group (the app id: a feed
-started where a daprd subscription was takes over its position and its pending entries):
+a daprd reading those streams and POSTing them to the app (an HTTP hop per delivery, or
+a bulk subscriber that polls every topic), a feed reads them itself, as daprd's
+pubsub.redis would, in the same consumer group (the app id: a feed started where a daprd
+subscription was takes over its position and its pending entries):
 
     XREADGROUP GROUP <group> <consumer> COUNT <count> BLOCK <block_ms>
-        STREAMS orders inventory wallet projector-redelivery > > > >
+        STREAMS orders inventory wallet ... > > > ...
 
-One read returns what is waiting on every topic; its events are decided and projected as
-one batch (apps.projector.events.project_entries: two Redis round trips); the entries
-that succeeded are acknowledged (XACK) in the same round trip as the next read, which
-waits `linger_ms` so that batches gather several events. So:
+Two ways to decide what it reads:
 
-- nothing lost: an entry is acknowledged only once its projection is committed (or it was
-  recorded as one that can never apply). An entry answered RETRY (Redis failed mid-batch,
-  a schema this projector does not know yet) stays pending, and so does everything read
-  by a projector that died: the feed reads its own pending entries first when it starts,
-  and every `claim_every_s` it claims (XAUTOCLAIM) the entries any consumer of the group
-  left pending for `claim_idle_ms` and decides them again;
-- duplicates change nothing (the projection is idempotent per aggregate version), so a
-  claim that races a slow consumer costs only a repeat;
-- lag: an event is read as soon as it is added (a blocked read returns at once), not
-  after a bulk subscriber's wait; an idle feed costs one blocked read a second.
+- `StreamFeed` (the projector): one read returns what is waiting on every topic; its
+  events are decided as one batch, and the entries that succeeded are acknowledged
+  (XACK) in the same round trip as the next read, which waits `linger_ms` so that
+  batches gather several events.
+- `ConcurrentStreamFeed` (the event router): each entry is decided on its own, up to
+  `max_in_flight` at once, so one slow decision (an actor call waiting out a rebalance)
+  holds only its own slot; each is acknowledged when its own decision completes (the
+  XACKs gathered and sent with the next read), and new entries are read only for the
+  free slots. An entry answered "not now" is tried again in place for `retry_for_s`
+  (backoff up to `retry_backoff_max_s`, as daprd's delivery retries), then left pending.
 
-The price: the projector depends on pubsub.redis's stream layout (one stream per topic,
-`{data: <CloudEvent>}`), as the actor hosts' append already does; a projector on another
-broker runs with ORDERFLOW_PROJECTOR_FEED=dapr (daprd's bulk subscriptions, kept).
-Entries trimmed away (MAXLEN) while pending are acknowledged and counted as lost.
+Either way:
+
+- nothing lost: an entry is acknowledged only once its decision is done (or it was
+  recorded as one that can never apply). An entry left pending (a RETRY, a consumer that
+  died mid-decision) is decided again: the feed reads its own pending entries first when
+  it starts, and every `claim_every_s` it claims (XAUTOCLAIM) the entries any consumer of
+  the group left pending for `claim_idle_ms` and decides them again;
+- duplicates change nothing (every consumer is idempotent per event), so a claim that
+  races a slow consumer costs only a repeat;
+- lag: an event is read as soon as it is added (a blocked read returns at once); an idle
+  feed costs one blocked read a second.
+
+The price: the app depends on pubsub.redis's stream layout (one stream per topic,
+`{data: <CloudEvent>}`), as the actor hosts' append already does; on another broker the
+apps run with their daprd subscriptions (ORDERFLOW_PROJECTOR_FEED=dapr,
+ORDERFLOW_ROUTER_FEED=dapr). Entries trimmed away (MAXLEN) while pending are acknowledged
+and counted as lost.
 """
 
 from __future__ import annotations
@@ -46,7 +56,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from actors.toolkit import codec
 
-log = logging.getLogger("orderflow.projector.feed")
+log = logging.getLogger("orderflow.streamfeed")
 
 # (stream, entry id, the entry's fields)
 Entry = tuple[str, bytes, dict[bytes, bytes]]
@@ -97,13 +107,12 @@ class FeedStats:
 
 
 @dataclass
-class StreamFeed:
-    """Reads `streams` through `settings.group` and hands each batch to `decide`.
+class _GroupFeed:
+    """What both feeds share: the consumer group, Redis failures, acknowledgements.
     `redis` must answer bytes (decode_responses=False): an entry is the producer's bytes."""
 
     redis: Redis
     streams: tuple[str, ...]
-    decide: Decide
     settings: FeedSettings = field(default_factory=FeedSettings)
     stats: FeedStats = field(default_factory=FeedStats)
     clock: Callable[[], float] = time.monotonic
@@ -112,24 +121,6 @@ class StreamFeed:
         self._new_entries: dict[StreamKey, StreamId] = dict.fromkeys(self.streams, ">")
         # decided, to acknowledge with the next read (one round trip for both)
         self._unacked: dict[str, list[bytes]] = {}
-
-    async def run(self) -> None:
-        """Until cancelled: create the groups, decide this consumer's pending entries,
-        then read new entries and claim abandoned ones. Redis failures are logged and
-        retried; nothing here ends the loop but cancellation."""
-        self.stats.running = True
-        try:
-            await self._until_done(self.ensure_groups)
-            await self._until_done(self.drain_own_pending)
-            next_claim = self.clock() + self.settings.claim_every_s
-            while True:
-                await self._until_done(self.read_once)
-                if self.clock() >= next_claim:
-                    await self._until_done(self.claim_once)
-                    next_claim = self.clock() + self.settings.claim_every_s
-        finally:
-            self.stats.running = False
-            await asyncio.shield(self._flush_quietly())
 
     async def _flush_quietly(self) -> None:
         """Acknowledge what was decided (at shutdown; left pending, it would be decided
@@ -175,6 +166,49 @@ class StreamFeed:
             except ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
+
+    async def flush_acks(self) -> None:
+        """Acknowledge what was decided and not yet acknowledged."""
+        acks, self._unacked = self._unacked, {}
+        try:
+            await self._ack(acks)
+        except BaseException:
+            _merge(self._unacked, acks)
+            raise
+
+    async def _ack(self, done: dict[str, list[bytes]]) -> None:
+        if not done:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for stream, ids in done.items():
+                pipe.xack(stream, self.settings.group, *ids)
+            await pipe.execute()
+        self.stats.acked += sum(len(ids) for ids in done.values())
+
+
+@dataclass
+class StreamFeed(_GroupFeed):
+    """Reads `streams` through `settings.group` and hands each batch to `decide`."""
+
+    decide: Decide = field(kw_only=True)
+
+    async def run(self) -> None:
+        """Until cancelled: create the groups, decide this consumer's pending entries,
+        then read new entries and claim abandoned ones. Redis failures are logged and
+        retried; nothing here ends the loop but cancellation."""
+        self.stats.running = True
+        try:
+            await self._until_done(self.ensure_groups)
+            await self._until_done(self.drain_own_pending)
+            next_claim = self.clock() + self.settings.claim_every_s
+            while True:
+                await self._until_done(self.read_once)
+                if self.clock() >= next_claim:
+                    await self._until_done(self.claim_once)
+                    next_claim = self.clock() + self.settings.claim_every_s
+        finally:
+            self.stats.running = False
+            await asyncio.shield(self._flush_quietly())
 
     async def drain_own_pending(self) -> None:
         """Decide every entry this consumer read and never acknowledged (a crash, a RETRY)."""
@@ -230,15 +264,6 @@ class StreamFeed:
             await asyncio.sleep(self.settings.linger_ms / 1000)
         return len(entries)
 
-    async def flush_acks(self) -> None:
-        """Acknowledge what was decided and not yet acknowledged."""
-        acks, self._unacked = self._unacked, {}
-        try:
-            await self._ack(acks)
-        except BaseException:
-            _merge(self._unacked, acks)
-            raise
-
     async def claim_once(self) -> int:
         """Take over the entries left pending for `claim_idle_ms` by any consumer of the
         group (this one included: its RETRYs), decide them again. Returns how many."""
@@ -289,15 +314,6 @@ class StreamFeed:
                 if ack:
                     done.setdefault(stream, []).append(entry_id)
         return done
-
-    async def _ack(self, done: dict[str, list[bytes]]) -> None:
-        if not done:
-            return
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for stream, ids in done.items():
-                pipe.xack(stream, self.settings.group, *ids)
-            await pipe.execute()
-        self.stats.acked += sum(len(ids) for ids in done.values())
 
 
 def _merge(into: dict[str, list[bytes]], more: dict[str, list[bytes]]) -> None:
