@@ -45,8 +45,10 @@ and counted as lost.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -62,6 +64,9 @@ log = logging.getLogger("orderflow.streamfeed")
 Entry = tuple[str, bytes, dict[bytes, bytes]]
 # decides a batch: one True (acknowledge) or False (leave pending) per entry
 Decide = Callable[[Sequence[Entry]], Awaitable[list[bool]]]
+# decides one entry: True (acknowledge) or False (not now: leave it pending)
+DecideOne = Callable[[Entry], Awaitable[bool]]
+EntryKey = tuple[str, bytes]  # (stream, entry id)
 
 StreamKey = bytes | str | memoryview
 StreamId = int | bytes | str | memoryview
@@ -80,6 +85,13 @@ class FeedSettings:
     claim_idle_ms: int = 5000  # a pending entry this idle is claimed and decided again
     claim_every_s: float = 2.0
     retry_after_s: float = 0.5  # after Redis failed a read or an acknowledgement
+    # ConcurrentStreamFeed only: entries decided at once, and how long an entry answered
+    # "not now" is tried again in place (backoff from retry_backoff_s, doubling up to
+    # retry_backoff_max_s) before it is left pending for a claim
+    max_in_flight: int = 32
+    retry_for_s: float = 0.0
+    retry_backoff_s: float = 0.25
+    retry_backoff_max_s: float = 2.0
 
 
 @dataclass
@@ -314,6 +326,220 @@ class StreamFeed(_GroupFeed):
                 if ack:
                     done.setdefault(stream, []).append(entry_id)
         return done
+
+
+@dataclass
+class ConcurrentFeedStats(FeedStats):
+    in_flight: int = 0  # entries being decided now
+    retried: int = 0  # decisions answered "not now"
+    left_pending: int = 0  # entries given up on in place, left pending for a claim
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **super().as_dict(),
+            "in_flight": self.in_flight,
+            "retried": self.retried,
+            "left_pending": self.left_pending,
+        }
+
+
+@dataclass
+class ConcurrentStreamFeed(_GroupFeed):
+    """Reads `streams` through `settings.group` and decides each entry on its own, up to
+    `settings.max_in_flight` at once, with `decide_one`; each is acknowledged with the next
+    read after its own decision. Entries read or claimed beyond the free slots (one read
+    asks each stream for its share of them) wait here for the next slot."""
+
+    decide_one: DecideOne = field(kw_only=True)
+    stats: ConcurrentFeedStats = field(default_factory=ConcurrentFeedStats)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._waiting: deque[Entry] = deque()  # read or claimed, not started yet
+        self._queued: set[EntryKey] = set()  # the keys of _waiting
+        self._deciding: dict[EntryKey, asyncio.Task[None]] = {}
+        self._freed = asyncio.Event()
+
+    @property
+    def free_slots(self) -> int:
+        return self.settings.max_in_flight - len(self._deciding)
+
+    def holds(self, stream: str, entry_id: bytes) -> bool:
+        """Whether the entry is being decided here or waits for a slot."""
+        key = (stream, entry_id)
+        return key in self._deciding or key in self._queued
+
+    async def run(self) -> None:
+        """Until cancelled: create the groups, take this consumer's pending entries, then
+        read new entries for the free slots and claim abandoned ones. At cancellation the
+        decisions under way are cancelled (their entries stay pending) and what was
+        decided is acknowledged."""
+        self.stats.running = True
+        try:
+            await self._until_done(self.ensure_groups)
+            await self._until_done(self.drain_own_pending)
+            next_claim = self.clock() + self.settings.claim_every_s
+            while True:
+                self._start_waiting()
+                if self._waiting or self.free_slots <= 0:
+                    await self._wait_for_a_slot()
+                else:
+                    await self._until_done(self.read_once)
+                if self.clock() >= next_claim:
+                    await self._until_done(self.claim_once)
+                    next_claim = self.clock() + self.settings.claim_every_s
+        finally:
+            self.stats.running = False
+            await asyncio.shield(self._stop())
+
+    async def _stop(self) -> None:
+        deciding = list(self._deciding.values())
+        for task in deciding:
+            task.cancel()
+        await asyncio.gather(*deciding, return_exceptions=True)
+        self._waiting.clear()
+        self._queued.clear()
+        await self._flush_quietly()
+
+    async def _wait_for_a_slot(self) -> None:
+        """Until a decision ends (at most claim_every_s); acknowledges what was decided
+        meanwhile if no read is coming to carry it."""
+        self._freed.clear()
+        if self.free_slots <= 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._freed.wait(), self.settings.claim_every_s)
+        if sum(len(ids) for ids in self._unacked.values()) >= self.settings.count:
+            await self._until_done(self.flush_acks)
+
+    async def drain_own_pending(self) -> None:
+        """Take every entry this consumer read and never acknowledged (a crash, a RETRY
+        left pending): they are decided as slots free up, before any new entry."""
+        cursors: dict[StreamKey, StreamId] = dict.fromkeys(self.streams, "0")
+        while cursors:
+            reply = _by_stream(
+                await self.redis.xreadgroup(
+                    self.settings.group, self.settings.consumer, cursors, count=self.settings.count
+                )
+            )
+            for stream in self.streams:
+                if stream not in cursors:
+                    continue
+                items = reply.get(stream)
+                if not items:
+                    del cursors[stream]
+                    continue
+                cursors[stream] = items[-1][0].decode()
+                self._take([(stream, entry_id, fields) for entry_id, fields in items])
+        self._start_waiting()
+
+    async def read_once(self) -> int:
+        """One blocking read of new entries for the free slots (each stream's share), sent
+        with the acknowledgements gathered since the last one; the entries start at once.
+        Returns how many it read."""
+        free = self.free_slots
+        if free <= 0:
+            return 0
+        acks, self._unacked = self._unacked, {}
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for stream, ids in acks.items():
+                    pipe.xack(stream, self.settings.group, *ids)
+                pipe.xreadgroup(
+                    self.settings.group,
+                    self.settings.consumer,
+                    self._new_entries,
+                    count=max(1, free // len(self.streams)),
+                    block=self.settings.block_ms,
+                )
+                replies = await pipe.execute()
+        except BaseException:
+            _merge(self._unacked, acks)
+            raise
+        self.stats.acked += sum(len(ids) for ids in acks.values())
+        entries = _entries(replies[-1])
+        if entries:
+            self.stats.reads += 1
+            self._take(entries)
+            self._start_waiting()
+        return len(entries)
+
+    async def claim_once(self) -> int:
+        """Claim, for the free slots, the entries any consumer of the group left pending
+        for `claim_idle_ms` (those still being decided here are left alone). Returns how
+        many it took."""
+        claimed = 0
+        for stream in self.streams:
+            start = "0-0"
+            while (room := self.free_slots - len(self._waiting)) > 0:
+                reply = await self.redis.xautoclaim(
+                    stream,
+                    self.settings.group,
+                    self.settings.consumer,
+                    min_idle_time=self.settings.claim_idle_ms,
+                    start_id=start,
+                    count=room,
+                )
+                cursor, items, deleted = _autoclaim_reply(reply)
+                if deleted:
+                    self.stats.trimmed += len(deleted)
+                    log.error("%d pending entries of %s were trimmed unread", len(deleted), stream)
+                    await self.redis.xack(stream, self.settings.group, *deleted)
+                fresh = [(stream, i, f) for i, f in items if f and not self.holds(stream, i)]
+                claimed += len(fresh)
+                self.stats.claimed += len(fresh)
+                self._take(fresh)
+                self._start_waiting()
+                if cursor in (b"0-0", "0-0"):
+                    break
+                start = cursor.decode() if isinstance(cursor, bytes) else cursor
+        return claimed
+
+    def _take(self, entries: Sequence[Entry]) -> None:
+        """Queue entries for a slot; one the stream no longer holds is acknowledged (lost)."""
+        for stream, entry_id, fields in entries:
+            if not fields:
+                self.stats.trimmed += 1
+                log.error("pending entry %s of %s was trimmed unread", entry_id, stream)
+                self._unacked.setdefault(stream, []).append(entry_id)
+            elif not self.holds(stream, entry_id):
+                self._queued.add((stream, entry_id))
+                self._waiting.append((stream, entry_id, fields))
+
+    def _start_waiting(self) -> None:
+        while self._waiting and self.free_slots > 0:
+            entry = self._waiting.popleft()
+            key = (entry[0], entry[1])
+            self._queued.discard(key)
+            self._deciding[key] = asyncio.create_task(self._decide(entry))
+        self.stats.in_flight = len(self._deciding)
+
+    async def _decide(self, entry: Entry) -> None:
+        """Decide one entry; "not now" is tried again in place for `retry_for_s`, then the
+        entry is left pending. Decided: queued for acknowledgement with the next read."""
+        stream, entry_id, _ = entry
+        give_up_at = self.clock() + self.settings.retry_for_s
+        delay = self.settings.retry_backoff_s
+        self.stats.entries += 1
+        try:
+            while not await self._decided_once(entry):
+                self.stats.retried += 1
+                if self.clock() + delay > give_up_at:
+                    self.stats.left_pending += 1
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.settings.retry_backoff_max_s)
+            self._unacked.setdefault(stream, []).append(entry_id)
+        finally:
+            del self._deciding[(stream, entry_id)]
+            self.stats.in_flight = len(self._deciding)
+            self._freed.set()
+
+    async def _decided_once(self, entry: Entry) -> bool:
+        try:
+            return await self.decide_one(entry)
+        except Exception:  # a bug: keep the entry (RETRY), as daprd would on a 500
+            log.exception("deciding entry %s of %s failed: not acknowledged", entry[1], entry[0])
+            return False
 
 
 def _merge(into: dict[str, list[bytes]], more: dict[str, list[bytes]]) -> None:
