@@ -465,8 +465,9 @@ class ConcurrentStreamFeed(_GroupFeed):
 
     async def claim_once(self) -> int:
         """Claim, for the free slots, the entries any consumer of the group left pending
-        for `claim_idle_ms` (those still being decided here are left alone). Returns how
-        many it took."""
+        for `claim_idle_ms` (those still being decided here are left alone; those decided
+        are acknowledged first, so none is claimed back). Returns how many it took."""
+        await self.flush_acks()
         claimed = 0
         for stream in self.streams:
             start = "0-0"
