@@ -59,13 +59,27 @@ PROJECTOR_PORTS = BasePorts(app=8300, http=3700, grpc=50003, internal_grpc=50004
 CONSOLE_PORTS = BasePorts(app=8410, http=3800, grpc=50009, internal_grpc=50010, metrics=9390)
 CONSOLE_TOPICS: tuple[str, ...] = ("pubsub/deadletter",)
 # what the projector's sidecar subscribes to with ORDERFLOW_PROJECTOR_FEED=dapr; by default
-# the projector reads those streams itself (apps/projector/feed.py) and its sidecar has none
+# the projector reads those streams itself (actors/toolkit/streamfeed.py) and its sidecar has none
 PROJECTOR_TOPICS: tuple[str, ...] = (
     "pubsub/orders",
     "pubsub/inventory",
     "pubsub/wallet",
     "pubsub/projector-redelivery",  # its own dead-letter loop (apps/projector/events.py)
 )
+
+
+# what each actor host's sidecar subscribes to with ORDERFLOW_ROUTER_FEED=dapr (the event
+# router's topics: actors/reactions.py, a test keeps them equal); by default the actor hosts
+# read those streams themselves (apps/actor_host/feed.py) and their sidecars have none
+ROUTER_TOPICS: tuple[str, ...] = (
+    "pubsub/deposits",
+    "pubsub/inventory",
+    "pubsub/orders",
+    "pubsub/restocks",
+    "pubsub/shipments",
+    "pubsub/wallet",
+)
+ROUTER_FEED_ENV = "ORDERFLOW_ROUTER_FEED"
 
 
 def actor_host_ports(replica: int) -> BasePorts:
@@ -105,6 +119,10 @@ class ClusterConfig:
     # where the projector's events come from: "streams" (its own consumer group) or "dapr"
     # (its sidecar's subscriptions); ORDERFLOW_PROJECTOR_FEED
     projector_feed: str = "streams"
+    # where the actor hosts' event router reads its events: "streams" (its own consumer
+    # group) or "dapr" (its sidecar's subscriptions); ORDERFLOW_ROUTER_FEED (one process
+    # may have its own in app_env_by_name or extra_app_env)
+    router_feed: str = "streams"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> ClusterConfig:
@@ -124,6 +142,7 @@ class ClusterConfig:
             with_ops=env.get("ORDERFLOW_OPS", "1") != "0",
             trace_sampling=sampling_rate(env.get("ORDERFLOW_TRACE_SAMPLING", "1")),
             projector_feed=env.get("ORDERFLOW_PROJECTOR_FEED", "streams").strip().lower(),
+            router_feed=env.get(ROUTER_FEED_ENV, "streams").strip().lower(),
         )
 
     # --- binaries -----------------------------------------------------------
@@ -196,16 +215,7 @@ class ClusterConfig:
         """Every app with a sidecar, in start order."""
         if not self.with_apps:
             return []
-        apps = [
-            self._app(
-                "actor-host-" + str(i + 1),
-                app_id="actor-host",
-                target="apps.actor_host.main:create_app",
-                ports=actor_host_ports(i + 1),
-                actor_types=ACTOR_TYPES,
-            )
-            for i in range(self.actor_host_replicas)
-        ]
+        apps = [self._actor_host(i + 1) for i in range(self.actor_host_replicas)]
         apps.append(
             self._app(
                 "gateway",
@@ -244,6 +254,26 @@ class ClusterConfig:
             )
         )
         return apps
+
+    def _actor_host(self, replica: int) -> AppSpec:
+        name = f"actor-host-{replica}"
+        feed = self.router_feed_of(name)
+        return self._app(
+            name,
+            app_id="actor-host",
+            target="apps.actor_host.main:create_app",
+            ports=actor_host_ports(replica),
+            actor_types=ACTOR_TYPES,
+            subscriptions=ROUTER_TOPICS if feed == "dapr" else (),
+            env=((ROUTER_FEED_ENV, feed),),
+        )
+
+    def router_feed_of(self, name: str) -> str:
+        """The ORDERFLOW_ROUTER_FEED process `name` runs with (its own env wins)."""
+        for env in (self.app_env_by_name.get(name, {}), self.extra_app_env):
+            if ROUTER_FEED_ENV in env:
+                return env[ROUTER_FEED_ENV].strip().lower()
+        return self.router_feed
 
     def _console_env(self, apps: list[AppSpec]) -> tuple[tuple[str, str], ...]:
         """What the console watches (apps/console/targets.py), itself included."""

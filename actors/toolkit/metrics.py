@@ -8,7 +8,7 @@ host's lifespan, the projector's samples through its stats.
 
     ActorMetrics      actor host: commits, fence conflicts, inbox duplicates, outbox
                       backlog and publish failures, the order saga's outcomes and steps
-    RouterMetrics     actor host: dead letters by code
+    RouterMetrics     actor host: dead letters by code, the router feed's entries
     HttpMetrics       gateway: requests and their duration per route template (RED)
     ProjectorMetrics  projector: projection lag, orders in progress and stuck
 
@@ -213,8 +213,28 @@ class RouterMetrics:
             registry=self.registry,
         )
 
+        self.feed_entries = Counter(
+            "orderflow_router_feed_entries",
+            "Stream entries the router's feed decided: routed, skipped (no reaction wants "
+            "the type), retry (answered RETRY)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.feed_in_flight = Gauge(
+            "orderflow_router_feed_in_flight",
+            "Stream entries the router's feed is deciding now (at most its max_in_flight)",
+            registry=self.registry,
+        )
+
     def dead_letter(self, code: str) -> None:
         self.dead_letters.labels(bounded_code(code)).inc()
+
+    def feed_entry(self, outcome: str) -> None:
+        self.feed_entries.labels(outcome).inc()
+
+    def watch_feed(self, in_flight: Callable[[], float]) -> None:
+        """The in-flight gauge reads `in_flight` at every scrape."""
+        self.feed_in_flight.set_function(in_flight)
 
 
 class HttpMetrics:

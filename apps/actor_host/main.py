@@ -7,6 +7,7 @@ state layout under this app id: every append is one fenced Lua script.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import os
 from collections.abc import AsyncIterator
@@ -36,11 +37,21 @@ from actors.toolkit.metrics import ActorMetrics, RouterMetrics, mount_metrics, n
 from actors.toolkit.publisher import SidecarPublisher
 from actors.toolkit.redis_connection import redis_client, redis_host_from_env
 from actors.toolkit.redis_store import RedisDueIndex, RedisStores
+from actors.toolkit.router import EventRouter
 from actors.toolkit.serializer import RawJSONSerializer
 from actors.toolkit.sidecar import SidecarActorClient, SidecarHTTP
+from actors.toolkit.streamfeed import ConcurrentStreamFeed
 from actors.toolkit.streams import StreamPublishing
 from actors.wallet.actor import WalletActor
 from actors.watchers import build_actor_metrics
+from apps.actor_host.feed import (
+    FEED_DAPR,
+    FEED_STREAMS,
+    RouteEntries,
+    feed_mode,
+    router_feed,
+    router_feed_settings,
+)
 from apps.actor_host.subscriptions import (
     DeadLetters,
     Delivering,
@@ -56,6 +67,7 @@ EVENT_SOURCED: tuple[type[EventSourcedActor], ...] = (  # type: ignore[type-arg]
 PLAIN: tuple[type[Actor], ...] = (BeaconActor,)
 DRAIN_ONGOING_CALLS = dt.timedelta(seconds=2)
 PUBLISH_MODES = frozenset({"append", "sidecar"})
+OWN_TOPICS = tuple(spec.topic for spec in SPECS)  # the aggregates' topics: type-filtered
 
 
 @dataclass(frozen=True)
@@ -76,12 +88,16 @@ class Settings:
     # "append": a commit XADDs its events to the topic streams itself (the store's Redis
     # is pub/sub's: actors.toolkit.streams); "sidecar": publish through daprd after it
     publish: str = "append"
+    # "streams": the router reads the routed topics' streams itself (apps.actor_host.feed);
+    # "dapr": daprd delivers them through subscriptions (apps.actor_host.subscriptions)
+    router_feed: str = FEED_STREAMS
 
     @classmethod
     def from_env(cls) -> Settings:
         return cls(
             dapr_http_port=int(os.environ.get("DAPR_HTTP_PORT", "3500")),
-            replica=os.environ.get("ORDERFLOW_APP_NAME", "actor-host"),
+            # the process name (actor-host-1): the router feed's consumer name too
+            replica=os.environ.get("ORDERFLOW_APP_NAME") or os.environ.get("APP_ID", "actor-host"),
             app_id=os.environ.get("APP_ID", "actor-host"),
             redis_host=redis_host_from_env(),
             test_faults=os.environ.get("ORDERFLOW_TEST_FAULTS") == "1",
@@ -93,6 +109,7 @@ class Settings:
                 "ORDERFLOW_DRAIN_TIMEOUT_S", DRAIN_ONGOING_CALLS.total_seconds()
             ),
             publish=_publish_mode(os.environ.get("ORDERFLOW_PUBLISH", "append")),
+            router_feed=feed_mode(os.environ.get("ORDERFLOW_ROUTER_FEED", FEED_STREAMS)),
         )
 
 
@@ -213,7 +230,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 app.state.delivering = Delivering(actors, dead_letters)
                 starting = asyncio.create_task(start_sweepers(actors))
                 try:
-                    yield
+                    async with _routing(app, settings, router, router_metrics):
+                        yield
                 finally:
                     starting.cancel()
         finally:
@@ -229,13 +247,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(FastRoutes, routes=[*actor_routes(), *delivery_routes(router)])
     app.add_middleware(tracing.TraceContextMiddleware)
     actor_runtime = DaprActor(app)
-    own_topics = [spec.topic for spec in SPECS]  # the aggregates' topics: rule-filtered
-    app.include_router(subscription_routes(router, own_topics=own_topics))
+    through_daprd = settings.router_feed == FEED_DAPR
+    app.include_router(
+        subscription_routes(router, own_topics=OWN_TOPICS, through_daprd=through_daprd)
+    )
     mount_metrics(app, registry)
 
     @app.get("/healthz/app", tags=["ops"])
     async def app_health() -> dict[str, str]:
         return {"status": "ok", "replica": settings.replica}
+
+    @app.get("/router/stats", tags=["ops"])
+    async def router_stats() -> dict[str, Any]:
+        """The event router's feed: where its events come from and, with the streams feed,
+        what it read, acknowledged, claimed and is deciding now."""
+        body: dict[str, Any] = {"replica": settings.replica, "mode": settings.router_feed}
+        feed: ConcurrentStreamFeed | None = getattr(app.state, "router_feed", None)
+        if feed is not None:
+            body.update(group=feed.settings.group, consumer=feed.settings.consumer)
+            body.update(feed.stats.as_dict())
+        return body
 
     @app.get("/actors/stats", tags=["ops"])
     async def actor_stats() -> dict[str, Any]:
@@ -245,6 +276,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if held is not None:
         _mount_test_holds(app, held)
     return app
+
+
+@asynccontextmanager
+async def _routing(
+    app: FastAPI, settings: Settings, router: EventRouter, metrics: RouterMetrics
+) -> AsyncIterator[None]:
+    """With the streams feed, the router's feed as a task for the app's lifetime, cancelled
+    before the sidecar client closes: what it was deciding stays pending (drained at the
+    next start, or claimed by another replica after 15 s idle)."""
+    app.state.router_feed = None
+    if settings.router_feed != FEED_STREAMS:
+        yield
+        return
+    client = redis_client(settings.redis_host, max_connections=4, decode_responses=False)
+    decide = RouteEntries.for_router(
+        router, app.state.delivering, own_topics=frozenset(OWN_TOPICS), metrics=metrics
+    )
+    feed_settings = router_feed_settings(group=settings.app_id, consumer=settings.replica)
+    feed = router_feed(client, decide, settings=feed_settings)
+    app.state.router_feed = feed
+    task = asyncio.create_task(feed.run(), name="router-feed")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await client.aclose()
 
 
 def _mount_test_holds(app: FastAPI, held: HeldCalls) -> None:

@@ -1,8 +1,11 @@
 """The event router served as Dapr subscriptions: deliver, dead-letter, or ask for RETRY.
 
-(POST /events/<topic> is served by actors.toolkit.fastpath, ahead of FastAPI's routing.)
+(POST /events/<topic> is served by actors.toolkit.fastpath, ahead of FastAPI's routing.
+With ORDERFLOW_ROUTER_FEED=streams, the default, the actor host reads the topics' streams
+itself (apps.actor_host.feed) and hands each event to `route_event`, as below.)
 
-/dapr/subscribe        one programmatic subscription per routed topic
+/dapr/subscribe        one programmatic subscription per routed topic (none with the
+                       streams feed)
 POST /events/<topic>   per event: plan -> invoke each delivery through the sidecar ->
     every call ok                         SUCCESS
     it can never apply: DeadLetterError   record a dead letter (topic "deadletter",
@@ -90,18 +93,24 @@ class Delivering:
 STARTING: Final = Answer(503, b'{"detail":"the actor host is starting: no sidecar client yet"}')
 
 
-def subscription_routes(router: EventRouter, *, own_topics: Iterable[str]) -> APIRouter:
+def subscription_routes(
+    router: EventRouter, *, own_topics: Iterable[str], through_daprd: bool = True
+) -> APIRouter:
     """GET /dapr/subscribe, declared when the app is created.
 
     On our own aggregates' topics (`own_topics`) daprd delivers only the event types a
     reaction wants (a routing rule on the CloudEvent type) and acknowledges the rest
     itself: about half of those events lead to no call. On other services' topics every
-    event comes here, so one of a type we do not know is dead-lettered with its reason."""
+    event comes here, so one of a type we do not know is dead-lettered with its reason.
+    Without `through_daprd` (ORDERFLOW_ROUTER_FEED=streams: the actor host reads the
+    streams itself, apps.actor_host.feed) the router asks daprd for no subscription."""
     api = APIRouter(tags=["events"])
     own = frozenset(own_topics)
 
     @api.get("/dapr/subscribe")
     async def subscribe() -> list[dict[str, Any]]:
+        if not through_daprd:
+            return []
         return [_subscription(router, topic, own=topic in own) for topic in router.topics]
 
     return api
@@ -124,16 +133,28 @@ def delivery_routes(router: EventRouter) -> list[FastRoute]:
 async def _delivery(
     router: EventRouter, delivering: Delivering, topic: str, raw: bytes
 ) -> dict[str, Any]:
-    actors, dead_letters = delivering.actors, delivering.dead_letters
     try:
         event: Any = json.loads(raw)
     except ValueError:
-        event = raw.decode("utf-8", "replace")[:4096]
-        return await _dead(
-            dead_letters, topic, DeadLetterError("event.not_json", "not JSON"), event
-        )
-    route = functools.partial(_route, router, actors, dead_letters, topic)
+        return await not_json(delivering, topic, raw)
+    route = functools.partial(route_event, router, delivering, topic)
     return await each_entry(event, route) if is_bulk(event) else await route(event)
+
+
+async def route_event(
+    router: EventRouter, delivering: Delivering, topic: str, event: Any
+) -> dict[str, str]:
+    """One parsed CloudEvent from `topic`, as POST /events/<topic> routes it (the stream
+    feed, apps.actor_host.feed, calls it too): SUCCESS or RETRY."""
+    return await _route(router, delivering.actors, delivering.dead_letters, topic, event)
+
+
+async def not_json(delivering: Delivering, topic: str, raw: bytes) -> dict[str, str]:
+    """A delivery that is no JSON: recorded as a dead letter, then SUCCESS (RETRY if the
+    dead letter cannot be recorded)."""
+    event = raw.decode("utf-8", "replace")[:4096]
+    letter = DeadLetterError("event.not_json", "not JSON")
+    return await _dead(delivering.dead_letters, topic, letter, event)
 
 
 def _subscription(router: EventRouter, topic: str, *, own: bool) -> dict[str, Any]:

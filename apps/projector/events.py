@@ -44,8 +44,8 @@ from starlette.types import Scope
 from actors.catalog import PUBSUB
 from actors.toolkit.envelope import EventEnvelope, envelope_in, utcnow
 from actors.toolkit.fastpath import Answer, FastRoute, json_answer
+from actors.toolkit.streamfeed import Entry, cloud_event_of
 from actors.toolkit.subscriber import RETRY, SUCCESS, bulk_options, gives_up, is_bulk
-from apps.projector.feed import Entry, cloud_event_of
 from apps.projector.projections import TOPICS, projects
 from apps.projector.reader import EventReader
 from apps.projector.stats import ProjectorStats

@@ -19,9 +19,9 @@ from actors.toolkit.envelope import utcnow
 from actors.toolkit.fastpath import FastRoutes
 from actors.toolkit.metrics import ProjectorMetrics, mount_metrics, new_registry
 from actors.toolkit.redis_connection import redis_client, redis_host_from_env
+from actors.toolkit.streamfeed import Entry, FeedSettings, StreamFeed
 from apps.projector import events
 from apps.projector.deps import StatsDep
-from apps.projector.feed import Entry, FeedSettings, StreamFeed
 from apps.projector.generations import Generations
 from apps.projector.reader import EventReader
 from apps.projector.sagas import DEFAULT_STUCK_AFTER, SagaGauges

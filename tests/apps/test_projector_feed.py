@@ -19,8 +19,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from actors.toolkit.envelope import EventEnvelope
+from actors.toolkit.streamfeed import Entry, FeedSettings, StreamFeed
 from actors.toolkit.streams import cloud_event
-from apps.projector.feed import Entry, FeedSettings, StreamFeed
 from apps.projector.main import Settings, create_app
 from tests import metrics_text
 from tests.apps.conftest import running

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cluster.config import ClusterConfig
+from cluster.config import ROUTER_TOPICS, ClusterConfig
 from cluster.local import LocalCluster, subscribed
 
 
@@ -33,7 +33,7 @@ def test_no_two_processes_share_a_port(tmp_path: Path, replicas: int) -> None:
 # app, its app and sidecar HTTP ports, the subscriptions it waits for, and a URL it lists
 APPS_WITH_SIDECARS = [
     ("shipping", 8200, 3600, ("pubsub/orders",), "shipping partner API", "8200/docs"),
-    # it reads the topics' streams itself (apps/projector/feed.py): its sidecar subscribes to none
+    # it reads the topics' streams itself (actors/toolkit/streamfeed.py): no subscription
     ("projector", 8300, 3700, (), "projector (read models) stats", "8300/projector/stats"),
     ("console", 8410, 3800, ("pubsub/deadletter",), "ops console", "8410/cluster"),
 ]
@@ -197,3 +197,35 @@ def test_no_test_cluster_port_lies_in_the_ephemeral_range(tmp_path: Path, offset
 
     assert {"prometheus", "zipkin"} <= set(processes)
     assert [p for p in ports if p in EPHEMERAL] == []
+
+
+def test_the_launcher_waits_for_the_routers_subscriptions_only_on_the_dapr_feed(
+    tmp_path: Path,
+) -> None:
+    env = {"ORDERFLOW_RUNTIME_DIR": str(tmp_path), "ORDERFLOW_ROUTER_FEED": "dapr"}
+    dapr = LocalCluster(ClusterConfig.from_env(env))
+    default = LocalCluster(ClusterConfig.from_env({"ORDERFLOW_RUNTIME_DIR": str(tmp_path)}))
+
+    assert dapr.app("actor-host-1").subscriptions == ROUTER_TOPICS
+    assert dapr.processes["actor-host-2"].env["ORDERFLOW_ROUTER_FEED"] == "dapr"
+    assert default.app("actor-host-1").subscriptions == ()
+    assert default.processes["actor-host-1"].env["ORDERFLOW_ROUTER_FEED"] == "streams"
+
+
+def test_one_actor_host_can_run_the_other_router_feed(tmp_path: Path) -> None:
+    config = ClusterConfig(
+        runtime_dir=tmp_path,
+        state_dir=tmp_path / "state",
+        app_env_by_name={"actor-host-2": {"ORDERFLOW_ROUTER_FEED": "dapr"}},
+    )
+    cluster = LocalCluster(config)
+
+    assert cluster.app("actor-host-1").subscriptions == ()
+    assert cluster.app("actor-host-2").subscriptions == ROUTER_TOPICS
+    assert cluster.processes["actor-host-2"].env["ORDERFLOW_ROUTER_FEED"] == "dapr"
+
+
+def test_the_router_topics_the_launcher_waits_for_are_the_routers() -> None:
+    from actors.reactions import build_router
+
+    assert tuple(f"pubsub/{topic}" for topic in build_router().topics) == ROUTER_TOPICS

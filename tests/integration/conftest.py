@@ -47,8 +47,12 @@ def cluster_config(
         },
         # actor-host-1 publishes within its appends (the default), actor-host-2 through
         # its sidecar after them: every test runs both paths against real daprd, mixed as
-        # in a rolling change of ORDERFLOW_PUBLISH (test_publish_paths.py checks both)
-        app_env_by_name={"actor-host-2": {"ORDERFLOW_PUBLISH": "sidecar"}},
+        # in a rolling change of ORDERFLOW_PUBLISH (test_publish_paths.py checks both).
+        # Likewise the router: actor-host-1 reads the streams itself (the default),
+        # actor-host-2's daprd delivers through subscriptions, in the same consumer group
+        app_env_by_name={
+            "actor-host-2": {"ORDERFLOW_PUBLISH": "sidecar", "ORDERFLOW_ROUTER_FEED": "dapr"}
+        },
     )
 
 

@@ -1,0 +1,585 @@
+"""A feed of the topics' Redis streams, read through a consumer group of its own.
+
+The actor hosts write each event's CloudEvent to its topic's stream inside the commit
+(actors.toolkit.streams); daprd writes the same entries for what it publishes. Instead of
+a daprd reading those streams and POSTing them to the app (an HTTP hop per delivery, or
+a bulk subscriber that polls every topic), a feed reads them itself, as daprd's
+pubsub.redis would, in the same consumer group (the app id: a feed started where a daprd
+subscription was takes over its position and its pending entries):
+
+    XREADGROUP GROUP <group> <consumer> COUNT <count> BLOCK <block_ms>
+        STREAMS orders inventory wallet ... > > > ...
+
+Two ways to decide what it reads:
+
+- `StreamFeed` (the projector): one read returns what is waiting on every topic; its
+  events are decided as one batch, and the entries that succeeded are acknowledged
+  (XACK) in the same round trip as the next read, which waits `linger_ms` so that
+  batches gather several events.
+- `ConcurrentStreamFeed` (the event router): each entry is decided on its own, up to
+  `max_in_flight` at once, so one slow decision (an actor call waiting out a rebalance)
+  holds only its own slot; each is acknowledged when its own decision completes (the
+  XACKs gathered and sent with the next read), and new entries are read only for the
+  free slots. An entry answered "not now" is tried again in place for `retry_for_s`
+  (backoff up to `retry_backoff_max_s`, as daprd's delivery retries), then left pending.
+
+Either way:
+
+- nothing lost: an entry is acknowledged only once its decision is done (or it was
+  recorded as one that can never apply). An entry left pending (a RETRY, a consumer that
+  died mid-decision) is decided again: the feed reads its own pending entries first when
+  it starts, and every `claim_every_s` it claims (XAUTOCLAIM) the entries any consumer of
+  the group left pending for `claim_idle_ms` and decides them again;
+- duplicates change nothing (every consumer is idempotent per event), so a claim that
+  races a slow consumer costs only a repeat;
+- lag: an event is read as soon as it is added (a blocked read returns at once); an idle
+  feed costs one blocked read a second.
+
+The price: the app depends on pubsub.redis's stream layout (one stream per topic,
+`{data: <CloudEvent>}`), as the actor hosts' append already does; on another broker the
+apps run with their daprd subscriptions (ORDERFLOW_PROJECTOR_FEED=dapr,
+ORDERFLOW_ROUTER_FEED=dapr). Entries trimmed away (MAXLEN) while pending are acknowledged
+and counted as lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+
+from actors.toolkit import codec
+
+log = logging.getLogger("orderflow.streamfeed")
+
+# (stream, entry id, the entry's fields)
+Entry = tuple[str, bytes, dict[bytes, bytes]]
+# decides a batch: one True (acknowledge) or False (leave pending) per entry
+Decide = Callable[[Sequence[Entry]], Awaitable[list[bool]]]
+# decides one entry: True (acknowledge) or False (not now: leave it pending)
+DecideOne = Callable[[Entry], Awaitable[bool]]
+EntryKey = tuple[str, bytes]  # (stream, entry id)
+
+StreamKey = bytes | str | memoryview
+StreamId = int | bytes | str | memoryview
+DATA_FIELD: Final = b"data"  # pubsub.redis keeps the CloudEvent under this field
+
+
+@dataclass(frozen=True)
+class FeedSettings:
+    group: str = "projector"  # the consumer group: the app id, as daprd names it
+    consumer: str = "projector"  # shared by replicas, as daprd's is (claims go by idle time)
+    count: int = 100  # entries per stream per read
+    block_ms: int = 1000  # a read waits this long for a first entry
+    # after a read that found entries, wait this long before the next one, so the next
+    # batch gathers more (fewer round trips per event; adds at most this to the lag)
+    linger_ms: int = 10
+    claim_idle_ms: int = 5000  # a pending entry this idle is claimed and decided again
+    claim_every_s: float = 2.0
+    retry_after_s: float = 0.5  # after Redis failed a read or an acknowledgement
+    # ConcurrentStreamFeed only: entries decided at once, and how long an entry answered
+    # "not now" is tried again in place (backoff from retry_backoff_s, doubling up to
+    # retry_backoff_max_s) before it is left pending for a claim
+    max_in_flight: int = 32
+    retry_for_s: float = 0.0
+    retry_backoff_s: float = 0.25
+    retry_backoff_max_s: float = 2.0
+
+
+@dataclass
+class FeedStats:
+    reads: int = 0  # reads that returned entries
+    entries: int = 0  # entries decided (claimed ones included)
+    acked: int = 0
+    claimed: int = 0  # entries taken over from the pending list
+    trimmed: int = 0  # pending entries the stream no longer holds (MAXLEN): lost
+    errors: int = 0  # reads or acknowledgements Redis failed
+    last_error: str | None = None
+    running: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "reads": self.reads,
+            "entries": self.entries,
+            "acked": self.acked,
+            "claimed": self.claimed,
+            "trimmed": self.trimmed,
+            "errors": self.errors,
+            "last_error": self.last_error,
+            "running": self.running,
+        }
+
+
+@dataclass
+class _GroupFeed:
+    """What both feeds share: the consumer group, Redis failures, acknowledgements.
+    `redis` must answer bytes (decode_responses=False): an entry is the producer's bytes."""
+
+    redis: Redis
+    streams: tuple[str, ...]
+    settings: FeedSettings = field(default_factory=FeedSettings)
+    stats: FeedStats = field(default_factory=FeedStats)
+    clock: Callable[[], float] = time.monotonic
+
+    def __post_init__(self) -> None:
+        self._new_entries: dict[StreamKey, StreamId] = dict.fromkeys(self.streams, ">")
+        # decided, to acknowledge with the next read (one round trip for both)
+        self._unacked: dict[str, list[bytes]] = {}
+
+    async def _flush_quietly(self) -> None:
+        """Acknowledge what was decided (at shutdown; left pending, it would be decided
+        again at the next start: a repeat, which changes nothing)."""
+        try:
+            await self.flush_acks()
+        except (RedisError, OSError) as exc:
+            log.info("the stream feed left %s unacknowledged: %s", self._unacked, exc)
+
+    async def _until_done(self, step: Callable[[], Awaitable[object]]) -> None:
+        while True:
+            try:
+                await step()
+                return
+            except ResponseError as exc:
+                if "NOGROUP" in str(exc):  # the stream was deleted (FLUSHALL, DEL)
+                    self._unacked.clear()  # its entries went with it
+                    await self._failed(exc)
+                    await self._quietly(self.ensure_groups)
+                    continue
+                await self._failed(exc)
+            except (RedisError, OSError) as exc:
+                await self._failed(exc)
+
+    async def _failed(self, exc: BaseException) -> None:
+        self.stats.errors += 1
+        self.stats.last_error = f"{type(exc).__name__}: {exc}"
+        log.warning("the stream feed retries after %s", self.stats.last_error)
+        await asyncio.sleep(self.settings.retry_after_s)
+
+    async def _quietly(self, step: Callable[[], Awaitable[object]]) -> None:
+        try:
+            await step()
+        except (RedisError, OSError) as exc:
+            log.info("the stream feed could not recreate its groups yet: %s", exc)
+
+    async def ensure_groups(self) -> None:
+        """XGROUP CREATE <stream> <group> 0 MKSTREAM for each stream, unless it exists: a
+        new group starts at the stream's first entry (nothing written before is missed)."""
+        for stream in self.streams:
+            try:
+                await self.redis.xgroup_create(stream, self.settings.group, id="0", mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
+    async def flush_acks(self) -> None:
+        """Acknowledge what was decided and not yet acknowledged."""
+        acks, self._unacked = self._unacked, {}
+        try:
+            await self._ack(acks)
+        except BaseException:
+            _merge(self._unacked, acks)
+            raise
+
+    async def _ack(self, done: dict[str, list[bytes]]) -> None:
+        if not done:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for stream, ids in done.items():
+                pipe.xack(stream, self.settings.group, *ids)
+            await pipe.execute()
+        self.stats.acked += sum(len(ids) for ids in done.values())
+
+
+@dataclass
+class StreamFeed(_GroupFeed):
+    """Reads `streams` through `settings.group` and hands each batch to `decide`."""
+
+    decide: Decide = field(kw_only=True)
+
+    async def run(self) -> None:
+        """Until cancelled: create the groups, decide this consumer's pending entries,
+        then read new entries and claim abandoned ones. Redis failures are logged and
+        retried; nothing here ends the loop but cancellation."""
+        self.stats.running = True
+        try:
+            await self._until_done(self.ensure_groups)
+            await self._until_done(self.drain_own_pending)
+            next_claim = self.clock() + self.settings.claim_every_s
+            while True:
+                await self._until_done(self.read_once)
+                if self.clock() >= next_claim:
+                    await self._until_done(self.claim_once)
+                    next_claim = self.clock() + self.settings.claim_every_s
+        finally:
+            self.stats.running = False
+            await asyncio.shield(self._flush_quietly())
+
+    async def drain_own_pending(self) -> None:
+        """Decide every entry this consumer read and never acknowledged (a crash, a RETRY)."""
+        cursors: dict[StreamKey, StreamId] = dict.fromkeys(self.streams, "0")
+        while cursors:
+            reply = _by_stream(
+                await self.redis.xreadgroup(
+                    self.settings.group,
+                    self.settings.consumer,
+                    cursors,
+                    count=self.settings.count,
+                )
+            )
+            entries: list[Entry] = []
+            for stream in self.streams:
+                if stream not in cursors:
+                    continue
+                items = reply.get(stream)
+                if not items:
+                    del cursors[stream]
+                    continue
+                cursors[stream] = items[-1][0].decode()  # the next page starts past it
+                entries += [(stream, entry_id, fields) for entry_id, fields in items]
+            await self._decide_and_ack(entries)
+
+    async def read_once(self) -> int:
+        """One blocking read of new entries on every stream, sent with the acknowledgements
+        of the previous batch; the entries are decided, to be acknowledged with the next
+        read. Returns how many entries it decided."""
+        acks, self._unacked = self._unacked, {}
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for stream, ids in acks.items():
+                    pipe.xack(stream, self.settings.group, *ids)
+                pipe.xreadgroup(
+                    self.settings.group,
+                    self.settings.consumer,
+                    self._new_entries,
+                    count=self.settings.count,
+                    block=self.settings.block_ms,
+                )
+                replies = await pipe.execute()
+        except BaseException:
+            _merge(self._unacked, acks)  # not sent, or not known to be: again next time
+            raise
+        self.stats.acked += sum(len(ids) for ids in acks.values())
+        entries = _entries(replies[-1])
+        if not entries:
+            return 0
+        self.stats.reads += 1
+        _merge(self._unacked, await self._decided(entries))
+        if self.settings.linger_ms and len(entries) < self.settings.count:
+            await asyncio.sleep(self.settings.linger_ms / 1000)
+        return len(entries)
+
+    async def claim_once(self) -> int:
+        """Take over the entries left pending for `claim_idle_ms` by any consumer of the
+        group (this one included: its RETRYs), decide them again. Returns how many."""
+        claimed = 0
+        for stream in self.streams:
+            start = "0-0"
+            while True:
+                reply = await self.redis.xautoclaim(
+                    stream,
+                    self.settings.group,
+                    self.settings.consumer,
+                    min_idle_time=self.settings.claim_idle_ms,
+                    start_id=start,
+                    count=self.settings.count,
+                )
+                cursor, items, deleted = _autoclaim_reply(reply)
+                if deleted:  # trimmed while pending: nothing left to decide
+                    self.stats.trimmed += len(deleted)
+                    log.error("%d pending entries of %s were trimmed unread", len(deleted), stream)
+                    await self.redis.xack(stream, self.settings.group, *deleted)
+                entries = [(stream, entry_id, fields) for entry_id, fields in items if fields]
+                claimed += len(entries)
+                self.stats.claimed += len(entries)
+                await self._decide_and_ack(entries)
+                if cursor in (b"0-0", "0-0"):
+                    break
+                start = cursor.decode() if isinstance(cursor, bytes) else cursor
+        return claimed
+
+    async def _decide_and_ack(self, entries: Sequence[Entry]) -> None:
+        await self._ack(await self._decided(entries))
+
+    async def _decided(self, entries: Sequence[Entry]) -> dict[str, list[bytes]]:
+        """Decide the entries that still hold something. Returns the ids to acknowledge:
+        those decided for good and those the stream no longer holds (trimmed while
+        pending: counted lost)."""
+        live = [entry for entry in entries if entry[2]]
+        done: dict[str, list[bytes]] = {}
+        for stream, entry_id, fields in entries:
+            if not fields:
+                self.stats.trimmed += 1
+                log.error("pending entry %s of %s was trimmed unread", entry_id, stream)
+                done.setdefault(stream, []).append(entry_id)
+        if live:
+            self.stats.entries += len(live)
+            verdicts = await self.decide(live)
+            for (stream, entry_id, _), ack in zip(live, verdicts, strict=True):
+                if ack:
+                    done.setdefault(stream, []).append(entry_id)
+        return done
+
+
+@dataclass
+class ConcurrentFeedStats(FeedStats):
+    in_flight: int = 0  # entries being decided now
+    retried: int = 0  # decisions answered "not now"
+    left_pending: int = 0  # entries given up on in place, left pending for a claim
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **super().as_dict(),
+            "in_flight": self.in_flight,
+            "retried": self.retried,
+            "left_pending": self.left_pending,
+        }
+
+
+@dataclass
+class ConcurrentStreamFeed(_GroupFeed):
+    """Reads `streams` through `settings.group` and decides each entry on its own, up to
+    `settings.max_in_flight` at once, with `decide_one`; each is acknowledged with the next
+    read after its own decision. Entries read or claimed beyond the free slots (one read
+    asks each stream for its share of them) wait here for the next slot."""
+
+    decide_one: DecideOne = field(kw_only=True)
+    stats: ConcurrentFeedStats = field(default_factory=ConcurrentFeedStats)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._waiting: deque[Entry] = deque()  # read or claimed, not started yet
+        self._queued: set[EntryKey] = set()  # the keys of _waiting
+        self._deciding: dict[EntryKey, asyncio.Task[None]] = {}
+        self._freed = asyncio.Event()
+
+    @property
+    def free_slots(self) -> int:
+        return self.settings.max_in_flight - len(self._deciding)
+
+    def holds(self, stream: str, entry_id: bytes) -> bool:
+        """Whether the entry is being decided here or waits for a slot."""
+        key = (stream, entry_id)
+        return key in self._deciding or key in self._queued
+
+    async def run(self) -> None:
+        """Until cancelled: create the groups, take this consumer's pending entries, then
+        read new entries for the free slots and claim abandoned ones. At cancellation the
+        decisions under way are cancelled (their entries stay pending) and what was
+        decided is acknowledged."""
+        self.stats.running = True
+        try:
+            await self._until_done(self.ensure_groups)
+            await self._until_done(self.drain_own_pending)
+            next_claim = self.clock() + self.settings.claim_every_s
+            while True:
+                self._start_waiting()
+                if self._waiting or self.free_slots <= 0:
+                    await self._wait_for_a_slot()
+                else:
+                    await self._until_done(self.read_once)
+                if self.clock() >= next_claim:
+                    await self._until_done(self.claim_once)
+                    next_claim = self.clock() + self.settings.claim_every_s
+        finally:
+            self.stats.running = False
+            await asyncio.shield(self._stop())
+
+    async def _stop(self) -> None:
+        deciding = list(self._deciding.values())
+        for task in deciding:
+            task.cancel()
+        await asyncio.gather(*deciding, return_exceptions=True)
+        self._waiting.clear()
+        self._queued.clear()
+        await self._flush_quietly()
+
+    async def _wait_for_a_slot(self) -> None:
+        """Until a decision ends (at most claim_every_s); acknowledges what was decided
+        meanwhile if no read is coming to carry it."""
+        self._freed.clear()
+        if self.free_slots <= 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._freed.wait(), self.settings.claim_every_s)
+        if sum(len(ids) for ids in self._unacked.values()) >= self.settings.count:
+            await self._until_done(self.flush_acks)
+
+    async def drain_own_pending(self) -> None:
+        """Take every entry this consumer read and never acknowledged (a crash, a RETRY
+        left pending): they are decided as slots free up, before any new entry."""
+        cursors: dict[StreamKey, StreamId] = dict.fromkeys(self.streams, "0")
+        while cursors:
+            reply = _by_stream(
+                await self.redis.xreadgroup(
+                    self.settings.group, self.settings.consumer, cursors, count=self.settings.count
+                )
+            )
+            for stream in self.streams:
+                if stream not in cursors:
+                    continue
+                items = reply.get(stream)
+                if not items:
+                    del cursors[stream]
+                    continue
+                cursors[stream] = items[-1][0].decode()
+                self._take([(stream, entry_id, fields) for entry_id, fields in items])
+        self._start_waiting()
+
+    async def read_once(self) -> int:
+        """One blocking read of new entries for the free slots (each stream's share), sent
+        with the acknowledgements gathered since the last one; the entries start at once.
+        Returns how many it read."""
+        free = self.free_slots
+        if free <= 0:
+            return 0
+        acks, self._unacked = self._unacked, {}
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for stream, ids in acks.items():
+                    pipe.xack(stream, self.settings.group, *ids)
+                pipe.xreadgroup(
+                    self.settings.group,
+                    self.settings.consumer,
+                    self._new_entries,
+                    count=max(1, free // len(self.streams)),
+                    block=self.settings.block_ms,
+                )
+                replies = await pipe.execute()
+        except BaseException:
+            _merge(self._unacked, acks)
+            raise
+        self.stats.acked += sum(len(ids) for ids in acks.values())
+        entries = _entries(replies[-1])
+        if entries:
+            self.stats.reads += 1
+            self._take(entries)
+            self._start_waiting()
+        return len(entries)
+
+    async def claim_once(self) -> int:
+        """Claim, for the free slots, the entries any consumer of the group left pending
+        for `claim_idle_ms` (those still being decided here are left alone; those decided
+        are acknowledged first, so none is claimed back). Returns how many it took."""
+        await self.flush_acks()
+        claimed = 0
+        for stream in self.streams:
+            start = "0-0"
+            while (room := self.free_slots - len(self._waiting)) > 0:
+                reply = await self.redis.xautoclaim(
+                    stream,
+                    self.settings.group,
+                    self.settings.consumer,
+                    min_idle_time=self.settings.claim_idle_ms,
+                    start_id=start,
+                    count=room,
+                )
+                cursor, items, deleted = _autoclaim_reply(reply)
+                if deleted:
+                    self.stats.trimmed += len(deleted)
+                    log.error("%d pending entries of %s were trimmed unread", len(deleted), stream)
+                    await self.redis.xack(stream, self.settings.group, *deleted)
+                fresh = [(stream, i, f) for i, f in items if f and not self.holds(stream, i)]
+                claimed += len(fresh)
+                self.stats.claimed += len(fresh)
+                self._take(fresh)
+                self._start_waiting()
+                if cursor in (b"0-0", "0-0"):
+                    break
+                start = cursor.decode() if isinstance(cursor, bytes) else cursor
+        return claimed
+
+    def _take(self, entries: Sequence[Entry]) -> None:
+        """Queue entries for a slot; one the stream no longer holds is acknowledged (lost)."""
+        for stream, entry_id, fields in entries:
+            if not fields:
+                self.stats.trimmed += 1
+                log.error("pending entry %s of %s was trimmed unread", entry_id, stream)
+                self._unacked.setdefault(stream, []).append(entry_id)
+            elif not self.holds(stream, entry_id):
+                self._queued.add((stream, entry_id))
+                self._waiting.append((stream, entry_id, fields))
+
+    def _start_waiting(self) -> None:
+        while self._waiting and self.free_slots > 0:
+            entry = self._waiting.popleft()
+            key = (entry[0], entry[1])
+            self._queued.discard(key)
+            self._deciding[key] = asyncio.create_task(self._decide(entry))
+        self.stats.in_flight = len(self._deciding)
+
+    async def _decide(self, entry: Entry) -> None:
+        """Decide one entry; "not now" is tried again in place for `retry_for_s`, then the
+        entry is left pending. Decided: queued for acknowledgement with the next read."""
+        stream, entry_id, _ = entry
+        give_up_at = self.clock() + self.settings.retry_for_s
+        delay = self.settings.retry_backoff_s
+        self.stats.entries += 1
+        try:
+            while not await self._decided_once(entry):
+                self.stats.retried += 1
+                if self.clock() + delay > give_up_at:
+                    self.stats.left_pending += 1
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.settings.retry_backoff_max_s)
+            self._unacked.setdefault(stream, []).append(entry_id)
+        finally:
+            del self._deciding[(stream, entry_id)]
+            self.stats.in_flight = len(self._deciding)
+            self._freed.set()
+
+    async def _decided_once(self, entry: Entry) -> bool:
+        try:
+            return await self.decide_one(entry)
+        except Exception:  # a bug: keep the entry (RETRY), as daprd would on a 500
+            log.exception("deciding entry %s of %s failed: not acknowledged", entry[1], entry[0])
+            return False
+
+
+def _merge(into: dict[str, list[bytes]], more: dict[str, list[bytes]]) -> None:
+    for stream, ids in more.items():
+        into.setdefault(stream, []).extend(ids)
+
+
+def _by_stream(reply: Any) -> dict[str, list[tuple[bytes, dict[bytes, bytes]]]]:
+    """XREADGROUP's reply as {stream: [(id, fields)]} (RESP2 list or RESP3 map); an entry
+    trimmed while pending comes back with no fields ({})."""
+    if not reply:
+        return {}
+    pairs = reply.items() if isinstance(reply, dict) else reply
+    return {
+        (name.decode() if isinstance(name, bytes) else str(name)): [
+            (entry_id, fields or {}) for entry_id, fields in items
+        ]
+        for name, items in pairs
+    }
+
+
+def _entries(reply: Any) -> list[Entry]:
+    return [
+        (stream, entry_id, fields)
+        for stream, items in _by_stream(reply).items()
+        for entry_id, fields in items
+    ]
+
+
+def _autoclaim_reply(reply: Any) -> tuple[Any, list[tuple[bytes, dict[bytes, bytes]]], list[bytes]]:
+    """XAUTOCLAIM's reply: the next cursor, the claimed entries, the ids already deleted."""
+    cursor, items = reply[0], reply[1]
+    deleted = list(reply[2]) if len(reply) > 2 else []
+    return cursor, [(entry_id, fields) for entry_id, fields in items if entry_id], deleted
+
+
+def cloud_event_of(fields: dict[bytes, bytes]) -> Any:
+    """The CloudEvent an entry holds; raises ValueError when it holds none."""
+    data = fields.get(DATA_FIELD)
+    if data is None:
+        raise ValueError(f"no {DATA_FIELD.decode()!r} field (fields: {sorted(fields)[:5]})")
+    return codec.loads(data)
