@@ -81,7 +81,7 @@ class FeedSettings:
     block_ms: int = 1000  # a read waits this long for a first entry
     # after a read that found entries, wait this long before the next one, so the next
     # batch gathers more (fewer round trips per event; adds at most this to the lag)
-    linger_ms: int = 10
+    linger_ms: int = 20
     claim_idle_ms: int = 5000  # a pending entry this idle is claimed and decided again
     claim_every_s: float = 2.0
     retry_after_s: float = 0.5  # after Redis failed a read or an acknowledgement

@@ -159,7 +159,7 @@ async def project_entries(
     """Decide many delivered CloudEvents, each (its topic, or None for REDELIVERY; the
     CloudEvent), as each would be decided alone, projecting them together in one batch
     (ProjectionStore.project_batch). One answer per entry, in order: SUCCESS or RETRY.
-    Used by daprd's bulk deliveries and by the stream feed (apps.projector.feed)."""
+    Used by daprd's bulk deliveries and by the stream feed (actors.toolkit.streamfeed)."""
     answers: dict[int, dict[str, str]] = {}
     batch: list[tuple[int, EventEnvelope]] = []
     for n, (topic, event) in enumerate(entries):
@@ -193,7 +193,7 @@ async def decide_stream_entries(
     reader: EventReader,
     stats: ProjectorStats,
 ) -> list[bool]:
-    """The stream feed's batch (apps.projector.feed): each entry's CloudEvent decided as in
+    """The stream feed's batch (actors.toolkit.streamfeed): each entry's CloudEvent decided as in
     a bulk delivery, its topic the stream's (None on REDELIVERY). True: acknowledge it
     (projected, ignored, or recorded as one that can never apply); False: leave it pending."""
     answers: dict[int, dict[str, str]] = {}

@@ -42,7 +42,7 @@ class Settings:
     counter_ttl: dt.timedelta = DEFAULT_COUNTER_TTL
     stuck_after: dt.timedelta = DEFAULT_STUCK_AFTER  # orderflow_orders_stuck counts older ones
     # where events come from: the topics' streams through its own consumer group
-    # (apps.projector.feed), or daprd's bulk subscriptions ("dapr": a broker other than
+    # (actors.toolkit.streamfeed), or daprd's bulk subscriptions ("dapr": a broker other than
     # the actors' Redis)
     feed: str = FEED_STREAMS
     group: str = "projector"  # the consumer group: the app id, as daprd names it
