@@ -66,7 +66,10 @@ async def commands(
 
     async def daprd(s: aiohttp.ClientSession, n: int) -> bool:
         url = f"{dapr}/v1.0/actors/WalletActor/bench-{tag}-d{n % IDS}/method/Deposit"
-        async with s.post(url, json={"amount": 1}) as resp:
+        # with a message id, as the gateway always sends one: the same command (its inbox
+        # entry included) on both paths
+        body = {"amount": 1, "message_id": f"bench-{tag}-{n}"}
+        async with s.post(url, json=body) as resp:
             body = await resp.json(content_type=None)
             return resp.status == 200 and body.get("ok") is True
 
