@@ -16,9 +16,9 @@ Two ways to decide what it reads:
   events are decided as one batch, and the entries that succeeded are acknowledged
   (XACK) in the same round trip as the next read, which waits `linger_ms` so that
   batches gather several events.
-- `ConcurrentStreamFeed` (the event router): each entry is decided on its own, up to
-  `max_in_flight` at once, so one slow decision (an actor call waiting out a rebalance)
-  holds only its own slot; each is acknowledged when its own decision completes (the
+- `ConcurrentStreamFeed` (the event router; actors.toolkit.concurrentfeed): each entry
+  is decided on its own, up to `max_in_flight` at once, so one slow decision (an actor
+  call waiting out a rebalance) holds only its own slot; each is acknowledged when its own decision completes (the
   XACKs gathered and sent with the next read), and new entries are read only for the
   free slots. An entry answered "not now" is tried again in place for `retry_for_s`
   (backoff up to `retry_backoff_max_s`, as daprd's delivery retries), then left pending.
@@ -48,8 +48,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -119,7 +118,7 @@ class FeedStats:
 
 
 @dataclass
-class _GroupFeed:
+class GroupFeed:
     """What both feeds share: the consumer group, Redis failures, acknowledgements.
     `redis` must answer bytes (decode_responses=False): an entry is the producer's bytes."""
 
@@ -185,7 +184,7 @@ class _GroupFeed:
         try:
             await self._ack(acks)
         except BaseException:
-            _merge(self._unacked, acks)
+            merge_ids(self._unacked, acks)
             raise
 
     async def _ack(self, done: dict[str, list[bytes]]) -> None:
@@ -197,59 +196,28 @@ class _GroupFeed:
             await pipe.execute()
         self.stats.acked += sum(len(ids) for ids in done.values())
 
-
-@dataclass
-class StreamFeed(_GroupFeed):
-    """Reads `streams` through `settings.group` and hands each batch to `decide`."""
-
-    decide: Decide = field(kw_only=True)
-
     async def run(self) -> None:
-        """Until cancelled: create the groups, decide this consumer's pending entries,
-        then read new entries and claim abandoned ones. Redis failures are logged and
-        retried; nothing here ends the loop but cancellation."""
+        """Until cancelled: create the groups, take this consumer's pending entries, then
+        go on with new entries (`_next`) and claim abandoned ones every claim_every_s.
+        Redis failures are logged and retried; nothing ends the loop but cancellation,
+        after which `_stop` settles what is in hand."""
         self.stats.running = True
         try:
             await self._until_done(self.ensure_groups)
             await self._until_done(self.drain_own_pending)
             next_claim = self.clock() + self.settings.claim_every_s
             while True:
-                await self._until_done(self.read_once)
+                await self._next()
                 if self.clock() >= next_claim:
                     await self._until_done(self.claim_once)
                     next_claim = self.clock() + self.settings.claim_every_s
         finally:
             self.stats.running = False
-            await asyncio.shield(self._flush_quietly())
+            await asyncio.shield(self._stop())
 
-    async def drain_own_pending(self) -> None:
-        """Decide every entry this consumer read and never acknowledged (a crash, a RETRY)."""
-        cursors: dict[StreamKey, StreamId] = dict.fromkeys(self.streams, "0")
-        while cursors:
-            reply = _by_stream(
-                await self.redis.xreadgroup(
-                    self.settings.group,
-                    self.settings.consumer,
-                    cursors,
-                    count=self.settings.count,
-                )
-            )
-            entries: list[Entry] = []
-            for stream in self.streams:
-                if stream not in cursors:
-                    continue
-                items = reply.get(stream)
-                if not items:
-                    del cursors[stream]
-                    continue
-                cursors[stream] = items[-1][0].decode()  # the next page starts past it
-                entries += [(stream, entry_id, fields) for entry_id, fields in items]
-            await self._decide_and_ack(entries)
-
-    async def read_once(self) -> int:
-        """One blocking read of new entries on every stream, sent with the acknowledgements
-        of the previous batch; the entries are decided, to be acknowledged with the next
-        read. Returns how many entries it decided."""
+    async def _read_new(self, count: int) -> list[Entry]:
+        """One blocking read of up to `count` new entries per stream, sent in one round
+        trip with the acknowledgements gathered since the last read."""
         acks, self._unacked = self._unacked, {}
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
@@ -259,19 +227,110 @@ class StreamFeed(_GroupFeed):
                     self.settings.group,
                     self.settings.consumer,
                     self._new_entries,
-                    count=self.settings.count,
+                    count=count,
                     block=self.settings.block_ms,
                 )
                 replies = await pipe.execute()
         except BaseException:
-            _merge(self._unacked, acks)  # not sent, or not known to be: again next time
+            merge_ids(self._unacked, acks)  # not sent, or not known to be: again next time
             raise
         self.stats.acked += sum(len(ids) for ids in acks.values())
         entries = _entries(replies[-1])
+        if entries:
+            self.stats.reads += 1
+        return entries
+
+    async def _claim_page(
+        self, stream: str, start: str, count: int
+    ) -> tuple[str | None, list[Entry]]:
+        """One XAUTOCLAIM page of `stream`'s entries idle for `claim_idle_ms`: the start of
+        the next page (None: the last) and the entries that still hold something; those
+        trimmed while pending are acknowledged and counted lost."""
+        reply = await self.redis.xautoclaim(
+            stream,
+            self.settings.group,
+            self.settings.consumer,
+            min_idle_time=self.settings.claim_idle_ms,
+            start_id=start,
+            count=count,
+        )
+        cursor, items, deleted = _autoclaim_reply(reply)
+        if deleted:
+            self.stats.trimmed += len(deleted)
+            log.error("%d pending entries of %s were trimmed unread", len(deleted), stream)
+            await self.redis.xack(stream, self.settings.group, *deleted)
+        entries = [(stream, entry_id, fields) for entry_id, fields in items if fields]
+        following = cursor.decode() if isinstance(cursor, bytes) else str(cursor)
+        return (None if following == "0-0" else following), entries
+
+    async def _next(self) -> None:
+        raise NotImplementedError
+
+    async def _stop(self) -> None:
+        await self._flush_quietly()
+
+    async def drain_own_pending(self) -> None:
+        raise NotImplementedError
+
+    async def claim_once(self) -> int:
+        raise NotImplementedError
+
+    async def _own_pending_pages(self) -> AsyncIterator[list[Entry]]:
+        """This consumer's pending entries (read, never acknowledged), a page at a time."""
+        cursors: dict[StreamKey, StreamId] = dict.fromkeys(self.streams, "0")
+        while cursors:
+            reply = _by_stream(
+                await self.redis.xreadgroup(
+                    self.settings.group, self.settings.consumer, cursors, count=self.settings.count
+                )
+            )
+            page: list[Entry] = []
+            for stream in self.streams:
+                if stream not in cursors:
+                    continue
+                items = reply.get(stream)
+                if not items:
+                    del cursors[stream]
+                    continue
+                cursors[stream] = items[-1][0].decode()  # the next page starts past it
+                page += [(stream, entry_id, fields) for entry_id, fields in items]
+            yield page
+
+
+@contextlib.asynccontextmanager
+async def running(feed: GroupFeed, *, name: str = "stream-feed") -> AsyncIterator[None]:
+    """`feed.run()` as a task for the block's lifetime, cancelled (and awaited) at its end."""
+    task = asyncio.create_task(feed.run(), name=name)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+@dataclass
+class StreamFeed(GroupFeed):
+    """Reads `streams` through `settings.group` and hands each batch to `decide`."""
+
+    decide: Decide = field(kw_only=True)
+
+    async def _next(self) -> None:
+        await self._until_done(self.read_once)
+
+    async def drain_own_pending(self) -> None:
+        """Decide every entry this consumer read and never acknowledged (a crash, a RETRY)."""
+        async for page in self._own_pending_pages():
+            await self._decide_and_ack(page)
+
+    async def read_once(self) -> int:
+        """One blocking read of new entries on every stream, sent with the acknowledgements
+        of the previous batch; the entries are decided, to be acknowledged with the next
+        read. Returns how many entries it decided."""
+        entries = await self._read_new(self.settings.count)
         if not entries:
             return 0
-        self.stats.reads += 1
-        _merge(self._unacked, await self._decided(entries))
+        merge_ids(self._unacked, await self._decided(entries))
         if self.settings.linger_ms and len(entries) < self.settings.count:
             await asyncio.sleep(self.settings.linger_ms / 1000)
         return len(entries)
@@ -281,28 +340,12 @@ class StreamFeed(_GroupFeed):
         group (this one included: its RETRYs), decide them again. Returns how many."""
         claimed = 0
         for stream in self.streams:
-            start = "0-0"
-            while True:
-                reply = await self.redis.xautoclaim(
-                    stream,
-                    self.settings.group,
-                    self.settings.consumer,
-                    min_idle_time=self.settings.claim_idle_ms,
-                    start_id=start,
-                    count=self.settings.count,
-                )
-                cursor, items, deleted = _autoclaim_reply(reply)
-                if deleted:  # trimmed while pending: nothing left to decide
-                    self.stats.trimmed += len(deleted)
-                    log.error("%d pending entries of %s were trimmed unread", len(deleted), stream)
-                    await self.redis.xack(stream, self.settings.group, *deleted)
-                entries = [(stream, entry_id, fields) for entry_id, fields in items if fields]
+            start: str | None = "0-0"
+            while start is not None:
+                start, entries = await self._claim_page(stream, start, self.settings.count)
                 claimed += len(entries)
                 self.stats.claimed += len(entries)
                 await self._decide_and_ack(entries)
-                if cursor in (b"0-0", "0-0"):
-                    break
-                start = cursor.decode() if isinstance(cursor, bytes) else cursor
         return claimed
 
     async def _decide_and_ack(self, entries: Sequence[Entry]) -> None:
@@ -328,222 +371,7 @@ class StreamFeed(_GroupFeed):
         return done
 
 
-@dataclass
-class ConcurrentFeedStats(FeedStats):
-    in_flight: int = 0  # entries being decided now
-    retried: int = 0  # decisions answered "not now"
-    left_pending: int = 0  # entries given up on in place, left pending for a claim
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            **super().as_dict(),
-            "in_flight": self.in_flight,
-            "retried": self.retried,
-            "left_pending": self.left_pending,
-        }
-
-
-@dataclass
-class ConcurrentStreamFeed(_GroupFeed):
-    """Reads `streams` through `settings.group` and decides each entry on its own, up to
-    `settings.max_in_flight` at once, with `decide_one`; each is acknowledged with the next
-    read after its own decision. Entries read or claimed beyond the free slots (one read
-    asks each stream for its share of them) wait here for the next slot."""
-
-    decide_one: DecideOne = field(kw_only=True)
-    stats: ConcurrentFeedStats = field(default_factory=ConcurrentFeedStats)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self._waiting: deque[Entry] = deque()  # read or claimed, not started yet
-        self._queued: set[EntryKey] = set()  # the keys of _waiting
-        self._deciding: dict[EntryKey, asyncio.Task[None]] = {}
-        self._freed = asyncio.Event()
-
-    @property
-    def free_slots(self) -> int:
-        return self.settings.max_in_flight - len(self._deciding)
-
-    def holds(self, stream: str, entry_id: bytes) -> bool:
-        """Whether the entry is being decided here or waits for a slot."""
-        key = (stream, entry_id)
-        return key in self._deciding or key in self._queued
-
-    async def run(self) -> None:
-        """Until cancelled: create the groups, take this consumer's pending entries, then
-        read new entries for the free slots and claim abandoned ones. At cancellation the
-        decisions under way are cancelled (their entries stay pending) and what was
-        decided is acknowledged."""
-        self.stats.running = True
-        try:
-            await self._until_done(self.ensure_groups)
-            await self._until_done(self.drain_own_pending)
-            next_claim = self.clock() + self.settings.claim_every_s
-            while True:
-                self._start_waiting()
-                if self._waiting or self.free_slots <= 0:
-                    await self._wait_for_a_slot()
-                else:
-                    await self._until_done(self.read_once)
-                if self.clock() >= next_claim:
-                    await self._until_done(self.claim_once)
-                    next_claim = self.clock() + self.settings.claim_every_s
-        finally:
-            self.stats.running = False
-            await asyncio.shield(self._stop())
-
-    async def _stop(self) -> None:
-        deciding = list(self._deciding.values())
-        for task in deciding:
-            task.cancel()
-        await asyncio.gather(*deciding, return_exceptions=True)
-        self._waiting.clear()
-        self._queued.clear()
-        await self._flush_quietly()
-
-    async def _wait_for_a_slot(self) -> None:
-        """Until a decision ends (at most claim_every_s); acknowledges what was decided
-        meanwhile if no read is coming to carry it."""
-        self._freed.clear()
-        if self.free_slots <= 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._freed.wait(), self.settings.claim_every_s)
-        if sum(len(ids) for ids in self._unacked.values()) >= self.settings.count:
-            await self._until_done(self.flush_acks)
-
-    async def drain_own_pending(self) -> None:
-        """Take every entry this consumer read and never acknowledged (a crash, a RETRY
-        left pending): they are decided as slots free up, before any new entry."""
-        cursors: dict[StreamKey, StreamId] = dict.fromkeys(self.streams, "0")
-        while cursors:
-            reply = _by_stream(
-                await self.redis.xreadgroup(
-                    self.settings.group, self.settings.consumer, cursors, count=self.settings.count
-                )
-            )
-            for stream in self.streams:
-                if stream not in cursors:
-                    continue
-                items = reply.get(stream)
-                if not items:
-                    del cursors[stream]
-                    continue
-                cursors[stream] = items[-1][0].decode()
-                self._take([(stream, entry_id, fields) for entry_id, fields in items])
-        self._start_waiting()
-
-    async def read_once(self) -> int:
-        """One blocking read of new entries for the free slots (each stream's share), sent
-        with the acknowledgements gathered since the last one; the entries start at once.
-        Returns how many it read."""
-        free = self.free_slots
-        if free <= 0:
-            return 0
-        acks, self._unacked = self._unacked, {}
-        try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for stream, ids in acks.items():
-                    pipe.xack(stream, self.settings.group, *ids)
-                pipe.xreadgroup(
-                    self.settings.group,
-                    self.settings.consumer,
-                    self._new_entries,
-                    count=max(1, free // len(self.streams)),
-                    block=self.settings.block_ms,
-                )
-                replies = await pipe.execute()
-        except BaseException:
-            _merge(self._unacked, acks)
-            raise
-        self.stats.acked += sum(len(ids) for ids in acks.values())
-        entries = _entries(replies[-1])
-        if entries:
-            self.stats.reads += 1
-            self._take(entries)
-            self._start_waiting()
-        return len(entries)
-
-    async def claim_once(self) -> int:
-        """Claim, for the free slots, the entries any consumer of the group left pending
-        for `claim_idle_ms` (those still being decided here are left alone; those decided
-        are acknowledged first, so none is claimed back). Returns how many it took."""
-        await self.flush_acks()
-        claimed = 0
-        for stream in self.streams:
-            start = "0-0"
-            while (room := self.free_slots - len(self._waiting)) > 0:
-                reply = await self.redis.xautoclaim(
-                    stream,
-                    self.settings.group,
-                    self.settings.consumer,
-                    min_idle_time=self.settings.claim_idle_ms,
-                    start_id=start,
-                    count=room,
-                )
-                cursor, items, deleted = _autoclaim_reply(reply)
-                if deleted:
-                    self.stats.trimmed += len(deleted)
-                    log.error("%d pending entries of %s were trimmed unread", len(deleted), stream)
-                    await self.redis.xack(stream, self.settings.group, *deleted)
-                fresh = [(stream, i, f) for i, f in items if f and not self.holds(stream, i)]
-                claimed += len(fresh)
-                self.stats.claimed += len(fresh)
-                self._take(fresh)
-                self._start_waiting()
-                if cursor in (b"0-0", "0-0"):
-                    break
-                start = cursor.decode() if isinstance(cursor, bytes) else cursor
-        return claimed
-
-    def _take(self, entries: Sequence[Entry]) -> None:
-        """Queue entries for a slot; one the stream no longer holds is acknowledged (lost)."""
-        for stream, entry_id, fields in entries:
-            if not fields:
-                self.stats.trimmed += 1
-                log.error("pending entry %s of %s was trimmed unread", entry_id, stream)
-                self._unacked.setdefault(stream, []).append(entry_id)
-            elif not self.holds(stream, entry_id):
-                self._queued.add((stream, entry_id))
-                self._waiting.append((stream, entry_id, fields))
-
-    def _start_waiting(self) -> None:
-        while self._waiting and self.free_slots > 0:
-            entry = self._waiting.popleft()
-            key = (entry[0], entry[1])
-            self._queued.discard(key)
-            self._deciding[key] = asyncio.create_task(self._decide(entry))
-        self.stats.in_flight = len(self._deciding)
-
-    async def _decide(self, entry: Entry) -> None:
-        """Decide one entry; "not now" is tried again in place for `retry_for_s`, then the
-        entry is left pending. Decided: queued for acknowledgement with the next read."""
-        stream, entry_id, _ = entry
-        give_up_at = self.clock() + self.settings.retry_for_s
-        delay = self.settings.retry_backoff_s
-        self.stats.entries += 1
-        try:
-            while not await self._decided_once(entry):
-                self.stats.retried += 1
-                if self.clock() + delay > give_up_at:
-                    self.stats.left_pending += 1
-                    return
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.settings.retry_backoff_max_s)
-            self._unacked.setdefault(stream, []).append(entry_id)
-        finally:
-            del self._deciding[(stream, entry_id)]
-            self.stats.in_flight = len(self._deciding)
-            self._freed.set()
-
-    async def _decided_once(self, entry: Entry) -> bool:
-        try:
-            return await self.decide_one(entry)
-        except Exception:  # a bug: keep the entry (RETRY), as daprd would on a 500
-            log.exception("deciding entry %s of %s failed: not acknowledged", entry[1], entry[0])
-            return False
-
-
-def _merge(into: dict[str, list[bytes]], more: dict[str, list[bytes]]) -> None:
+def merge_ids(into: dict[str, list[bytes]], more: dict[str, list[bytes]]) -> None:
     for stream, ids in more.items():
         into.setdefault(stream, []).extend(ids)
 

@@ -1,7 +1,7 @@
 """The event router's feed: the routed topics' streams, read by the actor host itself.
 
 With ORDERFLOW_ROUTER_FEED=streams (the default) no daprd delivers the router's events:
-the actor host reads every routed topic's stream (actors.toolkit.streamfeed,
+the actor host reads every routed topic's stream (actors.toolkit.concurrentfeed,
 ConcurrentStreamFeed) in the consumer group daprd used (the app id, so a switch takes
 over its position and its pending entries), one consumer per replica (its process name),
 and decides each entry on its own:
@@ -33,14 +33,10 @@ from typing import Any, Final
 from redis.asyncio import Redis
 
 from actors.toolkit import codec, tracing
+from actors.toolkit.concurrentfeed import ConcurrentStreamFeed
 from actors.toolkit.metrics import RouterMetrics
 from actors.toolkit.router import EventRouter
-from actors.toolkit.streamfeed import (
-    DATA_FIELD,
-    ConcurrentStreamFeed,
-    Entry,
-    FeedSettings,
-)
+from actors.toolkit.streamfeed import DATA_FIELD, Entry, FeedSettings
 from actors.toolkit.subscriber import SUCCESS
 from apps.actor_host.subscriptions import Delivering, not_json, route_event
 

@@ -7,7 +7,6 @@ state layout under this app id: every append is one fenced Lua script.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import os
 from collections.abc import AsyncIterator
@@ -30,6 +29,7 @@ from actors.reactions import SPECS, build_router
 from actors.toolkit import logs, tracing
 from actors.toolkit.actor import ActorDeps, EventSourcedActor, actor_factory
 from actors.toolkit.client import ActorClient
+from actors.toolkit.concurrentfeed import ConcurrentStreamFeed
 from actors.toolkit.fastpath import FastRoutes, actor_routes
 from actors.toolkit.faults import HeldCalls
 from actors.toolkit.inbox import DEFAULT_TTL
@@ -40,7 +40,7 @@ from actors.toolkit.redis_store import RedisDueIndex, RedisStores
 from actors.toolkit.router import EventRouter
 from actors.toolkit.serializer import RawJSONSerializer
 from actors.toolkit.sidecar import SidecarActorClient, SidecarHTTP
-from actors.toolkit.streamfeed import ConcurrentStreamFeed
+from actors.toolkit.streamfeed import running
 from actors.toolkit.streams import StreamPublishing
 from actors.wallet.actor import WalletActor
 from actors.watchers import build_actor_metrics
@@ -296,13 +296,10 @@ async def _routing(
     feed_settings = router_feed_settings(group=settings.app_id, consumer=settings.replica)
     feed = router_feed(client, decide, settings=feed_settings)
     app.state.router_feed = feed
-    task = asyncio.create_task(feed.run(), name="router-feed")
     try:
-        yield
+        async with running(feed, name="router-feed"):
+            yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         await client.aclose()
 
 

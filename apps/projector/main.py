@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
@@ -19,7 +18,7 @@ from actors.toolkit.envelope import utcnow
 from actors.toolkit.fastpath import FastRoutes
 from actors.toolkit.metrics import ProjectorMetrics, mount_metrics, new_registry
 from actors.toolkit.redis_connection import redis_client, redis_host_from_env
-from actors.toolkit.streamfeed import Entry, FeedSettings, StreamFeed
+from actors.toolkit.streamfeed import Entry, FeedSettings, StreamFeed, running
 from apps.projector import events
 from apps.projector.deps import StatsDep
 from apps.projector.generations import Generations
@@ -164,13 +163,10 @@ async def _running_feed(
         decide=decide,
         settings=FeedSettings(group=settings.group, consumer=settings.group),
     )
-    task = asyncio.create_task(feed.run(), name="projector-feed")
     try:
-        yield feed
+        async with running(feed, name="projector-feed"):
+            yield feed
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         if feed_redis is None:
             await client.aclose()
 

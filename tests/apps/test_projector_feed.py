@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from actors.toolkit import streamfeed
 from actors.toolkit.envelope import EventEnvelope
 from actors.toolkit.streamfeed import Entry, FeedSettings, StreamFeed
 from actors.toolkit.streams import cloud_event
@@ -232,17 +233,6 @@ class Decider:
         return [fields[b"data"] not in self.refuse for _, _, fields in entries]
 
 
-@contextlib.asynccontextmanager
-async def feeding(feed: StreamFeed) -> AsyncIterator[None]:
-    task = asyncio.create_task(feed.run())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
 async def _has_groups(raw: aioredis.Redis, streams: Sequence[str]) -> bool:
     for stream in streams:
         if not await raw.exists(stream) or not await raw.xinfo_groups(stream):
@@ -274,7 +264,7 @@ async def test_a_refused_entry_stays_pending_and_is_claimed_again_until_it_is_ta
     decider.refuse.add(b"later")
     feed = StreamFeed(raw, streams=("s",), decide=decider, settings=FAST)
 
-    async with feeding(feed):
+    async with streamfeed.running(feed):
         await eventually(lambda: _has_groups(raw, ("s",)), what="the group")
         await raw.xadd("s", {"data": b"now"})
         await raw.xadd("s", {"data": b"later"})
@@ -329,7 +319,7 @@ async def test_it_recreates_its_groups_after_the_streams_were_deleted(raw):
     decider = Decider()
     feed = StreamFeed(raw, streams=("s",), decide=decider, settings=FAST)
 
-    async with feeding(feed):
+    async with streamfeed.running(feed):
         await eventually(lambda: _has_groups(raw, ("s",)), what="the group")
         await raw.flushall()
         await eventually(lambda: _has_groups(raw, ("s",)), what="the group recreated")
@@ -349,7 +339,7 @@ async def test_it_keeps_trying_while_redis_is_unreachable(raw):
     unreachable = aioredis.Redis(port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
     feed = StreamFeed(unreachable, streams=("s",), decide=Decider(), settings=FAST)
 
-    async with feeding(feed):
+    async with streamfeed.running(feed):
 
         async def failed_twice() -> bool:
             return feed.stats.errors >= 2
@@ -383,7 +373,7 @@ async def test_a_feed_cancelled_mid_run_acknowledges_what_it_decided(raw):
     decider = Decider()
     feed = StreamFeed(raw, streams=("s",), decide=decider, settings=FAST)
 
-    async with feeding(feed):
+    async with streamfeed.running(feed):
         await eventually(lambda: _has_groups(raw, ("s",)), what="the group")
         await raw.xadd("s", {"data": b"last"})
 

@@ -19,9 +19,10 @@ import redis.asyncio as aioredis
 from actors import catalog
 from actors.reactions import SPECS, build_router
 from actors.toolkit.client import ActorClient
+from actors.toolkit.concurrentfeed import ConcurrentStreamFeed
 from actors.toolkit.metrics import RouterMetrics
 from actors.toolkit.publisher import SidecarPublisher
-from actors.toolkit.streamfeed import ConcurrentStreamFeed, Entry, FeedSettings
+from actors.toolkit.streamfeed import Entry, FeedSettings, running
 from actors.toolkit.testing import InMemorySidecar
 from apps.actor_host.feed import RouteEntries, feed_mode, router_feed, router_feed_settings
 from apps.actor_host.main import Settings, create_app
@@ -60,17 +61,6 @@ async def eventually(check: Callable[[], Awaitable[bool]], *, what: str) -> None
 async def pending_ids(raw: aioredis.Redis, stream: str) -> list[bytes]:
     rows = await raw.xpending_range(stream, GROUP, min="-", max="+", count=1000)
     return [row["message_id"] for row in rows if isinstance(row["message_id"], bytes)]
-
-
-@contextlib.asynccontextmanager
-async def feeding(feed: ConcurrentStreamFeed) -> AsyncIterator[None]:
-    task = asyncio.create_task(feed.run())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def _grouped(raw: aioredis.Redis, stream: str) -> bool:
@@ -114,7 +104,7 @@ async def test_a_slow_entry_holds_only_its_own_slot_and_the_others_are_acknowled
     gate.hold(b"slow")
     feed = ConcurrentStreamFeed(raw, streams=("s",), decide_one=gate, settings=FAST)
 
-    async with feeding(feed):
+    async with running(feed):
         await eventually(lambda: _grouped(raw, "s"), what="the group")
         slow = await raw.xadd("s", {"data": b"slow"})
         for n in range(6):
@@ -145,7 +135,7 @@ async def test_no_more_entries_than_max_in_flight_are_decided_at_once(raw):
     for d in data:
         await raw.xadd("a" if d < b"e5" else "b", {"data": d})
 
-    async with feeding(feed):
+    async with running(feed):
 
         async def slots_full() -> bool:
             return gate.now == FAST.max_in_flight
@@ -170,7 +160,7 @@ async def test_an_entry_answered_not_now_stays_pending_and_is_claimed_until_it_i
     gate.refuse.add(b"later")
     feed = ConcurrentStreamFeed(raw, streams=("s",), decide_one=gate, settings=FAST)
 
-    async with feeding(feed):
+    async with running(feed):
         await eventually(lambda: _grouped(raw, "s"), what="the group")
         await raw.xadd("s", {"data": b"now"})
         later = await raw.xadd("s", {"data": b"later"})
@@ -206,7 +196,7 @@ async def test_not_now_is_tried_again_in_place_before_the_entry_is_left_pending(
     )
     feed = ConcurrentStreamFeed(raw, streams=("s",), decide_one=gate, settings=settings)
 
-    async with feeding(feed):
+    async with running(feed):
         await eventually(lambda: _grouped(raw, "s"), what="the group")
         await raw.xadd("s", {"data": b"flaky"})
 
@@ -234,7 +224,7 @@ async def test_entries_another_consumer_abandoned_are_claimed_and_acknowledged(r
     gate = Gate()
     feed = ConcurrentStreamFeed(raw, streams=("s",), decide_one=gate, settings=FAST)
 
-    async with feeding(feed):
+    async with running(feed):
 
         async def taken() -> bool:
             return gate.seen == [b"stranded"] and await pending_ids(raw, "s") == []
@@ -248,7 +238,7 @@ async def test_cancelled_it_leaves_what_it_was_deciding_pending_for_its_next_sta
     gate = Gate()
     gate.hold(b"slow")
     feed = ConcurrentStreamFeed(raw, streams=("s",), decide_one=gate, settings=FAST)
-    async with feeding(feed):
+    async with running(feed):
         await eventually(lambda: _grouped(raw, "s"), what="the group")
         slow = await raw.xadd("s", {"data": b"slow"})
         await raw.xadd("s", {"data": b"quick"})
@@ -299,7 +289,7 @@ async def routing(
     settings = router_feed_settings(group=GROUP, consumer="actor-host-1")
     fast = dataclasses.replace(settings, block_ms=50, claim_every_s=0.1)
     feed = router_feed(raw, decide, settings=fast)
-    async with feeding(feed):
+    async with running(feed):
         yield feed, metrics
 
 
