@@ -18,10 +18,11 @@ Two ways to decide what it reads:
   batches gather several events.
 - `ConcurrentStreamFeed` (the event router; actors.toolkit.concurrentfeed): each entry
   is decided on its own, up to `max_in_flight` at once, so one slow decision (an actor
-  call waiting out a rebalance) holds only its own slot; each is acknowledged when its own decision completes (the
-  XACKs gathered and sent with the next read), and new entries are read only for the
-  free slots. An entry answered "not now" is tried again in place for `retry_for_s`
-  (backoff up to `retry_backoff_max_s`, as daprd's delivery retries), then left pending.
+  call waiting out a rebalance) holds only its own slot; each is acknowledged when its
+  own decision completes (the XACKs gathered and sent with the next read), and new
+  entries are read only for the free slots. An entry answered "not now" is tried again
+  in place for `retry_for_s` (backoff up to `retry_backoff_max_s`, as daprd's delivery
+  retries), then left pending.
 
 Either way:
 
