@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import shutil
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -101,3 +102,20 @@ async def redis(redis_port: int) -> AsyncIterator[aioredis.Redis]:
     await client.flushall()
     yield client
     await client.aclose()
+
+
+@pytest.fixture
+async def raw(redis_port: int, redis: aioredis.Redis) -> AsyncIterator[aioredis.Redis]:
+    """A bytes client (a stream feed's kind) to the session's Redis, emptied by `redis`."""
+    client = aioredis.Redis(port=redis_port)
+    yield client
+    await client.aclose()
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], *, what: str) -> None:
+    """Poll `check` until it holds (10 s at most); no timing is asserted."""
+    for _ in range(400):
+        if await check():
+            return
+        await asyncio.sleep(0.025)
+    raise AssertionError(f"timed out waiting for {what}")

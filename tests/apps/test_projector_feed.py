@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import httpx
@@ -24,19 +24,11 @@ from actors.toolkit.streamfeed import Entry, FeedSettings, StreamFeed
 from actors.toolkit.streams import cloud_event
 from apps.projector.main import Settings, create_app
 from tests import metrics_text
-from tests.apps.conftest import running
+from tests.apps.conftest import eventually, running
 from tests.apps.histories import funded, restocked, shipped
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 FAST = FeedSettings(block_ms=50, claim_idle_ms=100, claim_every_s=0.1, retry_after_s=0.05)
-
-
-@pytest.fixture
-async def raw(redis_port: int, redis: aioredis.Redis) -> AsyncIterator[aioredis.Redis]:
-    """A bytes client (the feed's kind) to the session's Redis, emptied by `redis`."""
-    client = aioredis.Redis(port=redis_port)
-    yield client
-    await client.aclose()
 
 
 async def publish(raw: aioredis.Redis, topic: str, envelopes: Sequence[EventEnvelope]) -> None:
@@ -51,14 +43,6 @@ async def publish(raw: aioredis.Redis, topic: str, envelopes: Sequence[EventEnve
             traceparent=TRACEPARENT,
         )
         await raw.xadd(topic, {"data": entry})
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], *, what: str) -> None:
-    for _ in range(200):
-        if await check():
-            return
-        await asyncio.sleep(0.025)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def pending(raw: aioredis.Redis, stream: str, group: str = "projector") -> int:

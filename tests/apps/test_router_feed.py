@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from actors.toolkit.testing import InMemorySidecar
 from apps.actor_host.feed import RouteEntries, feed_mode, router_feed, router_feed_settings
 from apps.actor_host.main import Settings, create_app
 from apps.actor_host.subscriptions import DeadLetters, Delivering
+from tests.apps.conftest import eventually
 
 GROUP = "actor-host"
 FAST = FeedSettings(
@@ -40,22 +41,6 @@ FAST = FeedSettings(
 )
 SAMPLES = Path(__file__).parents[1] / "contracts" / "samples"
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-
-
-@pytest.fixture
-async def raw(redis_port: int, redis: aioredis.Redis) -> AsyncIterator[aioredis.Redis]:
-    """A bytes client (the feed's kind) to the session's Redis, emptied by `redis`."""
-    client = aioredis.Redis(port=redis_port)
-    yield client
-    await client.aclose()
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], *, what: str) -> None:
-    for _ in range(400):
-        if await check():
-            return
-        await asyncio.sleep(0.025)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def pending_ids(raw: aioredis.Redis, stream: str) -> list[bytes]:
@@ -99,13 +84,25 @@ class Gate:
             self.now -= 1
 
 
-async def test_a_slow_entry_holds_only_its_own_slot_and_the_others_are_acknowledged(raw):
+@contextlib.asynccontextmanager
+async def feeding(
+    raw: aioredis.Redis, *, hold: bytes | None = None, refuse: bytes | None = None
+) -> AsyncIterator[tuple[Gate, ConcurrentStreamFeed]]:
+    """A running feed of stream "s" deciding through a Gate that holds `hold` and refuses
+    `refuse`, once its group exists."""
     gate = Gate()
-    gate.hold(b"slow")
+    if hold is not None:
+        gate.hold(hold)
+    if refuse is not None:
+        gate.refuse.add(refuse)
     feed = ConcurrentStreamFeed(raw, streams=("s",), decide_one=gate, settings=FAST)
-
     async with running(feed):
         await eventually(lambda: _grouped(raw, "s"), what="the group")
+        yield gate, feed
+
+
+async def test_a_slow_entry_holds_only_its_own_slot_and_the_others_are_acknowledged(raw):
+    async with feeding(raw, hold=b"slow") as (gate, feed):
         slow = await raw.xadd("s", {"data": b"slow"})
         for n in range(6):
             await raw.xadd("s", {"data": f"e{n}".encode()})
@@ -156,12 +153,7 @@ async def test_no_more_entries_than_max_in_flight_are_decided_at_once(raw):
 
 
 async def test_an_entry_answered_not_now_stays_pending_and_is_claimed_until_it_is_taken(raw):
-    gate = Gate()
-    gate.refuse.add(b"later")
-    feed = ConcurrentStreamFeed(raw, streams=("s",), decide_one=gate, settings=FAST)
-
-    async with running(feed):
-        await eventually(lambda: _grouped(raw, "s"), what="the group")
+    async with feeding(raw, refuse=b"later") as (gate, feed):
         await raw.xadd("s", {"data": b"now"})
         later = await raw.xadd("s", {"data": b"later"})
 
@@ -235,11 +227,7 @@ async def test_entries_another_consumer_abandoned_are_claimed_and_acknowledged(r
 
 
 async def test_cancelled_it_leaves_what_it_was_deciding_pending_for_its_next_start(raw):
-    gate = Gate()
-    gate.hold(b"slow")
-    feed = ConcurrentStreamFeed(raw, streams=("s",), decide_one=gate, settings=FAST)
-    async with running(feed):
-        await eventually(lambda: _grouped(raw, "s"), what="the group")
+    async with feeding(raw, hold=b"slow") as (gate, _feed):
         slow = await raw.xadd("s", {"data": b"slow"})
         await raw.xadd("s", {"data": b"quick"})
 
