@@ -72,6 +72,19 @@ StreamKey = bytes | str | memoryview
 StreamId = int | bytes | str | memoryview
 DATA_FIELD: Final = b"data"  # pubsub.redis keeps the CloudEvent under this field
 
+# where an app's events come from (ORDERFLOW_ROUTER_FEED, ORDERFLOW_PROJECTOR_FEED)
+FEED_STREAMS: Final = "streams"  # the app reads the topics' streams itself (a feed)
+FEED_DAPR: Final = "dapr"  # its daprd's subscriptions deliver them
+FEEDS: Final = (FEED_STREAMS, FEED_DAPR)
+
+
+def feed_mode(variable: str, value: str) -> str:
+    """`value`, the setting of the environment variable `variable`, checked."""
+    mode = value.strip().lower()
+    if mode not in FEEDS:
+        raise ValueError(f"{variable} must be one of {', '.join(FEEDS)}, not {value!r}")
+    return mode
+
 
 @dataclass(frozen=True)
 class FeedSettings:

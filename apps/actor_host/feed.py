@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -39,10 +39,6 @@ from actors.toolkit.router import EventRouter
 from actors.toolkit.streamfeed import DATA_FIELD, Entry, FeedSettings
 from actors.toolkit.subscriber import SUCCESS
 from apps.actor_host.subscriptions import Delivering, not_json, route_event
-
-FEED_STREAMS: Final = "streams"
-FEED_DAPR: Final = "dapr"
-FEEDS: Final = (FEED_STREAMS, FEED_DAPR)
 
 
 def router_feed_settings(*, group: str, consumer: str) -> FeedSettings:
@@ -119,11 +115,3 @@ def router_feed(
     )
     decide.metrics.watch_feed(lambda: feed.stats.in_flight)
     return feed
-
-
-def feed_mode(value: str) -> str:
-    """ORDERFLOW_ROUTER_FEED, checked."""
-    mode = value.strip().lower()
-    if mode not in FEEDS:
-        raise ValueError(f"ORDERFLOW_ROUTER_FEED must be one of {', '.join(FEEDS)}, not {value!r}")
-    return mode

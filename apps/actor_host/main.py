@@ -40,18 +40,11 @@ from actors.toolkit.redis_store import RedisDueIndex, RedisStores
 from actors.toolkit.router import EventRouter
 from actors.toolkit.serializer import RawJSONSerializer
 from actors.toolkit.sidecar import SidecarActorClient, SidecarHTTP
-from actors.toolkit.streamfeed import running
+from actors.toolkit.streamfeed import FEED_DAPR, FEED_STREAMS, feed_mode, running
 from actors.toolkit.streams import StreamPublishing
 from actors.wallet.actor import WalletActor
 from actors.watchers import build_actor_metrics
-from apps.actor_host.feed import (
-    FEED_DAPR,
-    FEED_STREAMS,
-    RouteEntries,
-    feed_mode,
-    router_feed,
-    router_feed_settings,
-)
+from apps.actor_host.feed import RouteEntries, router_feed, router_feed_settings
 from apps.actor_host.subscriptions import (
     DeadLetters,
     Delivering,
@@ -109,7 +102,9 @@ class Settings:
                 "ORDERFLOW_DRAIN_TIMEOUT_S", DRAIN_ONGOING_CALLS.total_seconds()
             ),
             publish=_publish_mode(os.environ.get("ORDERFLOW_PUBLISH", "append")),
-            router_feed=feed_mode(os.environ.get("ORDERFLOW_ROUTER_FEED", FEED_STREAMS)),
+            router_feed=feed_mode(
+                "ORDERFLOW_ROUTER_FEED", os.environ.get("ORDERFLOW_ROUTER_FEED", FEED_STREAMS)
+            ),
         )
 
 

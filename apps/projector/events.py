@@ -44,7 +44,7 @@ from starlette.types import Scope
 from actors.catalog import PUBSUB
 from actors.toolkit.envelope import EventEnvelope, envelope_in, utcnow
 from actors.toolkit.fastpath import Answer, FastRoute, json_answer
-from actors.toolkit.streamfeed import Entry, cloud_event_of
+from actors.toolkit.streamfeed import FEED_DAPR, Entry, cloud_event_of
 from actors.toolkit.subscriber import RETRY, SUCCESS, bulk_options, gives_up, is_bulk
 from apps.projector.projections import TOPICS, projects
 from apps.projector.reader import EventReader
@@ -71,7 +71,7 @@ FEED_STREAMS: Final = (*TOPICS, REDELIVERY)
 async def subscriptions(request: Request) -> list[dict[str, Any]]:
     """Dapr's programmatic subscriptions: one route per topic, undeliverable -> REDELIVERY.
     None when the projector reads the streams itself (its feed)."""
-    if getattr(request.app.state, "feed_mode", "dapr") != "dapr":
+    if getattr(request.app.state, "feed_mode", FEED_DAPR) != FEED_DAPR:
         return []
     return [
         {

@@ -7,7 +7,7 @@ import dataclasses
 import datetime as dt
 import os
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, Final
+from typing import Any
 
 from fastapi import FastAPI, Request
 from redis.asyncio import Redis
@@ -18,7 +18,14 @@ from actors.toolkit.envelope import utcnow
 from actors.toolkit.fastpath import FastRoutes
 from actors.toolkit.metrics import ProjectorMetrics, mount_metrics, new_registry
 from actors.toolkit.redis_connection import redis_client, redis_host_from_env
-from actors.toolkit.streamfeed import Entry, FeedSettings, StreamFeed, running
+from actors.toolkit.streamfeed import (
+    FEED_STREAMS,
+    Entry,
+    FeedSettings,
+    StreamFeed,
+    feed_mode,
+    running,
+)
 from apps.projector import events
 from apps.projector.deps import StatsDep
 from apps.projector.generations import Generations
@@ -28,10 +35,6 @@ from apps.projector.stats import ProjectorStats
 from apps.projector.store import DEFAULT_COUNTER_TTL, ProjectionStore
 from readmodels.keys import Layout, prefix_from_env
 from readmodels.queries import ReadModels
-
-FEED_STREAMS: Final = "streams"
-FEED_DAPR: Final = "dapr"
-FEEDS: Final = (FEED_STREAMS, FEED_DAPR)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,12 +49,6 @@ class Settings:
     feed: str = FEED_STREAMS
     group: str = "projector"  # the consumer group: the app id, as daprd names it
 
-    def __post_init__(self) -> None:
-        if self.feed not in FEEDS:
-            raise ValueError(
-                f"ORDERFLOW_PROJECTOR_FEED must be one of {', '.join(FEEDS)}, not {self.feed!r}"
-            )
-
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
@@ -65,7 +62,9 @@ class Settings:
                     env.get("ORDERFLOW_STUCK_AFTER_S", DEFAULT_STUCK_AFTER.total_seconds())
                 )
             ),
-            feed=env.get("ORDERFLOW_PROJECTOR_FEED", FEED_STREAMS).strip().lower(),
+            feed=feed_mode(
+                "ORDERFLOW_PROJECTOR_FEED", env.get("ORDERFLOW_PROJECTOR_FEED", FEED_STREAMS)
+            ),
             group=env.get("APP_ID") or "projector",
         )
 

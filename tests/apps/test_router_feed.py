@@ -22,9 +22,9 @@ from actors.toolkit.client import ActorClient
 from actors.toolkit.concurrentfeed import ConcurrentStreamFeed
 from actors.toolkit.metrics import RouterMetrics
 from actors.toolkit.publisher import SidecarPublisher
-from actors.toolkit.streamfeed import Entry, FeedSettings, running
+from actors.toolkit.streamfeed import Entry, FeedSettings, feed_mode, running
 from actors.toolkit.testing import InMemorySidecar
-from apps.actor_host.feed import RouteEntries, feed_mode, router_feed, router_feed_settings
+from apps.actor_host.feed import RouteEntries, router_feed, router_feed_settings
 from apps.actor_host.main import Settings, create_app
 from apps.actor_host.subscriptions import DeadLetters, Delivering
 from tests.apps.conftest import eventually
@@ -359,9 +359,9 @@ async def test_an_actor_call_that_fails_transiently_is_retried_until_it_lands(ra
 
 
 def test_the_feed_mode_is_streams_or_dapr() -> None:
-    assert feed_mode(" Dapr ") == "dapr"
+    assert feed_mode("ORDERFLOW_ROUTER_FEED", " Dapr ") == "dapr"
     with pytest.raises(ValueError, match="ORDERFLOW_ROUTER_FEED must be one of streams, dapr"):
-        feed_mode("kafka")
+        feed_mode("ORDERFLOW_ROUTER_FEED", "kafka")
 
 
 async def _subscribe(feed: str) -> list[dict[str, Any]]:
