@@ -71,6 +71,7 @@ EntryKey = tuple[str, bytes]  # (stream, entry id)
 StreamKey = bytes | str | memoryview
 StreamId = int | bytes | str | memoryview
 DATA_FIELD: Final = b"data"  # pubsub.redis keeps the CloudEvent under this field
+STOP_TIMEOUT_S: Final = 5.0  # the most a stopping feed waits to settle what it holds
 
 # where an app's events come from (ORDERFLOW_ROUTER_FEED, ORDERFLOW_PROJECTOR_FEED)
 FEED_STREAMS: Final = "streams"  # the app reads the topics' streams itself (a feed)
@@ -146,6 +147,7 @@ class GroupFeed:
         self._new_entries: dict[StreamKey, StreamId] = dict.fromkeys(self.streams, ">")
         # decided, to acknowledge with the next read (one round trip for both)
         self._unacked: dict[str, list[bytes]] = {}
+        self._stopping = False  # set by stop()
 
     async def _flush_quietly(self) -> None:
         """Acknowledge what was decided (at shutdown; left pending, it would be decided
@@ -155,8 +157,13 @@ class GroupFeed:
         except (RedisError, OSError) as exc:
             log.info("the stream feed left %s unacknowledged: %s", self._unacked, exc)
 
+    def stop(self) -> None:
+        """Ask `run` to end: it does at its next step, also when a cancellation was lost
+        on the way (Python 3.11's wait_for can turn one into a timeout)."""
+        self._stopping = True
+
     async def _until_done(self, step: Callable[[], Awaitable[object]]) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await step()
                 return
@@ -211,7 +218,7 @@ class GroupFeed:
         self.stats.acked += sum(len(ids) for ids in done.values())
 
     async def run(self) -> None:
-        """Until cancelled: create the groups, take this consumer's pending entries, then
+        """Until cancelled or stopped: create the groups, take this consumer's pending entries, then
         go on with new entries (`_next`) and claim abandoned ones every claim_every_s.
         Redis failures are logged and retried; nothing ends the loop but cancellation,
         after which `_stop` settles what is in hand."""
@@ -220,14 +227,15 @@ class GroupFeed:
             await self._until_done(self.ensure_groups)
             await self._until_done(self.drain_own_pending)
             next_claim = self.clock() + self.settings.claim_every_s
-            while True:
+            while not self._stopping:
                 await self._next()
                 if self.clock() >= next_claim:
                     await self._until_done(self.claim_once)
                     next_claim = self.clock() + self.settings.claim_every_s
         finally:
             self.stats.running = False
-            await asyncio.shield(self._stop())
+            with contextlib.suppress(TimeoutError):  # a Redis that does not answer
+                await asyncio.shield(asyncio.wait_for(self._stop(), STOP_TIMEOUT_S))
 
     async def _read_new(self, count: int) -> list[Entry]:
         """One blocking read of up to `count` new entries per stream, sent in one round
@@ -318,6 +326,7 @@ async def running(feed: GroupFeed, *, name: str = "stream-feed") -> AsyncIterato
     try:
         yield
     finally:
+        feed.stop()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task

@@ -367,3 +367,18 @@ async def test_a_feed_cancelled_mid_run_acknowledges_what_it_decided(raw):
         await eventually(seen, what="the entry decided")
 
     assert await pending(raw, "s") == 0
+
+
+async def test_stop_ends_the_feed_even_without_a_cancellation(raw):
+    # what running() relies on when Python 3.11's wait_for loses a cancellation
+    feed = StreamFeed(raw, streams=("s",), decide=Decider(), settings=FAST)
+    task = asyncio.create_task(feed.run())
+    await eventually(lambda: _has_groups(raw, ("s",)), what="the group")
+
+    feed.stop()
+
+    async def ended() -> bool:
+        return task.done()
+
+    await eventually(ended, what="the feed to end")
+    assert feed.stats.running is False

@@ -226,6 +226,28 @@ async def test_entries_another_consumer_abandoned_are_claimed_and_acknowledged(r
     assert feed.stats.claimed == 1
 
 
+async def test_stop_ends_it_even_without_a_cancellation_while_a_slot_is_busy(raw):
+    gate = Gate()
+    gate.hold(b"slow")
+    settings = dataclasses.replace(FAST, max_in_flight=1)
+    feed = ConcurrentStreamFeed(raw, streams=("s",), decide_one=gate, settings=settings)
+    task = asyncio.create_task(feed.run())
+    await eventually(lambda: _grouped(raw, "s"), what="the group")
+    slow = await raw.xadd("s", {"data": b"slow"})
+
+    async def waiting_for_a_slot() -> bool:
+        return feed.stats.in_flight == 1
+
+    await eventually(waiting_for_a_slot, what="the one slot taken")
+    feed.stop()
+
+    async def ended() -> bool:
+        return task.done()
+
+    await eventually(ended, what="the feed to end")
+    assert await pending_ids(raw, "s") == [slow]  # its decision was cancelled: pending
+
+
 async def test_cancelled_it_leaves_what_it_was_deciding_pending_for_its_next_start(raw):
     async with feeding(raw, hold=b"slow") as (gate, _feed):
         slow = await raw.xadd("s", {"data": b"slow"})
