@@ -271,6 +271,44 @@ async def test_cancelled_it_leaves_what_it_was_deciding_pending_for_its_next_sta
     assert await pending_ids(raw, "s") == []
 
 
+async def test_at_a_stop_what_it_held_undecided_is_handed_back_to_the_other_consumers(raw):
+    # claims only after a minute idle: without the hand-back, the other replica would not
+    # take the held entries before that
+    slow_claims = dataclasses.replace(FAST, claim_idle_ms=60_000, max_in_flight=1)
+    for stream in ("s", "t"):
+        await raw.xgroup_create(stream, GROUP, id="0", mkstream=True)
+    slow = await raw.xadd("s", {"data": b"slow"})
+    waiting = await raw.xadd("t", {"data": b"waiting"})  # read with it, no slot left
+    gate = Gate()
+    gate.hold(b"slow")
+    stopping = ConcurrentStreamFeed(raw, streams=("s", "t"), decide_one=gate, settings=slow_claims)
+    async with running(stopping):
+
+        async def held() -> bool:
+            return gate.seen == [b"slow"] and stopping.holds("t", waiting)
+
+        await eventually(held, what="one entry being decided, one waiting for the slot")
+
+    assert stopping.stats.handed_back == 2
+    for stream, entry_id in (("s", slow), ("t", waiting)):
+        [row] = await raw.xpending_range(stream, GROUP, min="-", max="+", count=10)
+        assert (row["message_id"], row["times_delivered"]) == (entry_id, 1)
+        assert row["time_since_delivered"] >= 60_000
+
+    other = Gate()
+    replica = dataclasses.replace(slow_claims, consumer="actor-host-2", max_in_flight=4)
+    taking = ConcurrentStreamFeed(raw, streams=("s", "t"), decide_one=other, settings=replica)
+    async with running(taking):
+
+        async def taken() -> bool:
+            return sorted(other.seen) == [b"slow", b"waiting"] and (
+                await pending_ids(raw, "s") == await pending_ids(raw, "t") == []
+            )
+
+        await eventually(taken, what="the other replica to take both at its next claim")
+    assert taking.stats.claimed == 2
+
+
 # --- the router's decider, over the real actors -------------------------------------------
 
 
