@@ -31,6 +31,7 @@ from actors.toolkit.streamfeed import (
     EntryKey,
     FeedStats,
     GroupFeed,
+    StreamId,
 )
 
 log = logging.getLogger("orderflow.streamfeed")
@@ -107,7 +108,7 @@ class ConcurrentStreamFeed(GroupFeed):
         """Make the pending entries `keys` claimable at once: XCLAIM them to this consumer
         with an idle time of claim_idle_ms (JUSTID: their delivery count stays as it is).
         Best effort: if Redis does not answer, they are claimed after claim_idle_ms."""
-        by_stream: dict[str, list[bytes]] = {}
+        by_stream: dict[str, list[StreamId]] = {}
         for stream, entry_id in keys:
             by_stream.setdefault(stream, []).append(entry_id)
         try:
