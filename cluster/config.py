@@ -80,6 +80,9 @@ ROUTER_TOPICS: tuple[str, ...] = (
     "pubsub/wallet",
 )
 ROUTER_FEED_ENV = "ORDERFLOW_ROUTER_FEED"
+# what the shipping partner's sidecar subscribes to with ORDERFLOW_SHIPPING_FEED=dapr; by
+# default it reads the orders stream itself (apps/shipping/feed.py) and its sidecar has none
+SHIPPING_TOPICS: tuple[str, ...] = ("pubsub/orders",)
 
 
 def actor_host_ports(replica: int) -> BasePorts:
@@ -123,6 +126,9 @@ class ClusterConfig:
     # group) or "dapr" (its sidecar's subscriptions); ORDERFLOW_ROUTER_FEED (one process
     # may have its own in app_env_by_name or extra_app_env)
     router_feed: str = "streams"
+    # where the shipping partner reads the confirmed orders: "streams" (its own consumer
+    # group) or "dapr" (its sidecar's subscription); ORDERFLOW_SHIPPING_FEED
+    shipping_feed: str = "streams"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> ClusterConfig:
@@ -143,6 +149,7 @@ class ClusterConfig:
             trace_sampling=sampling_rate(env.get("ORDERFLOW_TRACE_SAMPLING", "1")),
             projector_feed=env.get("ORDERFLOW_PROJECTOR_FEED", "streams").strip().lower(),
             router_feed=env.get(ROUTER_FEED_ENV, "streams").strip().lower(),
+            shipping_feed=env.get("ORDERFLOW_SHIPPING_FEED", "streams").strip().lower(),
         )
 
     # --- binaries -----------------------------------------------------------
@@ -230,7 +237,8 @@ class ClusterConfig:
                 app_id="shipping",
                 target="apps.shipping.main:create_app",
                 ports=SHIPPING_PORTS,
-                subscriptions=("pubsub/orders",),
+                subscriptions=SHIPPING_TOPICS if self.shipping_feed == "dapr" else (),
+                env=(("ORDERFLOW_SHIPPING_FEED", self.shipping_feed),),
             )
         )
         apps.append(

@@ -9,6 +9,7 @@ host's lifespan, the projector's samples through its stats.
     ActorMetrics      actor host: commits, fence conflicts, inbox duplicates, outbox
                       backlog and publish failures, the order saga's outcomes and steps
     RouterMetrics     actor host: dead letters by code, the router feed's entries
+    ShippingMetrics   shipping partner: its feed's entries
     HttpMetrics       gateway: requests and their duration per route template (RED)
     ProjectorMetrics  projector: projection lag, orders in progress and stuck
 
@@ -228,6 +229,34 @@ class RouterMetrics:
 
     def dead_letter(self, code: str) -> None:
         self.dead_letters.labels(bounded_code(code)).inc()
+
+    def feed_entry(self, outcome: str) -> None:
+        self.feed_entries.labels(outcome).inc()
+
+    def watch_feed(self, in_flight: Callable[[], float]) -> None:
+        """The in-flight gauge reads `in_flight` at every scrape."""
+        self.feed_in_flight.set_function(in_flight)
+
+
+class ShippingMetrics:
+    """The shipping partner's feed of the orders stream."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else new_registry()
+        self.feed_entries = Counter(
+            "orderflow_shipping_feed_entries",
+            "Stream entries the shipping feed decided: shipped (an order.confirmed "
+            "answered or left silent), skipped (another type), dropped (no envelope), "
+            "retry (the answer's publish was not confirmed)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.feed_in_flight = Gauge(
+            "orderflow_shipping_feed_in_flight",
+            "Stream entries the shipping feed is deciding now, the partner's delays "
+            "included (at most its max_in_flight)",
+            registry=self.registry,
+        )
 
     def feed_entry(self, outcome: str) -> None:
         self.feed_entries.labels(outcome).inc()

@@ -7,6 +7,9 @@ POST /events/orders, a CloudEvent whose data is an event envelope:
     order.confirmed, dispatch or fail                           wait the delay, publish
         shipment.dispatched / shipment.failed; SUCCESS, or RETRY when the publish failed
 We do not own the orders topic's dead letters, hence DROP rather than a dead letter.
+With ORDERFLOW_SHIPPING_FEED=streams, the default, daprd delivers nothing here: the app
+reads the orders stream itself (apps.shipping.feed) and answers each entry with the same
+functions (`dropped`, `on_order`), so GET /dapr/subscribe asks for no subscription.
 """
 
 from __future__ import annotations
@@ -21,12 +24,19 @@ from fastapi import APIRouter, Request
 from actors.catalog import ORDERS as ORDERS_TOPIC
 from actors.catalog import PUBSUB, SHIPMENTS
 from actors.toolkit import logs
-from actors.toolkit.envelope import EventEnvelope, InvalidDeliveryError, envelope_of, utcnow
+from actors.toolkit.envelope import (
+    EventEnvelope,
+    InvalidDeliveryError,
+    envelope_in,
+    envelope_of,
+    utcnow,
+)
 from actors.toolkit.ids import ORDER_ID_PATTERN
 from actors.toolkit.publisher import PublishError, SidecarPublisher
+from actors.toolkit.streamfeed import FEED_DAPR
 from actors.toolkit.subscriber import DROP, RETRY, SUCCESS, only_types
 from actors.toolkit.tracing import current_traceparent, span
-from apps.shipping.deps import PartnerDep, PublisherDep
+from apps.shipping.deps import FeedModeDep, PartnerDep, PublisherDep
 from apps.shipping.partner import ORDER_CONFIRMED, Outcome, Partner, answer
 
 ORDERS_ROUTE: Final = "/events/orders"
@@ -37,7 +47,15 @@ router = APIRouter(tags=["events"])
 
 def confirmed_order_of(body: bytes) -> EventEnvelope:
     """The delivered envelope, refusing an order.confirmed for a malformed order id."""
-    envelope = envelope_of(body)
+    return _checked(envelope_of(body))
+
+
+def confirmed_order_in(cloud_event: Any) -> EventEnvelope:
+    """`confirmed_order_of` for a CloudEvent already parsed (the stream feed's)."""
+    return _checked(envelope_in(cloud_event))
+
+
+def _checked(envelope: EventEnvelope) -> EventEnvelope:
     if envelope.type == ORDER_CONFIRMED and not re.fullmatch(
         ORDER_ID_PATTERN, envelope.aggregate_id
     ):
@@ -48,9 +66,12 @@ def confirmed_order_of(body: bytes) -> EventEnvelope:
 
 
 @router.get("/dapr/subscribe", include_in_schema=False)
-async def subscriptions() -> list[dict[str, Any]]:
+async def subscriptions(feed_mode: FeedModeDep) -> list[dict[str, Any]]:
     """Dapr's programmatic subscription: only order.confirmed comes here (a routing rule on
-    the CloudEvent type); daprd acknowledges every other event on `orders` itself."""
+    the CloudEvent type); daprd acknowledges every other event on `orders` itself. None
+    with the streams feed (the app reads the stream itself: apps.shipping.feed)."""
+    if feed_mode != FEED_DAPR:
+        return []
     rule = {"match": only_types([ORDER_CONFIRMED]), "path": ORDERS_ROUTE}
     return [{"pubsubname": PUBSUB, "topic": ORDERS_TOPIC, "routes": {"rules": [rule]}}]
 
@@ -62,9 +83,22 @@ async def on_order_event(
     try:
         envelope = confirmed_order_of(await request.body())
     except InvalidDeliveryError as exc:
-        partner.stats.dropped += 1
-        log.warning("dropped an event from topic %s: %s", ORDERS_TOPIC, exc)
-        return DROP
+        return dropped(partner, exc)
+    return await on_order(envelope, partner=partner, publisher=publisher)
+
+
+def dropped(partner: Partner, error: InvalidDeliveryError) -> dict[str, str]:
+    """An event that is no valid envelope: counted, logged, DROP."""
+    partner.stats.dropped += 1
+    log.warning("dropped an event from topic %s: %s", ORDERS_TOPIC, error)
+    return DROP
+
+
+async def on_order(
+    envelope: EventEnvelope, *, partner: Partner, publisher: SidecarPublisher
+) -> dict[str, str]:
+    """One valid envelope from the orders topic: a confirmed order is shipped, in its log
+    scope and span; any other type is ignored (SUCCESS)."""
     if envelope.type != ORDER_CONFIRMED:
         partner.stats.ignored += 1
         return SUCCESS
@@ -73,7 +107,8 @@ async def on_order_event(
         logs.scope(order_id=order_id, correlation_id=envelope.correlation_id or order_id),
         span("shipping.ship", order__id=order_id),
     ):
-        # our span's, else the delivery's (the middleware keeps it), else the event's
+        # our span's, else the delivery's (the middleware's header, or the feed's
+        # CloudEvent), else the event's
         traceparent = current_traceparent() or envelope.traceparent
         return await ship(envelope, partner=partner, publisher=publisher, traceparent=traceparent)
 

@@ -10,13 +10,18 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 from pydantic import ValidationError
+from redis.asyncio import Redis
 
 from actors.catalog import PUBSUB
 from actors.toolkit import logs, tracing
-from actors.toolkit.metrics import mount_metrics, new_registry
+from actors.toolkit.concurrentfeed import ConcurrentStreamFeed
+from actors.toolkit.metrics import ShippingMetrics, mount_metrics, new_registry
 from actors.toolkit.publisher import SidecarPublisher
+from actors.toolkit.redis_connection import DEFAULT_REDIS_HOST, redis_client, redis_host_from_env
 from actors.toolkit.sidecar import SidecarHTTP, SidecarTransport
+from actors.toolkit.streamfeed import FEED_STREAMS, feed_mode, running
 from apps.shipping import events, routes
+from apps.shipping.feed import ShipEntries, shipping_feed, shipping_feed_settings
 from apps.shipping.partner import Partner, PartnerSettings
 
 
@@ -27,6 +32,13 @@ class Settings:
         default_factory=lambda: PartnerSettings(delay_ms=50, failure_rate=0.0)
     )
     seed: str | None = None  # reproducible outcomes; None: a fresh salt per process
+    # where the orders come from: the orders stream through its own consumer group
+    # (apps.shipping.feed), or daprd's subscription ("dapr": a broker other than the
+    # actors' Redis)
+    feed: str = FEED_STREAMS
+    redis_host: str = DEFAULT_REDIS_HOST  # pub/sub's Redis (host:port), for the feed
+    group: str = "shipping"  # the consumer group: the app id, as daprd names it
+    consumer: str = "shipping"  # the process name: one consumer per replica
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -43,23 +55,38 @@ class Settings:
                 "ORDERFLOW_SHIPPING_DELAY_MS must be 0-60000 and "
                 f"ORDERFLOW_SHIPPING_FAILURE_RATE 0-1: {exc}"
             ) from exc
+        app_id = env.get("APP_ID") or "shipping"
         return cls(
             dapr_http_port=int(env.get("DAPR_HTTP_PORT", "3500")),
             partner=partner,
             seed=env.get("ORDERFLOW_SHIPPING_SEED") or None,
+            feed=feed_mode(
+                "ORDERFLOW_SHIPPING_FEED", env.get("ORDERFLOW_SHIPPING_FEED", FEED_STREAMS)
+            ),
+            redis_host=redis_host_from_env(env),
+            group=app_id,
+            consumer=env.get("ORDERFLOW_APP_NAME") or app_id,
         )
 
 
 def create_app(
-    settings: Settings | None = None, *, sidecar: SidecarTransport | None = None
+    settings: Settings | None = None,
+    *,
+    sidecar: SidecarTransport | None = None,
+    feed_redis: Redis | None = None,
 ) -> FastAPI:
-    """The app; `sidecar` replaces the sidecar client (tests), and its caller closes it."""
+    """The app; `sidecar` replaces the sidecar client (tests), and its caller closes it.
+    With the streams feed, `feed_redis` (bytes replies; its caller closes it) replaces the
+    feed's own client; a test that passes `sidecar` but no `feed_redis` runs without a feed."""
     logs.configure(app="shipping")
+    metrics = ShippingMetrics(new_registry())  # GET /metrics: the feed's, the process'
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         resolved = settings or Settings.from_env()
         app.state.partner = Partner(resolved.partner, salt=resolved.seed or secrets.token_hex(8))
+        app.state.feed_mode = resolved.feed
+        app.state.feed = None
         async with AsyncExitStack() as stack:
             stack.callback(tracing.configure_from_env("orderflow-shipping", os.environ).shutdown)
             http = sidecar
@@ -67,16 +94,42 @@ def create_app(
                 port = resolved.dapr_http_port
                 http = await stack.enter_async_context(SidecarHTTP(port, max_connections=64))
             app.state.publisher = SidecarPublisher(http, pubsub=PUBSUB)
+            if resolved.feed == FEED_STREAMS and (sidecar is None or feed_redis is not None):
+                # entered after the sidecar client: stopped before it closes
+                app.state.feed = await stack.enter_async_context(
+                    _running_feed(app, resolved, feed_redis, metrics)
+                )
             yield
 
     app = FastAPI(title="Orderflow shipping partner (simulated)", lifespan=lifespan)
     app.add_middleware(tracing.TraceContextMiddleware)  # the delivery's traceparent
     app.include_router(events.router)
     app.include_router(routes.router)
-    mount_metrics(app, new_registry())  # the process' own: CPU, memory, descriptors
+    mount_metrics(app, metrics.registry)
 
     @app.get("/healthz/app", tags=["ops"])
     async def app_health() -> dict[str, str]:
         return {"status": "ok"}
 
     return app
+
+
+@asynccontextmanager
+async def _running_feed(
+    app: FastAPI, settings: Settings, feed_redis: Redis | None, metrics: ShippingMetrics
+) -> AsyncIterator[ConcurrentStreamFeed]:
+    """The orders stream's feed as a task for the app's lifetime (cancelled at shutdown:
+    what it read and had not acknowledged stays pending for the next start, or for
+    another replica's claim after 15 s idle)."""
+    client = feed_redis or redis_client(
+        settings.redis_host, max_connections=4, decode_responses=False
+    )
+    decide = ShipEntries(app.state.partner, app.state.publisher, metrics)
+    feed_settings = shipping_feed_settings(group=settings.group, consumer=settings.consumer)
+    feed = shipping_feed(client, decide, settings=feed_settings)
+    try:
+        async with running(feed, name="shipping-feed"):
+            yield feed
+    finally:
+        if feed_redis is None:
+            await client.aclose()

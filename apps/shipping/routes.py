@@ -1,16 +1,16 @@
-"""The partner's control API: default behaviour, per-order overrides, counters.
+"""The partner's control API: default behaviour, per-order overrides, counters (its feed's too).
 
 Everything here lives in memory (it is a simulator): a restart forgets it.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, status
 
 from actors.toolkit.ids import ORDER_ID_PATTERN
-from apps.shipping.deps import PartnerDep
+from apps.shipping.deps import FeedDep, FeedModeDep, PartnerDep
 from apps.shipping.partner import Override, OverrideLimitError, PartnerSettings
 
 router = APIRouter(prefix="/partner", tags=["partner"])
@@ -30,9 +30,15 @@ async def put_settings(settings: PartnerSettings, partner: PartnerDep) -> Partne
 
 
 @router.get("/stats")
-async def get_stats(partner: PartnerDep) -> dict[str, int]:
-    """Counts since start: dispatched, failed, silent, ignored, dropped, retried."""
-    return partner.stats.as_dict()
+async def get_stats(partner: PartnerDep, mode: FeedModeDep, feed: FeedDep) -> dict[str, Any]:
+    """Counts since start: dispatched, failed, silent, ignored, dropped, retried; and
+    `feed`: where the orders come from (`mode`: streams or dapr) and, with the streams
+    feed, what it read, acknowledged, claimed and is deciding now."""
+    body: dict[str, Any] = {**partner.stats.as_dict(), "feed": {"mode": mode}}
+    if feed is not None:
+        body["feed"].update(group=feed.settings.group, consumer=feed.settings.consumer)
+        body["feed"].update(feed.stats.as_dict())
+    return body
 
 
 @router.get("/orders/{order_id}")

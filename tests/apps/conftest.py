@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
@@ -71,7 +72,9 @@ def _free_port() -> int:
 def redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     if shutil.which("redis-server") is None:
         pytest.fail("redis-server not found: run `make redis` (make test does)")
-    port, workdir = _free_port(), tmp_path_factory.mktemp("redis")
+    # ORDERFLOW_TEST_REDIS_PORT: a port of one's own (runs side by side), else a free one
+    port = int(os.environ.get("ORDERFLOW_TEST_REDIS_PORT") or _free_port())
+    workdir = tmp_path_factory.mktemp("redis")
     argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
     argv += ["--appendonly", "no", "--dir", str(workdir)]
     log = Path(workdir / "redis.log").open("wb")  # noqa: SIM115 (closed below)

@@ -1,4 +1,5 @@
-"""The shipping app over ASGI: subscription, answers through the in-memory sidecar, control API."""
+"""The shipping app over ASGI: subscription, answers through the in-memory sidecar, control API.
+(Its stream feed, on a real Redis: test_shipping_feed.py.)"""
 
 from __future__ import annotations
 
@@ -79,19 +80,28 @@ async def deliver(
     return status
 
 
-async def stats(client: httpx.AsyncClient) -> dict[str, int]:
+async def stats(client: httpx.AsyncClient) -> dict[str, Any]:
+    """The partner's counters, and its feed's (`feed`)."""
     resp = await client.get("/partner/stats")
-    counts: dict[str, int] = resp.json()
+    counts: dict[str, Any] = resp.json()
     return counts
 
 
-async def test_the_subscription_asks_daprd_for_confirmed_orders_only(
-    client: httpx.AsyncClient,
+async def test_with_the_dapr_feed_the_subscription_asks_daprd_for_confirmed_orders_only(
+    sidecar: InMemorySidecar,
 ) -> None:
-    resp = await client.get("/dapr/subscribe")
+    app = create_app(dataclasses.replace(SETTINGS, feed="dapr"), sidecar=sidecar)
+    async with running(app, base_url="http://shipping") as client:
+        resp = await client.get("/dapr/subscribe")
 
     rule = {"match": 'event.type in ["order.confirmed"]', "path": "/events/orders"}
     assert resp.json() == [{"pubsubname": "pubsub", "topic": "orders", "routes": {"rules": [rule]}}]
+
+
+async def test_with_the_streams_feed_it_asks_daprd_for_no_subscription(
+    client: httpx.AsyncClient,
+) -> None:
+    assert (await client.get("/dapr/subscribe")).json() == []
 
 
 async def test_a_confirmed_order_is_dispatched_through_the_sidecar_publish_api(
@@ -288,13 +298,25 @@ def test_settings_come_from_the_environment() -> None:
             "ORDERFLOW_SHIPPING_DELAY_MS": "10",
             "ORDERFLOW_SHIPPING_FAILURE_RATE": "0.3",
             "ORDERFLOW_SHIPPING_SEED": "42",
+            "ORDERFLOW_SHIPPING_FEED": "Dapr",
+            "ORDERFLOW_REDIS_HOST": "10.0.0.7:6379",
+            "APP_ID": "partner",
+            "ORDERFLOW_APP_NAME": "partner-2",
         }
     )
 
     assert settings == Settings(
-        dapr_http_port=3600, partner=PartnerSettings(delay_ms=10, failure_rate=0.3), seed="42"
+        dapr_http_port=3600,
+        partner=PartnerSettings(delay_ms=10, failure_rate=0.3),
+        seed="42",
+        feed="dapr",
+        redis_host="10.0.0.7:6379",
+        group="partner",
+        consumer="partner-2",
     )
     assert Settings.from_env({}) == Settings()
+    with pytest.raises(ValueError, match="ORDERFLOW_SHIPPING_FEED must be one of streams, dapr"):
+        Settings.from_env({"ORDERFLOW_SHIPPING_FEED": "kafka"})
 
 
 async def test_settings_are_read_when_the_app_starts_not_when_it_is_built(
@@ -312,7 +334,8 @@ async def test_without_a_client_the_app_opens_and_closes_its_own_sidecar_client(
     sidecar: InMemorySidecar,
 ) -> None:
     async with sidecar.serve() as port:
-        app = create_app(dataclasses.replace(SETTINGS, dapr_http_port=port))
+        # the dapr feed: no feed (and no Redis client) without a sidecar client to replace
+        app = create_app(dataclasses.replace(SETTINGS, dapr_http_port=port, feed="dapr"))
 
         async with running(app, base_url="http://shipping") as c:
             assert await deliver(c, envelope()) == "SUCCESS"

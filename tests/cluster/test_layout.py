@@ -32,8 +32,9 @@ def test_no_two_processes_share_a_port(tmp_path: Path, replicas: int) -> None:
 
 # app, its app and sidecar HTTP ports, the subscriptions it waits for, and a URL it lists
 APPS_WITH_SIDECARS = [
-    ("shipping", 8200, 3600, ("pubsub/orders",), "shipping partner API", "8200/docs"),
-    # it reads the topics' streams itself (actors/toolkit/streamfeed.py): no subscription
+    # these two read the topics' streams themselves (apps/shipping/feed.py,
+    # actors/toolkit/streamfeed.py): no subscription
+    ("shipping", 8200, 3600, (), "shipping partner API", "8200/docs"),
     ("projector", 8300, 3700, (), "projector (read models) stats", "8300/projector/stats"),
     ("console", 8410, 3800, ("pubsub/deadletter",), "ops console", "8410/cluster"),
 ]
@@ -99,6 +100,19 @@ def test_with_the_dapr_feed_the_launcher_waits_for_the_projectors_subscriptions(
     assert cluster.processes["projector"].env["ORDERFLOW_PROJECTOR_FEED"] == "dapr"
     default = LocalCluster(ClusterConfig.from_env({"ORDERFLOW_RUNTIME_DIR": str(tmp_path)}))
     assert default.processes["projector"].env["ORDERFLOW_PROJECTOR_FEED"] == "streams"
+
+
+def test_with_the_dapr_feed_the_launcher_waits_for_the_shipping_subscription(
+    tmp_path: Path,
+) -> None:
+    env = {"ORDERFLOW_RUNTIME_DIR": str(tmp_path), "ORDERFLOW_SHIPPING_FEED": "dapr"}
+    cluster = LocalCluster(ClusterConfig.from_env(env))
+
+    assert cluster.app("shipping").subscriptions == ("pubsub/orders",)
+    assert cluster.processes["shipping"].env["ORDERFLOW_SHIPPING_FEED"] == "dapr"
+    default = LocalCluster(ClusterConfig.from_env({"ORDERFLOW_RUNTIME_DIR": str(tmp_path)}))
+    assert default.app("shipping").subscriptions == ()
+    assert default.processes["shipping"].env["ORDERFLOW_SHIPPING_FEED"] == "streams"
 
 
 def test_one_process_can_have_an_environment_of_its_own(tmp_path: Path) -> None:

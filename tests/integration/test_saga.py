@@ -108,6 +108,22 @@ def test_happy_path_ends_shipped_with_payment_captured_and_stock_committed(
     assert stock(gateway_sidecar, b)["on_hand"] == 4
 
 
+def test_the_partner_ships_from_the_orders_stream_itself_and_its_daprd_subscribes_nothing(
+    cluster: LocalCluster, gateway_sidecar: httpx.Client, uid: str
+) -> None:
+    customer, (sku,) = customer_and_skus(gateway_sidecar, uid, funds=1_000, stock=(1,))
+    order_id = place(gateway_sidecar, customer, [(sku, 1, 100)])
+    assert settle(gateway_sidecar, order_id)["status"] == "shipped"
+
+    with partner(cluster) as client:
+        feed = client.get("/partner/stats").json()["feed"]
+    app = cluster.app("shipping")
+    metadata = httpx.get(f"http://127.0.0.1:{app.http_port}/v1.0/metadata", timeout=10).json()
+    assert (feed["mode"], feed["group"], feed["consumer"]) == ("streams", "shipping", "shipping")
+    assert feed["acked"] >= 1
+    assert metadata.get("subscriptions", []) == []
+
+
 def test_one_line_out_of_stock_cancels_and_releases_the_other_reservations(
     gateway_sidecar: httpx.Client, uid: str
 ) -> None:
