@@ -10,10 +10,11 @@ Pure: no I/O.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, computed_field
+
+from actors.toolkit import codec
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # fixed width: string order is time order
 
@@ -119,11 +120,17 @@ R = TypeVar("R", bound=Row)
 
 
 def to_hash(row: Row) -> dict[str, str]:
-    """Every field as a string: text as is, anything else as compact JSON."""
-    return {
-        name: value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
-        for name, value in row.model_dump(mode="json").items()
-    }
+    """Every field as a string: text as is, anything else as compact JSON (the bytes of
+    `json.dumps(value, separators=(",", ":"))`, written by actors.toolkit.codec)."""
+    return {name: _field_text(value) for name, value in row.model_dump(mode="json").items()}
+
+
+def _field_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if type(value) is int:  # most fields: what json writes for an int
+        return str(value)
+    return codec.dumps(value).decode()  # ASCII: json escapes the rest
 
 
 def from_hash(cls: type[R], aggregate_id: str, mapping: dict[str, str]) -> R:
@@ -132,5 +139,5 @@ def from_hash(cls: type[R], aggregate_id: str, mapping: dict[str, str]) -> R:
     for name, field in cls.model_fields.items():
         raw = mapping.get(name)
         if raw is not None and name != cls.id_field:
-            data[name] = raw if field.annotation is str else json.loads(raw)
+            data[name] = raw if field.annotation is str else codec.loads(raw)
     return cls.model_validate(data)

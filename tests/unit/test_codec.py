@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -80,6 +81,31 @@ def test_loads_agrees_where_orjson_alone_would_not(raw: bytes) -> None:
 
 @pytest.mark.parametrize("raw", [b"", b"{", b'{"a":1,}', b"\xff", b"[1] x"])
 def test_loads_raises_the_standard_modules_error(raw: bytes) -> None:
+    with pytest.raises(ValueError) as ours:  # noqa: PT011 (the same error is the point)
+        codec.loads(raw)
+    with pytest.raises(ValueError) as theirs:  # noqa: PT011
+        json.loads(raw)
+    assert (type(ours.value), str(ours.value)) == (type(theirs.value), str(theirs.value))
+
+
+@given(documents, st.sampled_from([(",", ":"), (", ", ": ")]))
+def test_loads_reads_text_as_the_standard_module_does(obj: object, separators: Any) -> None:
+    raw = json.dumps(obj, separators=separators, ensure_ascii=False)
+    assert repr(codec.loads(raw)) == repr(json.loads(raw))
+    assert repr(codec.loads(json.dumps(obj))) == repr(json.loads(json.dumps(obj)))
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["12345678901234567890123", '{"a":NaN,"b":-Infinity}', '"\\ud800"', "1E400", "-0", "7"],
+)
+def test_loads_agrees_on_text_where_orjson_alone_would_not(raw: str) -> None:
+    assert repr(codec.loads(raw)) == repr(json.loads(raw))
+    assert type(codec.loads(raw)) is type(json.loads(raw))
+
+
+@pytest.mark.parametrize("raw", ["", "{", '{"a":1,}', "\ud800", "[1] x", "\ufeff1", "\u0661"])
+def test_loads_raises_the_standard_modules_error_on_text(raw: str) -> None:
     with pytest.raises(ValueError) as ours:  # noqa: PT011 (the same error is the point)
         codec.loads(raw)
     with pytest.raises(ValueError) as theirs:  # noqa: PT011
