@@ -72,7 +72,15 @@ def test_loads_reads_what_the_standard_module_reads(obj: object) -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    [b"12345678901234567890123", b'{"a":NaN,"b":-Infinity}', b'"\\ud800"', b"1E400", b"-0"],
+    [
+        b"12345678901234567890123",
+        b"-9223372036854775809",
+        b"[-9999999999999999999,18446744073709551616]",
+        b'{"a":NaN,"b":-Infinity}',
+        b'"\\ud800"',
+        b"1E400",
+        b"-0",
+    ],
 )
 def test_loads_agrees_where_orjson_alone_would_not(raw: bytes) -> None:
     assert repr(codec.loads(raw)) == repr(json.loads(raw))
@@ -97,7 +105,15 @@ def test_loads_reads_text_as_the_standard_module_does(obj: object, separators: A
 
 @pytest.mark.parametrize(
     "raw",
-    ["12345678901234567890123", '{"a":NaN,"b":-Infinity}', '"\\ud800"', "1E400", "-0", "7"],
+    [
+        "12345678901234567890123",
+        "-9223372036854775809",
+        '{"a":NaN,"b":-Infinity}',
+        '"\\ud800"',
+        "1E400",
+        "-0",
+        "7",
+    ],
 )
 def test_loads_agrees_on_text_where_orjson_alone_would_not(raw: str) -> None:
     assert repr(codec.loads(raw)) == repr(json.loads(raw))
