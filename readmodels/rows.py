@@ -9,8 +9,10 @@ Pure: no I/O.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from typing import Any, ClassVar, TypeVar
+import re
+from typing import Any, ClassVar, Final, TypeVar
 
 from pydantic import BaseModel, ConfigDict, computed_field
 
@@ -19,11 +21,24 @@ from actors.toolkit import codec
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # fixed width: string order is time order
 
 
+# TIME_FORMAT's shape exactly (strptime takes more: single digits, non-ASCII digits...)
+_TIME_SHAPE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
+
+
 def iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime(TIME_FORMAT)
+    """`moment` in UTC as TIME_FORMAT writes it (isoformat: strftime was 4x slower)."""
+    utc = moment.astimezone(dt.UTC)
+    if utc.year < 1000:  # strftime writes such a year without its leading zeros (glibc)
+        return utc.strftime(TIME_FORMAT)
+    return utc.isoformat(timespec="microseconds")[:26] + "Z"
 
 
 def parse_iso(text: str) -> dt.datetime:
+    """What strptime(TIME_FORMAT) reads, UTC (fromisoformat where the text has the exact
+    shape: strptime was 50x slower); strptime's own errors."""
+    if _TIME_SHAPE.fullmatch(text) is not None:
+        with contextlib.suppress(ValueError):  # out of range: strptime says why
+            return dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
     return dt.datetime.strptime(text, TIME_FORMAT).replace(tzinfo=dt.UTC)
 
 

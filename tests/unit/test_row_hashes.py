@@ -3,6 +3,7 @@ the standard json module wrote and read before actors.toolkit.codec took over.""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable
 from typing import Any
@@ -11,7 +12,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from readmodels.rows import LineRow, OrderRow, R, Row, StockRow, WalletRow, from_hash, to_hash
+from readmodels.rows import (
+    TIME_FORMAT,
+    LineRow,
+    OrderRow,
+    R,
+    Row,
+    StockRow,
+    WalletRow,
+    from_hash,
+    iso,
+    parse_iso,
+    to_hash,
+)
 
 integers = st.integers()  # beyond 64 bits too
 texts = st.text()  # non-ASCII, control characters, DEL
@@ -109,3 +122,49 @@ def test_any_stored_text_reads_as_the_standard_module_read_it(mapping: dict[str,
 )
 def test_stored_text_orjson_alone_would_read_otherwise(mapping: dict[str, str]) -> None:
     assert outcome(from_hash, mapping) == outcome(standard_row, mapping)
+
+
+offsets = st.sampled_from([dt.UTC, dt.timezone(dt.timedelta(hours=5, minutes=30)), None])
+shaped = st.from_regex(
+    r"\A[0-9]{4}-[0-1][0-9]-[0-3][0-9]T[0-2][0-9]:[0-6][0-9]:[0-6][0-9]\.[0-9]{6}Z\Z"
+)
+
+
+@given(st.datetimes(timezones=offsets))
+def test_times_are_written_as_strftime_wrote_them(moment: dt.datetime) -> None:
+    assert iso(moment) == moment.astimezone(dt.UTC).strftime(TIME_FORMAT)
+
+
+def strptime(text: str) -> dt.datetime:
+    """parse_iso as strptime read it."""
+    return dt.datetime.strptime(text, TIME_FORMAT).replace(tzinfo=dt.UTC)
+
+
+def time_read(read: Callable[[str], dt.datetime], text: str) -> object:
+    """The time `read` makes of `text` (and its tzinfo), or its error (type and message)."""
+    try:
+        moment = read(text)
+    except ValueError as exc:
+        return type(exc), str(exc)
+    return moment, moment.tzinfo
+
+
+@given(st.datetimes(timezones=offsets).map(iso) | shaped | st.text(max_size=30))
+def test_times_are_read_as_strptime_read_them(text: str) -> None:
+    assert time_read(parse_iso, text) == time_read(strptime, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2026-02-30T10:00:00.000000Z", "2026-1-2T3:4:5.6Z", "0999-01-01T00:00:00.000000Z", ""],
+)
+def test_odd_times_are_read_as_strptime_read_them(text: str) -> None:
+    assert time_read(parse_iso, text) == time_read(strptime, text)
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [dt.datetime(5, 1, 2, 3, 4, 5, 6, tzinfo=dt.UTC), dt.datetime(9999, 12, 31, 23, 59, 59)],
+)
+def test_odd_times_are_written_as_strftime_wrote_them(moment: dt.datetime) -> None:
+    assert iso(moment) == moment.astimezone(dt.UTC).strftime(TIME_FORMAT)
