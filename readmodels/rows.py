@@ -9,20 +9,36 @@ Pure: no I/O.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-import json
-from typing import Any, ClassVar, TypeVar
+import re
+from typing import Any, ClassVar, Final, TypeVar
 
 from pydantic import BaseModel, ConfigDict, computed_field
+
+from actors.toolkit import codec
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # fixed width: string order is time order
 
 
+# TIME_FORMAT's shape exactly (strptime takes more: single digits, non-ASCII digits...)
+_TIME_SHAPE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
+
+
 def iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime(TIME_FORMAT)
+    """`moment` in UTC as TIME_FORMAT writes it (isoformat: strftime was 4x slower)."""
+    utc = moment.astimezone(dt.UTC)
+    if utc.year < 1000:  # strftime writes such a year without its leading zeros (glibc)
+        return utc.strftime(TIME_FORMAT)
+    return utc.isoformat(timespec="microseconds")[:26] + "Z"
 
 
 def parse_iso(text: str) -> dt.datetime:
+    """What strptime(TIME_FORMAT) reads, UTC (fromisoformat where the text has the exact
+    shape: strptime was 50x slower); strptime's own errors."""
+    if _TIME_SHAPE.fullmatch(text) is not None:
+        with contextlib.suppress(ValueError):  # out of range: strptime says why
+            return dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
     return dt.datetime.strptime(text, TIME_FORMAT).replace(tzinfo=dt.UTC)
 
 
@@ -119,11 +135,17 @@ R = TypeVar("R", bound=Row)
 
 
 def to_hash(row: Row) -> dict[str, str]:
-    """Every field as a string: text as is, anything else as compact JSON."""
-    return {
-        name: value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
-        for name, value in row.model_dump(mode="json").items()
-    }
+    """Every field as a string: text as is, anything else as compact JSON (the bytes of
+    `json.dumps(value, separators=(",", ":"))`, written by actors.toolkit.codec)."""
+    return {name: _field_text(value) for name, value in row.model_dump(mode="json").items()}
+
+
+def _field_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if type(value) is int:  # most fields: what json writes for an int
+        return str(value)
+    return codec.dumps(value).decode()  # ASCII: json escapes the rest
 
 
 def from_hash(cls: type[R], aggregate_id: str, mapping: dict[str, str]) -> R:
@@ -132,5 +154,5 @@ def from_hash(cls: type[R], aggregate_id: str, mapping: dict[str, str]) -> R:
     for name, field in cls.model_fields.items():
         raw = mapping.get(name)
         if raw is not None and name != cls.id_field:
-            data[name] = raw if field.annotation is str else json.loads(raw)
+            data[name] = raw if field.annotation is str else codec.loads(raw)
     return cls.model_validate(data)

@@ -8,10 +8,12 @@ writes the document:
     any float                 the two format some differently (1e-05 is 0.00001 in orjson)
     ints beyond 64 bits, non-string keys, other types orjson refuses (TypeError)
 
-`loads(raw)` returns what `json.loads(raw)` returns (and raises what it raises): orjson
-parses, unless the document holds a run of 20 or more digits (orjson reads an integer
-beyond 64 bits as a float) or orjson refuses it (NaN, Infinity, a lone surrogate, an
-encoding other than UTF-8...): then the standard module decides.
+`loads(raw)` returns what `json.loads(raw)` returns (and raises what it raises), for bytes
+and str alike (the projector reads its rows' fields as text): orjson parses, unless the
+document holds a run of 19 or more digits (orjson reads an integer beyond 64 bits as a
+float: above 2**64 - 1, 20 digits, or below -2**63, 19 digits and a minus) or orjson
+refuses it (NaN, Infinity, a lone surrogate, an encoding other than UTF-8...): then the
+standard module decides.
 
 One difference remains in `dumps`: a float NaN or infinity, which json writes as `NaN`
 or `Infinity` (not JSON: daprd and every other reader would refuse it), orjson as `null`. No
@@ -30,7 +32,8 @@ import orjson
 # a float outside any string: a number (after a colon, comma or bracket) with . or e
 # (a document that is one float goes to json directly: an alternation with ^ is 2x slower)
 _FLOAT: Final = re.compile(rb"[:,\[]-?[0-9]+[.eE]")
-_LONG_DIGITS: Final = re.compile(rb"[0-9]{20}")
+_LONG_DIGITS: Final = re.compile(rb"[0-9]{19}")
+_LONG_DIGITS_TEXT: Final = re.compile(r"[0-9]{19}")
 
 
 def dumps(obj: Any) -> bytes:
@@ -50,9 +53,13 @@ def _standard(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
 
 
-def loads(raw: bytes) -> Any:
+def loads(raw: bytes | str) -> Any:
     """`json.loads(raw)`: the same value, the same errors (see above)."""
-    if _LONG_DIGITS.search(raw) is None:
+    if isinstance(raw, str):
+        plain = _LONG_DIGITS_TEXT.search(raw) is None
+    else:
+        plain = _LONG_DIGITS.search(raw) is None
+    if plain:
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:

@@ -42,6 +42,7 @@ from redis.exceptions import RedisError
 from starlette.types import Scope
 
 from actors.catalog import PUBSUB
+from actors.toolkit import codec
 from actors.toolkit.envelope import EventEnvelope, envelope_in, utcnow
 from actors.toolkit.fastpath import Answer, FastRoute, json_answer
 from actors.toolkit.streamfeed import FEED_DAPR, Entry, cloud_event_of
@@ -116,7 +117,7 @@ async def _deliver(
 ) -> dict[str, Any]:
     """A bulk delivery (a status per entry) or a single CloudEvent (one status)."""
     try:
-        parsed = json.loads(body)
+        parsed = codec.loads(body)
     except ValueError as exc:
         return await reject(topic, body, f"not JSON: {exc}", store=store, stats=stats)
     if not is_bulk(parsed):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -71,7 +72,15 @@ def test_loads_reads_what_the_standard_module_reads(obj: object) -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    [b"12345678901234567890123", b'{"a":NaN,"b":-Infinity}', b'"\\ud800"', b"1E400", b"-0"],
+    [
+        b"12345678901234567890123",
+        b"-9223372036854775809",
+        b"[-9999999999999999999,18446744073709551616]",
+        b'{"a":NaN,"b":-Infinity}',
+        b'"\\ud800"',
+        b"1E400",
+        b"-0",
+    ],
 )
 def test_loads_agrees_where_orjson_alone_would_not(raw: bytes) -> None:
     assert repr(codec.loads(raw)) == repr(json.loads(raw))
@@ -80,6 +89,39 @@ def test_loads_agrees_where_orjson_alone_would_not(raw: bytes) -> None:
 
 @pytest.mark.parametrize("raw", [b"", b"{", b'{"a":1,}', b"\xff", b"[1] x"])
 def test_loads_raises_the_standard_modules_error(raw: bytes) -> None:
+    with pytest.raises(ValueError) as ours:  # noqa: PT011 (the same error is the point)
+        codec.loads(raw)
+    with pytest.raises(ValueError) as theirs:  # noqa: PT011
+        json.loads(raw)
+    assert (type(ours.value), str(ours.value)) == (type(theirs.value), str(theirs.value))
+
+
+@given(documents, st.sampled_from([(",", ":"), (", ", ": ")]))
+def test_loads_reads_text_as_the_standard_module_does(obj: object, separators: Any) -> None:
+    raw = json.dumps(obj, separators=separators, ensure_ascii=False)
+    assert repr(codec.loads(raw)) == repr(json.loads(raw))
+    assert repr(codec.loads(json.dumps(obj))) == repr(json.loads(json.dumps(obj)))
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "12345678901234567890123",
+        "-9223372036854775809",
+        '{"a":NaN,"b":-Infinity}',
+        '"\\ud800"',
+        "1E400",
+        "-0",
+        "7",
+    ],
+)
+def test_loads_agrees_on_text_where_orjson_alone_would_not(raw: str) -> None:
+    assert repr(codec.loads(raw)) == repr(json.loads(raw))
+    assert type(codec.loads(raw)) is type(json.loads(raw))
+
+
+@pytest.mark.parametrize("raw", ["", "{", '{"a":1,}', "\ud800", "[1] x", "\ufeff1", "\u0661"])
+def test_loads_raises_the_standard_modules_error_on_text(raw: str) -> None:
     with pytest.raises(ValueError) as ours:  # noqa: PT011 (the same error is the point)
         codec.loads(raw)
     with pytest.raises(ValueError) as theirs:  # noqa: PT011
