@@ -50,15 +50,20 @@ from apps.shipping.events import confirmed_order_in, dropped, on_order
 from apps.shipping.partner import ORDER_CONFIRMED, Partner
 
 MAX_IN_FLIGHT: Final = 1024  # see the module docstring
+# after a read that found entries, the next waits this long: a read per ~6 entries at 40
+# orders/s instead of one per entry (each read is a Redis round trip and a wake-up; with
+# none, the feed cost the app more CPU than it saved its daprd). It delays the answer,
+# never the order's confirmation, and the partner itself waits 50 ms by default.
+LINGER_MS: Final = 20
 
 
 def shipping_feed_settings(*, group: str, consumer: str) -> FeedSettings:
-    """1024 in flight, claims after 15 s idle every 2 s, RETRY tried in place for 30 s
-    (backoff 0.25 s doubling to 2 s)."""
+    """1024 in flight, 20 ms linger after a read, claims after 15 s idle every 2 s, RETRY
+    tried in place for 30 s (backoff 0.25 s doubling to 2 s)."""
     return FeedSettings(
         group=group,
         consumer=consumer,
-        linger_ms=0,
+        linger_ms=LINGER_MS,
         claim_idle_ms=15_000,
         claim_every_s=2.0,
         max_in_flight=MAX_IN_FLIGHT,

@@ -271,6 +271,28 @@ async def test_cancelled_it_leaves_what_it_was_deciding_pending_for_its_next_sta
     assert await pending_ids(raw, "s") == []
 
 
+async def test_with_a_linger_the_entries_added_meanwhile_come_in_one_read(raw):
+    lingering = dataclasses.replace(FAST, linger_ms=300)
+    gate = Gate()
+    feed = ConcurrentStreamFeed(raw, streams=("s",), decide_one=gate, settings=lingering)
+    async with running(feed):
+        await eventually(lambda: _grouped(raw, "s"), what="the group")
+        await raw.xadd("s", {"data": b"first"})
+
+        async def first_seen() -> bool:
+            return gate.seen == [b"first"]
+
+        await eventually(first_seen, what="the first entry decided")
+        for n in range(3):  # one by one: without the linger, a blocked read takes the first
+            await raw.xadd("s", {"data": f"e{n}".encode()})
+
+        async def all_acknowledged() -> bool:
+            return len(gate.seen) == 4 and await pending_ids(raw, "s") == []
+
+        await eventually(all_acknowledged, what="every entry decided and acknowledged")
+    assert feed.stats.reads == 2
+
+
 async def test_at_a_stop_what_it_held_undecided_is_handed_back_to_the_other_consumers(raw):
     # claims only after a minute idle: without the hand-back, the other replica would not
     # take the held entries before that
