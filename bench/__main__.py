@@ -37,7 +37,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rates", help="offered orders/s, ascending (5,10,20,30,40,60)")
     parser.add_argument("--concurrency", type=int, default=32, help="command workers (32)")
     parser.add_argument("--p99-bound-ms", type=float, default=1000.0, help="sustained p99 bound")
-    parser.add_argument("--replicas", type=int, default=2, help="actor hosts (2)")
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="actor hosts (1: sized for a 2-core box; 2: make run's failover layout)",
+    )
     parser.add_argument("--offset", type=int, default=BENCH_PORT_OFFSET, help="port offset")
     parser.add_argument("--no-peer", action="store_true", help="skip the workflow peer")
     parser.add_argument("--soak", type=float, default=0.0, help="RSS soak seconds (e.g. 600)")

@@ -52,7 +52,7 @@ class BenchCluster:
     """Orderflow's LocalCluster plus the peer; `pids()` names every process measured."""
 
     def __init__(
-        self, *, offset: int = BENCH_PORT_OFFSET, replicas: int = 2, redis_fsync: str = "always"
+        self, *, offset: int = BENCH_PORT_OFFSET, replicas: int = 1, redis_fsync: str = "always"
     ) -> None:
         self.state_dir = Path(tempfile.mkdtemp(prefix="orderflow-bench-"))
         self.config = ClusterConfig.from_env(
