@@ -31,16 +31,12 @@ shared and noisy: compare interleaved runs, never one round. Asserts nothing.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import datetime as dt
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from redis.asyncio import Redis
@@ -55,7 +51,7 @@ from actors.toolkit.redis_connection import redis_client
 from actors.toolkit.streamfeed import FEED_DAPR, FeedSettings, StreamFeed
 from actors.toolkit.streams import cloud_event
 from actors.wallet import model as wallet
-from bench.turn import LOOPBACK, ASGIApp, _Lifespan
+from bench.turn import LOOPBACK, ASGIApp, _Lifespan, redis_server
 
 REDIS_PORT = 12280
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -72,25 +68,6 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--redis", action="store_true", help="the Redis client alone")
     parser.add_argument("--calls", type=int, default=2000, help="--redis: pipelines per round")
     return parser.parse_args()
-
-
-@contextlib.contextmanager
-def _redis() -> Iterator[None]:
-    command = [shutil.which("redis-server") or "redis-server", "--port", str(REDIS_PORT)]
-    command += ["--save", "", "--appendonly", "no", "--daemonize", "no"]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection((LOOPBACK, REDIS_PORT)):
-                break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server on {REDIS_PORT} did not start")
-            time.sleep(0.05)
-        yield
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 # --- the events ------------------------------------------------------------------------------
@@ -370,7 +347,7 @@ def main() -> None:
     import uvloop
 
     host = f"{LOOPBACK}:{REDIS_PORT}"
-    with _redis():
+    with redis_server(REDIS_PORT):
         if args.redis:
             figures = uvloop.run(_client(args, host))
             _report(

@@ -126,17 +126,19 @@ async def _serve_sidecar(port_out: int) -> None:
 
 
 @contextlib.contextmanager
-def _redis() -> Iterator[None]:
-    command = [shutil.which("redis-server") or "redis-server", "--port", str(REDIS_PORT)]
+def redis_server(port: int) -> Iterator[None]:
+    """A throwaway redis-server on 127.0.0.1:`port` (no persistence) for the block; the
+    in-process benches' Redis (bench.turn, bench.project)."""
+    command = [shutil.which("redis-server") or "redis-server", "--port", str(port)]
     command += ["--save", "", "--appendonly", "no", "--daemonize", "no"]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 10
         while True:
-            with contextlib.suppress(OSError), socket.create_connection((LOOPBACK, REDIS_PORT)):
+            with contextlib.suppress(OSError), socket.create_connection((LOOPBACK, port)):
                 break
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server on {REDIS_PORT} did not start")
+                raise RuntimeError(f"redis-server on {port} did not start")
             time.sleep(0.05)
         yield
     finally:
@@ -323,7 +325,7 @@ def main() -> None:
     # as the bench's cluster runs the actor host: no span is exported, logs at info
     os.environ["ORDERFLOW_TRACE_SAMPLING"] = "0"
     os.environ.setdefault("ORDERFLOW_ZIPKIN_URL", "")
-    with _redis(), _sidecar() as port:
+    with redis_server(REDIS_PORT), _sidecar() as port:
         uvloop.run(_measure(args, port))
 
 
