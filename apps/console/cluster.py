@@ -1,4 +1,5 @@
-"""The cluster page's facts, read live: apps, sidecars, actors, placement, infrastructure.
+"""The cluster page's facts, read live: apps, sidecars, actors, placement, infrastructure,
+and who reads each topic's stream (its consumer groups).
 
 Every probe is a read with a short timeout; one that fails says why instead of raising,
 so a page always renders (a process that is down shows as down).
@@ -7,19 +8,32 @@ so a page always renders (a process that is down shows as down).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import httpx
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from actors import catalog
 from apps.console.targets import AppTarget, Targets
 
 PROBE_TIMEOUT_S = 1.5
+# every topic's stream: the feeds (router, projector, shipping) and daprd's subscriptions
+# alike read them through consumer groups
+TOPIC_STREAMS: Final = (
+    catalog.ORDERS,
+    catalog.INVENTORY,
+    catalog.WALLET,
+    catalog.SHIPMENTS,
+    catalog.RESTOCKS,
+    catalog.DEPOSITS,
+    catalog.DEAD_LETTERS,
+)
 
 
 @dataclass(frozen=True)
@@ -46,6 +60,25 @@ class AppStatus:
 
 
 @dataclass(frozen=True)
+class Consumer:
+    name: str
+    pending: int  # entries it read and has not acknowledged
+    idle_ms: int  # since its last read or claim
+
+
+@dataclass(frozen=True)
+class StreamGroup:
+    """One consumer group of one topic's stream (XINFO GROUPS, XINFO CONSUMERS)."""
+
+    stream: str
+    length: int
+    group: str
+    consumers: tuple[Consumer, ...]
+    pending: int  # read by a consumer, not acknowledged
+    lag: int | None  # not read by the group yet (None: Redis cannot tell)
+
+
+@dataclass(frozen=True)
 class PlacementHost:
     name: str
     app_id: str
@@ -59,6 +92,8 @@ class ClusterView:
     placement_hosts: list[PlacementHost] = field(default_factory=list)
     placement_version: str = ""
     configuration: str = ""  # the Dapr Configuration every daprd runs with (YAML)
+    stream_groups: list[StreamGroup] = field(default_factory=list)
+    stream_groups_error: str = ""  # why they could not be read ("" when they were)
 
 
 class ClusterProbe:
@@ -71,13 +106,44 @@ class ClusterProbe:
 
     async def view(self) -> ClusterView:
         t = self._targets
-        apps, infra, placement = await asyncio.gather(
+        apps, infra, placement, groups = await asyncio.gather(
             asyncio.gather(*(self.app(a) for a in t.apps)),
             self.infrastructure(),
             self._json(f"{t.placement}/placement/state"),
+            self._stream_groups(),
         )
         hosts, version = placement_table(placement if isinstance(placement, dict) else {})
-        return ClusterView(list(apps), infra, hosts, version, configuration(t.dapr_config))
+        view = ClusterView(list(apps), infra, hosts, version, configuration(t.dapr_config))
+        if isinstance(groups, str):
+            return dataclasses.replace(view, stream_groups_error=groups)
+        return dataclasses.replace(view, stream_groups=groups)
+
+    async def _stream_groups(self) -> list[StreamGroup] | str:
+        """Every consumer group of every topic's stream; why not, when Redis does not say."""
+        try:
+            found: list[StreamGroup] = []
+            for stream in TOPIC_STREAMS:
+                found += await self._groups_of(stream)
+            return found
+        except (RedisError, OSError) as exc:
+            return f"Redis did not answer ({type(exc).__name__})"
+
+    async def _groups_of(self, stream: str) -> list[StreamGroup]:
+        if not await self._redis.exists(stream):
+            return []
+        length = int(await self._redis.xlen(stream))
+        groups = []
+        for info in await self._redis.xinfo_groups(stream):
+            name = str(info.get("name"))
+            consumers = tuple(
+                Consumer(str(c.get("name")), int(c.get("pending") or 0), int(c.get("idle") or 0))
+                for c in await self._redis.xinfo_consumers(stream, name)
+            )
+            lag = info.get("lag")
+            pending = int(info.get("pending") or 0)
+            lag_count = None if lag is None else int(lag)
+            groups.append(StreamGroup(stream, length, name, consumers, pending, lag_count))
+        return groups
 
     async def app(self, target: AppTarget) -> AppStatus:
         app, sidecar, metadata, metrics, app_metrics = await asyncio.gather(

@@ -4,6 +4,7 @@ the cluster's HTTP endpoints answered by an httpx.MockTransport."""
 from __future__ import annotations
 
 import datetime as dt
+import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -161,6 +162,49 @@ async def test_the_cluster_page_lists_every_host_its_actor_types_and_whats_not_r
     assert "pubsub/orders" in page
     assert "pubsub.redis" in page
     assert page.count("not running") == 2  # Prometheus and Zipkin
+
+
+async def test_the_cluster_page_shows_who_reads_each_topic_stream_and_what_waits(
+    console: httpx.AsyncClient, redis: aioredis.Redis
+) -> None:
+    first = await redis.xadd("orders", {"data": "event 0"})
+    for n in (1, 2):
+        await redis.xadd("orders", {"data": f"event {n}"})
+    await redis.xgroup_create("orders", "projector", id="0")
+    await redis.xgroup_create("orders", "actor-host", id="0")
+    # the router's feed on one host read two entries and acknowledged the first
+    await redis.xreadgroup("actor-host", "actor-host-1", {"orders": ">"}, count=2)
+    await redis.xack("orders", "actor-host", first)
+
+    page = (await console.get("/cluster")).text
+
+    router = _row(page, 'data-stream="orders" data-group="actor-host"')
+    assert "actor-host-1 <small>(1," in router  # its one unacknowledged entry
+    assert '<td class="pending">1</td><td class="lag">1</td>' in router  # one never read
+    projector = _row(page, 'data-stream="orders" data-group="projector"')
+    assert '<td class="pending">0</td><td class="lag">3</td>' in projector
+    assert "<td>3</td>" in projector  # the stream's length
+    assert 'data-stream="wallet"' not in page  # no such stream yet
+
+
+async def test_without_redis_the_cluster_page_says_why_it_shows_no_stream_group(
+    sidecar: InMemorySidecar,
+) -> None:
+    with socket.socket() as unused:  # a port nothing listens on
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    gone = aioredis.Redis(port=port, decode_responses=True, socket_connect_timeout=0.5)
+    client, probes = console_client(sidecar, gone)
+    async with probes, client, _lifespan(client):
+        page = (await client.get("/cluster")).text
+    await gone.aclose()
+
+    assert "The consumer groups could not be read: Redis did not answer" in page
+
+
+def _row(page: str, marker: str) -> str:
+    start = page.index(marker)
+    return page[start : page.index("</tr>", start)]
 
 
 # --- orders --------------------------------------------------------------------------------

@@ -69,6 +69,10 @@ def test_the_cluster_page_lists_both_actor_hosts_and_their_actor_types(
         assert row.locator(".down").count() == 0, row.inner_text()
     assert page.locator("#placement tr").count() >= 3  # a header and both hosts
     assert "up" in page.locator('#infrastructure tr[data-name="redis"]').inner_text()
+    # the feeds read the orders stream through their own groups, daprd lists none of them
+    orders = page.locator('#stream-groups tr[data-stream="orders"]')
+    groups = {orders.nth(i).get_attribute("data-group") for i in range(orders.count())}
+    assert {"actor-host", "projector", "shipping"} <= groups, groups
     assert screenshot(page, tmp_path, "console-cluster").stat().st_size > 0
 
 
