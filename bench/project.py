@@ -5,7 +5,7 @@
 
 Builds the projector as production does (apps.projector.main.create_app, its lifespan
 included, with the `dapr` feed mode so that no feed task starts on its own) and its stream
-feed as the lifespan would (actors.toolkit.streamfeed.StreamFeed over its own bytes
+feed as the lifespan would (actors.toolkit.batchfeed.StreamFeed over its own bytes
 client, deciding with apps.projector.events.decide_stream_entries), against a real
 redis-server this script starts on 127.0.0.1:12280 (and stops at exit).
 
@@ -45,10 +45,11 @@ from actors import catalog
 from actors.inventory import model as inventory
 from actors.order import saga as order
 from actors.order.model import Line
+from actors.toolkit.batchfeed import StreamFeed
 from actors.toolkit.domain import Command, Event
 from actors.toolkit.envelope import EventEnvelope
 from actors.toolkit.redis_connection import redis_client
-from actors.toolkit.streamfeed import FEED_DAPR, FeedSettings, StreamFeed
+from actors.toolkit.streamfeed import FEED_DAPR, FeedSettings
 from actors.toolkit.streams import cloud_event
 from actors.wallet import model as wallet
 from bench.turn import LOOPBACK, ASGIApp, _Lifespan, redis_server

@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from actors.toolkit import logs, tracing
+from actors.toolkit.batchfeed import StreamFeed
 from actors.toolkit.envelope import utcnow
 from actors.toolkit.fastpath import FastRoutes
 from actors.toolkit.metrics import ProjectorMetrics, mount_metrics, new_registry
@@ -22,7 +23,6 @@ from actors.toolkit.streamfeed import (
     FEED_STREAMS,
     Entry,
     FeedSettings,
-    StreamFeed,
     feed_mode,
     running,
 )

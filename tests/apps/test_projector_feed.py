@@ -19,8 +19,9 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from actors.toolkit import streamfeed
+from actors.toolkit.batchfeed import StreamFeed
 from actors.toolkit.envelope import EventEnvelope
-from actors.toolkit.streamfeed import Entry, FeedSettings, StreamFeed
+from actors.toolkit.streamfeed import Entry, FeedSettings
 from actors.toolkit.streams import cloud_event
 from apps.projector.main import Settings, create_app
 from tests import metrics_text
