@@ -60,7 +60,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=20.0, help="profiled window (20)")
     parser.add_argument("--out", type=Path, default=Path("/tmp/orderflow-profile"))
     parser.add_argument("--top", type=int, default=12, help="frames by self time per app")
-    parser.add_argument("--replicas", type=int, default=2)
+    parser.add_argument("--replicas", type=int, default=1, help="actor hosts (1, as make bench)")
     parser.add_argument("--offset", type=int, default=BENCH_PORT_OFFSET)
     return parser.parse_args(argv)
 
