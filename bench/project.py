@@ -227,8 +227,7 @@ def entry_of(topic: str, envelope: EventEnvelope) -> bytes:
 
 
 async def _project(args: argparse.Namespace, host: str) -> list[float]:
-    from apps.projector import events as projector_events
-    from apps.projector.main import Settings, create_app
+    from apps.projector.main import Settings, create_app, projector_feed
 
     app: ASGIApp = create_app(Settings(redis_host=host, feed=FEED_DAPR))
     lifespan = _Lifespan(app)
@@ -237,17 +236,7 @@ async def _project(args: argparse.Namespace, host: str) -> list[float]:
     raw = redis_client(host, max_connections=4, decode_responses=False)  # the feed's own client
     producer = Redis(host=LOOPBACK, port=REDIS_PORT)
 
-    async def decide(entries: Any) -> list[bool]:
-        return await projector_events.decide_stream_entries(
-            entries, store=state.store, reader=state.reader, stats=state.stats
-        )
-
-    feed = StreamFeed(
-        raw,
-        streams=projector_events.FEED_STREAMS,
-        decide=decide,
-        settings=FeedSettings(linger_ms=0, block_ms=1),
-    )
+    feed = projector_feed(raw, state, FeedSettings(linger_ms=0, block_ms=1))
     figures: list[float] = []
     try:
         await feed.ensure_groups()

@@ -202,11 +202,41 @@ class ActorMetrics:
         }
 
 
-class RouterMetrics:
-    """The event router of one actor host."""
+class FeedMetrics:
+    """A stream feed's two meters (the router's, shipping's): the entries it decided, by
+    outcome, and those it is deciding now; `feed` names them orderflow_<feed>_feed_..."""
+
+    def __init__(
+        self, registry: CollectorRegistry | None, *, feed: str, decided: str, in_flight: str
+    ) -> None:
+        self.registry = registry if registry is not None else new_registry()
+        self.feed_entries = Counter(
+            f"orderflow_{feed}_feed_entries", decided, ["outcome"], registry=self.registry
+        )
+        self.feed_in_flight = Gauge(
+            f"orderflow_{feed}_feed_in_flight", in_flight, registry=self.registry
+        )
+
+    def feed_entry(self, outcome: str) -> None:
+        self.feed_entries.labels(outcome).inc()
+
+    def watch_feed(self, in_flight: Callable[[], float]) -> None:
+        """The in-flight gauge reads `in_flight` at every scrape."""
+        self.feed_in_flight.set_function(in_flight)
+
+
+class RouterMetrics(FeedMetrics):
+    """The event router of one actor host: its dead letters and its feed."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry if registry is not None else new_registry()
+        super().__init__(
+            registry,
+            feed="router",
+            decided="Stream entries the router's feed decided: routed, skipped (no reaction "
+            "wants the type), retry (answered RETRY)",
+            in_flight="Stream entries the router's feed is deciding now (at most its "
+            "max_in_flight)",
+        )
         self.dead_letters = Counter(
             "orderflow_dead_letters",
             "Events recorded on the dead-letter topic, by code",
@@ -214,56 +244,23 @@ class RouterMetrics:
             registry=self.registry,
         )
 
-        self.feed_entries = Counter(
-            "orderflow_router_feed_entries",
-            "Stream entries the router's feed decided: routed, skipped (no reaction wants "
-            "the type), retry (answered RETRY)",
-            ["outcome"],
-            registry=self.registry,
-        )
-        self.feed_in_flight = Gauge(
-            "orderflow_router_feed_in_flight",
-            "Stream entries the router's feed is deciding now (at most its max_in_flight)",
-            registry=self.registry,
-        )
-
     def dead_letter(self, code: str) -> None:
         self.dead_letters.labels(bounded_code(code)).inc()
 
-    def feed_entry(self, outcome: str) -> None:
-        self.feed_entries.labels(outcome).inc()
 
-    def watch_feed(self, in_flight: Callable[[], float]) -> None:
-        """The in-flight gauge reads `in_flight` at every scrape."""
-        self.feed_in_flight.set_function(in_flight)
-
-
-class ShippingMetrics:
+class ShippingMetrics(FeedMetrics):
     """The shipping partner's feed of the orders stream."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry if registry is not None else new_registry()
-        self.feed_entries = Counter(
-            "orderflow_shipping_feed_entries",
-            "Stream entries the shipping feed decided: shipped (an order.confirmed "
+        super().__init__(
+            registry,
+            feed="shipping",
+            decided="Stream entries the shipping feed decided: shipped (an order.confirmed "
             "answered or left silent), skipped (another type), dropped (no envelope), "
             "retry (the answer's publish was not confirmed)",
-            ["outcome"],
-            registry=self.registry,
+            in_flight="Stream entries the shipping feed is deciding now, the partner's "
+            "delays included (at most its max_in_flight)",
         )
-        self.feed_in_flight = Gauge(
-            "orderflow_shipping_feed_in_flight",
-            "Stream entries the shipping feed is deciding now, the partner's delays "
-            "included (at most its max_in_flight)",
-            registry=self.registry,
-        )
-
-    def feed_entry(self, outcome: str) -> None:
-        self.feed_entries.labels(outcome).inc()
-
-    def watch_feed(self, in_flight: Callable[[], float]) -> None:
-        """The in-flight gauge reads `in_flight` at every scrape."""
-        self.feed_in_flight.set_function(in_flight)
 
 
 class HttpMetrics:

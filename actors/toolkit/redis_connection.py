@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import codecs
 import os
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from typing import Any, Final
 
 from redis._parsers.encoders import Encoder
@@ -51,6 +52,20 @@ def redis_client(host: str, *, max_connections: int = 64, decode_responses: bool
         socket_timeout=5,
     )
     return Redis.from_pool(pool)
+
+
+@asynccontextmanager
+async def feed_client(host: str, given: Redis | None = None) -> AsyncIterator[Redis]:
+    """A stream feed's client (bytes replies: an entry is the producer's bytes): `given`
+    (its owner closes it: tests), else a small one of its own, closed at the block's end."""
+    if given is not None:
+        yield given
+        return
+    client = redis_client(host, max_connections=4, decode_responses=False)
+    try:
+        yield client
+    finally:
+        await client.aclose()
 
 
 # what hiredis.pack_command writes exactly as redis-py's Encoder does (exact types: a bool is

@@ -35,7 +35,7 @@ from actors.toolkit.faults import HeldCalls
 from actors.toolkit.inbox import DEFAULT_TTL
 from actors.toolkit.metrics import ActorMetrics, RouterMetrics, mount_metrics, new_registry
 from actors.toolkit.publisher import SidecarPublisher
-from actors.toolkit.redis_connection import redis_client, redis_host_from_env
+from actors.toolkit.redis_connection import feed_client, redis_client, redis_host_from_env
 from actors.toolkit.redis_store import RedisDueIndex, RedisStores
 from actors.toolkit.router import EventRouter
 from actors.toolkit.serializer import RawJSONSerializer
@@ -284,18 +284,15 @@ async def _routing(
     if settings.router_feed != FEED_STREAMS:
         yield
         return
-    client = redis_client(settings.redis_host, max_connections=4, decode_responses=False)
     decide = RouteEntries.for_router(
         router, app.state.delivering, own_topics=frozenset(OWN_TOPICS), metrics=metrics
     )
     feed_settings = router_feed_settings(group=settings.app_id, consumer=settings.replica)
-    feed = router_feed(client, decide, settings=feed_settings)
-    app.state.router_feed = feed
-    try:
+    async with feed_client(settings.redis_host) as client:
+        feed = router_feed(client, decide, settings=feed_settings)
+        app.state.router_feed = feed
         async with running(feed, name="router-feed"):
             yield
-    finally:
-        await client.aclose()
 
 
 def _mount_test_holds(app: FastAPI, held: HeldCalls) -> None:

@@ -18,7 +18,7 @@ from actors.toolkit.batchfeed import StreamFeed
 from actors.toolkit.envelope import utcnow
 from actors.toolkit.fastpath import FastRoutes
 from actors.toolkit.metrics import ProjectorMetrics, mount_metrics, new_registry
-from actors.toolkit.redis_connection import redis_client, redis_host_from_env
+from actors.toolkit.redis_connection import feed_client, redis_client, redis_host_from_env
 from actors.toolkit.streamfeed import (
     FEED_STREAMS,
     Entry,
@@ -146,28 +146,23 @@ async def _running_feed(
 ) -> AsyncIterator[StreamFeed]:
     """The stream feed as a task for the app's lifetime (cancelled at shutdown: what it
     read and had not acknowledged stays pending for the next start)."""
-    client = feed_redis or redis_client(
-        settings.redis_host, max_connections=4, decode_responses=False
-    )
-    state = app.state
+    feed_settings = FeedSettings(group=settings.group, consumer=settings.group)
+    async with feed_client(settings.redis_host, feed_redis) as client:
+        feed = projector_feed(client, app.state, feed_settings)
+        async with running(feed, name="projector-feed"):
+            yield feed
+
+
+def projector_feed(client: Redis, state: Any, settings: FeedSettings) -> StreamFeed:
+    """The projector's feed over `client`, deciding each batch with the app's store,
+    reader and stats (`state`: its app.state, once the lifespan has set them)."""
 
     async def decide(entries: Sequence[Entry]) -> list[bool]:
         return await events.decide_stream_entries(
             entries, store=state.store, reader=state.reader, stats=state.stats
         )
 
-    feed = StreamFeed(
-        client,
-        streams=events.FEED_STREAMS,
-        decide=decide,
-        settings=FeedSettings(group=settings.group, consumer=settings.group),
-    )
-    try:
-        async with running(feed, name="projector-feed"):
-            yield feed
-    finally:
-        if feed_redis is None:
-            await client.aclose()
+    return StreamFeed(client, streams=events.FEED_STREAMS, decide=decide, settings=settings)
 
 
 async def _refresh_saga_gauges(request: Request) -> None:

@@ -17,7 +17,7 @@ from actors.toolkit import logs, tracing
 from actors.toolkit.concurrentfeed import ConcurrentStreamFeed
 from actors.toolkit.metrics import ShippingMetrics, mount_metrics, new_registry
 from actors.toolkit.publisher import SidecarPublisher
-from actors.toolkit.redis_connection import DEFAULT_REDIS_HOST, redis_client, redis_host_from_env
+from actors.toolkit.redis_connection import DEFAULT_REDIS_HOST, feed_client, redis_host_from_env
 from actors.toolkit.sidecar import SidecarHTTP, SidecarTransport
 from actors.toolkit.streamfeed import FEED_STREAMS, feed_mode, running
 from apps.shipping import events, routes
@@ -121,15 +121,9 @@ async def _running_feed(
     """The orders stream's feed as a task for the app's lifetime (cancelled at shutdown:
     what it read and had not acknowledged stays pending for the next start, or for
     another replica's claim after 15 s idle)."""
-    client = feed_redis or redis_client(
-        settings.redis_host, max_connections=4, decode_responses=False
-    )
     decide = ShipEntries(app.state.partner, app.state.publisher, metrics)
     feed_settings = shipping_feed_settings(group=settings.group, consumer=settings.consumer)
-    feed = shipping_feed(client, decide, settings=feed_settings)
-    try:
+    async with feed_client(settings.redis_host, feed_redis) as client:
+        feed = shipping_feed(client, decide, settings=feed_settings)
         async with running(feed, name="shipping-feed"):
             yield feed
-    finally:
-        if feed_redis is None:
-            await client.aclose()
