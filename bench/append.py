@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
 
+from actors.toolkit.redis_multiplex import MultiplexedRedis
 from actors.toolkit.redis_store import RedisStores
 from actors.toolkit.store import Append, Item, event_key
 
@@ -51,14 +52,18 @@ def _docs(version: int, state: str) -> tuple[bytes, bytes, bytes]:
     return snapshot.encode(), event.encode(), b'{"result":{},"aggregate_version":1}'
 
 
-async def _unconditional(client: Redis, prefix: str, version: int, state: str) -> None:
+async def _unconditional(client: MultiplexedRedis, prefix: str, version: int, state: str) -> None:
     snapshot, event, inbox = _docs(version, state)
-    async with client.pipeline(transaction=True) as pipe:
-        pipe.eval(DAPR_SET, 1, prefix + "aggregate", "", snapshot)
-        pipe.eval(DAPR_SET, 1, prefix + event_key(version), "", event)
-        pipe.eval(DAPR_SET, 1, prefix + f"inbox-{version}", "", inbox)
-        pipe.expire(prefix + f"inbox-{version}", 600)
-        await pipe.execute()
+    await client.execute_many(
+        [
+            ("MULTI",),
+            ("EVAL", DAPR_SET, 1, prefix + "aggregate", "", snapshot),
+            ("EVAL", DAPR_SET, 1, prefix + event_key(version), "", event),
+            ("EVAL", DAPR_SET, 1, prefix + f"inbox-{version}", "", inbox),
+            ("EXPIRE", prefix + f"inbox-{version}", 600),
+            ("EXEC",),
+        ]
+    )
 
 
 Write = Callable[[int, int], Awaitable[None]]  # (worker, version)
@@ -87,13 +92,14 @@ async def _measure(label: str, write: Write, seconds: float) -> float:
 async def main() -> None:
     args = _args()
     host, port = args.redis.split(":")
-    client = Redis(host=host, port=int(port))
-    stores = RedisStores(client, app_id="bench-append")
+    client = Redis(host=host, port=int(port))  # the clean-up's SCAN
+    multiplexed = MultiplexedRedis(args.redis)  # both paths' writes, as the actor host's
+    stores = RedisStores(multiplexed, app_id="bench-append")
     state = "x" * args.state_bytes
     tag = uuid.uuid4().hex[:8]
 
     async def unconditional(worker: int, version: int) -> None:
-        await _unconditional(client, f"bench-append||A||u-{tag}-{worker}||", version, state)
+        await _unconditional(multiplexed, f"bench-append||A||u-{tag}-{worker}||", version, state)
 
     async def fenced(worker: int, version: int) -> None:
         snapshot, event, inbox = _docs(version, state)
@@ -116,6 +122,7 @@ async def main() -> None:
         for start in range(0, len(keys), 500):
             await client.delete(*keys[start : start + 500])
         await client.aclose()
+        await multiplexed.aclose()
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from dapr.actor.runtime.state_manager import ActorStateManager
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from actors.toolkit.redis_multiplex import MultiplexedRedis, Script
 from actors.toolkit.store import SNAPSHOT_KEY, Append, ConcurrencyError, StoreUnavailableError
 
 SEPARATOR: Final = "||"
@@ -106,44 +107,45 @@ def state_key(app_id: str, actor_type: str, actor_id: str, key: str) -> str:
     return SEPARATOR.join((app_id, actor_type, actor_id, key))
 
 
-class RedisStores:
-    """Builds the store of each actor over one client (bytes replies, a pooled connection)."""
+APPEND_SCRIPT: Final = Script(APPEND_LUA)
 
-    def __init__(self, client: Redis, *, app_id: str) -> None:
+
+class RedisStores:
+    """Builds the store of each actor over one client (bytes replies, one shared connection)."""
+
+    def __init__(self, client: MultiplexedRedis, *, app_id: str) -> None:
         self._client = client
         self._app_id = app_id
-        self._append = client.register_script(APPEND_LUA)
 
     def __call__(
         self, actor_type: str, actor_id: str, _: ActorStateManager[Any] | None = None
     ) -> RedisStore:
         prefix = state_key(self._app_id, actor_type, actor_id, "")
-        return RedisStore(self._client, self._append, prefix)
+        return RedisStore(self._client, prefix)
 
 
 class RedisStore:
-    def __init__(self, client: Redis, script: Any, prefix: str) -> None:
+    def __init__(self, client: MultiplexedRedis, prefix: str) -> None:
         self._client = client
-        self._script = script
         self._prefix = prefix
 
     async def read(self, key: str) -> bytes | None:
         try:
-            raw = await self._client.hget(self._prefix + key, "data")
+            raw: bytes | None = await self._client.execute("HGET", self._prefix + key, "data")
         except RedisError as exc:
-            raise StoreUnavailableError(f"{self._prefix}{key}: {exc!r}") from exc
-        return raw.encode() if isinstance(raw, str) else raw
+            raise StoreUnavailableError(f"{self._prefix}{key}: {_described(exc)}") from exc
+        return raw
 
     async def read_many(self, keys: Sequence[str]) -> list[bytes | None]:
         if not keys:
             return []
+        prefix = self._prefix
         try:
-            async with self._client.pipeline(transaction=False) as pipe:
-                for key in keys:
-                    pipe.hget(self._prefix + key, "data")
-                values: list[bytes | None] = await pipe.execute()
+            values: list[bytes | None] = await self._client.execute_many(
+                [("HGET", prefix + key, "data") for key in keys]
+            )
         except RedisError as exc:
-            raise StoreUnavailableError(f"{self._prefix}: {exc!r}") from exc
+            raise StoreUnavailableError(f"{self._prefix}: {_described(exc)}") from exc
         return values
 
     async def append(self, append: Append) -> bytes | None:
@@ -171,9 +173,9 @@ class RedisStore:
             keys.append(publication.stream)
             args += entries
         try:
-            reply = await self._script(keys=keys, args=args)
+            reply = await self._client.evalsha(APPEND_SCRIPT, keys, args)
         except RedisError as exc:  # written or not: unknown
-            raise StoreUnavailableError(f"{self._prefix}: append: {exc!r}") from exc
+            raise StoreUnavailableError(f"{self._prefix}: append: {_described(exc)}") from exc
         if int(reply[0]) == 2:
             seen: bytes = reply[1].encode() if isinstance(reply[1], str) else reply[1]
             return seen
@@ -198,8 +200,13 @@ class RedisDueIndex:
         try:
             members = await self._client.zrangebyscore(index, "-inf", now_ms, start=0, num=limit)
         except RedisError as exc:
-            raise StoreUnavailableError(f"{index}: {exc!r}") from exc
+            raise StoreUnavailableError(f"{index}: {_described(exc)}") from exc
         return [_text(m) for m in members if isinstance(m, bytes | str)]
+
+
+def _described(exc: RedisError) -> str:
+    """The error's class and message (redis-py 8's repr of its errors drops the message)."""
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _text(value: bytes | str) -> str:

@@ -18,7 +18,6 @@ from dapr.actor import Actor, ActorRuntime
 from dapr.actor.runtime.config import ActorRuntimeConfig, ActorTypeConfig
 from dapr.ext.fastapi import DaprActor
 from fastapi import FastAPI, HTTPException
-from redis.asyncio import Redis
 
 from actors.beacon.actor import BeaconActor
 from actors.catalog import PUBSUB
@@ -36,6 +35,7 @@ from actors.toolkit.inbox import DEFAULT_TTL
 from actors.toolkit.metrics import ActorMetrics, RouterMetrics, mount_metrics, new_registry
 from actors.toolkit.publisher import SidecarPublisher
 from actors.toolkit.redis_connection import feed_client, redis_client, redis_host_from_env
+from actors.toolkit.redis_multiplex import MultiplexedRedis
 from actors.toolkit.redis_store import RedisDueIndex, RedisStores
 from actors.toolkit.router import EventRouter
 from actors.toolkit.serializer import RawJSONSerializer
@@ -140,14 +140,14 @@ async def _register_actors(
 def _actor_deps(
     settings: Settings,
     publisher: SidecarPublisher,
-    redis: Redis,
+    store: MultiplexedRedis,
     *,
     held: HeldCalls | None,
     metrics: ActorMetrics,
 ) -> ActorDeps:
     return ActorDeps(
         publisher=publisher,
-        store=RedisStores(redis, app_id=settings.app_id),
+        store=RedisStores(store, app_id=settings.app_id),
         faults_enabled=settings.test_faults,
         held=held,
         inbox_ttl=settings.inbox_ttl,
@@ -194,13 +194,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = redis_client(settings.redis_host, decode_responses=False)
+        store = MultiplexedRedis(settings.redis_host)
         spans = tracing.configure_from_env(
             "orderflow-actor-host", os.environ, instance=settings.replica
         )
         try:
             async with SidecarHTTP(settings.dapr_http_port) as http:
                 publisher = SidecarPublisher(http, pubsub=PUBSUB)
-                deps = _actor_deps(settings, publisher, redis, held=held, metrics=metrics)
+                deps = _actor_deps(settings, publisher, store, held=held, metrics=metrics)
                 _configure_runtime(settings)
                 deadlines = Deadlines(
                     reserving=settings.step_timeout,
@@ -231,6 +232,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     starting.cancel()
         finally:
             spans.shutdown()
+            await store.aclose()
             await redis.aclose()
 
     app = FastAPI(

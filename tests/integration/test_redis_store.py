@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from actors.toolkit.redis_multiplex import MultiplexedRedis
 from actors.toolkit.redis_store import RedisDueIndex, RedisStores, state_key
 from actors.toolkit.store import (
     SNAPSHOT_KEY,
@@ -63,16 +64,23 @@ async def client(redis_port: int) -> AsyncIterator[Redis]:
     await redis.aclose()
 
 
+@pytest.fixture
+async def stores(redis_port: int) -> AsyncIterator[RedisStores]:
+    """The stores as the actor host builds them: over one shared connection."""
+    multiplexed = MultiplexedRedis(f"127.0.0.1:{redis_port}")
+    yield RedisStores(multiplexed, app_id="actor-host")
+    await multiplexed.aclose()
+
+
 class TestRedisStore(StoreContract):
-    @pytest.fixture
-    def stores(self, client: Redis) -> StoreOf:
-        backing = RedisStores(client, app_id="actor-host")
-        return lambda actor_id: backing("InventoryActor", actor_id)
+    @pytest.fixture(name="stores")
+    def contract_stores(self, stores: RedisStores) -> StoreOf:
+        return lambda actor_id: stores("InventoryActor", actor_id)
 
 
-async def test_keys_follow_daprs_actor_state_layout(client: Redis) -> None:
+async def test_keys_follow_daprs_actor_state_layout(client: Redis, stores: RedisStores) -> None:
     """What daprd's state.redis reads: "<app>||<type>||<id>||<key>", a hash {data, version}."""
-    store = RedisStores(client, app_id="actor-host")("InventoryActor", "sku-layout")
+    store = stores("InventoryActor", "sku-layout")
     await store.append(appending(0, 1, message_id="m-layout"))
     await store.append(appending(1, 1))
     key = state_key("actor-host", "InventoryActor", "sku-layout", SNAPSHOT_KEY)
@@ -86,8 +94,8 @@ async def test_keys_follow_daprs_actor_state_layout(client: Redis) -> None:
     assert 0 < await client.ttl(inbox) <= 60
 
 
-async def test_a_refused_append_leaves_redis_untouched(client: Redis) -> None:
-    store = RedisStores(client, app_id="actor-host")("InventoryActor", "sku-untouched")
+async def test_a_refused_append_leaves_redis_untouched(client: Redis, stores: RedisStores) -> None:
+    store = stores("InventoryActor", "sku-untouched")
     await store.append(appending(0, 1))
     before = sorted(await client.keys("actor-host||InventoryActor||sku-untouched||*"))
     stale = Append(
@@ -113,9 +121,10 @@ def published(append: Append, stream: str, *messages: bytes, max_len: int = 0) -
 
 async def test_an_append_adds_its_stream_entries_as_pubsub_redis_writes_them(
     client: Redis,
+    stores: RedisStores,
 ) -> None:
     """Entries {data: <message>} on the topic's stream, in order, with everything else."""
-    store = RedisStores(client, app_id="actor-host")("InventoryActor", "sku-stream")
+    store = stores("InventoryActor", "sku-stream")
     stream = "topic-stream-1"
     await store.append(published(appending(0, 2, message_id="m-s"), stream, b'{"a":1}', b'{"b":2}'))
 
@@ -126,8 +135,10 @@ async def test_an_append_adds_its_stream_entries_as_pubsub_redis_writes_them(
     assert version_of(await store.read(SNAPSHOT_KEY)) == 2
 
 
-async def test_a_refused_or_duplicate_append_adds_no_stream_entry(client: Redis) -> None:
-    store = RedisStores(client, app_id="actor-host")("InventoryActor", "sku-stream-no")
+async def test_a_refused_or_duplicate_append_adds_no_stream_entry(
+    client: Redis, stores: RedisStores
+) -> None:
+    store = stores("InventoryActor", "sku-stream-no")
     stream = "topic-stream-2"
     await store.append(published(appending(0, 1, message_id="m-1"), stream, b"first"))
 
@@ -141,8 +152,9 @@ async def test_a_refused_or_duplicate_append_adds_no_stream_entry(client: Redis)
 
 async def test_a_bounded_stream_is_trimmed_approximately_as_the_component_trims(
     client: Redis,
+    stores: RedisStores,
 ) -> None:
-    store = RedisStores(client, app_id="actor-host")("InventoryActor", "sku-stream-trim")
+    store = stores("InventoryActor", "sku-stream-trim")
     stream = "topic-stream-3"
     for version in range(500):
         await store.append(published(appending(version, 1), stream, b"e", max_len=10))
@@ -153,8 +165,9 @@ async def test_a_bounded_stream_is_trimmed_approximately_as_the_component_trims(
 
 async def test_an_append_sets_and_removes_the_actors_due_entry_with_everything_else(
     client: Redis,
+    stores: RedisStores,
 ) -> None:
-    store = RedisStores(client, app_id="actor-host")("OrderActor", "ord-due")
+    store = stores("OrderActor", "ord-due")
     index = "test||deadlines||0"
     due = RedisDueIndex(client)
     await store.append(dataclasses.replace(appending(0, 1), due=Due(index, "ord-due", 5_000)))
@@ -172,8 +185,9 @@ async def test_an_append_sets_and_removes_the_actors_due_entry_with_everything_e
 
 async def test_an_append_with_an_inbox_a_due_entry_and_stream_entries_lines_its_arguments_up(
     client: Redis,
+    stores: RedisStores,
 ) -> None:
-    store = RedisStores(client, app_id="actor-host")("OrderActor", "ord-all")
+    store = stores("OrderActor", "ord-all")
     index, stream = "test||deadlines||1", "topic-stream-4"
     append = published(appending(0, 2, message_id="m-all"), stream, b"one", b"two")
     await store.append(dataclasses.replace(append, due=Due(index, "ord-all", 42)))
