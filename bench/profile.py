@@ -1,14 +1,17 @@
 """Profile the cluster under saga load: py-spy on every Python app, /proc CPU for the rest.
 
     python -m bench.profile [--rate 8] [--seconds 20] [--out DIR] [--top 12]
+    python -m bench.profile --deposits 32 [--seconds 20] ...
 
 Starts the bench's own cluster (bench.harness, port offset 12875, no workflow peer
-load), places orders open loop at `--rate` for a 5 s warm-up plus the profiled window,
-runs `py-spy record --format raw --nonblocking` on each Python app meanwhile, and prints:
-CPU ms per placed order by process (/proc), then for each Python app the share of its
-busy samples by layer (HTTP server, HTTP client, Redis, JSON, pydantic, the SDK, our
-toolkit...) and its top frames by self time. The collapsed stacks stay in DIR for
-flame graphs. Asserts nothing; the figures move with the machine's load.
+load), places orders open loop at `--rate` (or, with `--deposits N`, posts
+`POST /wallets/{id}/deposit` to the gateway from N workers in a closed loop, as
+`make bench`'s command run does) for a 5 s warm-up plus the profiled window, runs
+`py-spy record --format raw --nonblocking` on each Python app meanwhile, and prints: CPU
+ms per placed order (µs per deposit) by process (/proc), then for each Python app the
+share of its busy samples by layer (HTTP server, HTTP client, Redis, JSON, pydantic, the
+SDK, our toolkit...) and its top frames by self time. The collapsed stacks stay in DIR
+for flame graphs. Asserts nothing; the figures move with the machine's load.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import drivers, procfs
+import aiohttp
+
+from bench import drivers, load, procfs
 from bench.figures import cpu_ms
 from bench.harness import BENCH_PORT_OFFSET, BenchCluster
 
@@ -57,6 +62,9 @@ IDLE_LEAVES = ("select (selectors.py", "_run_once (asyncio/base_events")
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
     parser.add_argument("--rate", type=float, default=8.0, help="offered orders/s (8)")
+    parser.add_argument(
+        "--deposits", type=int, metavar="N", help="gateway deposits from N workers instead"
+    )
     parser.add_argument("--seconds", type=float, default=20.0, help="profiled window (20)")
     parser.add_argument("--out", type=Path, default=Path("/tmp/orderflow-profile"))
     parser.add_argument("--top", type=int, default=12, help="frames by self time per app")
@@ -126,6 +134,24 @@ async def _drive(bench: BenchCluster, rate: float, seconds: float) -> int:
     return int(rate * seconds)
 
 
+async def _deposit(bench: BenchCluster, workers: int, seconds: float) -> int:
+    """Deposits through the gateway from `workers` in a closed loop; how many were answered
+    inside the profiled window (the last `seconds - warm-up`) is counted by the caller."""
+    tag, gateway = uuid.uuid4().hex[:8], bench.url("gateway")
+    done = 0
+
+    async def deposit(s: aiohttp.ClientSession, n: int) -> bool:
+        nonlocal done
+        url = f"{gateway}/wallets/profile-{tag}-{n % drivers.IDS}/deposit"
+        async with s.post(url, json={"amount": 1}) as resp:
+            await resp.read()
+            done += resp.status == 200
+            return resp.status == 200
+
+    await load.run(deposit, concurrency=workers, duration=seconds, warmup=0.0)
+    return done
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
@@ -136,10 +162,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     with bench.running(peer=False):
         pids = bench.pids(peer=False)
         apps = {n: p for n, p in pids.items() if not n.endswith("daprd") and _is_python(p)}
-        print(f"profiling {', '.join(sorted(apps))} at {args.rate:g} orders/s", file=sys.stderr)
+        what = f"{args.deposits} deposit workers" if args.deposits else f"{args.rate:g} orders/s"
+        print(f"profiling {', '.join(sorted(apps))} at {what}", file=sys.stderr)
 
         async def run() -> tuple[int, dict[str, int], dict[str, int]]:
-            driving = asyncio.create_task(_drive(bench, args.rate, warmup + args.seconds))
+            total = warmup + args.seconds
+            driving = asyncio.create_task(
+                _deposit(bench, args.deposits, total)
+                if args.deposits
+                else _drive(bench, args.rate, total)
+            )
             await asyncio.sleep(warmup)
             before = procfs.cpu_ticks(pids)
             spies = [
@@ -153,15 +185,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             ]  # fmt: skip
             await asyncio.gather(*(spy.wait() for spy in spies))
             after = procfs.cpu_ticks(pids)
+            if args.deposits:  # answered in the window: the run's rate times the window
+                return round(await driving * args.seconds / total), before, after
             await driving
             return int(args.rate * args.seconds), before, after
 
-        orders, before, after = asyncio.run(run())
-    per_order = cpu_ms(before, after, clk_tck=procfs.CLK_TCK)
-    print(f"CPU ms per placed order over the profiled window ({orders} orders placed):")
-    for name, ms in sorted(per_order.items(), key=lambda kv: -kv[1]):
-        print(f"  {ms / orders:6.1f}  {name}")
-    print(f"  {sum(per_order.values()) / orders:6.1f}  total")
+        units, before, after = asyncio.run(run())
+    used = cpu_ms(before, after, clk_tck=procfs.CLK_TCK)
+    scale, unit = (1000, "µs per deposit") if args.deposits else (1, "ms per placed order")
+    print(f"CPU {unit} over the profiled window ({units} in it):")
+    for name, ms in sorted(used.items(), key=lambda kv: -kv[1]):
+        print(f"  {ms * scale / units:6.1f}  {name}")
+    print(f"  {sum(used.values()) * scale / units:6.1f}  total")
     for name in sorted(apps):
         path = args.out / f"{name}.txt"
         if path.exists():
