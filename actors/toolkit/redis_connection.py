@@ -54,6 +54,12 @@ def redis_client(host: str, *, max_connections: int = 64, decode_responses: bool
     return Redis.from_pool(pool)
 
 
+def host_of(client: Redis) -> str:
+    """The host:port a client's pool connects to (a client given by a caller: tests)."""
+    kwargs = client.connection_pool.connection_kwargs
+    return f"{kwargs.get('host', '127.0.0.1')}:{kwargs.get('port', 6379)}"
+
+
 @asynccontextmanager
 async def feed_client(host: str, given: Redis | None = None) -> AsyncIterator[Redis]:
     """A stream feed's client (bytes replies: an entry is the producer's bytes): `given`

@@ -27,12 +27,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import hashlib
+from collections.abc import Sequence
 from typing import Any, Final, cast
 
 import hiredis
 from redis import exceptions as redis_errors
 from redis._parsers.base import BaseParser
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 Arg = str | bytes | int | float  # what a command's words may be (packed as redis-py packs them)
 
@@ -49,9 +50,9 @@ class Script:
 
 
 class _Protocol(asyncio.Protocol):
-    def __init__(self, owner: MultiplexedRedis) -> None:
+    def __init__(self, owner: MultiplexedRedis, *, decode: bool) -> None:
         self._owner = owner
-        self._reader = hiredis.Reader()
+        self._reader = hiredis.Reader(encoding="utf-8") if decode else hiredis.Reader()
         self.waiting: collections.deque[asyncio.Future[Any]] = collections.deque()
         self.transport: asyncio.Transport | None = None
 
@@ -100,13 +101,17 @@ class _Protocol(asyncio.Protocol):
 
 
 class MultiplexedRedis:
-    """Commands to one Redis over one connection, replies matched in order (bytes)."""
+    """Commands to one Redis over one connection, replies matched in order: bytes, or
+    text (UTF-8) with `decode` (as redis-py's `decode_responses`)."""
 
-    def __init__(self, host: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+    def __init__(
+        self, host: str, *, timeout_s: float = DEFAULT_TIMEOUT_S, decode: bool = False
+    ) -> None:
         address, _, port = host.rpartition(":")
         self._address = address or "127.0.0.1"
         self._port = int(port)
         self._timeout_s = timeout_s
+        self._decode = decode
         self._protocol: _Protocol | None = None
         self._connecting: asyncio.Future[_Protocol] | None = None
         self._closed = False
@@ -116,12 +121,24 @@ class MultiplexedRedis:
         protocol = self._protocol or await self._connect()
         return await self._send(protocol, _pack(args), 1)
 
-    async def execute_many(self, commands: list[tuple[Arg, ...]]) -> list[Any]:
+    async def execute_many(self, commands: Sequence[tuple[Arg, ...]]) -> list[Any]:
         """Several commands written at once (not a transaction); the first error raises."""
+        replies = await self.execute_each(commands)
+        for reply in replies:
+            if isinstance(reply, RedisError):
+                raise reply
+        return replies
+
+    async def execute_each(self, commands: Sequence[tuple[Arg, ...]]) -> list[Any]:
+        """Several commands written at once, each reply in its place, an error reply as its
+        exception (as redis-py's pipelines with raise_on_error=False); a lost connection or
+        a timeout raises, as there."""
+        if not commands:
+            return []
         protocol = self._protocol or await self._connect()
         packed = b"".join(_pack(command) for command in commands)
         futures = self._write(protocol, packed, len(commands))
-        return list(await self._await_all(protocol, futures))
+        return await self._await_all(protocol, futures)
 
     async def evalsha(self, script: Script, keys: list[Any], args: list[Any]) -> Any:
         """EVALSHA, loading the script on NOSCRIPT (a restarted or flushed Redis) once."""
@@ -164,7 +181,7 @@ class MultiplexedRedis:
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT_S):
                 _, protocol = await loop.create_connection(
-                    lambda: _Protocol(self), self._address, self._port
+                    lambda: _Protocol(self, decode=self._decode), self._address, self._port
                 )
         except (OSError, TimeoutError) as exc:
             raise redis_errors.ConnectionError(
@@ -203,17 +220,19 @@ class MultiplexedRedis:
         loop = asyncio.get_running_loop()
         timer = loop.call_later(self._timeout_s, self._time_out, protocol, futures[-1])
         replies: list[Any] = []
-        first_error: BaseException | None = None
+        failed: RedisError | None = None  # the connection's failure, not an error reply
         try:
             for future in futures:  # every one awaited: none is left with an unread error
                 try:
                     replies.append(await future)
+                except ResponseError as exc:
+                    replies.append(exc)
                 except RedisError as exc:
-                    first_error = first_error or exc
+                    failed = failed or exc
         finally:
             timer.cancel()
-        if first_error is not None:
-            raise first_error
+        if failed is not None:
+            raise failed
         return replies
 
     def _time_out(self, protocol: _Protocol, future: asyncio.Future[Any]) -> None:

@@ -18,7 +18,13 @@ from actors.toolkit.batchfeed import StreamFeed
 from actors.toolkit.envelope import utcnow
 from actors.toolkit.fastpath import FastRoutes
 from actors.toolkit.metrics import ProjectorMetrics, mount_metrics, new_registry
-from actors.toolkit.redis_connection import feed_client, redis_client, redis_host_from_env
+from actors.toolkit.redis_connection import (
+    feed_client,
+    host_of,
+    redis_client,
+    redis_host_from_env,
+)
+from actors.toolkit.redis_multiplex import MultiplexedRedis
 from actors.toolkit.streamfeed import (
     FEED_STREAMS,
     Entry,
@@ -87,8 +93,12 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         resolved = settings or Settings.from_env()
         client = redis or redis_client(resolved.redis_host)
+        # a batch's reads and writes over one shared connection (the client's own host)
+        shared = MultiplexedRedis(host_of(client), decode=True)
         layout = Layout(resolved.prefix)
-        app.state.store = ProjectionStore(client, layout=layout, counter_ttl=resolved.counter_ttl)
+        app.state.store = ProjectionStore(
+            client, layout=layout, counter_ttl=resolved.counter_ttl, multiplexed=shared
+        )
         app.state.generations = Generations(client, layout=layout)
         app.state.reader = reader or EventReader.for_actors()
         app.state.stats = ProjectorStats(metrics=metrics)
@@ -101,6 +111,7 @@ def create_app(
         async with contextlib.AsyncExitStack() as stack:
             if redis is None:
                 stack.push_async_callback(client.aclose)
+            stack.push_async_callback(shared.aclose)
             if resolved.feed == FEED_STREAMS and (redis is None or feed_redis is not None):
                 app.state.feed = await stack.enter_async_context(
                     _running_feed(app, resolved, feed_redis)

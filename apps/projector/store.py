@@ -39,6 +39,7 @@ from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
 from actors.toolkit.envelope import EventEnvelope
+from actors.toolkit.redis_multiplex import MultiplexedRedis
 from apps.projector.batch import Group, Result, Stored, Write, fold_each, groups_of, row_key, settle
 from apps.projector.projections import MINUTE_FORMAT, ROW_TYPES, Projection, fold, index_changes
 from readmodels.keys import Generation, Layout
@@ -90,8 +91,13 @@ class ProjectionStore:
         layout: Layout | None = None,
         counter_ttl: dt.timedelta = DEFAULT_COUNTER_TTL,
         stripes: int = 64,
+        multiplexed: MultiplexedRedis | None = None,
     ) -> None:
         self.redis = redis
+        # the two round trips of a batch (HGETALLs, EVALSHAs) over the app's shared
+        # connection when given (text replies): redis-py's pipeline was ~30 % of the
+        # projector's CPU per event; else through `redis`'s pool
+        self._multiplexed = multiplexed
         self.layout = layout or Layout()
         self._counter_ttl = counter_ttl
         self._locks = [asyncio.Lock() for _ in range(stripes)]
@@ -205,6 +211,9 @@ class ProjectionStore:
 
     async def _read(self, keys: Sequence[str]) -> list[Stored]:
         """HGETALL every key, one round trip; a key that fails answers its error."""
+        if self._multiplexed is not None:
+            replies = await self._multiplexed.execute_each([("HGETALL", key) for key in keys])
+            return [r if isinstance(r, BaseException) else _pairs(r) for r in replies]
         async with self.redis.pipeline(transaction=False) as pipe:
             for key in keys:
                 pipe.hgetall(key)
@@ -224,6 +233,10 @@ class ProjectionStore:
     async def _evalsha(self, calls: Sequence[list[Any]]) -> list[Any]:
         if not calls:
             return []
+        if self._multiplexed is not None:
+            return await self._multiplexed.execute_each(
+                [("EVALSHA", self._sha, 0, *args) for args in calls]
+            )
         async with self.redis.pipeline(transaction=False) as pipe:
             for args in calls:
                 pipe.evalsha(self._sha, 0, *args)
@@ -296,3 +309,8 @@ def _meta(envelope: EventEnvelope, applied_at: dt.datetime) -> list[str]:
         *("applied_at", iso(applied_at)),
         *("projection_lag_ms", str(lag)),
     ]
+
+
+def _pairs(flat: list[str]) -> dict[str, str]:
+    """HGETALL's flat answer [field, value, ...] as the hash redis-py gives."""
+    return dict(zip(flat[::2], flat[1::2], strict=True))

@@ -18,6 +18,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from actors.inventory import model as inventory
 from actors.toolkit.envelope import EventEnvelope, utcnow
+from actors.toolkit.redis_multiplex import MultiplexedRedis
 from apps.projector.batch import Stored
 from apps.projector.generations import Generations
 from apps.projector.main import Settings, create_app
@@ -88,13 +89,36 @@ def round_trips(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     from a point on."""
     sent = [0]
     original = AbstractConnection.send_packed_command
+    shared_write = MultiplexedRedis._write
 
     async def counting(self: AbstractConnection, *args: Any, **kwargs: Any) -> None:
         sent[0] += 1
         await original(self, *args, **kwargs)
 
+    def counting_shared(self: MultiplexedRedis, *args: Any) -> Any:
+        sent[0] += 1
+        return shared_write(self, *args)
+
     monkeypatch.setattr(AbstractConnection, "send_packed_command", counting)
+    monkeypatch.setattr(MultiplexedRedis, "_write", counting_shared)
     return sent
+
+
+StoreOf = Callable[..., ProjectionStore]
+
+
+@pytest.fixture(params=["pool", "shared"])
+async def store_of(
+    request: pytest.FixtureRequest, redis: aioredis.Redis, redis_port: int
+) -> AsyncIterator[StoreOf]:
+    """Stores as the projector builds them ("shared": a batch's reads and writes over one
+    shared connection, MultiplexedRedis) and as they run over `redis`'s pool alone."""
+    if request.param == "pool":
+        yield lambda cls=ProjectionStore, **kw: cls(redis, **kw)
+        return
+    shared = MultiplexedRedis(f"127.0.0.1:{redis_port}", decode=True)
+    yield lambda cls=ProjectionStore, **kw: cls(redis, multiplexed=shared, **kw)
+    await shared.aclose()
 
 
 async def warm(store: ProjectionStore) -> None:
@@ -161,11 +185,11 @@ async def test_a_bulk_delivery_gives_the_read_models_one_at_a_time_delivery_give
 
 @pytest.mark.parametrize("rebuilding", [False, True])
 async def test_a_bulk_delivery_costs_two_round_trips_whatever_its_size(
-    redis, round_trips, rebuilding
+    redis, round_trips, rebuilding, store_of
 ):
     if rebuilding:
         await Generations(redis).begin("g1")
-    store = ProjectionStore(redis)
+    store = store_of()
     await warm(store)
     events = forty_events_over_twelve_rows()
     await redis.config_resetstat()
@@ -191,9 +215,9 @@ async def reference(redis: aioredis.Redis, events: list[EventEnvelope]) -> dict[
 
 
 async def test_a_script_cache_flushed_under_the_store_costs_one_load_and_one_resend(
-    redis, round_trips
+    redis, round_trips, store_of
 ):
-    store = ProjectionStore(redis)
+    store = store_of()
     await warm(store)
     await redis.script_flush()
     events = forty_events_over_twelve_rows()
@@ -207,7 +231,7 @@ async def test_a_script_cache_flushed_under_the_store_costs_one_load_and_one_res
 
 
 async def test_a_row_another_writer_changed_after_the_read_goes_round_again_and_lands_once(
-    redis,
+    redis, store_of
 ):
     events = forty_events_over_twelve_rows()
     placed = next(e for e in events if e.aggregate_id == "ord-2" and e.aggregate_version == 1)
@@ -216,7 +240,7 @@ async def test_a_row_another_writer_changed_after_the_read_goes_round_again_and_
     async def write_ord_2() -> None:
         await other.project_live(placed, applied_at=utcnow())
 
-    store = Interrupted(redis)
+    store = store_of(Interrupted)
     await warm(store)
     store.between = write_ord_2
     await redis.config_resetstat()
@@ -245,9 +269,11 @@ async def switch_to_g1(redis: aioredis.Redis) -> None:
     [(begin_rebuild, ["g0", "g1"]), (switch_to_g1, ["g1"])],
     ids=["rebuild-begins", "switch"],
 )
-async def test_a_generation_move_after_the_read_sends_the_batch_round_again(redis, move, written):
+async def test_a_generation_move_after_the_read_sends_the_batch_round_again(
+    redis, move, written, store_of
+):
     events = forty_events_over_twelve_rows()
-    store = Interrupted(redis)
+    store = store_of(Interrupted)
     await warm(store)
     store.between = lambda: move(redis)
     await redis.config_resetstat()
@@ -274,10 +300,10 @@ def without_warm_up(dumped: dict[str, Any]) -> dict[str, Any]:
     return found
 
 
-async def test_an_event_that_cannot_be_projected_fails_alone_in_its_row(redis):
+async def test_an_event_that_cannot_be_projected_fails_alone_in_its_row(redis, store_of):
     events = shipped("ord-1", "cust-1")
     broken = events[1].model_copy(update={"payload": {}})  # line_reserved without its sku
-    store = ProjectionStore(redis)
+    store = store_of()
 
     results = await store.project_batch([events[0], broken, *events[2:]], applied_at=utcnow())
 
@@ -347,7 +373,7 @@ async def test_a_batch_answers_each_entry_as_its_own_delivery_would(redis):
     assert await redis.llen("rm:rejected") == 2
 
 
-async def test_overlapping_batches_and_single_events_queue_on_the_row_locks(redis):
+async def test_overlapping_batches_and_single_events_queue_on_the_row_locks(redis, store_of):
     hot = stock_events("hot", *(inventory.Restock(sku="hot", quantity=n + 1) for n in range(30)))
     cold = [
         stock_events(f"cold-{n}", *(inventory.Restock(sku=f"cold-{n}", quantity=1),) * 5)
@@ -355,7 +381,7 @@ async def test_overlapping_batches_and_single_events_queue_on_the_row_locks(redi
     ]
     # five batches, each of 5 hot events and one event of every cold row: 6 rows each
     batches = [[*hot[5 * k : 5 * k + 5], *(row[k] for row in cold)] for k in range(5)]
-    store = ProjectionStore(redis)
+    store = store_of()
     await warm(store)
     await redis.config_resetstat()
 
