@@ -43,6 +43,8 @@ def test_dumps_writes_the_standard_modules_bytes(obj: object) -> None:
         {"note": "café \u2028 \x7f \x1f"},
         [1e-07, 1e-5, 2.5e-8, 1e16, 1e22, -0.0, 5e-324, 0.1, 100.0],
         {"v": "1.5", "at": ":1.5e3", "x": [1.5]},
+        {"quoted": 'x":1.5', "q": '\\":2e5'},
+        [{"a": 1.5}, {"b": [-2.5e-3]}],
         1.5,
         {"e-5": "tee-5", "n": 2**64, "m": -(2**63) - 1},
         {1: "a non-string key"},
@@ -51,6 +53,19 @@ def test_dumps_writes_the_standard_modules_bytes(obj: object) -> None:
 )
 def test_dumps_agrees_where_orjson_alone_would_not(obj: object) -> None:
     assert codec.dumps(obj) == standard(obj)
+
+
+def test_a_document_with_timestamps_and_no_float_is_written_by_orjson(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every event, snapshot and CloudEvent holds times like 04:00:00.123456: not floats."""
+
+    def refused(obj: object) -> bytes:
+        raise AssertionError(f"sent to json: {obj!r}")
+
+    monkeypatch.setattr(codec, "_standard", refused)
+    doc = {"time": "2026-12-02T04:00:00.123456+00:00", "n": [1, -2], "at": "12:30.5"}
+    assert codec.dumps(doc) == standard(doc)
 
 
 def test_dumps_refuses_what_the_standard_module_refuses() -> None:
