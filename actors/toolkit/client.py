@@ -14,11 +14,11 @@ Construct one ActorClient per process (in an app's lifespan) and share it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from actors.toolkit import codec
 from actors.toolkit.aggregate import AggregateSpec
 from actors.toolkit.domain import Command
 from actors.toolkit.errors import DomainError, TransientError, error_from_dict
@@ -65,7 +65,7 @@ def parse_envelope(
             f"actor call failed with HTTP {status}: {content[:200]!r}", status=status
         )
     try:
-        body = json.loads(content)
+        body = codec.loads(content)
     except ValueError as exc:
         raise RuntimeUnavailableError(f"actor answered non-JSON: {content[:200]!r}") from exc
     if not isinstance(body, dict) or "ok" not in body:
@@ -95,7 +95,7 @@ class ActorClient:
         codes: Mapping[str, type[DomainError]] | None = None,
     ) -> ActorResult:
         url = f"/v1.0/actors/{actor_type}/{actor_id}/method/{method}"
-        content = json.dumps(payload or {}, separators=(",", ":")).encode()
+        content = codec.dumps(payload or {})
         traceparent = current_traceparent()
         if traceparent:  # daprd's span of this call, and the actor's turn, join our trace
             headers = {**(headers or _JSON), "traceparent": traceparent}

@@ -23,6 +23,7 @@ from typing import Any, Final
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
+from actors.toolkit import codec
 from actors.toolkit.domain import Event
 from actors.toolkit.errors import DomainError, PermanentError
 
@@ -103,7 +104,7 @@ class InvalidDeliveryError(PermanentError):
 def envelope_of(body: bytes) -> EventEnvelope:
     """The event envelope in a delivered CloudEvent's `data`; raises InvalidDeliveryError."""
     try:
-        cloud_event = json.loads(body)
+        cloud_event = codec.loads(body)
     except ValueError as exc:
         raise InvalidDeliveryError(f"not JSON: {exc}") from exc
     return envelope_in(cloud_event)
@@ -114,7 +115,7 @@ def envelope_in(cloud_event: Any) -> EventEnvelope:
     data = cloud_event.get("data") if isinstance(cloud_event, dict) else None
     if isinstance(data, str):  # a publisher that sent the envelope as a JSON string
         try:
-            data = json.loads(data)
+            data = codec.loads(data)
         except ValueError as exc:
             raise InvalidDeliveryError(f"data is a string but not JSON: {exc}") from exc
     if not isinstance(data, dict):

@@ -7,7 +7,6 @@ The event log knows keys and documents, never Dapr or a transport: it stands on 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
@@ -42,7 +41,7 @@ class EventLog:
     async def seen(self, message_id: str) -> dict[str, Any] | None:
         """The result recorded for a message id this aggregate already applied."""
         raw = await self._store.read(inbox_key(message_id))
-        return dict(json.loads(raw)) if raw is not None else None
+        return dict(codec.loads(raw)) if raw is not None else None
 
     async def read_events(self, first: int, last: int) -> list[EventEnvelope]:
         """Envelopes of versions first..last (upcast to the newest schema), in order."""
@@ -88,4 +87,4 @@ class EventLog:
                 due=due,
             )
         )
-        return dict(json.loads(seen)) if seen is not None else None
+        return dict(codec.loads(seen)) if seen is not None else None

@@ -31,7 +31,6 @@ makes `hot_routes` raise at startup rather than be served here without it.
 from __future__ import annotations
 
 import inspect
-import json
 import re
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -51,6 +50,7 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from actors.inventory.model import INVENTORY
+from actors.toolkit import codec
 from actors.toolkit.aggregate import AggregateSpec
 from actors.toolkit.client import ActorClient, TypedClient
 from actors.toolkit.fastpath import header
@@ -250,7 +250,7 @@ async def _arguments(
         convertor = command.convertors[field.alias]
         kwargs[field.name] = _valid(field, convertor.convert(raw_params[field.alias]))
     try:  # UTF-8 only (json.loads would sniff UTF-16/32 from bytes): FastAPI takes the rest
-        document = json.loads(body.decode())
+        document = codec.loads(body.decode())
     except ValueError:  # UnicodeDecodeError included
         raise _Declined from None
     kwargs[command.body.name] = _valid(command.body, document)
