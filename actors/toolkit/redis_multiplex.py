@@ -55,6 +55,18 @@ class _Protocol(asyncio.Protocol):
         self._reader = hiredis.Reader(encoding="utf-8") if decode else hiredis.Reader()
         self.waiting: collections.deque[asyncio.Future[Any]] = collections.deque()
         self.transport: asyncio.Transport | None = None
+        self._outgoing: list[bytes] = []  # commands written this loop turn, sent at its end
+
+    def send(self, packed: bytes) -> None:
+        """Queue `packed`: the commands of one event-loop turn leave in one write."""
+        if not self._outgoing:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._outgoing.append(packed)
+
+    def _flush(self) -> None:
+        outgoing, self._outgoing = self._outgoing, []
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(b"".join(outgoing))  # else connection_lost failed them
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
@@ -202,7 +214,7 @@ class MultiplexedRedis:
         loop = asyncio.get_running_loop()
         futures = [loop.create_future() for _ in range(count)]
         protocol.waiting.extend(futures)
-        transport.write(packed)
+        protocol.send(packed)
         return futures
 
     async def _send(self, protocol: _Protocol, packed: bytes, count: int) -> Any:

@@ -32,6 +32,27 @@ async def test_concurrent_calls_each_get_their_own_reply(multiplexed: Multiplexe
     assert replies == [f"v{i}".encode() * i for i in range(300)]
 
 
+async def test_the_commands_of_one_loop_turn_leave_in_one_write(
+    multiplexed: MultiplexedRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await multiplexed.execute("PING")  # connected
+    writes: list[bytes] = []
+    transport = multiplexed._protocol.transport  # type: ignore[union-attr]
+    real_write = transport.write  # type: ignore[union-attr]
+
+    def counted(data: bytes) -> None:
+        writes.append(data)
+        real_write(data)
+
+    monkeypatch.setattr(transport, "write", counted)
+
+    replies = await asyncio.gather(*(multiplexed.execute("ECHO", f"m{i}") for i in range(50)))
+
+    assert replies == [f"m{i}".encode() for i in range(50)]
+    assert len(writes) == 1
+    assert writes[0].count(b"ECHO") == 50
+
+
 async def test_an_error_reply_raises_for_its_call_alone(multiplexed: MultiplexedRedis) -> None:
     await multiplexed.execute("SET", "text", "x")
 
