@@ -6,7 +6,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 DAPR_VERSION = "1.18.2"
@@ -19,6 +19,11 @@ ZIPKIN_VERSION = "3.6.1"  # the jar deploy/setup-ops.sh downloads (`make ops-too
 PROMETHEUS_BASE_PORT = 9480  # not 9090 (the gateway daprd's metrics port); 9490 meets the
 # gateway's 9090 across the offsets 11850 and 12250 (tests/cluster/test_layout.py)
 ZIPKIN_BASE_PORT = 9411
+
+
+# uvicorn's HTTP protocol for every app (`--http`): httptools, with an answer's head and
+# body written at once (actors.toolkit.onewrite); the run file and compose pass it too
+HTTP_PROTOCOL: Final = "actors.toolkit.onewrite:OneWriteHttpToolsProtocol"
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cluster import ops
-from cluster.config import ROOT, AppSpec, ClusterConfig
+from cluster.config import HTTP_PROTOCOL, ROOT, AppSpec, ClusterConfig
 from cluster.processes import (
     STOP_TIMEOUT_S,
     ClusterError,
@@ -205,6 +205,7 @@ class LocalCluster:
             *("-m", "uvicorn", app.target, "--factory"),
             *("--host", "127.0.0.1", "--port", str(app.app_port)),
             *("--no-access-log", "--log-level", "warning"),
+            *("--http", HTTP_PROTOCOL),  # an answer's head and body in one write
             *("--timeout-graceful-shutdown", str(APP_GRACEFUL_SHUTDOWN_S)),
         ]
         return ManagedProcess(

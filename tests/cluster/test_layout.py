@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
-from cluster.config import ROUTER_TOPICS, ClusterConfig
+from cluster.config import HTTP_PROTOCOL, ROOT, ROUTER_TOPICS, ClusterConfig
 from cluster.local import LocalCluster, subscribed
 
 
@@ -243,3 +245,31 @@ def test_the_router_topics_the_launcher_waits_for_are_the_routers() -> None:
     from actors.reactions import build_router
 
     assert tuple(f"pubsub/{topic}" for topic in build_router().topics) == ROUTER_TOPICS
+
+
+def _http_protocol(argv: list[str]) -> str | None:
+    return argv[argv.index("--http") + 1] if "--http" in argv else None
+
+
+def test_every_app_is_served_with_one_write_per_answer_wherever_it_is_started(
+    tmp_path: Path,
+) -> None:
+    """The launcher, `dapr run -f`'s run file and the compose file: the same protocol."""
+    cluster = _cluster(tmp_path)
+    launched = {
+        name: _http_protocol(list(proc.argv))
+        for name, proc in cluster.processes.items()
+        if "uvicorn" in proc.argv
+    }
+    run_file: dict[str, Any] = yaml.safe_load((ROOT / "dapr" / "dapr.yaml").read_text())
+    compose: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    elsewhere = [app["command"] for app in run_file["apps"]] + [
+        service["command"]
+        for service in compose["services"].values()
+        if "uvicorn" in service.get("command", [])
+    ]
+
+    assert len(launched) >= 5
+    assert set(launched.values()) == {HTTP_PROTOCOL}
+    assert len(elsewhere) >= 10
+    assert {_http_protocol(command) for command in elsewhere} == {HTTP_PROTOCOL}
