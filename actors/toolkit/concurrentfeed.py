@@ -173,12 +173,18 @@ class ConcurrentStreamFeed(GroupFeed):
             start: str | None = "0-0"
             while start is not None and (room := self.free_slots - len(self._waiting)) > 0:
                 start, entries = await self._claim_page(stream, start, room)
-                fresh = [entry for entry in entries if not self.holds(entry[0], entry[1])]
+                # an entry whose decision ended while the claim was on its way is not
+                # acknowledged yet: taken again, it would be decided twice
+                fresh = [e for e in entries if not self.holds(e[0], e[1]) and not self._decided(e)]
                 claimed += len(fresh)
                 self.stats.claimed += len(fresh)
                 self._take(fresh)
                 self._start_waiting()
         return claimed
+
+    def _decided(self, entry: Entry) -> bool:
+        """Whether the entry was decided here and waits to be acknowledged."""
+        return entry[1] in self._unacked.get(entry[0], ())
 
     def _take(self, entries: Sequence[Entry]) -> None:
         """Queue entries for a slot; one the stream no longer holds is acknowledged (lost)."""

@@ -226,6 +226,39 @@ async def test_entries_another_consumer_abandoned_are_claimed_and_acknowledged(r
     assert feed.stats.claimed == 1
 
 
+async def test_an_entry_decided_while_a_claim_is_on_its_way_is_not_decided_again(raw):
+    gate = Gate()
+    gate.hold(b"slow")
+    feed = ConcurrentStreamFeed(raw, streams=("s",), decide_one=gate, settings=FAST)
+    claim_page = feed._claim_page
+
+    async def decision_ends_meanwhile(*args: Any) -> Any:
+        """The decision ends after the claim flushed the acknowledgements, before Redis
+        answers the claim (which then returns the entry: idle, not acknowledged)."""
+        if b"slow" in gate.seen and not gate.held[b"slow"].is_set():
+            gate.release(b"slow")
+
+            async def ended() -> bool:
+                return feed.stats.in_flight == 0
+
+            await eventually(ended, what="the decision's end")
+        return await claim_page(*args)
+
+    feed._claim_page = decision_ends_meanwhile  # type: ignore[method-assign]
+    async with running(feed):
+        await eventually(lambda: _grouped(raw, "s"), what="the group")
+        await raw.xadd("s", {"data": b"slow"})
+
+        async def acknowledged() -> bool:
+            return gate.held[b"slow"].is_set() and await pending_ids(raw, "s") == []
+
+        await eventually(acknowledged, what="the entry decided and acknowledged")
+        await asyncio.sleep(3 * FAST.claim_every_s)  # more claims: none takes it again
+
+    assert gate.seen == [b"slow"]
+    assert feed.stats.claimed == 0
+
+
 async def test_stop_ends_it_even_without_a_cancellation_while_a_slot_is_busy(raw):
     gate = Gate()
     gate.hold(b"slow")
