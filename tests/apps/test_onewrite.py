@@ -95,8 +95,8 @@ async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 @contextlib.asynccontextmanager
 async def _served() -> AsyncIterator[str]:
-    config = uvicorn.Config(
-        _app, host="127.0.0.1", port=0, http=OneWriteHttpToolsProtocol, log_level="warning"
+    config = uvicorn.Config(  # log_config=None: the process's logging stays as it was
+        _app, host="127.0.0.1", port=0, http=OneWriteHttpToolsProtocol, log_config=None
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
