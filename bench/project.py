@@ -252,6 +252,7 @@ async def _project(args: argparse.Namespace, host: str) -> list[float]:
         if stats["events"]["retried"] or stats["events"]["dropped"]:
             raise RuntimeError(f"events not applied: {stats['events']}")
     finally:
+        await feed.aclose()
         await producer.aclose()
         await raw.aclose()
         await lifespan.stop()

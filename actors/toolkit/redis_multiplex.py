@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import hashlib
 from collections.abc import Sequence
 from typing import Any, Final, cast
@@ -56,6 +57,7 @@ class _Protocol(asyncio.Protocol):
         self.waiting: collections.deque[asyncio.Future[Any]] = collections.deque()
         self.transport: asyncio.Transport | None = None
         self._outgoing: list[bytes] = []  # commands written this loop turn, sent at its end
+        self.lost = asyncio.get_running_loop().create_future()  # set by connection_lost
 
     def send(self, packed: bytes) -> None:
         """Queue `packed`: the commands of one event-loop turn leave in one write."""
@@ -95,6 +97,8 @@ class _Protocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
+        if not self.lost.done():
+            self.lost.set_result(None)
         self._owner._lost(self)
         error = redis_errors.ConnectionError(f"connection to Redis lost: {exc or 'closed'}")
         while self.waiting:
@@ -162,10 +166,13 @@ class MultiplexedRedis:
             return await self.execute(*command)
 
     async def aclose(self) -> None:
+        """Close the connection, and wait (briefly) until its socket is closed."""
         self._closed = True
         protocol, self._protocol = self._protocol, None
         if protocol is not None and protocol.transport is not None:
             protocol.transport.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(protocol.lost), CONNECT_TIMEOUT_S)
 
     # --- the connection ---------------------------------------------------------------
 

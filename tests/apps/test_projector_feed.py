@@ -348,6 +348,7 @@ async def test_a_batch_is_acknowledged_with_the_next_read_or_at_shutdown(raw):
     assert await feed.read_once() == 1
     assert await pending(raw, "s") == 1  # the first three went with this read
     await feed.flush_acks()  # what run() does when it is cancelled
+    await feed.aclose()  # and its reads' connection
 
     assert await pending(raw, "s") == 0
     assert feed.stats.acked == 4

@@ -244,7 +244,7 @@ async def test_an_entry_decided_while_a_claim_is_on_its_way_is_not_decided_again
             await eventually(ended, what="the decision's end")
         return await claim_page(*args)
 
-    feed._claim_page = decision_ends_meanwhile  # type: ignore[method-assign]
+    feed._claim_page = decision_ends_meanwhile  # type: ignore[method-assign,assignment]
     async with running(feed):
         await eventually(lambda: _grouped(raw, "s"), what="the group")
         await raw.xadd("s", {"data": b"slow"})
