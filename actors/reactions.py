@@ -2,6 +2,8 @@
 
 topic      event type                        -> actor (id from)              method
 orders     order.placed                      -> InventoryActor (each line)   Reserve
+             then, once every Reserve        -> OrderActor (order id)        OnStockOutcomes
+             answered ok, from the answers
 orders     order.payment_requested           -> WalletActor (customer)       Authorize
 orders     order.shipped                     -> InventoryActor (each sku)    Commit
                                              -> WalletActor (customer)       Capture
@@ -11,6 +13,7 @@ orders     order.late_reservation_released   -> InventoryActor (sku)         Rel
 orders     order.late_payment_voided         -> WalletActor (customer)       Void
 inventory  inventory.stock_reserved          -> OrderActor (order id)        OnStockReserved
 inventory  inventory.stock_rejected          -> OrderActor (order id)        OnStockRejected
+             (both: nothing when a chained Reserve caused it, causation "<id>/Reserve")
 wallet     wallet.payment_authorized         -> OrderActor (order id)        OnPaymentAuthorized
 wallet     wallet.payment_declined           -> OrderActor (order id)        OnPaymentDeclined
 shipments  shipment.dispatched               -> OrderActor (order id)        OnShipmentDispatched
@@ -20,11 +23,36 @@ deposits   wallet.funds_deposited            -> WalletActor (customer)       Dep
 
 A reaction yields command models; each model's AggregateSpec names the actor type and
 the wire method (actors.toolkit.router), so this table holds no method names.
+
+One order turn for all of an order's stock outcomes. Deciding order.placed, the router
+sends the Reserves concurrently (message ids "<placed id>/Reserve", causation ids the
+same: the marker) and, once all answered ok, ONE OnStockOutcomes ("<placed id>/
+OnStockOutcomes") built from their answers: the stock event each answer names (with a
+rejection's reason), or none, which inventory answers only when the order already holds
+(or held and committed) stock of the SKU: reserved. A Reserve that fails transiently
+makes the delivery RETRY: order.placed is redelivered, the Reserves are answered from the
+inboxes with the events first recorded and the same OnStockOutcomes is sent (the order's
+inbox takes it once). A Reserve that can never apply is a dead letter and nothing is sent
+to the order: its reserving deadline cancels it. The stock events a marked Reserve caused
+are not routed (the order has them from OnStockOutcomes); every other one is.
+
+Rolling upgrades stay safe both ways. An old router (no marker, no OnStockOutcomes)
+routes every stock event, also those a new router's Reserve caused: the order gets a
+fact twice, and a repeated fact changes nothing (actors.order.saga). A new router
+routes the stock events an old router's Reserve caused (their causation id is a plain
+event id), and sends OnStockOutcomes for an order.placed an old router began (its
+Reserves answer from the inboxes). What a mixed cluster can cost: an order.placed a new
+router began and left undecided (RETRY, or handed back as it stopped: a rollback) and an
+old router then finished sends no OnStockOutcomes, while a new router may have skipped
+the marked events: that order waits for its deadline (cancelled, everything released),
+as when a Reserve is dead-lettered. In both cases a reservation that landed after the
+order had already ended (a customer's cancel raced the Reserves) is never undone by a
+late release: it stays held (README, "Known risks").
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Final
 
 from actors import catalog
@@ -35,17 +63,36 @@ from actors.order import saga
 from actors.toolkit.aggregate import AggregateSpec
 from actors.toolkit.domain import Event
 from actors.toolkit.envelope import EventEnvelope
-from actors.toolkit.router import Delivery, EventRouter, Reaction
+from actors.toolkit.router import Answered, Delivery, EventRouter, Reaction, chained_by
 from actors.wallet import model as wallet
 
 Out = Iterable[Delivery]
 SPECS: Final[tuple[AggregateSpec, ...]] = (inventory.INVENTORY, wallet.WALLET, saga.ORDER)
 
 
+RESERVE: Final = "Reserve"  # inventory's wire name for inventory.Reserve (a test checks it)
+
+
 def _reserve(env: EventEnvelope, event: order.OrderPlaced) -> Out:
     for line in event.lines:
         reserve = inventory.Reserve(sku=line.sku, order_id=env.aggregate_id, quantity=line.quantity)
         yield Delivery(line.sku, reserve)
+
+
+def _stock_outcomes(env: EventEnvelope, _: order.OrderPlaced, answers: Sequence[Answered]) -> Out:
+    outcomes = tuple(_outcome(answered) for answered in answers)
+    yield Delivery(env.aggregate_id, saga.StockOutcomesForOrder(outcomes=outcomes))
+
+
+def _outcome(answered: Answered) -> saga.StockOutcome:
+    """The stock fact a Reserve's answer names; none: the order already holds the SKU."""
+    sku = answered.delivery.actor_id
+    for entry in answered.events:
+        if entry.get("type") == inventory.StockRejected.type:
+            # an inventory before `answered` (or an answer it recorded) names no reason
+            reason = entry.get("reason") or inventory.INSUFFICIENT_STOCK
+            return saga.StockOutcome(sku=sku, outcome="rejected", reason=reason)
+    return saga.StockOutcome(sku=sku, outcome="reserved")  # stock_reserved, or no event
 
 
 def _authorize(env: EventEnvelope, event: order.PaymentRequested) -> Out:
@@ -75,13 +122,15 @@ def _late_void(env: EventEnvelope, event: order.LatePaymentVoided) -> Out:
     yield Delivery(event.customer_id, wallet.Void(order_id=env.aggregate_id))
 
 
-def _stock_reserved(_: EventEnvelope, event: inventory.StockReserved) -> Out:
-    yield Delivery(event.order_id, saga.StockReservedForOrder(sku=event.sku))
+def _stock_reserved(env: EventEnvelope, event: inventory.StockReserved) -> Out:
+    if not chained_by(env, RESERVE):  # else the order has it from OnStockOutcomes
+        yield Delivery(event.order_id, saga.StockReservedForOrder(sku=event.sku))
 
 
-def _stock_rejected(_: EventEnvelope, event: inventory.StockRejected) -> Out:
-    rejected = saga.StockRejectedForOrder(sku=event.sku, reason=event.reason)
-    yield Delivery(event.order_id, rejected)
+def _stock_rejected(env: EventEnvelope, event: inventory.StockRejected) -> Out:
+    if not chained_by(env, RESERVE):
+        rejected = saga.StockRejectedForOrder(sku=event.sku, reason=event.reason)
+        yield Delivery(event.order_id, rejected)
 
 
 def _payment_authorized(_: EventEnvelope, event: wallet.PaymentAuthorized) -> Out:
@@ -109,7 +158,7 @@ def _deposit(_: EventEnvelope, event: inbound.FundsDeposited) -> Out:
 
 
 REACTIONS: Final = (
-    Reaction(catalog.ORDERS, order.OrderPlaced, _reserve),
+    Reaction(catalog.ORDERS, order.OrderPlaced, _reserve, then=_stock_outcomes),
     Reaction(catalog.ORDERS, order.PaymentRequested, _authorize),
     Reaction(catalog.ORDERS, order.OrderShipped, _settle),
     Reaction(catalog.ORDERS, order.OrderCancelled, _compensate),

@@ -132,6 +132,8 @@ INVENTORY: Final = AggregateSpec(
     commands={"Restock": Restock, "Reserve": Reserve, "Release": Release, "Commit": Commit},
     events=EVENTS,
     errors=(ReservationNotFoundError, StockLimitExceededError),
+    # a Reserve's answer says why it was rejected: the router chains it to the order
+    answered={StockRejected.type: ("reason",)},
 )
 
 

@@ -4,19 +4,23 @@ Facts from inventory, wallet and shipping arrive as commands (StockReservedForOr
 Delivery is at-least-once and unordered, so: duplicates change nothing; anything arriving in
 a terminal status yields no transition and never raises; compensation always names every
 SKU (Release and Void are idempotent) and a reservation or hold that surfaces after the
-cancellation is undone by a Late* event. Statuses, lines, events, errors: actors.order.model.
+cancellation is undone by a Late* event. StockOutcomesForOrder carries every line's stock
+fact at once (the router's, from the answers of an order's Reserves): it is decided as its
+single facts would be, one after the other. Statuses, lines, events, errors:
+actors.order.model.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import Field
 
 from actors import catalog
 from actors.order.model import (
     EVENTS,
+    MAX_LINES,
     STEP_STATUS,
     TERMINAL,
     InvalidTransitionError,
@@ -41,7 +45,7 @@ from actors.order.model import (
     step_of,
 )
 from actors.toolkit.aggregate import AggregateSpec
-from actors.toolkit.domain import Command, Event, State
+from actors.toolkit.domain import Command, Event, Model, State
 from actors.toolkit.ids import CustomerId, Sku
 
 # --- state -----------------------------------------------------------------------------------
@@ -92,6 +96,29 @@ class StockRejectedForOrder(Command):
     reason: Reason = "insufficient_stock"
 
 
+class StockOutcome(Model):
+    """What inventory answered one line's Reserve: held, or rejected and why."""
+
+    sku: Sku
+    outcome: Literal["reserved", "rejected"]
+    reason: Reason | None = None  # a rejection's (None: StockRejectedForOrder's default)
+
+    def fact(self) -> StockReservedForOrder | StockRejectedForOrder:
+        """The single command this outcome stands for."""
+        if self.outcome == "reserved":
+            return StockReservedForOrder(sku=self.sku)
+        if self.reason is None:
+            return StockRejectedForOrder(sku=self.sku)
+        return StockRejectedForOrder(sku=self.sku, reason=self.reason)
+
+
+class StockOutcomesForOrder(Command):
+    """Every line's outcome at once, in the order's line order (the router sends it once
+    all of an order's Reserves answered)."""
+
+    outcomes: tuple[StockOutcome, ...] = Field(min_length=1, max_length=MAX_LINES)
+
+
 class PaymentAuthorizedForOrder(Command):
     pass
 
@@ -124,6 +151,7 @@ ORDER: Final = AggregateSpec(
         "Cancel": Cancel,
         "OnStockReserved": StockReservedForOrder,
         "OnStockRejected": StockRejectedForOrder,
+        "OnStockOutcomes": StockOutcomesForOrder,
         "OnPaymentAuthorized": PaymentAuthorizedForOrder,
         "OnPaymentDeclined": PaymentDeclinedForOrder,
         "OnShipmentDispatched": ShipmentDispatched,
@@ -152,6 +180,8 @@ def decide(state: OrderState, command: Command) -> list[Event]:
     """The events `command` yields against `state`; raises a DomainError when refused."""
     if isinstance(command, Place):
         return _place(state, command)
+    if isinstance(command, StockOutcomesForOrder):
+        return _on_stock_outcomes(state, command)
     handler = _HANDLERS.get(type(command))
     if handler is None:
         raise TypeError(f"order cannot handle {type(command).__name__}")
@@ -237,6 +267,20 @@ def _on_stock_rejected(state: OrderState, command: StockRejectedForOrder) -> lis
     if command.sku in state.reserved_skus or state.status is not Status.RESERVING:
         return []
     return _cancelled(state, f"stock rejected for {command.sku}: {command.reason}")
+
+
+def _on_stock_outcomes(state: OrderState, command: StockOutcomesForOrder) -> list[Event]:
+    """Each outcome decided as its single command, on the state the ones before it left:
+    the same events and the same end state as the facts sent one by one, so every rule of
+    theirs holds (a repeat changes nothing, a fact after the end is late, a reservation
+    after a rejection is released). A refusal of any one refuses the whole batch."""
+    events: list[Event] = []
+    for outcome in command.outcomes:
+        decided = decide(state, outcome.fact())
+        for event in decided:
+            state = evolve(state, event)
+        events += decided
+    return events
 
 
 def _require(state: OrderState, milestone: Status, command: Command) -> None:

@@ -18,6 +18,8 @@ One command = one turn:
                                      otherwise through the sidecar after it, and a failure
                                      leaves them in the outbox (actors.toolkit.outbox)
     return {"ok": true, "result": view, "aggregate_version", "events", "duplicate"}
+                                     ("events": [{event_id, type, aggregate_version, and
+                                     the payload fields the spec's `answered` names}])
 Unexpected exceptions propagate: the call fails and Dapr's resiliency retries it.
 Nothing writes state outside a turn (no save on deactivation).
 """
@@ -256,8 +258,7 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
             envelopes.append(self._wrap(event, base + offset, meta))
         version = base + len(events)
         summary = [
-            {"event_id": e.event_id, "type": e.type, "aggregate_version": e.aggregate_version}
-            for e in envelopes
+            self.spec.summary(e.event_id, e.type, e.aggregate_version, e.payload) for e in envelopes
         ]
         result = {"result": self.view(state), "aggregate_version": version, "events": summary}
         box = self._outbox()

@@ -6,6 +6,8 @@
         commands={"Restock": Restock, ...},     wire method name -> command model
         events=event_types(StockRestocked, ...),
         errors=(ReservationNotFoundError, ...), the DomainErrors it answers, by code
+        answered={"inventory.stock_rejected": ("reason",)},   payload fields an event's
+                                                entry in a command's answer repeats
     )
 
 Everything else is derived from the spec, so an actor method is declared exactly once:
@@ -20,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from actors.toolkit.domain import Command, Event
 from actors.toolkit.errors import BASE_ERRORS, DomainError
@@ -37,6 +39,9 @@ class AggregateSpec:
     commands: Mapping[str, type[Command]]
     events: Mapping[str, type[Event]]
     errors: tuple[type[DomainError], ...] = ()
+    # event type -> payload fields its entry in an answer's `events` repeats, for a caller
+    # that acts on the answer (the router chains a Reserve's answer into the order's call)
+    answered: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     _methods: dict[type[Command], str] = field(init=False, repr=False, compare=False)
     _codes: dict[str, type[DomainError]] = field(init=False, repr=False, compare=False)
 
@@ -63,6 +68,16 @@ class AggregateSpec:
     def method_for(self, command_type: type[Command]) -> str | None:
         """The wire name of the method taking `command_type`, None for an internal command."""
         return self._methods.get(command_type)
+
+    def summary(
+        self, event_id: str, event_type: str, version: int, payload: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """An event's entry in the `events` of a command's answer: its id, type and version,
+        plus the payload fields `answered` names for its type."""
+        entry = {"event_id": event_id, "type": event_type, "aggregate_version": version}
+        for name in self.answered.get(event_type, ()):
+            entry[name] = payload.get(name)
+        return entry
 
     @property
     def error_codes(self) -> dict[str, type[DomainError]]:

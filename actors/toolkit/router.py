@@ -16,11 +16,19 @@ unknown type on the topic, a payload that fails its schema, a reaction that cann
 a valid command from it. A known type nobody reacts to is simply not for the router (no
 calls). Each call carries message_id "<event id>/<method>", so the target's inbox applies
 it once however often the broker redelivers. Pure: no I/O here (see apps/actor_host).
+
+A chained reaction, Reaction(..., then=follow), goes on once every call it planned
+answered ok: `plan.follow_up(answers)` turns the answers' `events` (an inbox duplicate
+answers the recorded ones, so a redelivery builds the same calls) into more calls, with
+message ids "<event id>/<method>" too. Its first calls are marked: their causation id is
+their own message id ("<event id>/<method>", a plain event id otherwise), which the
+events they cause carry, so a reaction to those events can tell (`chained_by`) that the
+router already took their consequence in hand and yield nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,7 +68,17 @@ class Call:
     payload: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Answered:
+    """One delivery of a chained reaction and the `events` its actor answered: each
+    {event_id, type, aggregate_version} plus the fields its spec's `answered` names."""
+
+    delivery: Delivery
+    events: Sequence[Mapping[str, Any]]
+
+
 React = Callable[[EventEnvelope, Any], Iterable[Delivery]]
+Then = Callable[[EventEnvelope, Any, Sequence[Answered]], Iterable[Delivery]]
 
 
 @dataclass(frozen=True)
@@ -68,12 +86,36 @@ class Reaction:
     topic: str
     event: type[Event]
     react: React
+    # once every delivery of `react` answered ok: the deliveries their answers make
+    then: Then | None = None
+
+
+FollowUp = Callable[[Sequence[Sequence[Mapping[str, Any]]]], tuple[Call, ...]]
 
 
 @dataclass(frozen=True)
 class Plan:
     envelope: EventEnvelope
     calls: tuple[Call, ...]
+    then: FollowUp | None = None  # a chained reaction's: the calls its answers make
+
+    def follow_up(self, answers: Sequence[Sequence[Mapping[str, Any]]]) -> tuple[Call, ...]:
+        """The calls that follow once every call answered ok (`answers`: each call's
+        `events`, in the order of `calls`); DeadLetterError if no valid command comes
+        from them."""
+        if self.then is None:
+            return ()
+        try:
+            return self.then(answers)
+        except ValidationError as exc:
+            reason = f"{self.envelope.type}: no valid command from the answers: {_detail(exc)}"
+            raise DeadLetterError("event.invalid_command", reason) from exc
+
+
+def chained_by(envelope: EventEnvelope, method: str) -> bool:
+    """Whether a chained reaction's call to `method` caused this event: its causation id is
+    that call's message id, "<event id>/<method>" (an unchained call's is the event id)."""
+    return envelope.causation_id.endswith(f"/{method}")
 
 
 class EventRouter:
@@ -88,6 +130,9 @@ class EventRouter:
         self._reactions: dict[tuple[str, str], list[Reaction]] = {}
         for reaction in reactions:
             self._reactions.setdefault((reaction.topic, reaction.event.type), []).append(reaction)
+        for (topic, event_type), same in self._reactions.items():
+            if len(same) > 1 and any(r.then for r in same):
+                raise ValueError(f"a chained reaction to {event_type} on {topic} must be alone")
         self._targets = {model: spec for spec in specs for model in spec.commands.values()}
         self._known = known
         self._upcasters = upcasters or Upcasters()
@@ -122,19 +167,30 @@ class EventRouter:
         except ValidationError as exc:
             reason = f"{envelope.type}: no valid command from it: {_detail(exc)}"
             raise DeadLetterError("event.invalid_command", reason) from exc
-        return Plan(envelope, tuple(self.call(envelope, d) for d in deliveries))
+        then = reactions[0].then  # a chained reaction is alone (see __init__)
+        calls = tuple(self.call(envelope, d, chained=then is not None) for d in deliveries)
+        if then is None or not deliveries:
+            return Plan(envelope, calls)
 
-    def call(self, envelope: EventEnvelope, delivery: Delivery) -> Call:
-        """The actor call for `delivery`, with the message ids that make it idempotent."""
+        def follow(answers: Sequence[Sequence[Mapping[str, Any]]]) -> tuple[Call, ...]:
+            answered = [Answered(d, a) for d, a in zip(deliveries, answers, strict=True)]
+            return tuple(self.call(envelope, d) for d in then(envelope, event, answered))
+
+        return Plan(envelope, calls, follow)
+
+    def call(self, envelope: EventEnvelope, delivery: Delivery, *, chained: bool = False) -> Call:
+        """The actor call for `delivery`, with the message ids that make it idempotent; a
+        chained reaction's call is its own cause (see the module's docstring)."""
         spec = self._targets.get(type(delivery.command))
         if spec is None:
             raise TypeError(f"no actor type takes {type(delivery.command).__name__}")
         method = spec.method_of(delivery.command)
+        message_id = f"{envelope.event_id}/{method}"
         payload = {
             **delivery.command.model_dump(mode="json"),
-            "message_id": f"{envelope.event_id}/{method}",
+            "message_id": message_id,
             "correlation_id": envelope.correlation_id or envelope.aggregate_id,
-            "causation_id": envelope.event_id,
+            "causation_id": message_id if chained else envelope.event_id,
         }
         return Call(spec.actor_type, delivery.actor_id, method, payload)
 

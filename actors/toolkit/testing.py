@@ -56,7 +56,7 @@ from actors.toolkit.client import ActorClient, RuntimeUnavailableError
 from actors.toolkit.envelope import utcnow
 from actors.toolkit.errors import DomainError
 from actors.toolkit.publisher import SidecarPublisher
-from actors.toolkit.router import DeadLetterError, EventRouter
+from actors.toolkit.router import DeadLetterError, EventRouter, Plan
 from actors.toolkit.serializer import RawJSONSerializer
 from actors.toolkit.sidecar import SidecarActorClient
 from actors.toolkit.store import InMemoryStores, Publication
@@ -370,10 +370,14 @@ class InMemorySidecar:
         except DeadLetterError as letter:
             self.refused.append(Refused(event.topic, letter.code, letter.reason, event.event_id))
             return True
-        done = True
+        return await self._deliver(actors, event, plan)
+
+    async def _deliver(self, actors: ActorClient, event: Published, plan: Plan) -> bool:
+        """A plan's calls one by one, then (all ok) what a chained plan's answers make."""
+        done, answers = True, []
         for d in plan.calls:
             try:
-                await actors.invoke(d.actor_type, d.actor_id, d.method, d.payload)
+                result = await actors.invoke(d.actor_type, d.actor_id, d.method, d.payload)
             except DomainError as exc:
                 target = f"{d.actor_type}/{d.actor_id}/{d.method}"
                 self.refused.append(
@@ -381,7 +385,16 @@ class InMemorySidecar:
                 )
             except RuntimeUnavailableError:
                 done = False
-        return done
+            else:
+                answers.append(result.events)
+        if plan.then is None or len(answers) < len(plan.calls):
+            return done
+        try:
+            follow = plan.follow_up(answers)
+        except DeadLetterError as letter:
+            self.refused.append(Refused(event.topic, letter.code, letter.reason, event.event_id))
+            return True
+        return await self._deliver(actors, event, Plan(plan.envelope, follow))
 
     # --- faults --------------------------------------------------------------------------------
 

@@ -7,7 +7,9 @@ itself (apps.actor_host.feed) and hands each event to `route_event`, as below.)
 /dapr/subscribe        one programmatic subscription per routed topic (none with the
                        streams feed)
 POST /events/<topic>   per event: plan -> invoke each delivery through the sidecar ->
-    every call ok                         SUCCESS
+    every call ok                         SUCCESS; for a chained reaction (order.placed:
+                                          the Reserves) first the calls built from their
+                                          answers (OnStockOutcomes), decided the same way
     it can never apply: DeadLetterError   record a dead letter (topic "deadletter",
     from the plan, a DomainError or a     with the code and reason), then SUCCESS
     PermanentError from a call            (RETRY if the dead letter cannot be recorded)
@@ -33,7 +35,7 @@ from starlette.types import Scope
 from actors import catalog
 from actors.catalog import DEAD_LETTER_TYPE, PUBSUB
 from actors.toolkit import logs
-from actors.toolkit.client import ActorClient
+from actors.toolkit.client import ActorClient, ActorResult
 from actors.toolkit.errors import DomainError, TransientError
 from actors.toolkit.fastpath import Answer, FastRoute, json_answer
 from actors.toolkit.metrics import RouterMetrics
@@ -186,7 +188,12 @@ async def _route(
 async def _deliver(
     actors: ActorClient, dead_letters: DeadLetters, topic: str, event: Any, plan: Plan
 ) -> dict[str, str]:
-    """Every call of one planned event, concurrently; RETRY if any failed transiently."""
+    """Every call of one planned event, concurrently; RETRY if any failed transiently.
+
+    A chained plan goes on only once every call answered ok: the calls its answers make
+    (`plan.follow_up`) are delivered the same way. After a RETRY the event comes again,
+    its calls are answered from the inboxes as the first time, so the same calls follow;
+    after a dead letter nothing follows."""
     outcomes = await asyncio.gather(
         *(_invoke(actors, d) for d in plan.calls), return_exceptions=True
     )
@@ -200,7 +207,14 @@ async def _deliver(
             level = logging.INFO if isinstance(outcome, TransientError) else logging.ERROR
             log.log(level, "RETRY %s/%s: %r", topic, plan.envelope.event_id, outcome)
             status = RETRY
-    return status
+    answers = [o.events for o in outcomes if isinstance(o, ActorResult)]
+    if plan.then is None or len(answers) < len(plan.calls):
+        return status
+    try:
+        follow = plan.follow_up(answers)
+    except DeadLetterError as letter:
+        return await _dead(dead_letters, topic, letter, event)
+    return await _deliver(actors, dead_letters, topic, event, Plan(plan.envelope, follow))
 
 
 def _letter(error: BaseException) -> DeadLetterError:
@@ -211,8 +225,10 @@ def _letter(error: BaseException) -> DeadLetterError:
     return DeadLetterError("event.permanent_failure", str(error))
 
 
-async def _invoke(actors: ActorClient, delivery: Call) -> None:
-    await actors.invoke(delivery.actor_type, delivery.actor_id, delivery.method, delivery.payload)
+async def _invoke(actors: ActorClient, delivery: Call) -> ActorResult:
+    return await actors.invoke(
+        delivery.actor_type, delivery.actor_id, delivery.method, delivery.payload
+    )
 
 
 async def _dead(

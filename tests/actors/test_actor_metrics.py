@@ -55,7 +55,7 @@ async def test_a_shipped_order_counts_placed_confirmed_shipped_and_times_each_st
     await stocked(actors)
     await place(actors)
     clock.advance(seconds=0.3)
-    await sidecar.settle()  # two reservations (one after the other), then the payment
+    await sidecar.settle()  # both reservations in one order turn, then the payment
     clock.advance(seconds=2)
     await actors.invoke("OrderActor", "ord-1", "OnShipmentDispatched", {"shipment_id": "s-1"})
 

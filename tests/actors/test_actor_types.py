@@ -33,6 +33,7 @@ METHODS = {
         "Cancel",
         "OnStockReserved",
         "OnStockRejected",
+        "OnStockOutcomes",
         "OnPaymentAuthorized",
         "OnPaymentDeclined",
         "OnShipmentDispatched",

@@ -122,6 +122,29 @@ async def test_second_delivery_of_the_same_message_returns_the_original_result_a
     assert body(await actor.get())["result"]["on_hand"] == 3
 
 
+async def test_a_rejected_reserve_answers_its_reason_and_a_duplicate_answers_the_same(
+    publisher: RecordingPublisher,
+) -> None:
+    """The router builds the order's OnStockOutcomes from a Reserve's answer."""
+    actor = make(publisher)
+    reserve = b'{"order_id": "o-1", "quantity": 2, "message_id": "e1/Reserve"}'
+    first = body(await actor.invoke("Reserve", reserve))
+    again = body(await actor.invoke("Reserve", reserve))
+    [(_, env)] = publisher.sent
+    assert first["events"] == [
+        {
+            "event_id": env.event_id,
+            "type": "inventory.stock_rejected",
+            "aggregate_version": 1,
+            "reason": "insufficient_stock",
+        }
+    ]
+    assert (again["duplicate"], again["events"]) == (True, first["events"])
+    await actor.invoke("Restock", b'{"quantity": 5}')
+    held = body(await actor.invoke("Reserve", b'{"order_id": "o-2", "quantity": 2}'))
+    assert [sorted(e) for e in held["events"]] == [["aggregate_version", "event_id", "type"]]
+
+
 async def test_domain_error_comes_back_as_a_typed_envelope(publisher: RecordingPublisher) -> None:
     out = body(await make(publisher).invoke("Commit", b'{"order_id": "o-1"}'))
     assert out == {

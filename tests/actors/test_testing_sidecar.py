@@ -145,6 +145,8 @@ async def test_settle_runs_the_saga_through_the_event_router(
 
     order = await actors.invoke("OrderActor", "ord-1", "Get")
     assert order.result["status"] == "confirmed"
+    to_order = [c.method for c in sidecar.calls() if c.actor_type == "OrderActor"]
+    assert to_order == ["Place", "OnStockOutcomes", "OnPaymentAuthorized", "Get"]  # one stock turn
     wallet = await actors.invoke("WalletActor", "cust-1", "Get")
     assert wallet.result["held"] == 300
     assert sidecar.refused == []

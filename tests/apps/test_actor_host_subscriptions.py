@@ -1,5 +1,6 @@
 """The actor host's Dapr subscriptions: rule-filtered on our own topics, whole elsewhere;
-and its delivery route, which plans each event's actor calls."""
+and its delivery route, which plans each event's actor calls (order.placed: the Reserves,
+then one OnStockOutcomes from their answers)."""
 
 from __future__ import annotations
 
@@ -95,9 +96,29 @@ def _cloud_event(sample: str) -> dict[str, Any]:
     return {"id": data["event_id"], "type": data["type"], "data": data}
 
 
+async def _placed(sidecar: InMemorySidecar, *, tea_on_hand: int = 0) -> dict[str, Any]:
+    """The sample's order placed (and tea restocked), as order.placed is routed after;
+    the sample's CloudEvent."""
+    placed = _cloud_event("order.placed.v1.json")
+    data = placed["data"]
+    actors = ActorClient(sidecar)
+    place = {key: data["payload"][key] for key in ("customer_id", "lines")}
+    await actors.invoke(catalog.ORDER_ACTOR, data["aggregate_id"], "Place", place)
+    if tea_on_hand:
+        await actors.invoke(
+            catalog.INVENTORY_ACTOR, "tea-green-100g", "Restock", {"quantity": tea_on_hand}
+        )
+    return placed
+
+
+async def _order(sidecar: InMemorySidecar, order_id: str) -> dict[str, Any]:
+    result = await ActorClient(sidecar).invoke(catalog.ORDER_ACTOR, order_id, "Get")
+    return {**result.result, "version": result.aggregate_version}
+
+
 async def test_a_delivered_event_becomes_the_actor_calls_its_reaction_plans() -> None:
     sidecar = InMemorySidecar()
-    placed = _cloud_event("order.placed.v1.json")
+    placed = await _placed(sidecar)
 
     resp = await _post(_delivery_app(sidecar), catalog.ORDERS, json.dumps(placed).encode())
 
@@ -107,8 +128,115 @@ async def test_a_delivered_event_becomes_the_actor_calls_its_reaction_plans() ->
     assert sorted(call.actor_id for call in reserved) == ["mug-12m", "tea-green-100g"]
 
 
+async def test_order_placed_reserves_every_line_then_tells_the_order_every_outcome_at_once() -> (
+    None
+):
+    sidecar = InMemorySidecar()
+    placed = await _placed(sidecar, tea_on_hand=5)  # the mug has no stock
+    order_id = placed["data"]["aggregate_id"]
+
+    resp = await _post(_delivery_app(sidecar), catalog.ORDERS, json.dumps(placed).encode())
+
+    assert resp.json() == {"status": "SUCCESS"}
+    reserve = f"{placed['id']}/Reserve"
+    assert {
+        (c.payload["message_id"], c.payload["causation_id"]) for c in sidecar.calls("Reserve")
+    } == {
+        (reserve, reserve)  # the marker: the stock events it causes say a router chained it
+    }
+    [outcomes] = sidecar.calls("OnStockOutcomes")
+    assert (outcomes.actor_id, outcomes.payload["message_id"]) == (
+        order_id,
+        f"{placed['id']}/OnStockOutcomes",
+    )
+    assert outcomes.payload["causation_id"] == placed["id"]
+    assert outcomes.payload["outcomes"] == [  # in the order's line order
+        {"sku": "tea-green-100g", "outcome": "reserved", "reason": None},
+        {"sku": "mug-12m", "outcome": "rejected", "reason": "insufficient_stock"},
+    ]
+    order = await _order(sidecar, order_id)
+    assert (order["status"], order["cancel_reason"]) == (
+        "cancelled",
+        "stock rejected for mug-12m: insufficient_stock",
+    )
+    stock = sidecar.events(catalog.INVENTORY)
+    assert {e["causation_id"] for e in stock if e["type"] != "inventory.stock_restocked"} == {
+        reserve
+    }
+
+
+async def test_a_redelivered_order_placed_sends_the_same_single_outcomes_call_once_applied() -> (
+    None
+):
+    sidecar = InMemorySidecar()
+    placed = await _placed(sidecar, tea_on_hand=5)
+    app, body = _delivery_app(sidecar), json.dumps(placed).encode()
+    await _post(app, catalog.ORDERS, body)
+    first = await _order(sidecar, placed["data"]["aggregate_id"])
+
+    again = await _post(app, catalog.ORDERS, body)
+
+    assert again.json() == {"status": "SUCCESS"}
+    [one, two] = sidecar.calls("OnStockOutcomes")
+    assert one.payload == two.payload  # from the Reserves' recorded answers
+    assert len(sidecar.calls("Reserve")) == 4
+    assert await _order(sidecar, placed["data"]["aggregate_id"]) == first  # its inbox took it once
+
+
+async def test_a_reserve_failing_transiently_means_retry_and_no_outcomes_until_redelivered() -> (
+    None
+):
+    sidecar = InMemorySidecar()
+    placed = await _placed(sidecar, tea_on_hand=5)
+    app, body = _delivery_app(sidecar), json.dumps(placed).encode()
+    sidecar.fail(times=1, path="/v1.0/actors/InventoryActor/mug-12m/")
+
+    first = await _post(app, catalog.ORDERS, body)
+
+    assert first.json() == {"status": "RETRY"}
+    assert sidecar.calls("OnStockOutcomes") == []
+    again = await _post(app, catalog.ORDERS, body)
+    assert again.json() == {"status": "SUCCESS"}
+    [outcomes] = sidecar.calls("OnStockOutcomes")
+    assert [o["outcome"] for o in outcomes.payload["outcomes"]] == ["reserved", "rejected"]
+
+
+async def test_the_outcomes_call_failing_transiently_means_retry_and_the_redelivery_sends_it() -> (
+    None
+):
+    sidecar = InMemorySidecar()
+    placed = await _placed(sidecar, tea_on_hand=5)
+    order_id = placed["data"]["aggregate_id"]
+    app, body = _delivery_app(sidecar), json.dumps(placed).encode()
+    sidecar.fail(times=1, path=f"/v1.0/actors/OrderActor/{order_id}/method/OnStockOutcomes")
+
+    assert (await _post(app, catalog.ORDERS, body)).json() == {"status": "RETRY"}
+    assert (await _order(sidecar, order_id))["status"] == "reserving"
+    assert (await _post(app, catalog.ORDERS, body)).json() == {"status": "SUCCESS"}
+    assert (await _order(sidecar, order_id))["status"] == "cancelled"
+
+
+async def test_a_reserve_refused_for_good_is_a_dead_letter_and_no_outcomes_follow() -> None:
+    sidecar = InMemorySidecar()
+    placed = await _placed(sidecar, tea_on_hand=5)
+    refusal = b'{"ok":false,"error":{"code":"request.invalid","detail":"no such field"}}'
+    sidecar.answer(200, refusal, path="/v1.0/actors/InventoryActor/mug-12m/")
+
+    resp = await _post(_delivery_app(sidecar), catalog.ORDERS, json.dumps(placed).encode())
+
+    assert resp.json() == {"status": "SUCCESS"}
+    [letter] = sidecar.events(catalog.DEAD_LETTERS)
+    assert (letter["code"], letter["target"]) == (
+        "request.invalid",
+        "InventoryActor/mug-12m/Reserve",
+    )
+    assert sidecar.calls("OnStockOutcomes") == []  # the order's reserving deadline ends it
+    assert (await _order(sidecar, placed["data"]["aggregate_id"]))["status"] == "reserving"
+
+
 async def test_a_bulk_delivery_is_answered_entry_by_entry() -> None:
     sidecar = InMemorySidecar()
+    await _placed(sidecar)
     bulk = {
         "type": "com.dapr.event.sent.bulk",
         "entries": [

@@ -473,6 +473,34 @@ async def test_an_actor_call_that_fails_transiently_is_retried_until_it_lands(ra
     assert {c.actor_id for c in sidecar.calls("Reserve")} == {"mug-12m", "tea-green-100g"}
 
 
+async def test_a_retried_order_placed_sends_the_same_outcomes_call_the_order_applies_once(raw):
+    sidecar = InMemorySidecar()
+    data = json.loads((SAMPLES / "order.placed.v1.json").read_text())
+    order_id, actors = data["aggregate_id"], ActorClient(sidecar)
+    place = {key: data["payload"][key] for key in ("customer_id", "lines")}
+    await actors.invoke(catalog.ORDER_ACTOR, order_id, "Place", place)
+    for sku in ("tea-green-100g", "mug-12m"):
+        await actors.invoke(catalog.INVENTORY_ACTOR, sku, "Restock", {"quantity": 5})
+    sidecar.fail(times=2, path=f"/v1.0/actors/OrderActor/{order_id}/method/OnStockOutcomes")
+    async with routing(raw, sidecar) as (feed, _):
+        await eventually(lambda: _grouped(raw, catalog.ORDERS), what="the groups")
+        await raw.xadd(catalog.ORDERS, {"data": _cloud_event("order.placed.v1.json")})
+
+        async def routed() -> bool:
+            return await pending_ids(raw, catalog.ORDERS) == [] and feed.stats.acked == 1
+
+        await eventually(routed, what="order.placed routed after the failed outcomes calls")
+
+    calls = sidecar.calls("OnStockOutcomes")
+    assert len(calls) == 3
+    assert all(call.payload == calls[0].payload for call in calls)
+    assert len(sidecar.calls("Reserve")) == 6  # re-sent, answered from the inboxes
+    order = await actors.invoke(catalog.ORDER_ACTOR, order_id, "Get")
+    assert (order.result["status"], order.aggregate_version) == ("authorizing", 4)
+    stock = await actors.invoke(catalog.INVENTORY_ACTOR, "mug-12m", "Get")
+    assert stock.result["reserved"] == 1  # held once
+
+
 def test_the_feed_mode_is_streams_or_dapr() -> None:
     assert feed_mode("ORDERFLOW_ROUTER_FEED", " Dapr ") == "dapr"
     with pytest.raises(ValueError, match="ORDERFLOW_ROUTER_FEED must be one of streams, dapr"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,6 +13,7 @@ from actors.contracts.schemas import OUT, documents, render
 from actors.inventory.model import EVENTS as INVENTORY_EVENTS
 from actors.order.model import EVENTS as ORDER_EVENTS
 from actors.reactions import KNOWN_EVENTS, REACTIONS, SPECS, build_router
+from actors.toolkit.aggregate import AggregateSpec
 from actors.toolkit.commands import split_meta, validate_command
 from actors.toolkit.domain import Event
 from actors.toolkit.envelope import EventEnvelope
@@ -104,6 +106,13 @@ def test_every_reaction_plans_calls_its_targets_accept_from_the_sample(
     plan = build_router().plan(reaction.topic, cloud_event)
     specs = {spec.actor_type: spec for spec in SPECS}
     assert plan.calls, "the sample leads to no call: extend the sample"
-    for call in plan.calls:
+    # a chained reaction's next calls, from answers naming every event type a target records
+    answers = [_every_event(specs[call.actor_type]) for call in plan.calls]
+    for call in (*plan.calls, *plan.follow_up(answers)):
         _, fields = split_meta(dict(call.payload))
         validate_command(specs[call.actor_type].commands[call.method], fields)
+
+
+def _every_event(spec: AggregateSpec) -> list[dict[str, Any]]:
+    payload = {"reason": "insufficient_stock"}
+    return [spec.summary("e", event_type, 1, payload) for event_type in spec.events]

@@ -30,6 +30,7 @@ OUR_SPANS = {
     "commit",
     "route order.placed",
     "inventoryactor.reserve",
+    "orderactor.onstockoutcomes",  # under "route order.placed", after the Reserves
     "walletactor.authorize",
     "shipping.ship",
     "orderactor.onshipmentdispatched",

@@ -108,6 +108,45 @@ def test_happy_path_ends_shipped_with_payment_captured_and_stock_committed(
     assert stock(gateway_sidecar, b)["on_hand"] == 4
 
 
+def history(client: httpx.Client, actor_type: str, actor_id: str) -> list[dict[str, Any]]:
+    """The actor's event envelopes (its first page: enough for one order's few events)."""
+    page = ok(call(client, actor_type, actor_id, "History", {"after": 0, "limit": 100}))
+    events: list[dict[str, Any]] = page["events"]
+    return events
+
+
+def test_every_stock_outcome_of_an_order_comes_in_one_order_turn_caused_by_order_placed(
+    gateway_sidecar: httpx.Client, uid: str
+) -> None:
+    """The router chains order.placed's Reserves into one OnStockOutcomes: the order records
+    both lines and the payment request in one turn caused by order.placed, and the stock
+    events carry the Reserves' marker (causation "<placed id>/Reserve"), so no router
+    routes them again."""
+    customer, (a, b) = customer_and_skus(gateway_sidecar, uid, funds=10_000, stock=(5, 5))
+    order_id = place(gateway_sidecar, customer, [(a, 2, 1000), (b, 1, 500)])
+    assert settle(gateway_sidecar, order_id)["status"] == "shipped"
+
+    events = history(gateway_sidecar, "OrderActor", order_id)
+    types = [e["type"] for e in events]
+    assert types[:4] == [
+        "order.placed",
+        "order.line_reserved",
+        "order.line_reserved",
+        "order.payment_requested",
+    ]
+    placed_id = events[0]["event_id"]
+    # caused by OnStockOutcomes, whose causation id is order.placed's id (OnStockReserved's
+    # would be the stock event's)
+    assert {e["causation_id"] for e in events[1:4]} == {placed_id}
+    for sku in (a, b):
+        [reserved] = [
+            e
+            for e in history(gateway_sidecar, "InventoryActor", sku)
+            if e["type"] == "inventory.stock_reserved"
+        ]
+        assert reserved["causation_id"] == f"{placed_id}/Reserve"
+
+
 def test_the_partner_ships_from_the_orders_stream_itself_and_its_daprd_subscribes_nothing(
     cluster: LocalCluster, gateway_sidecar: httpx.Client, uid: str
 ) -> None:

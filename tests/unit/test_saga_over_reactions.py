@@ -1,17 +1,31 @@
 """The whole saga over an unordered, duplicating bus, routed by the real reaction table.
 
-Every event an aggregate records is wrapped in its envelope and planned by the real
-event router (actors/reactions.py `build_router()`); every planned call is parsed back
-the way the target actor parses its payload (strict JSON validation of the method's
-command model), then decided by the pure deciders. So a reaction missing from the table,
-a wrong method, or a payload the target refuses fails this test. The shipping partner is
-the only stand-in: it answers each confirmed order on the shipments topic.
+Every event an aggregate records is wrapped in its envelope (the causation id its command
+carried, as the actor base writes it) and planned by the real event router
+(actors/reactions.py `build_router()`) when a router takes it off the bus; every planned
+call is parsed back the way the target actor parses its payload (strict JSON validation
+of the method's command model), then decided by the pure deciders behind an inbox (a
+message id seen before is answered with the `events` first recorded and changes
+nothing). So a reaction missing from the table, a wrong method, or a payload the target
+refuses fails this test. The shipping partner is the only stand-in: it answers each
+confirmed order on the shipments topic.
+
+A chained plan (order.placed: the Reserves, then OnStockOutcomes from their answers) is
+delivered as the actor host delivers it: every Reserve, then the follow-up built from
+their answers. A delivery may stop after any of its Reserves (a transient failure, a
+router that died): the event stays on the bus and comes again. The inboxes may forget
+everything once (their TTL passed during an outage). In a mixed run some deliveries are
+made by the router before chaining (an old replica in a rolling upgrade): it plans
+order.placed without the marker or the follow-up and routes every stock event; orders
+that then wait for a fact nobody routes end by their deadline, as on the cluster.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -21,11 +35,11 @@ from actors.contracts import inbound
 from actors.inventory import model as inventory
 from actors.order import model as order
 from actors.order import saga as order_saga
-from actors.reactions import SPECS, build_router
+from actors.reactions import KNOWN_EVENTS, REACTIONS, SPECS, build_router
 from actors.toolkit.commands import split_meta, validate_command
 from actors.toolkit.domain import Command, Event
 from actors.toolkit.envelope import EventEnvelope
-from actors.toolkit.router import Call
+from actors.toolkit.router import Call, Delivery, EventRouter, Reaction
 from actors.wallet import model as wallet
 
 LINES = (
@@ -42,7 +56,49 @@ ORDERS = {
 }
 ROUTER = build_router()
 SPEC_OF = {spec.actor_type: spec for spec in SPECS}
-Message = tuple[str, str, Command]  # (actor type, actor id, command)
+
+
+def _old_stock_reserved(_: EventEnvelope, event: inventory.StockReserved) -> Iterable[Delivery]:
+    yield Delivery(event.order_id, order_saga.StockReservedForOrder(sku=event.sku))
+
+
+def _old_stock_rejected(_: EventEnvelope, event: inventory.StockRejected) -> Iterable[Delivery]:
+    rejected = order_saga.StockRejectedForOrder(sku=event.sku, reason=event.reason)
+    yield Delivery(event.order_id, rejected)
+
+
+def _before_chaining(reaction: Reaction) -> Reaction:
+    """The reaction as the router had it before OnStockOutcomes."""
+    if reaction.event is inventory.StockReserved:
+        return Reaction(reaction.topic, reaction.event, _old_stock_reserved)
+    if reaction.event is inventory.StockRejected:
+        return Reaction(reaction.topic, reaction.event, _old_stock_rejected)
+    return Reaction(reaction.topic, reaction.event, reaction.react)  # no `then`
+
+
+OLD_ROUTER = EventRouter(map(_before_chaining, REACTIONS), specs=SPECS, known=KNOWN_EVENTS)
+
+
+@dataclass(frozen=True)
+class Message:
+    """One actor call on its way."""
+
+    actor_type: str
+    actor_id: str
+    command: Command
+    message_id: str = ""
+    causation_id: str = ""
+
+
+@dataclass(frozen=True)
+class Published:
+    """One event on its topic, waiting for a router (redelivered whole)."""
+
+    topic: str
+    cloud_event: dict[str, Any]
+
+
+Item = Message | Published
 
 
 @dataclass
@@ -52,9 +108,16 @@ class World:
     wallet: wallet.WalletState
     versions: dict[tuple[str, str], int] = field(default_factory=dict)
     history: list[tuple[str, Event]] = field(default_factory=list)  # (order id, event)
+    # (actor type, actor id, message id) -> the `events` of its first answer
+    inbox: dict[tuple[str, str, str], list[dict[str, Any]]] = field(default_factory=dict)
+    single_stock_facts: int = 0  # OnStockReserved/OnStockRejected turns of the orders
+    follow_ups: list[Message] = field(default_factory=list)  # what chained plans sent
+    reserved_after_end: set[str] = field(default_factory=set)  # stock held for an ended order
 
-    def publish(self, topic: str, actor_type: str, actor_id: str, event: Event) -> list[Message]:
-        """Wrap `event` as its actor would, and plan it with the real router."""
+    def publish(
+        self, topic: str, actor_type: str, actor_id: str, event: Event, *, causation_id: str = ""
+    ) -> tuple[dict[str, Any], Published]:
+        """Wrap `event` as its actor would: its entry in the answer, and the event."""
         key = (actor_type, actor_id)
         self.versions[key] = self.versions.get(key, 0) + 1
         envelope = EventEnvelope.wrap(
@@ -62,39 +125,74 @@ class World:
             aggregate_type=actor_type,
             aggregate_id=actor_id,
             aggregate_version=self.versions[key],
+            causation_id=causation_id,
         )
-        plan = ROUTER.plan(
-            topic, {"id": envelope.event_id, "data": envelope.model_dump(mode="json")}
+        spec = SPEC_OF.get(actor_type)
+        entry = (
+            spec.summary(
+                envelope.event_id, envelope.type, envelope.aggregate_version, envelope.payload
+            )
+            if spec
+            else {}
         )
-        return [parsed(call) for call in plan.calls]
+        cloud_event = {"id": envelope.event_id, "data": envelope.model_dump(mode="json")}
+        return entry, Published(topic, cloud_event)
 
 
 def parsed(call: Call) -> Message:
     """The call as its target actor reads it: method -> command model, strict JSON."""
     meta, fields = split_meta(dict(call.payload))
-    assert meta.message_id == f"{meta.causation_id}/{call.method}"
+    assert meta.message_id.endswith(f"/{call.method}")
+    # the marker: a chained call is its own cause; any other is caused by the event
+    assert meta.causation_id in (meta.message_id, meta.message_id.rsplit("/", 1)[0])
     command = validate_command(SPEC_OF[call.actor_type].commands[call.method], fields)
-    return (call.actor_type, call.actor_id, command)
+    return Message(call.actor_type, call.actor_id, command, meta.message_id, meta.causation_id)
 
 
-def deliver(world: World, message: Message, *, ship: bool) -> list[Message]:
-    actor_type, key, command = message
+def deliver(
+    world: World, message: Message, *, ship: bool
+) -> tuple[list[dict[str, Any]], list[Published]]:
+    """One actor turn: the `events` of its answer, and what it published."""
+    inbox_key = (message.actor_type, message.actor_id, message.message_id)
+    if message.message_id and inbox_key in world.inbox:
+        return world.inbox[inbox_key], []  # a duplicate: the recorded answer, no change
+    events, topic = _decide(world, message, ship=ship)
+    cause = message.causation_id or message.message_id
+    answer, out = [], []
+    for event in events:
+        entry, published = world.publish(
+            topic, message.actor_type, message.actor_id, event, causation_id=cause
+        )
+        answer.append(entry)
+        out.append(published)
+        if isinstance(event, order.OrderConfirmed):  # the shipping partner answers
+            out.append(_partner(world, message.actor_id, ship=ship))
+    if message.message_id:
+        world.inbox[inbox_key] = answer
+    return answer, out
+
+
+def _decide(world: World, message: Message, *, ship: bool) -> tuple[list[Event], str]:
+    actor_type, key, command = message.actor_type, message.actor_id, message.command
     if actor_type == catalog.ORDER_ACTOR:
-        return _to_order(world, key, command, ship=ship)
+        return _to_order(world, key, command), catalog.ORDERS
     if actor_type == catalog.INVENTORY_ACTOR:
         events = inventory.decide(world.stock[key], command)
         world.stock[key] = functools.reduce(inventory.evolve, events, world.stock[key])
-        topic = catalog.INVENTORY
-    else:
-        assert (actor_type, key) == (catalog.WALLET_ACTOR, CUSTOMER)
-        events = wallet.decide(world.wallet, command)
-        world.wallet = functools.reduce(wallet.evolve, events, world.wallet)
-        topic = catalog.WALLET
-    return [m for event in events for m in world.publish(topic, actor_type, key, event)]
+        held = [e.order_id for e in events if isinstance(e, inventory.StockReserved)]
+        ended = [o for o in held if world.orders[o].status in order.TERMINAL]
+        world.reserved_after_end.update(ended)
+        return events, catalog.INVENTORY
+    assert (actor_type, key) == (catalog.WALLET_ACTOR, CUSTOMER)
+    events = wallet.decide(world.wallet, command)
+    world.wallet = functools.reduce(wallet.evolve, events, world.wallet)
+    return events, catalog.WALLET
 
 
-def _to_order(world: World, key: str, command: Command, *, ship: bool) -> list[Message]:
+def _to_order(world: World, key: str, command: Command) -> list[Event]:
     state = world.orders[key]
+    if isinstance(command, order_saga.StockReservedForOrder | order_saga.StockRejectedForOrder):
+        world.single_stock_facts += 1
     try:
         events = order_saga.decide(state, command)
     except (order.OrderNotFoundError, order.OrderAlreadyShippedError, order.OrderWithShippingError):
@@ -102,19 +200,101 @@ def _to_order(world: World, key: str, command: Command, *, ship: bool) -> list[M
         return []
     world.orders[key] = functools.reduce(order_saga.evolve, events, state)
     world.history += [(key, event) for event in events]
-    out = [m for e in events for m in world.publish(catalog.ORDERS, catalog.ORDER_ACTOR, key, e)]
-    for event in events:
-        if isinstance(event, order.OrderConfirmed):  # the shipping partner answers
-            answer: Event = (
-                inbound.ShipmentDispatched(order_id=key, shipment_id=f"s-{key}")
-                if ship
-                else inbound.ShipmentFailed(order_id=key, reason="no courier")
-            )
-            out += world.publish(catalog.SHIPMENTS, "shipping", "partner", answer)
-    return out
+    return events
 
 
-def check_outcome(world: World, order_id: str) -> None:
+def _partner(world: World, order_id: str, *, ship: bool) -> Published:
+    answer: Event = (
+        inbound.ShipmentDispatched(order_id=order_id, shipment_id=f"s-{order_id}")
+        if ship
+        else inbound.ShipmentFailed(order_id=order_id, reason="no courier")
+    )
+    return world.publish(catalog.SHIPMENTS, "shipping", "partner", answer)[1]
+
+
+def route(
+    world: World, event: Published, *, router: EventRouter, stop_after: int | None, ship: bool
+) -> tuple[list[Item], bool]:
+    """A router takes `event` off the bus: what it puts on the bus, and whether it is done
+    with it. A plain plan's calls go on the bus, each on its own way. A chained plan's
+    calls are made now and then, as the actor host does in the same delivery, the calls
+    their answers make (kept in `world.follow_ups`); with `stop_after` it stops after
+    that many calls, before the follow-up (a transient failure, a router that died), and
+    is not done: the event stays pending and comes again."""
+    plan = router.plan(event.topic, event.cloud_event)
+    messages = [parsed(call) for call in plan.calls]
+    if plan.then is None:
+        return list(messages), True
+    answers, out = [], list[Item]()
+    for message in messages[:stop_after]:
+        answer, published = deliver(world, message, ship=ship)
+        answers.append(answer)
+        out += published
+    if stop_after is not None:
+        return out, False
+    for follow in map(parsed, plan.follow_up(answers)):
+        world.follow_ups.append(follow)
+        out += deliver(world, follow, ship=ship)[1]
+    return out, True
+
+
+@dataclass
+class Bus:
+    """The bag of items on their way and the faults a run may still draw."""
+
+    data: st.DataObject
+    world: World
+    mixed: bool  # old routers take some deliveries
+    bag: list[Item]
+    redeliveries: int = 10
+    stops: int = 6
+    forget_at: int = -1  # the step at which every inbox forgets (-1: never)
+    stopped: set[str] = field(default_factory=set)  # order.placed a new router stopped in
+    # orders whose order.placed an old router delivered after a new one stopped in it:
+    # the only ones that may wait for their deadline
+    orphans: set[str] = field(default_factory=set)
+
+    def run(self) -> None:
+        steps = 0
+        while self.bag:
+            steps += 1
+            if steps == self.forget_at:
+                self.world.inbox.clear()
+            index = self.data.draw(st.integers(0, len(self.bag) - 1))
+            again = self.redeliveries > 0 and self.data.draw(st.booleans())
+            item = self.bag[index] if again else self.bag.pop(index)
+            self.redeliveries -= again
+            self.bag += self._take(item, again=again)
+
+    def _take(self, item: Item, *, again: bool) -> list[Item]:
+        ship = self.data.draw(st.booleans())
+        if isinstance(item, Message):
+            return list(deliver(self.world, item, ship=ship)[1])
+        old = self.mixed and self.data.draw(st.booleans())
+        stop_after = None
+        data = item.cloud_event["data"]
+        placed = data["type"] == order.OrderPlaced.type
+        if placed and not old and self.stops > 0 and self.data.draw(st.booleans()):
+            self.stops -= 1
+            stop_after = self.data.draw(st.integers(0, len(LINES)))
+            self.stopped.add(item.cloud_event["id"])
+        if placed and old and item.cloud_event["id"] in self.stopped:
+            self.orphans.add(data["aggregate_id"])
+        router = OLD_ROUTER if old else ROUTER
+        out, done = route(self.world, item, router=router, stop_after=stop_after, ship=ship)
+        return out if done or again else [*out, item]
+
+    def deadlines(self) -> set[str]:
+        """What the deadline sweeper does for every order still waiting in a step: the
+        orders it cancelled."""
+        waiting = {key for key, state in self.world.orders.items() if state.step is not None}
+        for key in waiting:
+            step = order_saga.DeadlinePassed.model_validate({"step": self.world.orders[key].step})
+            self.bag += deliver(self.world, Message(catalog.ORDER_ACTOR, key, step), ship=True)[1]
+        return waiting
+
+
+def check_outcome(world: World, order_id: str, *, may_hold_stock: bool = False) -> None:
     state, lines = world.orders[order_id], ORDERS[order_id].lines
     ends = [
         e
@@ -123,40 +303,54 @@ def check_outcome(world: World, order_id: str) -> None:
     ]
     assert len(ends) == 1
     assert order_id not in world.wallet.holds
-    assert all(order_id not in world.stock[line.sku].reservations for line in lines)
+    held = any(order_id in world.stock[line.sku].reservations for line in lines)
+    assert not held or may_hold_stock
     is_shipped = state.status is order.Status.SHIPPED
     assert (order_id in world.wallet.captured_orders) == is_shipped
     assert all((order_id in world.stock[x.sku].committed_orders) == is_shipped for x in lines)
 
 
-@settings(max_examples=200, deadline=None, database=None)
-@given(
-    data=st.data(),
-    on_hand=st.integers(0, 4),
-    funds=st.sampled_from([0, 999, 1_300, 2_300]),
-    cancels=st.lists(st.sampled_from(list(ORDERS)), max_size=2),
-)
-def test_every_saga_ends_once_and_leaves_no_reservation_or_hold_behind(
-    data: st.DataObject, on_hand: int, funds: int, cancels: list[str]
-) -> None:
-    world = World(
+def new_world(on_hand: int, funds: int) -> World:
+    return World(
         orders=dict.fromkeys(ORDERS, order_saga.initial_state()),
         stock={
             sku: inventory.InventoryState(on_hand=on_hand, restocked_total=on_hand) for sku in SKUS
         },
         wallet=wallet.WalletState(balance=funds, deposited_total=funds),
     )
-    bag: list[Message] = [(catalog.ORDER_ACTOR, key, place) for key, place in ORDERS.items()]
-    bag += [(catalog.ORDER_ACTOR, key, order_saga.Cancel()) for key in cancels]
-    redeliveries = 10
-    while bag:
-        index = data.draw(st.integers(0, len(bag) - 1))
-        again = redeliveries > 0 and data.draw(st.booleans())
-        message = bag[index] if again else bag.pop(index)
-        redeliveries -= again
-        bag += deliver(world, message, ship=data.draw(st.booleans()))
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(
+    data=st.data(),
+    on_hand=st.integers(0, 4),
+    funds=st.sampled_from([0, 999, 1_300, 2_300]),
+    cancels=st.lists(st.sampled_from(list(ORDERS)), max_size=2),
+    mixed=st.booleans(),
+    forget_at=st.sampled_from([-1, -1, 3, 8, 20]),
+)
+def test_every_saga_ends_once_and_leaves_no_reservation_or_hold_behind(
+    data: st.DataObject, on_hand: int, funds: int, cancels: list[str], mixed: bool, forget_at: int
+) -> None:
+    world = new_world(on_hand, funds)
+    bag: list[Item] = [Message(catalog.ORDER_ACTOR, key, place) for key, place in ORDERS.items()]
+    bag += [Message(catalog.ORDER_ACTOR, key, order_saga.Cancel()) for key in cancels]
+    bus = Bus(data, world, mixed, bag, forget_at=forget_at)
+    bus.run()
+    # Only a delivery an old router finished after a new one stopped in it (a rollback:
+    # a stopping new host hands its in-flight deliveries to an old one) leaves an order
+    # waiting for a fact nobody routes: its deadline ends it. If that order had already
+    # ended when its stock was reserved, nobody tells it, and the reservation stays held
+    # (README, "Known risks").
+    assert bus.deadlines() <= bus.orphans
+    bus.run()
+    assert bus.deadlines() == set()
+    leaks = bus.orphans & world.reserved_after_end
+    # every Reserve came from a chaining router: the orders had their stock facts in
+    # OnStockOutcomes alone
+    assert mixed or world.single_stock_facts == 0
     for order_id in ORDERS:
-        check_outcome(world, order_id)
+        check_outcome(world, order_id, may_hold_stock=order_id in leaks)
     shipped_lines = [
         line
         for key, place in ORDERS.items()
@@ -164,20 +358,97 @@ def test_every_saga_ends_once_and_leaves_no_reservation_or_hold_behind(
         for line in place.lines
     ]
     for sku, state in world.stock.items():
-        assert state.reservations == {}
+        assert set(state.reservations) <= leaks
         assert state.committed_total == sum(x.quantity for x in shipped_lines if x.sku == sku)
         assert state.restocked_total - state.committed_total == state.on_hand >= 0
     assert world.wallet.holds == {}
     assert world.wallet.captured_total == sum(line.amount for line in shipped_lines)
 
 
+def _placed_world() -> tuple[World, Published]:
+    world = new_world(on_hand=4, funds=2_300)
+    [placed] = deliver(world, Message(catalog.ORDER_ACTOR, "o1", ORDERS["o1"]), ship=True)[1]
+    assert isinstance(placed, Published)
+    return world, placed
+
+
+def _stock_calls(world: World, items: Sequence[Item]) -> list[Message]:
+    """The calls the new router makes of the stock events among `items`."""
+    calls = []
+    for item in items:
+        if isinstance(item, Published) and item.topic == catalog.INVENTORY:
+            calls += route(world, item, router=ROUTER, stop_after=None, ship=True)[0]
+    return [c for c in calls if isinstance(c, Message)]
+
+
+def test_a_placed_order_gets_one_stock_outcomes_call_and_no_stock_event_is_routed() -> None:
+    world, placed = _placed_world()
+
+    out, done = route(world, placed, router=ROUTER, stop_after=None, ship=True)
+
+    assert done
+    [follow] = world.follow_ups
+    assert follow.command == order_saga.StockOutcomesForOrder(
+        outcomes=(
+            order_saga.StockOutcome(sku="A", outcome="reserved"),
+            order_saga.StockOutcome(sku="B", outcome="reserved"),
+        )
+    )
+    assert follow.message_id == f"{placed.cloud_event['id']}/OnStockOutcomes"
+    assert world.orders["o1"].status is order.Status.AUTHORIZING
+    assert _stock_calls(world, out) == []  # both stock events caused by marked Reserves
+    assert world.single_stock_facts == 0
+
+
+def test_a_delivery_stopped_between_the_reserves_and_the_outcomes_sends_the_same_call_again() -> (
+    None
+):
+    world, placed = _placed_world()
+    first, done = route(world, placed, router=ROUTER, stop_after=len(LINES), ship=True)
+    assert not done
+    assert len(first) == len(LINES)  # the stock events, which no router routes
+    assert world.follow_ups == []
+
+    again, done = route(world, placed, router=ROUTER, stop_after=None, ship=True)
+    once_more, _ = route(world, placed, router=ROUTER, stop_after=None, ship=True)
+
+    assert done
+    [follow, same] = world.follow_ups
+    assert same == follow
+    assert [p.cloud_event["data"]["type"] for p in again if isinstance(p, Published)] == [
+        order.OrderLineReserved.type,
+        order.OrderLineReserved.type,
+        order.PaymentRequested.type,
+    ]
+    assert once_more == []  # every call answered from an inbox: nothing new
+    assert world.orders["o1"].status is order.Status.AUTHORIZING
+    assert _stock_calls(world, first) == []
+
+
+def test_an_old_routers_reserve_causes_stock_events_the_new_router_still_routes() -> None:
+    world, placed = _placed_world()
+
+    reserves, _ = route(world, placed, router=OLD_ROUTER, stop_after=None, ship=True)
+    events = [
+        p for m in reserves if isinstance(m, Message) for p in deliver(world, m, ship=True)[1]
+    ]
+
+    assert world.follow_ups == []  # an old router sends no OnStockOutcomes
+    calls = _stock_calls(world, events)
+    assert [type(c.command) for c in calls] == [order_saga.StockReservedForOrder] * 2
+
+
 def test_a_restock_and_a_deposit_from_other_services_become_commands() -> None:
     world = World(orders={}, stock={"A": inventory.InventoryState()}, wallet=wallet.WalletState())
     restock = world.publish(
         catalog.RESTOCKS, "warehouse", "w1", inbound.StockReceived(sku="A", quantity=5)
-    )
+    )[1]
     deposit = world.publish(
         catalog.DEPOSITS, "payments", "p1", inbound.FundsDeposited(customer_id=CUSTOMER, amount=7)
-    )
-    assert restock == [(catalog.INVENTORY_ACTOR, "A", inventory.Restock(sku="A", quantity=5))]
-    assert deposit == [(catalog.WALLET_ACTOR, CUSTOMER, wallet.Deposit(amount=7))]
+    )[1]
+    [to_stock] = route(world, restock, router=ROUTER, stop_after=None, ship=True)[0]
+    [to_wallet] = route(world, deposit, router=ROUTER, stop_after=None, ship=True)[0]
+    assert isinstance(to_stock, Message)
+    assert isinstance(to_wallet, Message)
+    assert (to_stock.actor_id, to_stock.command) == ("A", inventory.Restock(sku="A", quantity=5))
+    assert (to_wallet.actor_id, to_wallet.command) == (CUSTOMER, wallet.Deposit(amount=7))
