@@ -18,7 +18,8 @@ calls). Each call carries message_id "<event id>/<method>", so the target's inbo
 it once however often the broker redelivers. Pure: no I/O here (see apps/actor_host).
 
 A chained reaction, Reaction(..., then=follow), goes on once every call it planned
-answered ok: `plan.follow_up(answers)` turns the answers' `events` (an inbox duplicate
+answered, ok or refused for good (none is to be tried again): `plan.follow_up(answers)`
+turns the `events` of those answered ok (a refused call has none) (an inbox duplicate
 answers the recorded ones, so a redelivery builds the same calls) into more calls, with
 message ids "<event id>/<method>" too. Its first calls are marked: their causation id is
 their own message id ("<event id>/<method>", a plain event id otherwise), which the
@@ -90,7 +91,8 @@ class Reaction:
     then: Then | None = None
 
 
-FollowUp = Callable[[Sequence[Sequence[Mapping[str, Any]]]], tuple[Call, ...]]
+Events = Sequence[Mapping[str, Any]]  # the `events` of an actor's answer
+FollowUp = Callable[[Sequence[Events | None]], tuple[Call, ...]]
 
 
 @dataclass(frozen=True)
@@ -99,11 +101,11 @@ class Plan:
     calls: tuple[Call, ...]
     then: FollowUp | None = None  # a chained reaction's: the calls its answers make
 
-    def follow_up(self, answers: Sequence[Sequence[Mapping[str, Any]]]) -> tuple[Call, ...]:
-        """The calls that follow once every call answered ok (`answers`: each call's
-        `events`, in the order of `calls`); DeadLetterError if no valid command comes
-        from them."""
-        if self.then is None:
+    def follow_up(self, answers: Sequence[Events | None]) -> tuple[Call, ...]:
+        """The calls that follow once every call answered (`answers`: each call's `events`
+        in the order of `calls`, None for one refused for good); nothing if none answered
+        ok; DeadLetterError if no valid command comes from them."""
+        if self.then is None or all(events is None for events in answers):
             return ()
         try:
             return self.then(answers)
@@ -172,8 +174,12 @@ class EventRouter:
         if then is None or not deliveries:
             return Plan(envelope, calls)
 
-        def follow(answers: Sequence[Sequence[Mapping[str, Any]]]) -> tuple[Call, ...]:
-            answered = [Answered(d, a) for d, a in zip(deliveries, answers, strict=True)]
+        def follow(answers: Sequence[Events | None]) -> tuple[Call, ...]:
+            answered = [
+                Answered(d, a)
+                for d, a in zip(deliveries, answers, strict=True)
+                if a is not None  # refused for good: no fact to pass on
+            ]
             return tuple(self.call(envelope, d) for d in then(envelope, event, answered))
 
         return Plan(envelope, calls, follow)

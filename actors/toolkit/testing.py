@@ -56,7 +56,7 @@ from actors.toolkit.client import ActorClient, RuntimeUnavailableError
 from actors.toolkit.envelope import utcnow
 from actors.toolkit.errors import DomainError
 from actors.toolkit.publisher import SidecarPublisher
-from actors.toolkit.router import DeadLetterError, EventRouter, Plan
+from actors.toolkit.router import DeadLetterError, EventRouter, Events, Plan
 from actors.toolkit.serializer import RawJSONSerializer
 from actors.toolkit.sidecar import SidecarActorClient
 from actors.toolkit.store import InMemoryStores, Publication
@@ -373,8 +373,10 @@ class InMemorySidecar:
         return await self._deliver(actors, event, plan)
 
     async def _deliver(self, actors: ActorClient, event: Published, plan: Plan) -> bool:
-        """A plan's calls one by one, then (all ok) what a chained plan's answers make."""
-        done, answers = True, []
+        """A plan's calls one by one, then (none to try again) what a chained plan's
+        answers make, as apps.actor_host.subscriptions delivers them."""
+        done = True
+        answers: list[Events | None] = []
         for d in plan.calls:
             try:
                 result = await actors.invoke(d.actor_type, d.actor_id, d.method, d.payload)
@@ -383,11 +385,12 @@ class InMemorySidecar:
                 self.refused.append(
                     Refused(event.topic, exc.code, exc.detail, event.event_id, target)
                 )
+                answers.append(None)
             except RuntimeUnavailableError:
                 done = False
             else:
                 answers.append(result.events)
-        if plan.then is None or len(answers) < len(plan.calls):
+        if plan.then is None or not done:
             return done
         try:
             follow = plan.follow_up(answers)

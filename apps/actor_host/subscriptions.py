@@ -190,10 +190,11 @@ async def _deliver(
 ) -> dict[str, str]:
     """Every call of one planned event, concurrently; RETRY if any failed transiently.
 
-    A chained plan goes on only once every call answered ok: the calls its answers make
-    (`plan.follow_up`) are delivered the same way. After a RETRY the event comes again,
-    its calls are answered from the inboxes as the first time, so the same calls follow;
-    after a dead letter nothing follows."""
+    A chained plan goes on once no call is to be tried again: the calls the answers of
+    those answered ok make (`plan.follow_up`) are delivered the same way, also when some
+    were refused for good (dead letters), so no fact an actor recorded goes unsaid. After
+    a RETRY nothing follows yet: the event comes again, its calls are answered from the
+    inboxes as the first time, and the same calls follow."""
     outcomes = await asyncio.gather(
         *(_invoke(actors, d) for d in plan.calls), return_exceptions=True
     )
@@ -207,9 +208,9 @@ async def _deliver(
             level = logging.INFO if isinstance(outcome, TransientError) else logging.ERROR
             log.log(level, "RETRY %s/%s: %r", topic, plan.envelope.event_id, outcome)
             status = RETRY
-    answers = [o.events for o in outcomes if isinstance(o, ActorResult)]
-    if plan.then is None or len(answers) < len(plan.calls):
+    if plan.then is None or status is RETRY:
         return status
+    answers = [o.events if isinstance(o, ActorResult) else None for o in outcomes]
     try:
         follow = plan.follow_up(answers)
     except DeadLetterError as letter:

@@ -216,7 +216,7 @@ async def test_the_outcomes_call_failing_transiently_means_retry_and_the_redeliv
     assert (await _order(sidecar, order_id))["status"] == "cancelled"
 
 
-async def test_a_reserve_refused_for_good_is_a_dead_letter_and_no_outcomes_follow() -> None:
+async def test_a_reserve_refused_for_good_is_a_dead_letter_and_the_others_outcomes_follow() -> None:
     sidecar = InMemorySidecar()
     placed = await _placed(sidecar, tea_on_hand=5)
     refusal = b'{"ok":false,"error":{"code":"request.invalid","detail":"no such field"}}'
@@ -230,8 +230,14 @@ async def test_a_reserve_refused_for_good_is_a_dead_letter_and_no_outcomes_follo
         "request.invalid",
         "InventoryActor/mug-12m/Reserve",
     )
-    assert sidecar.calls("OnStockOutcomes") == []  # the order's reserving deadline ends it
-    assert (await _order(sidecar, placed["data"]["aggregate_id"]))["status"] == "reserving"
+    # what the tea's Reserve recorded still reaches the order (were it cancelled by then,
+    # it would release the tea); the mug's fact never comes: its reserving deadline ends it
+    [outcomes] = sidecar.calls("OnStockOutcomes")
+    assert outcomes.payload["outcomes"] == [
+        {"sku": "tea-green-100g", "outcome": "reserved", "reason": None}
+    ]
+    order = await _order(sidecar, placed["data"]["aggregate_id"])
+    assert (order["status"], order["reserved_skus"]) == ("reserving", ["tea-green-100g"])
 
 
 async def test_a_bulk_delivery_is_answered_entry_by_entry() -> None:
