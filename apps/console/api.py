@@ -43,7 +43,7 @@ async def receive(request: Request, console: ConsoleDep) -> dict[str, str]:
         log.warning("not a dead letter, dropped: %r", exc)
         return DROP
     except RedisError as exc:
-        log.info("RETRY dead letter: Redis: %r", exc)
+        log.info("RETRY dead letter: Redis: %s: %s", type(exc).__name__, exc)
         return RETRY
     return SUCCESS
 

@@ -43,7 +43,7 @@ class SagaGauges:
         try:
             found = await self._readmodels.in_progress(WAITING, cutoff_ms=cutoff_ms)
         except RedisError as exc:
-            log.info("saga gauges not refreshed: %r", exc)
+            log.info("saga gauges not refreshed: %s: %s", type(exc).__name__, exc)
             return
         m = self._metrics
         for status in found:
