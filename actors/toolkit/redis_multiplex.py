@@ -100,20 +100,19 @@ class _Protocol(asyncio.Protocol):
         if not self.lost.done():
             self.lost.set_result(None)
         self._owner._lost(self)
-        error = redis_errors.ConnectionError(f"connection to Redis lost: {exc or 'closed'}")
-        while self.waiting:
-            future = self.waiting.popleft()
-            if not future.done():
-                future.set_exception(error)
+        self._fail_waiting(f"connection to Redis lost: {exc or 'closed'}")
 
     def _fail(self, reason: str) -> None:
+        self._fail_waiting(reason)
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _fail_waiting(self, reason: str) -> None:
         error = redis_errors.ConnectionError(reason)
         while self.waiting:
             future = self.waiting.popleft()
             if not future.done():
                 future.set_exception(error)
-        if self.transport is not None:
-            self.transport.abort()
 
 
 class MultiplexedRedis:
@@ -129,13 +128,13 @@ class MultiplexedRedis:
         self._timeout_s = timeout_s
         self._decode = decode
         self._protocol: _Protocol | None = None
-        self._connecting: asyncio.Future[_Protocol] | None = None
+        self._connecting = asyncio.Lock()  # one connection opened at a time
         self._closed = False
 
     async def execute(self, *args: Arg) -> Any:
         """One command's reply (an error reply raised as redis-py's exception for it)."""
         protocol = self._protocol or await self._connect()
-        return await self._send(protocol, _pack(args), 1)
+        return await self._send(protocol, _pack(args))
 
     async def execute_many(self, commands: Sequence[tuple[Arg, ...]]) -> list[Any]:
         """Several commands written at once (not a transaction); the first error raises."""
@@ -177,23 +176,12 @@ class MultiplexedRedis:
     # --- the connection ---------------------------------------------------------------
 
     async def _connect(self) -> _Protocol:
-        if self._closed:
-            raise redis_errors.ConnectionError("the Redis client is closed")
-        if self._connecting is None:
-            self._connecting = asyncio.get_running_loop().create_future()
-            connecting = self._connecting
-            try:
-                protocol = await self._open()
-            except BaseException as exc:
-                self._connecting = None
-                connecting.set_exception(exc)
-                connecting.exception()  # retrieved: the waiters re-raise their own copy
-                raise
-            self._connecting = None
-            self._protocol = protocol
-            connecting.set_result(protocol)
-            return protocol
-        return await asyncio.shield(self._connecting)
+        async with self._connecting:  # the callers that wait here share what it opens
+            if self._closed:
+                raise redis_errors.ConnectionError("the Redis client is closed")
+            if self._protocol is None:
+                self._protocol = await self._open()
+            return self._protocol
 
     async def _open(self) -> _Protocol:
         loop = asyncio.get_running_loop()
@@ -224,8 +212,8 @@ class MultiplexedRedis:
         protocol.send(packed)
         return futures
 
-    async def _send(self, protocol: _Protocol, packed: bytes, count: int) -> Any:
-        (future,) = self._write(protocol, packed, count)
+    async def _send(self, protocol: _Protocol, packed: bytes) -> Any:
+        (future,) = self._write(protocol, packed, 1)
         loop = asyncio.get_running_loop()
         timer = loop.call_later(self._timeout_s, self._time_out, protocol, future)
         try:

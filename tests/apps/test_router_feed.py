@@ -379,6 +379,18 @@ def _cloud_event(sample: str, **override: Any) -> bytes:
     return json.dumps(event).encode()
 
 
+async def _route_placed(raw: aioredis.Redis, feed: ConcurrentStreamFeed, *, what: str) -> None:
+    """Once the groups exist, add the sample order.placed and wait until it was decided
+    and acknowledged."""
+    await eventually(lambda: _grouped(raw, catalog.ORDERS), what="the groups")
+    await raw.xadd(catalog.ORDERS, {"data": _cloud_event("order.placed.v1.json")})
+
+    async def routed() -> bool:
+        return await pending_ids(raw, catalog.ORDERS) == [] and feed.stats.acked == 1
+
+    await eventually(routed, what=what)
+
+
 @contextlib.asynccontextmanager
 async def routing(
     raw: aioredis.Redis, sidecar: InMemorySidecar
@@ -406,13 +418,7 @@ def _count(metrics: RouterMetrics, outcome: str) -> float:
 async def test_an_event_a_reaction_wants_becomes_its_actor_calls_in_its_trace(raw):
     sidecar = InMemorySidecar()
     async with routing(raw, sidecar) as (feed, metrics):
-        await eventually(lambda: _grouped(raw, catalog.ORDERS), what="the groups")
-        await raw.xadd(catalog.ORDERS, {"data": _cloud_event("order.placed.v1.json")})
-
-        async def routed() -> bool:
-            return await pending_ids(raw, catalog.ORDERS) == [] and feed.stats.acked == 1
-
-        await eventually(routed, what="order.placed routed and acknowledged")
+        await _route_placed(raw, feed, what="order.placed routed and acknowledged")
 
     reserves = [r for r in sidecar.requests if r.path.endswith("/method/Reserve")]
     assert sorted(r.path.split("/")[4] for r in reserves) == ["mug-12m", "tea-green-100g"]
@@ -460,13 +466,7 @@ async def test_an_actor_call_that_fails_transiently_is_retried_until_it_lands(ra
     sidecar = InMemorySidecar()
     sidecar.fail(times=2, path="/v1.0/actors/InventoryActor/")
     async with routing(raw, sidecar) as (feed, metrics):
-        await eventually(lambda: _grouped(raw, catalog.ORDERS), what="the groups")
-        await raw.xadd(catalog.ORDERS, {"data": _cloud_event("order.placed.v1.json")})
-
-        async def routed() -> bool:
-            return await pending_ids(raw, catalog.ORDERS) == [] and feed.stats.acked == 1
-
-        await eventually(routed, what="order.placed routed after the failures")
+        await _route_placed(raw, feed, what="order.placed routed after the failures")
 
     assert _count(metrics, "retry") >= 1
     assert _count(metrics, "routed") == 1
@@ -483,13 +483,7 @@ async def test_a_retried_order_placed_sends_the_same_outcomes_call_the_order_app
         await actors.invoke(catalog.INVENTORY_ACTOR, sku, "Restock", {"quantity": 5})
     sidecar.fail(times=2, path=f"/v1.0/actors/OrderActor/{order_id}/method/OnStockOutcomes")
     async with routing(raw, sidecar) as (feed, _):
-        await eventually(lambda: _grouped(raw, catalog.ORDERS), what="the groups")
-        await raw.xadd(catalog.ORDERS, {"data": _cloud_event("order.placed.v1.json")})
-
-        async def routed() -> bool:
-            return await pending_ids(raw, catalog.ORDERS) == [] and feed.stats.acked == 1
-
-        await eventually(routed, what="order.placed routed after the failed outcomes calls")
+        await _route_placed(raw, feed, what="order.placed routed after the failed outcomes calls")
 
     calls = sidecar.calls("OnStockOutcomes")
     assert len(calls) == 3
