@@ -23,6 +23,7 @@ from bench import drivers, procfs
 from bench.figures import RssSeries, Step, SustainRule, highest_sustained
 from bench.harness import BENCH_PORT_OFFSET, BenchCluster
 from bench.report import Report, render
+from cluster.config import DAPRD_GOGC, gogc
 
 QUICK = {"command_seconds": 5.0, "step_seconds": 10.0, "settle": 20.0, "rates": "5,10,20,40"}
 FULL = {"command_seconds": 15.0, "step_seconds": 30.0, "settle": 60.0, "rates": "5,10,20,30,40,60"}
@@ -54,6 +55,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default="always",
         help="Redis appendfsync (always; everysec: the documented faster mode, 1 s loss window)",
     )
+    parser.add_argument(
+        "--daprd-gogc",
+        type=_gogc,
+        default=DAPRD_GOGC,
+        help=f"Go's GOGC for every daprd ({DAPRD_GOGC}, as the launcher; 100: Go's default)",
+    )
     args = parser.parse_args(argv)
     defaults = QUICK if args.quick else FULL
     for name, value in defaults.items():
@@ -63,6 +70,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if not args.rate_list or args.rate_list != sorted(args.rate_list) or min(args.rate_list) <= 0:
         parser.error("--rates: positive numbers, ascending, comma-separated")
     return args
+
+
+def _gogc(value: str) -> str:
+    try:
+        return gogc(value)
+    except ValueError as exc:
+        reason = str(exc).split(": ", 1)[1]  # without the environment variable's name
+        raise argparse.ArgumentTypeError(f"{value!r}: {reason}") from exc
 
 
 class Progress:
@@ -211,7 +226,8 @@ def main(argv: Sequence[str] | None = None, *, out: Callable[[str], None] = prin
     args = parse_args(argv)
     report = Report(
         mode=("quick" if args.quick else "full")
-        + ("" if args.redis_fsync == "always" else f", Redis appendfsync {args.redis_fsync}"),
+        + ("" if args.redis_fsync == "always" else f", Redis appendfsync {args.redis_fsync}")
+        + ("" if args.daprd_gogc == DAPRD_GOGC else f", daprd GOGC {args.daprd_gogc}"),
         replicas=args.replicas,
         concurrency=args.concurrency,
         command_seconds=args.command_seconds,
@@ -219,7 +235,12 @@ def main(argv: Sequence[str] | None = None, *, out: Callable[[str], None] = prin
         rule=SustainRule(p99_bound_ms=args.p99_bound_ms),
         load_before=procfs.machine_busy(),
     )
-    bench = BenchCluster(offset=args.offset, replicas=args.replicas, redis_fsync=args.redis_fsync)
+    bench = BenchCluster(
+        offset=args.offset,
+        replicas=args.replicas,
+        redis_fsync=args.redis_fsync,
+        daprd_gogc=args.daprd_gogc,
+    )
     say = Progress()
     say(f"starting the bench cluster (port offset {args.offset}, state {bench.state_dir})")
     try:

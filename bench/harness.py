@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from cluster.config import ROOT, BasePorts, ClusterConfig
+from cluster.config import DAPRD_GOGC, ROOT, BasePorts, ClusterConfig
 from cluster.local import LocalCluster, http_get_json, http_ok
 from cluster.processes import ManagedProcess, wait_until
 
@@ -52,7 +52,12 @@ class BenchCluster:
     """Orderflow's LocalCluster plus the peer; `pids()` names every process measured."""
 
     def __init__(
-        self, *, offset: int = BENCH_PORT_OFFSET, replicas: int = 1, redis_fsync: str = "always"
+        self,
+        *,
+        offset: int = BENCH_PORT_OFFSET,
+        replicas: int = 1,
+        redis_fsync: str = "always",
+        daprd_gogc: str = DAPRD_GOGC,
     ) -> None:
         self.state_dir = Path(tempfile.mkdtemp(prefix="orderflow-bench-"))
         self.config = ClusterConfig.from_env(
@@ -64,6 +69,7 @@ class BenchCluster:
                 "ORDERFLOW_TRACE_SAMPLING": "0",  # nothing exports spans: do not make them
                 "ORDERFLOW_RUNTIME_DIR": str(ROOT / ".runtime"),
                 "ORDERFLOW_REDIS_FSYNC": redis_fsync,  # appendfsync: "always" unless asked
+                "ORDERFLOW_DAPRD_GOGC": daprd_gogc,
             }
         )
         self.cluster = LocalCluster(self.config)
@@ -104,7 +110,12 @@ class BenchCluster:
             *("--resources-path", str(resources), "--config", str(cfg.dapr_config_path)),
             *("--log-level", "warn", "--mode", "standalone"),
         ]
-        env = {"DAPR_HOST_IP": "127.0.0.1", "ORDERFLOW_REDIS_HOST": cfg.redis_host}
+        # the same Go tuning as the cluster's sidecars (ORDERFLOW_DAPRD_GOGC)
+        env = {
+            "DAPR_HOST_IP": "127.0.0.1",
+            "ORDERFLOW_REDIS_HOST": cfg.redis_host,
+            "GOGC": cfg.daprd_gogc,
+        }
         app_env = {
             "PYTHONPATH": str(ROOT),
             "DAPR_HTTP_PORT": str(http),
