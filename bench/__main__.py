@@ -190,7 +190,10 @@ async def measure(
     args: argparse.Namespace, bench: BenchCluster, report: Report, say: Progress
 ) -> None:
     if not args.soak:
-        say(f"commands: 3 runs x {args.command_seconds:g} s, {args.concurrency} workers")
+        say(
+            f"commands: 3 runs x {args.command_seconds:g} s in {drivers.COMMAND_ROUNDS} "
+            f"interleaved rounds, {args.concurrency} workers"
+        )
         report.commands = await drivers.commands(
             gateway=bench.url("gateway"),
             dapr=bench.dapr("gateway"),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import functools
+import itertools
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
@@ -44,6 +45,7 @@ def session(limit: int = 512) -> aiohttp.ClientSession:
 
 
 CPU_TAIL_S = 0.5  # after the window: the work that follows the last answers (deliveries)
+COMMAND_ROUNDS = 3  # each command's run split into rounds, the three interleaved
 
 
 async def commands(
@@ -53,10 +55,14 @@ async def commands(
     duration: float,
     concurrency: int,
     pids: Callable[[], dict[str, int]] = dict,
+    rounds: int = COMMAND_ROUNDS,
 ) -> dict[str, CommandRun]:
     """bare (BeaconActor.Touch), daprd (WalletActor.Deposit), gateway (POST deposit); with
-    `pids`, the CPU each costs every process, per request."""
+    `pids`, the CPU each costs every process, per request. Each runs `duration` seconds in
+    all, as `rounds` rounds of the three in turn (the order reversed every other round), so
+    a drift of the machine's speed hits each alike."""
     tag = uuid.uuid4().hex[:8]
+    ids = itertools.count()  # run() numbers each run's requests from 0 again
 
     async def bare(s: aiohttp.ClientSession, n: int) -> bool:
         url = f"{dapr}/v1.0/actors/BeaconActor/bench-{tag}-b{n % IDS}/method/Touch"
@@ -66,9 +72,9 @@ async def commands(
 
     async def daprd(s: aiohttp.ClientSession, n: int) -> bool:
         url = f"{dapr}/v1.0/actors/WalletActor/bench-{tag}-d{n % IDS}/method/Deposit"
-        # with a message id, as the gateway always sends one: the same command (its inbox
-        # entry included) on both paths
-        body = {"amount": 1, "message_id": f"bench-{tag}-{n}"}
+        # with a fresh message id, as the gateway always sends one: the same command (its
+        # inbox entry included) on both paths, never a duplicate answered from the inbox
+        body = {"amount": 1, "message_id": f"bench-{tag}-{next(ids)}"}
         async with s.post(url, json=body) as resp:
             body = await resp.json(content_type=None)
             return resp.status == 200 and body.get("ok") is True
@@ -80,31 +86,45 @@ async def commands(
             await resp.read()
             return resp.status == 200
 
-    out: dict[str, CommandRun] = {}
-    for key, label, request in (
+    ways = (
         ("bare", "BeaconActor.Touch via daprd", bare),
         ("daprd", "WalletActor.Deposit via daprd", daprd),
         ("gateway", "POST /wallets/{id}/deposit", via_gateway),
-    ):
-        watched: dict[str, int] = pids()
-        ticks: list[dict[str, int]] = []
-        stats = await run(
-            request,
-            concurrency=concurrency,
-            duration=duration,
-            opened=functools.partial(_snapshot, watched, ticks),
-        )
-        await asyncio.sleep(CPU_TAIL_S)
-        _snapshot(watched, ticks)  # the window's end, with its tail
-        rate = len(stats.latencies) / stats.elapsed if stats.elapsed else 0.0
-        ms = [x * 1000 for x in stats.latencies]
-        served = max(1, len(stats.latencies))
-        used = cpu_ms(ticks[0], ticks[-1], clk_tck=procfs.CLK_TCK) if len(ticks) == 2 else {}
-        per_request = {name: value * 1000 / served for name, value in used.items()}
+    )
+    rounds = max(1, rounds)
+    latencies: dict[str, list[float]] = {key: [] for key, _, _ in ways}
+    elapsed = dict.fromkeys(latencies, 0.0)
+    errors = dict.fromkeys(latencies, 0)
+    used: dict[str, dict[str, float]] = {key: {} for key in latencies}
+    for round_ in range(rounds):
+        for key, _, request in ways if round_ % 2 == 0 else ways[::-1]:
+            watched: dict[str, int] = pids()
+            ticks: list[dict[str, int]] = []
+            stats = await run(
+                request,
+                concurrency=concurrency,
+                duration=duration / rounds,
+                warmup=1.0 if round_ == 0 else 0.5,
+                opened=functools.partial(_snapshot, watched, ticks),
+            )
+            await asyncio.sleep(CPU_TAIL_S)
+            _snapshot(watched, ticks)  # the window's end, with its tail
+            latencies[key] += stats.latencies
+            elapsed[key] += stats.elapsed
+            errors[key] += stats.errors
+            if len(ticks) == 2:
+                for name, cpu in cpu_ms(ticks[0], ticks[-1], clk_tck=procfs.CLK_TCK).items():
+                    used[key][name] = used[key].get(name, 0.0) + cpu
+            await quiet(watched, within=10.0)
+    out: dict[str, CommandRun] = {}
+    for key, label, _ in ways:
+        ms = [x * 1000 for x in latencies[key]]
+        served = max(1, len(ms))
+        rate = len(ms) / elapsed[key] if elapsed[key] else 0.0
+        per_request = {name: value * 1000 / served for name, value in used[key].items()}
         out[key] = CommandRun(
-            label, rate, percentile(ms, 0.5), percentile(ms, 0.99), stats.errors, per_request
+            label, rate, percentile(ms, 0.5), percentile(ms, 0.99), errors[key], per_request
         )
-        await quiet(watched, within=10.0)
     return out
 
 

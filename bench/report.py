@@ -240,7 +240,8 @@ def render(report: Report) -> str:
     after = " / ".join(f"{x:.1f}" for x in report.load_after) if report.load_after else "-"
     lines = [
         f"Orderflow bench ({report.mode}): {report.replicas} actor hosts, commands "
-        f"{report.concurrency} workers x {report.command_seconds:g} s, saga steps "
+        f"{report.concurrency} workers x {report.command_seconds:g} s (interleaved rounds), "
+        "saga steps "
         f"{report.step_seconds:g} s; load average 1/5/15 min before {load}, after {after}",
         report.rule.describe(),
         _row("figure", "Orderflow", "baseline / workflow peer", "ratio", "goal (issue 13)"),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
 import bench.__main__ as entry
+from bench import drivers, procfs
 from bench.__main__ import main, parse_args
 from bench.figures import (
     CommandRun,
@@ -18,6 +20,7 @@ from bench.figures import (
     highest_sustained,
     percentile,
 )
+from bench.load import Stats
 from bench.procfs import stat_ticks
 from bench.report import Report, command_cpu_rows, cpu_step, render
 from cluster.config import DAPRD_GOGC
@@ -225,3 +228,80 @@ def test_without_the_peer_the_workflow_comparisons_say_so_rather_than_met() -> N
 
     assert table.count("no peer run") == 2
     assert "ahead of the workflow: met" not in table
+
+
+class _Answer:
+    status = 200
+
+    async def __aenter__(self) -> _Answer:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    async def read(self) -> bytes:
+        return b"{}"
+
+    async def json(self, content_type: str | None = None) -> dict[str, Any]:
+        return {"ok": True}
+
+
+class _Session:
+    """Stands in for aiohttp's session inside the command drivers: records each POST."""
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[str, dict[str, Any]]] = []
+
+    def post(self, url: str, *, json: dict[str, Any]) -> _Answer:
+        self.posts.append((url, json))
+        return _Answer()
+
+
+def test_command_runs_interleave_their_rounds_and_never_repeat_a_message_id(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Three rounds of the three ways, the order reversed every other round, each a third
+    of the duration; the Deposits' message ids are new across rounds (a repeat would be
+    answered from the inbox: a cheaper, different command); rates and CPU are summed."""
+    session, runs = _Session(), []
+    ticks = iter(range(0, 10**6, 100))
+
+    async def run(request: Any, *, concurrency: int, duration: float, **kw: Any) -> Stats:
+        kw["opened"]()
+        for n in range(4):  # each run numbers its requests from 0, as load.run does
+            assert await request(session, n)
+        runs.append((session.posts[-1][0].split("/")[-1], duration))
+        return Stats(latencies=[0.01] * 4, elapsed=2.0)
+
+    async def quiet(pids: dict[str, int], **kw: Any) -> float:
+        return 0.0
+
+    monkeypatch.setattr(drivers, "run", run)
+    monkeypatch.setattr(drivers, "quiet", quiet)
+    monkeypatch.setattr(procfs, "cpu_ticks", lambda pids: {"app": next(ticks)})
+    monkeypatch.setattr(drivers, "CPU_TAIL_S", 0.0)
+
+    out = asyncio.run(
+        drivers.commands(
+            gateway="http://gw",
+            dapr="http://d",
+            duration=9.0,
+            concurrency=2,
+            pids=lambda: {"app": 1},
+        )
+    )
+
+    forward, backward = ["Touch", "Deposit", "deposit"], ["deposit", "Deposit", "Touch"]
+    assert [last for last, _ in runs] == forward + backward + forward
+    assert {duration for _, duration in runs} == {3.0}
+    ids = [body["message_id"] for url, body in session.posts if url.endswith("/Deposit")]
+    assert len(ids) == 12
+    assert len(set(ids)) == 12
+    assert {key: run.rate for key, run in out.items()} == {
+        "bare": 2.0,
+        "daprd": 2.0,
+        "gateway": 2.0,
+    }
+    # each snapshot pair is 100 ticks apart: 1 s of CPU per round at 100 ticks a second
+    per_round_ms = 100 * 1000 / procfs.CLK_TCK
+    assert out["daprd"].cpu_us == {"app": pytest.approx(3 * per_round_ms * 1000 / 12)}
