@@ -42,6 +42,10 @@ SEPARATOR: Final = "||"
 #       the m stream entries.
 # Returns {1, new version}, {2, the inbox entry's recorded value} (a duplicate: nothing
 # written), or {0, reason, found version}.
+# The stored version is read off the snapshot's leading `{"version":N` when it has one (the
+# toolkit's Snapshot writes its fields in that order, without duplicates) rather than by
+# decoding the whole document: cjson took 35 µs for an inventory's ~8 KB snapshot, in
+# Redis's one thread, on every append; a document in any other shape is decoded.
 APPEND_LUA: Final = """
 local expected = tonumber(ARGV[1])
 local n = tonumber(ARGV[2])
@@ -55,7 +59,14 @@ if has_inbox then
 end
 local found = 0
 local raw = redis.call('HGET', KEYS[1], 'data')
-if raw then found = tonumber(cjson.decode(raw)['version']) or 0 end
+if raw then
+  local leading = string.match(raw, '^{%s*"version"%s*:%s*(%d+)%s*[,}]')
+  if leading then
+    found = tonumber(leading)
+  else
+    found = tonumber(cjson.decode(raw)['version']) or 0
+  end
+end
 if found ~= expected then return {0, 'version', found} end
 for i = 2, n + 1 do
   if redis.call('EXISTS', KEYS[i]) == 1 then return {0, 'event exists', found} end

@@ -109,6 +109,33 @@ async def test_a_refused_append_leaves_redis_untouched(client: Redis, stores: Re
     assert sorted(await client.keys("actor-host||InventoryActor||sku-untouched||*")) == before
 
 
+@pytest.mark.parametrize(
+    ("document", "stored"),
+    [
+        (b'{"version":7,"published":7,"state":{}}', 7),  # as Snapshot writes it
+        (b'{ "version" : 7 }', 7),
+        (b'{"state":{"version":99},"version":7}', 7),  # not leading: decoded, top level
+        (b'{"published":1,"version":7,"state":{"version":3}}', 7),
+        (b'{"versions":3,"version":7}', 7),
+    ],
+)
+async def test_the_fence_reads_the_stored_version_of_any_snapshot_shape(
+    client: Redis, stores: RedisStores, document: bytes, stored: int
+) -> None:
+    """The script reads a leading version without decoding; any other shape is decoded."""
+    actor_id = f"sku-shape-{abs(hash(document))}"
+    key = state_key("actor-host", "InventoryActor", actor_id, SNAPSHOT_KEY)
+    await client.hset(key, mapping={"data": document, "version": 1})
+    store = stores("InventoryActor", actor_id)
+    with pytest.raises(ConcurrencyError) as refused:
+        await store.append(appending(stored - 1, 1))
+    assert refused.value.found == stored
+    await store.append(appending(stored, 1))
+    written = await client.hget(key, "data")
+    assert isinstance(written, bytes)
+    assert version_of(written) == stored + 1
+
+
 async def stream_data(client: Redis, stream: str) -> list[dict[bytes, bytes]]:
     """The fields of every entry of `stream`, in order."""
     entries: Any = await client.xrange(stream)
