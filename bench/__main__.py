@@ -23,7 +23,7 @@ from bench import drivers, procfs
 from bench.figures import RssSeries, Step, SustainRule, highest_sustained
 from bench.harness import BENCH_PORT_OFFSET, BenchCluster
 from bench.report import Report, render
-from cluster.config import DAPRD_GOGC, gogc
+from cluster.config import gogc
 
 QUICK = {"command_seconds": 5.0, "step_seconds": 10.0, "settle": 20.0, "rates": "5,10,20,40"}
 FULL = {"command_seconds": 15.0, "step_seconds": 30.0, "settle": 60.0, "rates": "5,10,20,30,40,60"}
@@ -58,8 +58,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--daprd-gogc",
         type=_gogc,
-        default=DAPRD_GOGC,
-        help=f"Go's GOGC for every daprd ({DAPRD_GOGC}, as the launcher; 100: Go's default)",
+        help="Go's GOGC for every daprd (ORDERFLOW_DAPRD_GOGC; unset: Go's default, 100)",
     )
     args = parser.parse_args(argv)
     defaults = QUICK if args.quick else FULL
@@ -230,7 +229,7 @@ def main(argv: Sequence[str] | None = None, *, out: Callable[[str], None] = prin
     report = Report(
         mode=("quick" if args.quick else "full")
         + ("" if args.redis_fsync == "always" else f", Redis appendfsync {args.redis_fsync}")
-        + ("" if args.daprd_gogc == DAPRD_GOGC else f", daprd GOGC {args.daprd_gogc}"),
+        + ("" if args.daprd_gogc is None else f", daprd GOGC {args.daprd_gogc}"),
         replicas=args.replicas,
         concurrency=args.concurrency,
         command_seconds=args.command_seconds,

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from cluster.config import DAPRD_GOGC, ROOT, BasePorts, ClusterConfig
+from cluster.config import ROOT, BasePorts, ClusterConfig
 from cluster.local import LocalCluster, http_get_json, http_ok
 from cluster.processes import ManagedProcess, wait_until
 
@@ -57,7 +57,7 @@ class BenchCluster:
         offset: int = BENCH_PORT_OFFSET,
         replicas: int = 1,
         redis_fsync: str = "always",
-        daprd_gogc: str = DAPRD_GOGC,
+        daprd_gogc: str | None = None,
     ) -> None:
         self.state_dir = Path(tempfile.mkdtemp(prefix="orderflow-bench-"))
         self.config = ClusterConfig.from_env(
@@ -69,7 +69,7 @@ class BenchCluster:
                 "ORDERFLOW_TRACE_SAMPLING": "0",  # nothing exports spans: do not make them
                 "ORDERFLOW_RUNTIME_DIR": str(ROOT / ".runtime"),
                 "ORDERFLOW_REDIS_FSYNC": redis_fsync,  # appendfsync: "always" unless asked
-                "ORDERFLOW_DAPRD_GOGC": daprd_gogc,
+                **({"ORDERFLOW_DAPRD_GOGC": daprd_gogc} if daprd_gogc is not None else {}),
             }
         )
         self.cluster = LocalCluster(self.config)
@@ -114,7 +114,7 @@ class BenchCluster:
         env = {
             "DAPR_HOST_IP": "127.0.0.1",
             "ORDERFLOW_REDIS_HOST": cfg.redis_host,
-            "GOGC": cfg.daprd_gogc,
+            **({"GOGC": cfg.daprd_gogc} if cfg.daprd_gogc is not None else {}),
         }
         app_env = {
             "PYTHONPATH": str(ROOT),

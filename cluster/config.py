@@ -25,12 +25,11 @@ ZIPKIN_BASE_PORT = 9411
 # body written at once (actors.toolkit.onewrite); the run file and compose pass it too
 HTTP_PROTOCOL: Final = "actors.toolkit.onewrite:OneWriteHttpToolsProtocol"
 
-# Go's GOGC for every daprd (ORDERFLOW_DAPRD_GOGC; `make dapr-run` and compose set it too).
-# A daprd's live heap is ~7 MB and every actor call allocates, so at Go's default (100) the
-# busiest sidecar collected 7 times a second under load: 128 µs of GC CPU per actor call
-# (GODEBUG=gctrace=1, 32 workers of WalletActor.Deposit). At 400: 25 µs, for a heap goal of
-# ~47 MB instead of ~17 (README, "Performance").
-DAPRD_GOGC: Final = "400"
+# ORDERFLOW_DAPRD_GOGC: Go's GOGC for every daprd the launcher starts; unset, Go's default
+# (100). A daprd's live heap is ~7 MB and every actor call allocates: under load the busiest
+# sidecar collects ~7 times a second. 400 cost 2-4 % less CPU per command in side-by-side
+# runs, but its busy daprds held ~30 % more RSS, and their slow growth under load grew twice
+# as fast (README, "Performance": an option, not the default).
 
 
 @dataclass(frozen=True)
@@ -127,7 +126,7 @@ class ClusterConfig:
     with_ops: bool = False
     # every daprd's tracing.samplingRate ("0" turns tracing off; ORDERFLOW_TRACE_SAMPLING)
     trace_sampling: str = "1"
-    daprd_gogc: str = DAPRD_GOGC  # GOGC of every daprd (ORDERFLOW_DAPRD_GOGC)
+    daprd_gogc: str | None = None  # GOGC of every daprd (ORDERFLOW_DAPRD_GOGC); None: Go's
     extra_app_env: dict[str, str] = field(default_factory=dict)
     # one process's own extra environment, by process name (e.g. "actor-host-2"), on top
     # of extra_app_env: the integration cluster runs one actor host on each publish path
@@ -160,7 +159,7 @@ class ClusterConfig:
             ),
             with_ops=env.get("ORDERFLOW_OPS", "1") != "0",
             trace_sampling=sampling_rate(env.get("ORDERFLOW_TRACE_SAMPLING", "1")),
-            daprd_gogc=gogc(env.get("ORDERFLOW_DAPRD_GOGC", DAPRD_GOGC)),
+            daprd_gogc=gogc(env["ORDERFLOW_DAPRD_GOGC"]) if "ORDERFLOW_DAPRD_GOGC" in env else None,
             projector_feed=env.get("ORDERFLOW_PROJECTOR_FEED", "streams").strip().lower(),
             router_feed=env.get(ROUTER_FEED_ENV, "streams").strip().lower(),
             shipping_feed=env.get("ORDERFLOW_SHIPPING_FEED", "streams").strip().lower(),
@@ -368,7 +367,7 @@ def gogc(value: str) -> str:
     if value != "off" and not (value.isdigit() and int(value) > 0):
         raise ValueError(
             f"ORDERFLOW_DAPRD_GOGC={value!r}: expected a whole number of percent "
-            f"(Go's GOGC, e.g. {DAPRD_GOGC}; 100 is Go's default) or off"
+            "(Go's GOGC, e.g. 400; 100 is Go's default) or off"
         )
     return value
 

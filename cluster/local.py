@@ -246,7 +246,8 @@ class LocalCluster:
         ]
         env = {
             "DAPR_HOST_IP": "127.0.0.1",  # the address placement hands to other sidecars
-            "GOGC": cfg.daprd_gogc,  # fewer collections of a small, busy heap (DAPRD_GOGC)
+            # Go's GC target when ORDERFLOW_DAPRD_GOGC asks for one (cluster/config.py)
+            **({"GOGC": cfg.daprd_gogc} if cfg.daprd_gogc is not None else {}),
             # read by components/ through the env secret store
             "ORDERFLOW_REDIS_HOST": cfg.redis_host,
         }

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from cluster.config import DAPRD_GOGC, HTTP_PROTOCOL, ROOT, ROUTER_TOPICS, ClusterConfig
+from cluster.config import HTTP_PROTOCOL, ROOT, ROUTER_TOPICS, ClusterConfig
 from cluster.local import LocalCluster, subscribed
 
 
@@ -275,10 +275,12 @@ def test_every_app_is_served_with_one_write_per_answer_wherever_it_is_started(
     assert {_http_protocol(command) for command in elsewhere} == {HTTP_PROTOCOL}
 
 
-def test_every_daprd_gets_the_same_gogc_wherever_it_is_started(tmp_path: Path) -> None:
-    """The launcher's sidecars, compose's and `make dapr-run`'s (the CLI passes its own
-    environment to daprd, not the run file's)."""
-    sidecars = [p for name, p in _cluster(tmp_path).processes.items() if name.endswith("-daprd")]
+def test_daprd_keeps_gos_own_gc_target_unless_asked_wherever_it_is_started(
+    tmp_path: Path,
+) -> None:
+    """Go's default everywhere daprd starts (the launcher, compose, `make dapr-run`); a GOGC
+    asked for with ORDERFLOW_DAPRD_GOGC reaches every sidecar and no Python app."""
+    default = _cluster(tmp_path).processes
     compose: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     daprd_services = [
         service for service in compose["services"].values() if "daprd" in service.get("image", "")
@@ -286,27 +288,27 @@ def test_every_daprd_gets_the_same_gogc_wherever_it_is_started(tmp_path: Path) -
     makefile = (ROOT / "Makefile").read_text()
     recipe = makefile.split("\ndapr-run:", 1)[1].split("\n\n", 1)[0]
 
-    assert len(sidecars) >= 5
-    assert {p.env["GOGC"] for p in sidecars} == {DAPRD_GOGC}
     assert len(daprd_services) >= 5
-    assert {service["environment"]["GOGC"] for service in daprd_services} == {DAPRD_GOGC}
-    assert f" GOGC={DAPRD_GOGC} " in recipe
-    # the apps are Python: no GOGC of their own
+    assert all("GOGC" not in p.env for p in default.values())
+    assert all("GOGC" not in service.get("environment", {}) for service in daprd_services)
+    assert "GOGC" not in recipe
+
+    asked = ClusterConfig.from_env(
+        {"ORDERFLOW_DAPRD_GOGC": " 400 ", "ORDERFLOW_STATE_DIR": str(tmp_path / "asked")}
+    )
+    processes = LocalCluster(asked).processes
+    sidecars = [p for name, p in processes.items() if name.endswith("-daprd")]
+    assert len(sidecars) >= 5
+    assert {p.env["GOGC"] for p in sidecars} == {"400"}
     assert all(
-        "GOGC" not in p.env
-        for name, p in _cluster(tmp_path).processes.items()
-        if name in ("gateway", "projector")
+        "GOGC" not in p.env for name, p in processes.items() if name in ("gateway", "projector")
     )
 
 
-def test_the_daprd_gogc_is_a_setting_with_a_clear_refusal(tmp_path: Path) -> None:
-    config = ClusterConfig.from_env(
-        {"ORDERFLOW_DAPRD_GOGC": " 200 ", "ORDERFLOW_STATE_DIR": str(tmp_path)}
-    )
-    sidecar = LocalCluster(config).processes["gateway-daprd"]
-    assert sidecar.env["GOGC"] == "200"
+def test_the_daprd_gogc_is_a_setting_with_a_clear_refusal() -> None:
+    assert ClusterConfig.from_env({}).daprd_gogc is None
     assert ClusterConfig.from_env({"ORDERFLOW_DAPRD_GOGC": "OFF"}).daprd_gogc == "off"
-    assert ClusterConfig.from_env({}).daprd_gogc == DAPRD_GOGC
+    assert ClusterConfig.from_env({"ORDERFLOW_DAPRD_GOGC": "200"}).daprd_gogc == "200"
     for bad in ("0", "-5", "fast", "1.5", ""):
         with pytest.raises(ValueError, match="ORDERFLOW_DAPRD_GOGC"):
             ClusterConfig.from_env({"ORDERFLOW_DAPRD_GOGC": bad})

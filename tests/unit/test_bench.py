@@ -23,7 +23,6 @@ from bench.figures import (
 from bench.load import Stats
 from bench.procfs import stat_ticks
 from bench.report import Report, command_cpu_rows, cpu_step, render
-from cluster.config import DAPRD_GOGC
 
 RULE = SustainRule(min_fraction=0.95, p99_bound_ms=1000)
 
@@ -103,10 +102,10 @@ def test_quick_flags_shorten_every_duration_and_rates_parse_in_order() -> None:
     assert (full.command_seconds, full.step_seconds, full.rate_list) == (15, 7, [2, 4.5])
 
 
-def test_the_daprd_gogc_defaults_to_the_launchers_and_refuses_nonsense(
+def test_the_daprd_gogc_defaults_to_gos_own_and_refuses_nonsense(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert parse_args([]).daprd_gogc == DAPRD_GOGC
+    assert parse_args([]).daprd_gogc is None
     assert parse_args(["--daprd-gogc", "100"]).daprd_gogc == "100"
     with pytest.raises(SystemExit):
         parse_args(["--daprd-gogc", "-1"])
