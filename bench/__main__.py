@@ -23,7 +23,7 @@ from bench import drivers, procfs
 from bench.figures import RssSeries, Step, SustainRule, highest_sustained
 from bench.harness import BENCH_PORT_OFFSET, BenchCluster
 from bench.report import Report, render
-from cluster.config import gogc
+from cluster.config import GOGC_EXPECTED, gogc
 
 QUICK = {"command_seconds": 5.0, "step_seconds": 10.0, "settle": 20.0, "rates": "5,10,20,40"}
 FULL = {"command_seconds": 15.0, "step_seconds": 30.0, "settle": 60.0, "rates": "5,10,20,30,40,60"}
@@ -75,8 +75,7 @@ def _gogc(value: str) -> str:
     try:
         return gogc(value)
     except ValueError as exc:
-        reason = str(exc).split(": ", 1)[1]  # without the environment variable's name
-        raise argparse.ArgumentTypeError(f"{value!r}: {reason}") from exc
+        raise argparse.ArgumentTypeError(f"{value!r}: {GOGC_EXPECTED}") from exc
 
 
 class Progress:

@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import itertools
 import socket
-import subprocess
 import sys
 import uuid
 from collections.abc import Sequence
@@ -30,7 +29,8 @@ from bench import drivers, load, procfs
 from bench.figures import cpu_ms
 from bench.harness import BENCH_PORT_OFFSET, BenchCluster
 from cluster.config import ROOT
-from cluster.processes import wait_until
+from cluster.ports import can_bind
+from cluster.processes import ManagedProcess, wait_until
 
 WAYS = ("raw daprd", "gateway", "bare forwarder")
 
@@ -120,14 +120,6 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _listening(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    except OSError:
-        return False
-    return True
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     bench = BenchCluster(offset=args.offset)
@@ -136,15 +128,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         port = _free_port()
         dapr_port = bench.cluster.app("gateway").http_port
         argv = [sys.executable, "-m", "bench.hopfloor", "--port", str(port)]
-        floor = subprocess.Popen([*argv, "--dapr-port", str(dapr_port)], cwd=ROOT)
+        floor = ManagedProcess(  # its own process group and log, stopped as the cluster is
+            "bare-forwarder",
+            [*argv, "--dapr-port", str(dapr_port)],
+            bench.config.log_dir / "bare-forwarder.log",
+            cwd=ROOT,
+        )
+        floor.start()
         try:
-            url = f"http://127.0.0.1:{port}"
-            wait_until(lambda: _listening(port), timeout=20, what="bench.hopfloor listening")
-            pids = {**bench.pids(peer=False), "bare forwarder": floor.pid}
-            asyncio.run(measure(bench, pids, url, args))
+            wait_until(
+                lambda: not can_bind(port),
+                timeout=20,
+                what="bench.hopfloor listening",
+                watch=[floor],
+            )
+            pids = {**bench.pids(peer=False), "bare forwarder": floor.pid or 0}
+            asyncio.run(measure(bench, pids, f"http://127.0.0.1:{port}", args))
         finally:
-            floor.terminate()
-            floor.wait(timeout=10)
+            floor.stop()
     return 0
 
 

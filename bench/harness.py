@@ -110,11 +110,10 @@ class BenchCluster:
             *("--resources-path", str(resources), "--config", str(cfg.dapr_config_path)),
             *("--log-level", "warn", "--mode", "standalone"),
         ]
-        # the same Go tuning as the cluster's sidecars (ORDERFLOW_DAPRD_GOGC)
         env = {
             "DAPR_HOST_IP": "127.0.0.1",
             "ORDERFLOW_REDIS_HOST": cfg.redis_host,
-            **({"GOGC": cfg.daprd_gogc} if cfg.daprd_gogc is not None else {}),
+            **cfg.daprd_env,  # the same Go tuning as the cluster's sidecars
         }
         app_env = {
             "PYTHONPATH": str(ROOT),

@@ -25,12 +25,6 @@ ZIPKIN_BASE_PORT = 9411
 # body written at once (actors.toolkit.onewrite); the run file and compose pass it too
 HTTP_PROTOCOL: Final = "actors.toolkit.onewrite:OneWriteHttpToolsProtocol"
 
-# ORDERFLOW_DAPRD_GOGC: Go's GOGC for every daprd the launcher starts; unset, Go's default
-# (100). A daprd's live heap is ~7 MB and every actor call allocates: under load the busiest
-# sidecar collects ~7 times a second. 400 cost 2-4 % less CPU per command in side-by-side
-# runs, but its busy daprds held ~30 % more RSS, and their slow growth under load grew twice
-# as fast (README, "Performance": an option, not the default).
-
 
 @dataclass(frozen=True)
 class AppSpec:
@@ -126,7 +120,12 @@ class ClusterConfig:
     with_ops: bool = False
     # every daprd's tracing.samplingRate ("0" turns tracing off; ORDERFLOW_TRACE_SAMPLING)
     trace_sampling: str = "1"
-    daprd_gogc: str | None = None  # GOGC of every daprd (ORDERFLOW_DAPRD_GOGC); None: Go's
+    # Go's GOGC for every daprd (ORDERFLOW_DAPRD_GOGC); None: Go's default (100). A daprd's
+    # live heap is ~7 MB and every actor call allocates: under load the busiest sidecar
+    # collects ~7 times a second. 400 cost 2-4 % less CPU per command side by side, but its
+    # busy daprds held ~30 % more RSS, and their slow growth under load was twice as fast
+    # (README, "Performance": an option, not the default).
+    daprd_gogc: str | None = None
     extra_app_env: dict[str, str] = field(default_factory=dict)
     # one process's own extra environment, by process name (e.g. "actor-host-2"), on top
     # of extra_app_env: the integration cluster runs one actor host on each publish path
@@ -164,6 +163,11 @@ class ClusterConfig:
             router_feed=env.get(ROUTER_FEED_ENV, "streams").strip().lower(),
             shipping_feed=env.get("ORDERFLOW_SHIPPING_FEED", "streams").strip().lower(),
         )
+
+    @property
+    def daprd_env(self) -> dict[str, str]:
+        """What every daprd started here gets in its environment for the Go runtime."""
+        return {"GOGC": self.daprd_gogc} if self.daprd_gogc is not None else {}
 
     # --- binaries -----------------------------------------------------------
     @property
@@ -361,15 +365,17 @@ def sampling_rate(value: str) -> str:
     return value
 
 
+GOGC_EXPECTED: Final = (
+    "expected a whole number of percent (Go's GOGC, e.g. 400; 100 is Go's default) or off"
+)
+
+
 def gogc(value: str) -> str:
     """ORDERFLOW_DAPRD_GOGC: Go's GOGC, a whole percentage (1 or more) or "off"."""
-    value = value.strip().lower()
-    if value != "off" and not (value.isdigit() and int(value) > 0):
-        raise ValueError(
-            f"ORDERFLOW_DAPRD_GOGC={value!r}: expected a whole number of percent "
-            "(Go's GOGC, e.g. 400; 100 is Go's default) or off"
-        )
-    return value
+    found = value.strip().lower()
+    if found != "off" and not (found.isdigit() and int(found) > 0):
+        raise ValueError(f"ORDERFLOW_DAPRD_GOGC={value!r}: {GOGC_EXPECTED}")
+    return found
 
 
 # The actor types every actor host registers; readiness waits for all of them.

@@ -246,8 +246,7 @@ class LocalCluster:
         ]
         env = {
             "DAPR_HOST_IP": "127.0.0.1",  # the address placement hands to other sidecars
-            # Go's GC target when ORDERFLOW_DAPRD_GOGC asks for one (cluster/config.py)
-            **({"GOGC": cfg.daprd_gogc} if cfg.daprd_gogc is not None else {}),
+            **cfg.daprd_env,  # Go's GC target, when ORDERFLOW_DAPRD_GOGC asks for one
             # read by components/ through the env secret store
             "ORDERFLOW_REDIS_HOST": cfg.redis_host,
         }

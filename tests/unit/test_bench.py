@@ -301,6 +301,6 @@ def test_command_runs_interleave_their_rounds_and_never_repeat_a_message_id(
         "daprd": 2.0,
         "gateway": 2.0,
     }
-    # each snapshot pair is 100 ticks apart: 1 s of CPU per round at 100 ticks a second
+    # each snapshot pair is 100 ticks apart: that much CPU per round, in ms
     per_round_ms = 100 * 1000 / procfs.CLK_TCK
     assert out["daprd"].cpu_us == {"app": pytest.approx(3 * per_round_ms * 1000 / 12)}
