@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 
 from actors.catalog import PUBSUB
 from actors.order.saga import ORDER
-from actors.toolkit import logs
+from actors.toolkit import heap, logs
 from actors.toolkit.client import ActorClient, TypedClient
 from actors.toolkit.metrics import mount_metrics, new_registry
 from actors.toolkit.publisher import SidecarPublisher
@@ -106,6 +106,7 @@ def create_app(
                 vendor_dir=vendor,
             )
             stack.callback(delattr, app.state, "console")
+            heap.freeze_startup_heap()  # started: later GC passes skip all this
             yield
 
     app = FastAPI(title="Orderflow ops console", lifespan=lifespan, docs_url="/api/docs")
