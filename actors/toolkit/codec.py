@@ -32,7 +32,10 @@ import orjson
 # a number with . or e after a colon, comma or bracket: where compact JSON puts a value,
 # but also a time of day inside a text ("04:00:00.123456"), which `_has_float` skips
 _NUMBER_AT: Final = re.compile(rb"[:,\[]-?[0-9]+[.eE]")
-_LONG_DIGITS: Final = re.compile(rb"[0-9]{19}")
+# every ASCII digit made "0", every other byte a space: a run of 19 digits is then found by
+# a substring search (a regex over every position cost ~3 µs for a 300-byte actor answer)
+_DIGITS_ONLY: Final = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
+_LONG_RUN: Final = b"0" * 19
 _LONG_DIGITS_TEXT: Final = re.compile(r"[0-9]{19}")
 
 
@@ -65,13 +68,18 @@ def _standard(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
 
 
+def long_digits(raw: bytes | bytearray | str) -> bool:
+    """Whether `raw` holds a run of 19 or more ASCII digits."""
+    if not isinstance(raw, str):
+        return _LONG_RUN in raw.translate(_DIGITS_ONLY)
+    if raw.isascii():
+        return _LONG_RUN in raw.encode("ascii").translate(_DIGITS_ONLY)
+    return _LONG_DIGITS_TEXT.search(raw) is not None
+
+
 def loads(raw: bytes | str) -> Any:
     """`json.loads(raw)`: the same value, the same errors (see above)."""
-    if isinstance(raw, str):
-        plain = _LONG_DIGITS_TEXT.search(raw) is None
-    else:
-        plain = _LONG_DIGITS.search(raw) is None
-    if plain:
+    if not long_digits(raw):
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:

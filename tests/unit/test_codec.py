@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from typing import Any
 
@@ -142,3 +143,16 @@ def test_loads_raises_the_standard_modules_error_on_text(raw: str) -> None:
     with pytest.raises(ValueError) as theirs:  # noqa: PT011
         json.loads(raw)
     assert (type(ours.value), str(ours.value)) == (type(theirs.value), str(theirs.value))
+
+
+_RUN = re.compile(r"[0-9]{19}")
+_pieces = st.lists(st.one_of(st.text("0123456789", min_size=15, max_size=22), st.text(max_size=4)))
+
+
+@given(_pieces)
+def test_a_run_of_19_digits_is_found_as_the_regex_finds_it(pieces: list[str]) -> None:
+    text = "".join(pieces)
+    expected = _RUN.search(text) is not None
+    assert codec.long_digits(text) is expected
+    assert codec.long_digits(text.encode()) is expected
+    assert codec.long_digits(bytearray(text.encode())) is expected
