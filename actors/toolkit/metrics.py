@@ -281,6 +281,25 @@ class HttpMetrics:
             buckets=HTTP_BUCKETS,
             registry=self.registry,
         )
+        # The children per label set, resolved once: `labels()` checks and locks every time.
+        # As bounded as the label sets themselves (method, route template, status).
+        self._requests: dict[tuple[str, str, int], Counter] = {}
+        self._durations: dict[tuple[str, str], Histogram] = {}
+
+    def record(self, method: str, route: str, status: int, seconds: float) -> None:
+        """One answered request: `method` as received (one outside HTTP_METHODS is
+        counted as "other"), `route` its template or UNMATCHED_ROUTE."""
+        if method not in HTTP_METHODS:
+            method = "other"
+        counted = self._requests.get((method, route, status))
+        if counted is None:
+            counted = self.requests.labels(method, route, str(status))
+            self._requests[method, route, status] = counted
+        counted.inc()
+        timed = self._durations.get((method, route))
+        if timed is None:
+            timed = self._durations[method, route] = self.duration.labels(method, route)
+        timed.observe(seconds)
 
 
 class ProjectorMetrics:
@@ -369,10 +388,6 @@ class HttpMetricsMiddleware:
     def __init__(self, app: ASGIApp, *, metrics: HttpMetrics) -> None:
         self.app = app
         self.metrics = metrics
-        # The children per label set, resolved once: `labels()` checks and locks every time.
-        # As bounded as the label sets themselves (method, route template, status).
-        self._requests: dict[tuple[str, str, int], Counter] = {}
-        self._durations: dict[tuple[str, str], Histogram] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -390,23 +405,8 @@ class HttpMetricsMiddleware:
         try:
             await self.app(scope, receive, sending)
         finally:
-            method = scope["method"] if scope["method"] in HTTP_METHODS else "other"
-            route = _route_template(scope)
-            self._counted(method, route, status).inc()
-            self._timed(method, route).observe(time.perf_counter() - started)
-
-    def _counted(self, method: str, route: str, status: int) -> Counter:
-        child = self._requests.get((method, route, status))
-        if child is None:
-            child = self.metrics.requests.labels(method, route, str(status))
-            self._requests[method, route, status] = child
-        return child
-
-    def _timed(self, method: str, route: str) -> Histogram:
-        child = self._durations.get((method, route))
-        if child is None:
-            child = self._durations[method, route] = self.metrics.duration.labels(method, route)
-        return child
+            seconds = time.perf_counter() - started
+            self.metrics.record(scope["method"], _route_template(scope), status, seconds)
 
 
 def _route_template(scope: Scope) -> str:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator, Mapping
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -144,6 +144,26 @@ def configure_from_env(service: str, env: Mapping[str, str], *, instance: str = 
     )
 
 
+def enter_request(scope: Scope) -> Token[str]:
+    """Keep the request's `traceparent` header (what TraceContextMiddleware does; the
+    gateway's hot lane too); `leave_request(token)` when it is answered."""
+    value = ""
+    for name, raw in scope["headers"]:
+        if name == b"traceparent":
+            value = raw.decode("latin-1")[:128]
+            break
+    return _TRACEPARENT.set(value)
+
+
+def leave_request(token: Token[str]) -> None:
+    _TRACEPARENT.reset(token)
+
+
+def records_spans() -> bool:
+    """Whether this process makes spans of its own (a tracer is configured)."""
+    return _tracer is not None
+
+
 class TraceContextMiddleware:
     """Keeps the request's `traceparent`; with `server_span`, one span per request, named
     after the route template Starlette matched (`POST /orders`)."""
@@ -156,19 +176,14 @@ class TraceContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        value = ""
-        for name, raw in scope["headers"]:
-            if name == b"traceparent":
-                value = raw.decode("latin-1")[:128]
-                break
-        token = _TRACEPARENT.set(value)
+        token = enter_request(scope)
         try:
             if self.server_span and _tracer is not None:
                 await self._spanned(scope, receive, send)
             else:
                 await self.app(scope, receive, send)
         finally:
-            _TRACEPARENT.reset(token)
+            leave_request(token)
 
     async def _spanned(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope["method"]

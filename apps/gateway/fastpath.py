@@ -1,28 +1,30 @@
-"""The gateway's hot commands, served by a plain ASGI layer in front of FastAPI's routing.
+"""The gateway's hot commands, served from the top of the app, beneath the ASGI server.
 
 `POST /wallets/{customer_id}/deposit` (what `make bench` drives) and
 `POST /inventory/{sku}/restock` take one path parameter, one small JSON body and an
-optional Idempotency-Key, make one actor call and answer one view. Through FastAPI,
-route matching over every route and dependency solving cost more of the gateway's CPU
-than the actor call: under the bench's 32 workers py-spy put solve_dependencies at 21 %
-and route matching at 10 % of the gateway's busy samples. In process, with a canned
-sidecar answer, the whole app (every middleware included) took ~310 µs of CPU per
-deposit through FastAPI's route and ~65 µs through this layer.
+optional Idempotency-Key, make one actor call and answer one view. Through FastAPI's
+routing, dependency solving cost more of the gateway's CPU than the actor call (py-spy:
+solve_dependencies 21 %, route matching 10 % of its busy samples under 32 workers), and
+the layers around the routes (Starlette's and FastAPI's, and our metrics, trace context,
+log scope and body limit middlewares) each wrap every request again.
 
-`HotCommands` serves a request only when FastAPI would accept it: the path parameters
-and the body pass the very validators FastAPI built for the route, the Idempotency-Key
-passes `deps`' rule, the body is `application/json`, the lifespan put an actor client on
-the app and no dependency is overridden. It then calls the route's own endpoint and
-answers with the route's response field, as FastAPI does. Anything else goes on to
-FastAPI with the body replayed, so every refusal (422, 400...) is FastAPI's and the
-problems module's own answer. An error the actor call raises is answered by the app's
-handler for its class, as ExceptionMiddleware would; an unhandled one goes up to
-ServerErrorMiddleware (500) as before. The routes stay declared on their routers
-(OpenAPI, the fallback), and the middlewares outside this one see the same scope,
-`scope["route"]` included (the metrics' and the span's route template).
+`GatewayApp.__call__` hands each request to `HotLane` first. The lane serves it only when
+FastAPI would accept it: the path parameters and the body pass the very validators
+FastAPI built for the route, the Idempotency-Key passes `deps`' rule, the body is
+`application/json` and within the body limit, the lifespan put an actor client on the
+app, no dependency is overridden, and this process makes no spans of its own (with
+tracing on, the middlewares' path makes the server span). It then calls the route's own
+endpoint and answers with the route's response field, as FastAPI does, and does itself
+what the layers it skips would have done: the request's metrics under its route
+template, its log scope and trace context, `scope["route"]`. Anything else goes to
+FastAPI's stack with the body replayed, so every refusal (422, 400, 413...) is FastAPI's
+and the problems module's own answer. An error the actor call raises is answered by the
+app's handler for its class, as ExceptionMiddleware would; any other by the app's
+Exception handler (a 500), then raised for the server's log, as ServerErrorMiddleware
+does.
 
 The routes are read as the app serves them, after `include_router` (its prefix and
-dependencies count). One that declares more than this layer provides (a query or header
+dependencies count). One that declares more than this lane provides (a query or header
 parameter, a dependency it does not know, such as an auth check added where the router
 is included, the request or response object, a response class or body limit of its own)
 makes `hot_routes` raise at startup rather than be served here without it.
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -45,15 +48,16 @@ from fastapi.routing import APIRoute
 from starlette.convertors import Convertor
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from actors.inventory.model import INVENTORY
-from actors.toolkit import codec
+from actors.toolkit import codec, logs, tracing
 from actors.toolkit.aggregate import AggregateSpec
 from actors.toolkit.client import ActorClient, TypedClient
-from actors.toolkit.fastpath import header
+from actors.toolkit.fastpath import header as _header
+from actors.toolkit.metrics import HttpMetrics
 from actors.wallet.model import WALLET
 from apps.gateway import deps
 
@@ -172,118 +176,174 @@ def _served(routes: Sequence[BaseRoute]) -> Iterator[tuple[Any, APIRoute]]:
             yield route, route
 
 
-class _Declined(Exception):
-    """The request is not one this layer serves: FastAPI answers it."""
+class Declined(Exception):
+    """The request is not one the lane serves: FastAPI answers it."""
 
 
-class HotCommands:
-    """Pure ASGI middleware serving `commands` (see the module docstring); add it first
-    (innermost), so the other middlewares wrap it as they wrap FastAPI."""
+class HotLane:
+    """Serves `commands` from the top of the gateway app (see the module docstring):
+    `GatewayApp.__call__` hands it every request, and it answers the ones it can."""
 
     def __init__(
         self,
-        app: ASGIApp,
-        *,
+        app: FastAPI,
         commands: Sequence[HotCommand],
-        handlers: Mapping[Any, Handler],
+        *,
+        metrics: HttpMetrics,
+        max_body_bytes: int,
     ) -> None:
         self.app = app
         self.commands = tuple(commands)
-        self.handlers = handlers  # the app's own dict: handlers added later count too
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not scope.get("root_path"):
-            method, path = scope["method"], scope["path"]
-            for command in self.commands:
-                if method in command.methods and (found := command.path_regex.match(path)):
-                    await self._serve(command, found.groupdict(), scope, receive, send)
-                    return
-        await self.app(scope, receive, send)
+    def match(self, scope: Scope) -> tuple[HotCommand, dict[str, str]] | None:
+        """The command a request names and its raw path parameters, if the lane may serve
+        it (no span of ours to make: with tracing on, the middlewares' path makes it)."""
+        if scope["type"] != "http" or scope.get("root_path") or tracing.records_spans():
+            return None
+        method, path = scope["method"], scope["path"]
+        for command in self.commands:
+            if method in command.methods and (found := command.path_regex.match(path)):
+                return command, found.groupdict()
+        return None
 
-    async def _serve(
+    async def serve(
         self,
-        command: HotCommand,
-        raw_params: dict[str, str],
+        found: tuple[HotCommand, dict[str, str]],
         scope: Scope,
         receive: Receive,
         send: Send,
+        *,
+        otherwise: ASGIApp,
     ) -> None:
+        """Answer the request `match` found, or hand it to `otherwise` (FastAPI's stack)
+        with its body replayed."""
         messages: list[Message] = []
         try:
-            kwargs = await _arguments(command, raw_params, scope, receive, messages)
-        except _Declined:
-            await self.app(scope, _replay(messages, receive), send)
+            body = await self.read_body(scope, receive, messages)
+        except Declined:
+            await otherwise(scope, _replay(messages, receive), send)
             return
-        route = command.route
-        scope["route"], scope["endpoint"], scope["path_params"] = route, route.endpoint, raw_params
+
+        async def deliver(response: Response) -> None:
+            await response(scope, receive, send)
+
+        if not await self.run(found, scope, body, receive, deliver):
+            await otherwise(scope, _replay(messages, receive), send)
+
+    async def read_body(self, scope: Scope, receive: Receive, messages: list[Message]) -> bytes:
+        """The whole body, each message kept in `messages` for a replay; Declined for a
+        body over the limit (declared or not: the body limit's 413) or a disconnect."""
+        length = _header(scope, b"content-length")
+        if length is not None and not (length.isdigit() and int(length) <= self.max_body_bytes):
+            raise Declined  # the 413 (or a malformed length: FastAPI's say)
+        size = 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                raise Declined
+            size += len(message.get("body", b""))
+            if size > self.max_body_bytes:
+                raise Declined
+            if not message.get("more_body", False):
+                break
+        if len(messages) == 1:
+            body: bytes = messages[0].get("body", b"")
+            return body
+        return b"".join(m.get("body", b"") for m in messages)
+
+    async def run(
+        self,
+        found: tuple[HotCommand, dict[str, str]],
+        scope: Scope,
+        body: bytes,
+        receive: Receive,
+        deliver: Callable[[Response], Awaitable[None]],
+    ) -> bool:
+        """Answer the request through `deliver` (True), or False if FastAPI must (nothing
+        was done). An error no handler takes is answered by the Exception handler, then
+        raised."""
+        command, raw_params = found
         try:
-            answer = await route.endpoint(**kwargs)
-            response = answer if isinstance(answer, Response) else _serialized(command, answer)
+            kwargs = self._arguments(command, raw_params, scope, body)
+        except Declined:
+            return False
+        route = command.route
+        scope["app"] = self.app  # as Starlette sets it: what a handler's Request reads
+        scope["route"], scope["endpoint"], scope["path_params"] = route, route.endpoint, raw_params
+        status, started = 500, time.perf_counter()  # 500 unless answered (as the metrics' layer)
+        log_scope, trace_context = logs.open_request_scope(), tracing.enter_request(scope)
+        answering = False
+        try:
+            response = await self._answer(command, kwargs, scope, receive)
+            status, answering = response.status_code, True
+            await deliver(response)
+        except Exception as exc:  # no handler took it: ServerErrorMiddleware's answer
+            if not answering:
+                await deliver(await self._unexpected(exc, scope, receive))
+            raise  # for the server's log, as Starlette re-raises
+        finally:
+            seconds = time.perf_counter() - started
+            self.metrics.record(scope["method"], route.path, status, seconds)
+            tracing.leave_request(trace_context)
+            logs.close_request_scope(log_scope)
+        return True
+
+    async def _answer(
+        self, command: HotCommand, kwargs: dict[str, Any], scope: Scope, receive: Receive
+    ) -> Response:
+        """The endpoint's answer, serialized as FastAPI does, or the answer of the app's
+        handler for what it raised (as ExceptionMiddleware picks it)."""
+        try:
+            answer = await command.route.endpoint(**kwargs)
+            return answer if isinstance(answer, Response) else _serialized(command, answer)
         except Exception as exc:
-            handler = _handler_for(self.handlers, exc)
+            handler = _handler_for(self.app.exception_handlers, exc)
             if handler is None:
-                raise  # ServerErrorMiddleware's: a logged 500
+                raise
             handled = handler(Request(scope, receive), exc)
-            response = await handled if inspect.isawaitable(handled) else handled
-        await response(scope, receive, send)
+            return await handled if inspect.isawaitable(handled) else handled
 
+    async def _unexpected(self, exc: Exception, scope: Scope, receive: Receive) -> Response:
+        handler = self.app.exception_handlers.get(Exception)
+        if handler is None:
+            return PlainTextResponse("Internal Server Error", status_code=500)
+        handled = handler(Request(scope, receive), exc)
+        return await handled if inspect.isawaitable(handled) else handled
 
-async def _arguments(
-    command: HotCommand,
-    raw_params: dict[str, str],
-    scope: Scope,
-    receive: Receive,
-    messages: list[Message],
-) -> dict[str, Any]:
-    """The endpoint's arguments, or _Declined (after reading the body into `messages`)."""
-    body = await _read(receive, messages)
-    app: FastAPI = scope["app"]
-    actors: ActorClient | None = getattr(app.state, "actors", None)
-    if (
-        actors is None
-        or app.dependency_overrides
-        or header(scope, b"content-type") != "application/json"
-    ):
-        raise _Declined
-    kwargs: dict[str, Any] = {}
-    for field in command.path_params:
-        convertor = command.convertors[field.alias]
-        kwargs[field.name] = _valid(field, convertor.convert(raw_params[field.alias]))
-    try:  # UTF-8 only (json.loads would sniff UTF-16/32 from bytes): FastAPI takes the rest
-        document = codec.loads(body.decode())
-    except ValueError:  # UnicodeDecodeError included
-        raise _Declined from None
-    kwargs[command.body.name] = _valid(command.body, document)
-    if command.key_param is not None:
-        key = header(scope, b"idempotency-key")
-        if key is not None and deps.KEY_PATTERN.fullmatch(key) is None:
-            raise _Declined
-        kwargs[command.key_param] = key
-    for name, spec in command.clients:
-        kwargs[name] = TypedClient(actors, spec)
-    return kwargs
+    def _arguments(
+        self, command: HotCommand, raw_params: dict[str, str], scope: Scope, body: bytes
+    ) -> dict[str, Any]:
+        """The endpoint's arguments, or Declined."""
+        content_type, key = _header(scope, b"content-type"), _header(scope, b"idempotency-key")
+        actors: ActorClient | None = getattr(self.app.state, "actors", None)
+        if actors is None or self.app.dependency_overrides or content_type != "application/json":
+            raise Declined
+        kwargs: dict[str, Any] = {}
+        for field in command.path_params:
+            convertor = command.convertors[field.alias]
+            kwargs[field.name] = _valid(field, convertor.convert(raw_params[field.alias]))
+        try:  # UTF-8 only (json.loads would sniff UTF-16/32 from bytes): FastAPI takes the rest
+            document = codec.loads(body.decode())
+        except ValueError:  # UnicodeDecodeError included
+            raise Declined from None
+        kwargs[command.body.name] = _valid(command.body, document)
+        if command.key_param is not None:
+            if key is not None and deps.KEY_PATTERN.fullmatch(key) is None:
+                raise Declined
+            kwargs[command.key_param] = key
+        for name, spec in command.clients:
+            kwargs[name] = TypedClient(actors, spec)
+        return kwargs
 
 
 def _valid(field: ModelField, value: Any) -> Any:
     validated, errors = field.validate(value)
     if errors:
-        raise _Declined
+        raise Declined
     return validated
-
-
-async def _read(receive: Receive, messages: list[Message]) -> bytes:
-    """The whole body, keeping each message for a replay; _Declined on a disconnect."""
-    while True:
-        message = await receive()
-        messages.append(message)
-        if message["type"] != "http.request":
-            raise _Declined
-        if not message.get("more_body", False):
-            break
-    if len(messages) == 1:
-        body: bytes = messages[0].get("body", b"")
-        return body
-    return b"".join(m.get("body", b"") for m in messages)
 
 
 def _replay(messages: list[Message], receive: Receive) -> Receive:

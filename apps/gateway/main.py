@@ -9,14 +9,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
-from actors.toolkit import logs, tracing
+from actors.toolkit import heap, logs, tracing
 from actors.toolkit.client import ActorClient
 from actors.toolkit.metrics import HttpMetrics, HttpMetricsMiddleware, mount_metrics, new_registry
 from actors.toolkit.redis_connection import DEFAULT_REDIS_HOST, redis_client, redis_host_from_env
 from actors.toolkit.sidecar import SidecarHTTP
 from apps.gateway import problems
-from apps.gateway.fastpath import HotCommands, hot_routes
+from apps.gateway.fastpath import HotLane, hot_routes
 from apps.gateway.middleware import MAX_BODY_BYTES, BodySizeLimit
 from apps.gateway.routes import inventory, orders, queries, wallets
 from readmodels.keys import DEFAULT_BASE, Layout, prefix_from_env
@@ -47,6 +48,17 @@ class Settings:
 
 
 class GatewayApp(FastAPI):
+    # the hot commands' lane (apps/gateway/fastpath.py), set by create_app; None: every
+    # request takes FastAPI's stack
+    hot_lane: HotLane | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        lane = self.hot_lane
+        if lane is not None and (found := lane.match(scope)) is not None:
+            await lane.serve(found, scope, receive, send, otherwise=super().__call__)
+        else:
+            await super().__call__(scope, receive, send)
+
     def openapi(self) -> dict[str, Any]:
         if self.openapi_schema is None:
             problems.add_schemas(super().openapi())
@@ -77,6 +89,7 @@ def create_app(
                 layout = Layout(settings.read_model_prefix)
                 app.state.readmodels = ReadModels(redis, layout=layout)
                 stack.callback(delattr, app.state, "readmodels")
+            heap.freeze_startup_heap()  # started: later GC passes skip all this
             yield
 
     app = GatewayApp(
@@ -95,17 +108,23 @@ def create_app(
     problems.install(app)
     registry = new_registry()  # GET /metrics: requests and durations per route template
     mount_metrics(app, registry)
+    http_metrics = HttpMetrics(registry)
     common = problems.problem_responses(422, 500, 503)
     for module in (orders, inventory, wallets, queries):
         app.include_router(module.router, responses=common)
-    # innermost: the hot commands, answered without FastAPI's routing (as the routes would)
-    hot = hot_routes(app, (wallets.deposit, inventory.restock))
-    app.add_middleware(HotCommands, commands=hot, handlers=app.exception_handlers)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     # one log scope and one span per request (routes annotate the order id)
     app.add_middleware(logs.LogScope)
     app.add_middleware(tracing.TraceContextMiddleware, server_span=True)
-    app.add_middleware(HttpMetricsMiddleware, metrics=HttpMetrics(registry))  # outermost: 413s too
+    app.add_middleware(HttpMetricsMiddleware, metrics=http_metrics)  # outermost: 413s too
+    # ahead of all of it: the hot commands, answered as the routes and the layers above
+    # would answer them
+    app.hot_lane = HotLane(
+        app,
+        hot_routes(app, (wallets.deposit, inventory.restock)),
+        metrics=http_metrics,
+        max_body_bytes=settings.max_body_bytes,
+    )
 
     @app.get("/healthz/app", tags=["ops"], summary="Liveness of the gateway process")
     async def app_health() -> dict[str, str]:

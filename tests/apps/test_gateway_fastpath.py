@@ -1,5 +1,6 @@
-"""The gateway's hot commands (apps/gateway/fastpath.py): served without FastAPI's routing
-when valid, handed on to FastAPI otherwise, and answered exactly as FastAPI answers."""
+"""The gateway's hot commands (apps/gateway/fastpath.py): served by the lane at the top of
+the app when valid, handed on to FastAPI's stack otherwise, and answered exactly as
+FastAPI answers."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ import pytest
 from fastapi import APIRouter, Depends, FastAPI, Query
 from starlette.types import Message, Receive, Scope, Send
 
+from actors.toolkit import tracing
 from actors.toolkit.client import ActorClient
 from actors.toolkit.testing import InMemorySidecar
 from apps.gateway.deps import Wallets, fresh_message_id, wallet_client
-from apps.gateway.fastpath import HotCommand, HotCommands, NotServableError, hot_routes
+from apps.gateway.fastpath import HotCommand, HotLane, NotServableError, hot_routes
 from apps.gateway.main import Settings, create_app
 from apps.gateway.routes import inventory, orders, wallets
 from tests.apps.conftest import BASE_URL, client_for
@@ -52,16 +54,17 @@ class Downstream:
 
 
 async def call(
-    layer: HotCommands,
-    *,
     app: FastAPI,
+    downstream: Downstream,
+    *,
     path: str,
     chunks: list[bytes],
     headers: list[tuple[bytes, bytes]],
     method: str = "POST",
 ) -> tuple[int, bytes, Scope]:
+    """One request as GatewayApp.__call__ takes it, with `downstream` for FastAPI's stack."""
     scope: Scope = {"type": "http", "method": method, "path": path, "root_path": ""}
-    scope.update(headers=headers, app=app, query_string=b"", scheme="http")
+    scope.update(headers=headers, query_string=b"", scheme="http", server=("gw", 80))
     pending = [
         {"type": "http.request", "body": chunk, "more_body": i < len(chunks) - 1}
         for i, chunk in enumerate(chunks)
@@ -74,7 +77,13 @@ async def call(
     async def send(message: Message) -> None:
         sent.append(message)
 
-    await layer(scope, receive, send)
+    lane = app.hot_lane  # type: ignore[attr-defined]
+    assert isinstance(lane, HotLane)
+    found = lane.match(scope)
+    if found is None:
+        await downstream(scope, receive, send)
+    else:
+        await lane.serve(found, scope, receive, send, otherwise=downstream)
     return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:]), scope
 
 
@@ -87,12 +96,11 @@ async def test_a_valid_deposit_is_answered_here_with_its_route_in_the_scope(
     app: FastAPI, sidecar: InMemorySidecar
 ) -> None:
     downstream = Downstream()
-    layer = HotCommands(downstream, commands=hot(app), handlers=app.exception_handlers)
     headers = [(b"content-type", b"application/json"), (b"idempotency-key", b"dep-1")]
 
     # a body in two chunks is read whole
     status, body, scope = await call(
-        layer, app=app, path=DEPOSIT, chunks=[b'{"amo', b'unt": 250}'], headers=headers
+        app, downstream, path=DEPOSIT, chunks=[b'{"amo', b'unt": 250}'], headers=headers
     )
 
     assert (status, downstream.bodies) == (200, [])
@@ -133,9 +141,8 @@ async def test_anything_fastapi_would_refuse_goes_on_with_its_whole_body(
     headers: list[tuple[bytes, bytes]],
 ) -> None:
     downstream = Downstream()
-    layer = HotCommands(downstream, commands=hot(app), handlers=app.exception_handlers)
 
-    status, _, _ = await call(layer, app=app, path=path, chunks=chunks, headers=headers)
+    status, _, _ = await call(app, downstream, path=path, chunks=chunks, headers=headers)
 
     assert (status, downstream.bodies) == (299, [b"".join(chunks)])
     assert sidecar.calls() == []
@@ -143,17 +150,73 @@ async def test_anything_fastapi_would_refuse_goes_on_with_its_whole_body(
 
 async def test_other_routes_and_methods_and_an_overridden_dependency_go_on(app: FastAPI) -> None:
     downstream = Downstream()
-    layer = HotCommands(downstream, commands=hot(app), handlers=app.exception_handlers)
     headers = [(b"content-type", b"application/json")]
     body = [b'{"amount": 5}']
 
     for method, path in [("PUT", DEPOSIT), ("POST", DEPOSIT + "/"), ("POST", "/orders")]:
-        assert (await call(layer, app=app, path=path, chunks=body, headers=headers, method=method))[
-            0
-        ] == 299
+        answer = await call(app, downstream, path=path, chunks=body, headers=headers, method=method)
+        assert answer[0] == 299
     app.dependency_overrides[wallet_client] = lambda: None
-    assert (await call(layer, app=app, path=DEPOSIT, chunks=body, headers=headers))[0] == 299
+    assert (await call(app, downstream, path=DEPOSIT, chunks=body, headers=headers))[0] == 299
     assert len(downstream.bodies) == 4
+
+
+OVER = b" " * 70_000
+
+
+@pytest.mark.parametrize(
+    ("chunks", "length"),
+    [([b"{" + OVER + b"}"], None), ([b"{", OVER, b"}"], None), ([b"{}"], b"70002")],
+    ids=["one-message", "streamed", "declared"],
+)
+async def test_a_body_over_the_limit_goes_on_for_the_413(
+    app: FastAPI, sidecar: InMemorySidecar, chunks: list[bytes], length: bytes | None
+) -> None:
+    downstream = Downstream()
+    headers = [(b"content-type", b"application/json")]
+    if length is not None:
+        headers.append((b"content-length", length))
+
+    status, _, _ = await call(app, downstream, path=DEPOSIT, chunks=chunks, headers=headers)
+
+    assert status == 299  # FastAPI's stack: the body limit's problem+json 413
+    assert sidecar.calls() == []
+
+
+async def test_with_spans_of_its_own_to_make_the_lane_stands_aside(
+    app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tracing, "records_spans", lambda: True)  # the server span is the stack's
+    downstream = Downstream()
+    headers = [(b"content-type", b"application/json")]
+
+    answer = await call(app, downstream, path=DEPOSIT, chunks=[b'{"amount": 5}'], headers=headers)
+
+    assert (answer[0], downstream.bodies) == (299, [b'{"amount": 5}'])
+
+
+class Recording:
+    """The sidecar transport, recording the headers of each call."""
+
+    def __init__(self, inner: InMemorySidecar) -> None:
+        self.inner, self.headers = inner, list[dict[str, str]]()
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> tuple[int, bytes]:
+        self.headers.append(dict(kwargs.get("headers") or {}))
+        return await self.inner.request(method, path, **kwargs)
+
+
+async def test_the_incoming_trace_context_goes_on_to_the_actor_call() -> None:
+    transport = Recording(InMemorySidecar())
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+    async with client_for(ActorClient(transport)) as client:
+        resp = await client.post(DEPOSIT, json={"amount": 5}, headers={"traceparent": traceparent})
+        plain = await client.post(DEPOSIT, json={"amount": 5})
+
+    assert (resp.status_code, plain.status_code) == (200, 200)
+    assert [h.get("traceparent") for h in transport.headers] == [traceparent, None]
+    assert tracing.current_traceparent() == ""  # nothing left behind
 
 
 async def test_without_an_actor_client_fastapi_answers_503() -> None:
@@ -168,8 +231,7 @@ async def test_without_an_actor_client_fastapi_answers_503() -> None:
 
 
 def fastapi_only(app: FastAPI) -> FastAPI:
-    hot: object = HotCommands
-    app.user_middleware = [m for m in app.user_middleware if m.cls is not hot]
+    app.hot_lane = None  # type: ignore[attr-defined]
     return app
 
 
@@ -235,24 +297,45 @@ async def answer(app: FastAPI, path: str, request: dict[str, Any]) -> tuple[int,
     return resp.status_code, sorted(resp.headers.multi_items()), resp.content
 
 
-@pytest.mark.parametrize(
-    ("path", "request_", "setup"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
-)
+# the cases the lane answers itself (a valid request, whatever the actor answers); FastAPI's
+# stack answers the others
+SERVED_BY_THE_LANE = {"deposit", "keyed", "restock", "chunked", "unavailable", "refused", "crash"}
+
+
+def spy_on(lane: HotLane, served: list[bool]) -> None:
+    """Record in `served` whether the lane took each request."""
+    run = lane.run
+
+    async def spied(*args: Any) -> bool:
+        taken = True  # unless it declines (a crash is answered, then raised)
+        try:
+            taken = await run(*args)
+            return taken
+        finally:
+            served.append(taken)
+
+    lane.run = spied  # type: ignore[method-assign,assignment]
+
+
+@pytest.mark.parametrize(("name", "path", "request_", "setup"), CASES, ids=[c[0] for c in CASES])
 async def test_every_answer_is_byte_for_byte_the_one_fastapis_route_gives(
-    path: str, request_: dict[str, Any], setup: Setup | None
+    name: str, path: str, request_: dict[str, Any], setup: Setup | None
 ) -> None:
-    answers = []
+    answers, served = [], list[bool]()
     for build in (lambda app: app, fastapi_only):
         sidecar = InMemorySidecar()  # each app its own actors: the same state, the same answers
         if setup is not None:
             setup(sidecar)
-        answers.append(
-            await answer(build(create_app(Settings(), actors=ActorClient(sidecar))), path, request_)
-        )
+        app = build(create_app(Settings(), actors=ActorClient(sidecar)))
+        lane: HotLane | None = getattr(app, "hot_lane", None)
+        if lane is not None:
+            spy_on(lane, served)
+        answers.append(await answer(app, path, request_))
 
     hot_answer, fastapi_answer = answers
     assert hot_answer == fastapi_answer
     assert hot_answer[0] in {200, 400, 413, 422, 500, 503}
+    assert any(served) is (name in SERVED_BY_THE_LANE)
 
 
 async def test_a_hot_command_is_counted_under_its_route_template(actors: ActorClient) -> None:

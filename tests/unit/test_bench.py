@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import bench.__main__ as entry
-from bench import drivers, procfs
+from bench import drivers, hop_cost, procfs
 from bench.__main__ import main, parse_args
 from bench.figures import (
     CommandRun,
@@ -304,3 +305,13 @@ def test_command_runs_interleave_their_rounds_and_never_repeat_a_message_id(
     # each snapshot pair is 100 ticks apart: that much CPU per round, in ms
     per_round_ms = 100 * 1000 / procfs.CLK_TCK
     assert out["daprd"].cpu_us == {"app": pytest.approx(3 * per_round_ms * 1000 / 12)}
+
+
+def test_hop_cost_refuses_a_baseline_that_is_no_checkout(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        hop_cost.parse_args(["--against", str(tmp_path)])
+    assert "no apps/gateway there" in capsys.readouterr().err
+    (tmp_path / "apps" / "gateway").mkdir(parents=True)
+    assert hop_cost.parse_args(["--against", str(tmp_path)]).against == tmp_path

@@ -1,0 +1,202 @@
+"""The gateway's own CPU per command, alone: no cluster, a stand-in daprd, the bare forwarder.
+
+    python -m bench.hop_cost [--rounds 6] [--seconds 4] [--workers 32] [--against DIR]
+
+`make bench` and `python -m bench.gateway_floor` measure the gateway inside the whole
+cluster, where every process shares the two cores and the figures move ±20 % from run to
+run. This one measures the hop itself. A stand-in for the gateway's daprd (a child
+process answering every request with a canned `WalletActor.Deposit` answer) serves:
+
+    gateway         this checkout's gateway, started as the launcher starts it (uvicorn,
+                    the apps' --http protocol, tracing off as in `make bench`)
+    baseline        with `--against DIR`: the gateway of another checkout (a `git worktree`
+                    of an earlier commit), the same way
+    bare forwarder  `bench.hopfloor`: the floor of a Python hop
+
+Each takes `POST /wallets/{id}/deposit` from `--workers` closed-loop workers (over the
+toolkit's `Http1Pool`, cheap next to the servers) for `--seconds`, interleaved round by
+round (the order reversed every other round). Only the server's own CPU is counted
+(utime + stime from /proc); the stand-in's and the load's are not. Prints every round,
+then each server's median µs per request and its ratio to the gateway's. Asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import httptools
+import uvloop
+
+from actors.toolkit import codec
+from actors.toolkit.http1 import Http1Pool
+from bench import procfs
+from cluster.config import HTTP_PROTOCOL, ROOT
+from cluster.ports import can_bind
+from cluster.processes import wait_until
+
+ANSWER = codec.dumps(
+    {
+        "ok": True,
+        "result": {"customer_id": "c", "balance": 10, "held": 0, "available": 10},
+        "aggregate_version": 3,
+        "events": [{"type": "wallet.deposited", "data": {"amount": 1}}],
+        "duplicate": False,
+    }
+)
+_HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n"
+
+
+class _StandIn(asyncio.Protocol):
+    """daprd's actor API as the hop sees it: every request answered with ANSWER."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport: asyncio.Transport = transport  # type: ignore[assignment]
+        self._parser = httptools.HttpRequestParser(self)
+
+    def data_received(self, data: bytes) -> None:
+        self._parser.feed_data(data)
+
+    def on_message_complete(self) -> None:
+        self._transport.write(_HEAD % len(ANSWER) + ANSWER)
+
+
+async def _stand_in(port: int) -> None:
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(_StandIn, "127.0.0.1", port, reuse_address=True)
+    async with server:
+        await server.serve_forever()
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.hop_cost", description=__doc__)
+    parser.add_argument("--rounds", type=int, default=6, help="rounds of every server (6)")
+    parser.add_argument("--seconds", type=float, default=4.0, help="per server and round (4)")
+    parser.add_argument("--workers", type=int, default=32, help="closed-loop workers (32)")
+    parser.add_argument(
+        "--against", type=Path, help="another checkout whose gateway runs beside (a baseline)"
+    )
+    parser.add_argument("--stand-in", type=int, help=argparse.SUPPRESS)  # the child's mode
+    args = parser.parse_args(argv)
+    if args.against is not None and not (args.against / "apps" / "gateway").is_dir():
+        parser.error(f"--against {args.against}: no apps/gateway there (a checkout's root?)")
+    return args
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _gateway(root: Path, port: int, dapr_port: int) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "DAPR_HTTP_PORT": str(dapr_port),
+        "ORDERFLOW_TRACE_SAMPLING": "0",  # as make bench runs it
+        "ORDERFLOW_REDIS_HOST": "127.0.0.1:1",  # the read models: not queried here
+        "PYTHONPATH": str(root),
+    }
+    argv = [sys.executable, "-m", "uvicorn", "apps.gateway.main:create_app", "--factory"]
+    argv += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
+    argv += ["--log-level", "warning", "--http", HTTP_PROTOCOL]
+    return subprocess.Popen(argv, env=env, cwd=root)
+
+
+async def _drive(port: int, seconds: float, workers: int) -> tuple[int, int]:
+    """(answered 200, other answers) from `workers` closed-loop workers."""
+    pool = Http1Pool("127.0.0.1", port, max_connections=workers)
+    counts = [0, 0]
+    stop = time.monotonic() + seconds
+
+    async def worker(n: int) -> None:
+        path = f"/wallets/hop-{n}/deposit"
+        while time.monotonic() < stop:
+            status, _ = await pool.request(
+                "POST", path, content=b'{"amount": 1}', headers={"content-type": "application/json"}
+            )
+            counts[status != 200] += 1
+
+    try:
+        await asyncio.gather(*(worker(n) for n in range(workers)))
+    finally:
+        await pool.close()
+    return counts[0], counts[1]
+
+
+def measure(
+    servers: dict[str, tuple[subprocess.Popen[bytes], int]], args: argparse.Namespace
+) -> None:
+    names = list(servers)
+    for name in names:  # warm each (imports done, connections open, caches filled)
+        uvloop.run(_drive(servers[name][1], 1.5, args.workers))
+    per_request: dict[str, list[float]] = {name: [] for name in names}
+    for round_ in range(args.rounds):
+        for name in names if round_ % 2 == 0 else names[::-1]:
+            process, port = servers[name]
+            pid = {name: process.pid}
+            before = procfs.cpu_ticks(pid)[name]
+            ok, other = uvloop.run(_drive(port, args.seconds, args.workers))
+            used = (procfs.cpu_ticks(pid)[name] - before) / procfs.CLK_TCK
+            us = used * 1e6 / max(1, ok + other)
+            per_request[name].append(us)
+            print(
+                f"round {round_ + 1}  {name:15} {ok / args.seconds:7.0f} req/s  "
+                f"{us:6.1f} µs CPU/request  ({other} not 200)",
+                flush=True,
+            )
+    base = statistics.median(per_request["gateway"])
+    print(f"\n{'':15} {'median µs CPU/request':>22} {'x gateway':>10}")
+    for name in names:
+        median = statistics.median(per_request[name])
+        print(f"{name:15} {median:22.1f} {median / base:10.2f}")
+
+
+def _listening(process: subprocess.Popen[bytes], port: int) -> Callable[[], bool]:
+    """Listening, or exited (then the caller says so)."""
+    return lambda: process.poll() is not None or not can_bind(port)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.stand_in is not None:
+        uvloop.run(_stand_in(args.stand_in))
+        return 0
+    dapr_port = _free_port()
+    stand_in = subprocess.Popen(
+        [sys.executable, "-m", "bench.hop_cost", "--stand-in", str(dapr_port)], cwd=ROOT
+    )
+    processes = [stand_in]
+    try:
+        ports = {name: _free_port() for name in ("gateway", "baseline", "bare forwarder")}
+        servers = {"gateway": (_gateway(ROOT, ports["gateway"], dapr_port), ports["gateway"])}
+        if args.against is not None:
+            root = args.against.resolve()
+            servers["baseline"] = (_gateway(root, ports["baseline"], dapr_port), ports["baseline"])
+        forward = [sys.executable, "-m", "bench.hopfloor", "--port", str(ports["bare forwarder"])]
+        forwarder = subprocess.Popen([*forward, "--dapr-port", str(dapr_port)], cwd=ROOT)
+        servers["bare forwarder"] = (forwarder, ports["bare forwarder"])
+        processes += [process for process, _ in servers.values()]
+        for name, (process, port) in servers.items():
+            wait_until(_listening(process, port), timeout=30, what=f"{name} on port {port}")
+            if process.poll() is not None:
+                raise SystemExit(f"{name} exited with {process.returncode} before it listened")
+        measure(servers, args)
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=10)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
