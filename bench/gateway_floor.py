@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import socket
 import sys
 import uuid
 from collections.abc import Sequence
@@ -29,7 +28,7 @@ from bench import drivers, load, procfs
 from bench.figures import cpu_ms
 from bench.harness import BENCH_PORT_OFFSET, BenchCluster
 from cluster.config import ROOT
-from cluster.ports import can_bind
+from cluster.ports import any_free_port, can_bind
 from cluster.processes import ManagedProcess, wait_until
 
 WAYS = ("raw daprd", "gateway", "bare forwarder")
@@ -114,18 +113,12 @@ async def measure(
             print(f"  {name:22}" + "".join(f"{x:16.0f}" for x in row))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     bench = BenchCluster(offset=args.offset)
     print(f"starting the bench cluster (port offset {args.offset})", file=sys.stderr)
     with bench.running(peer=False):
-        port = _free_port()
+        port = any_free_port()
         dapr_port = bench.cluster.app("gateway").http_port
         argv = [sys.executable, "-m", "bench.hopfloor", "--port", str(port)]
         floor = ManagedProcess(  # its own process group and log, stopped as the cluster is

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,7 +39,7 @@ from actors.toolkit import codec
 from actors.toolkit.http1 import Http1Pool
 from bench import procfs
 from cluster.config import HTTP_PROTOCOL, ROOT
-from cluster.ports import can_bind
+from cluster.ports import any_free_port, can_bind
 from cluster.processes import wait_until
 
 ANSWER = codec.dumps(
@@ -89,12 +88,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if args.against is not None and not (args.against / "apps" / "gateway").is_dir():
         parser.error(f"--against {args.against}: no apps/gateway there (a checkout's root?)")
     return args
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _gateway(root: Path, port: int, dapr_port: int) -> subprocess.Popen[bytes]:
@@ -170,13 +163,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.stand_in is not None:
         uvloop.run(_stand_in(args.stand_in))
         return 0
-    dapr_port = _free_port()
+    dapr_port = any_free_port()
     stand_in = subprocess.Popen(
         [sys.executable, "-m", "bench.hop_cost", "--stand-in", str(dapr_port)], cwd=ROOT
     )
     processes = [stand_in]
     try:
-        ports = {name: _free_port() for name in ("gateway", "baseline", "bare forwarder")}
+        ports = {name: any_free_port() for name in ("gateway", "baseline", "bare forwarder")}
         servers = {"gateway": (_gateway(ROOT, ports["gateway"], dapr_port), ports["gateway"])}
         if args.against is not None:
             root = args.against.resolve()

@@ -93,6 +93,13 @@ def pids_of(inode: int) -> list[str]:
     return found
 
 
+def any_free_port() -> int:
+    """A loopback port the kernel has free now (for a throwaway listener, e.g. a bench's)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def can_bind(port: int) -> bool:
     """Whether a listener with SO_REUSEADDR (daprd, Redis, uvicorn) can bind the port now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -176,7 +176,7 @@ def _served(routes: Sequence[BaseRoute]) -> Iterator[tuple[Any, APIRoute]]:
             yield route, route
 
 
-class Declined(Exception):
+class _Declined(Exception):
     """The request is not one the lane serves: FastAPI answers it."""
 
 
@@ -221,32 +221,28 @@ class HotLane:
         with its body replayed."""
         messages: list[Message] = []
         try:
-            body = await self.read_body(scope, receive, messages)
-        except Declined:
+            body = await self._read_body(scope, receive, messages)
+        except _Declined:
             await otherwise(scope, _replay(messages, receive), send)
             return
-
-        async def deliver(response: Response) -> None:
-            await response(scope, receive, send)
-
-        if not await self.run(found, scope, body, receive, deliver):
+        if not await self.run(found, scope, body, receive, send):
             await otherwise(scope, _replay(messages, receive), send)
 
-    async def read_body(self, scope: Scope, receive: Receive, messages: list[Message]) -> bytes:
-        """The whole body, each message kept in `messages` for a replay; Declined for a
+    async def _read_body(self, scope: Scope, receive: Receive, messages: list[Message]) -> bytes:
+        """The whole body, each message kept in `messages` for a replay; _Declined for a
         body over the limit (declared or not: the body limit's 413) or a disconnect."""
         length = _header(scope, b"content-length")
         if length is not None and not (length.isdigit() and int(length) <= self.max_body_bytes):
-            raise Declined  # the 413 (or a malformed length: FastAPI's say)
+            raise _Declined  # the 413 (or a malformed length: FastAPI's say)
         size = 0
         while True:
             message = await receive()
             messages.append(message)
             if message["type"] != "http.request":
-                raise Declined
+                raise _Declined
             size += len(message.get("body", b""))
             if size > self.max_body_bytes:
-                raise Declined
+                raise _Declined
             if not message.get("more_body", False):
                 break
         if len(messages) == 1:
@@ -260,15 +256,14 @@ class HotLane:
         scope: Scope,
         body: bytes,
         receive: Receive,
-        deliver: Callable[[Response], Awaitable[None]],
+        send: Send,
     ) -> bool:
-        """Answer the request through `deliver` (True), or False if FastAPI must (nothing
-        was done). An error no handler takes is answered by the Exception handler, then
-        raised."""
+        """Answer the request (True), or False if FastAPI must (nothing was done). An
+        error no handler takes is answered by the Exception handler, then raised."""
         command, raw_params = found
         try:
             kwargs = self._arguments(command, raw_params, scope, body)
-        except Declined:
+        except _Declined:
             return False
         route = command.route
         scope["app"] = self.app  # as Starlette sets it: what a handler's Request reads
@@ -279,10 +274,11 @@ class HotLane:
         try:
             response = await self._answer(command, kwargs, scope, receive)
             status, answering = response.status_code, True
-            await deliver(response)
+            await response(scope, receive, send)
         except Exception as exc:  # no handler took it: ServerErrorMiddleware's answer
             if not answering:
-                await deliver(await self._unexpected(exc, scope, receive))
+                failed = await self._unexpected(exc, scope, receive)
+                await failed(scope, receive, send)
             raise  # for the server's log, as Starlette re-raises
         finally:
             seconds = time.perf_counter() - started
@@ -316,11 +312,11 @@ class HotLane:
     def _arguments(
         self, command: HotCommand, raw_params: dict[str, str], scope: Scope, body: bytes
     ) -> dict[str, Any]:
-        """The endpoint's arguments, or Declined."""
+        """The endpoint's arguments, or _Declined."""
         content_type, key = _header(scope, b"content-type"), _header(scope, b"idempotency-key")
         actors: ActorClient | None = getattr(self.app.state, "actors", None)
         if actors is None or self.app.dependency_overrides or content_type != "application/json":
-            raise Declined
+            raise _Declined
         kwargs: dict[str, Any] = {}
         for field in command.path_params:
             convertor = command.convertors[field.alias]
@@ -328,11 +324,11 @@ class HotLane:
         try:  # UTF-8 only (json.loads would sniff UTF-16/32 from bytes): FastAPI takes the rest
             document = codec.loads(body.decode())
         except ValueError:  # UnicodeDecodeError included
-            raise Declined from None
+            raise _Declined from None
         kwargs[command.body.name] = _valid(command.body, document)
         if command.key_param is not None:
             if key is not None and deps.KEY_PATTERN.fullmatch(key) is None:
-                raise Declined
+                raise _Declined
             kwargs[command.key_param] = key
         for name, spec in command.clients:
             kwargs[name] = TypedClient(actors, spec)
@@ -342,7 +338,7 @@ class HotLane:
 def _valid(field: ModelField, value: Any) -> Any:
     validated, errors = field.validate(value)
     if errors:
-        raise Declined
+        raise _Declined
     return validated
 
 
