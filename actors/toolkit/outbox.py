@@ -41,6 +41,9 @@ RETRY_TASK_CAP_S: Final = 5.0  # full jitter over min(cap, base * 2**n)
 RETRY_TASK_BUDGET_S: Final = 120.0  # then the next command or activation sends them
 RETRY_TASK_MAX_ATTEMPTS: Final = 60
 log = logging.getLogger("orderflow.actors")
+# One generator for every outbox's jitter: a Random is 2.5 KB of state seeded from
+# os.urandom, and an actor host holds an outbox per active actor (thousands of orders)
+_JITTER: Final = random.Random()
 
 
 class Reminders:
@@ -87,7 +90,7 @@ class Outbox:
         self._topic = topic
         self._reminders = reminders
         self._name = name
-        self._rng = rng or random.Random()
+        self._rng = rng or _JITTER
         self._metrics = metrics
         self._pending: tuple[EventEnvelope, ...] = ()
         self.published = 0  # every version up to this one is confirmed published
