@@ -48,6 +48,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-peer", action="store_true", help="skip the workflow peer")
     parser.add_argument("--soak", type=float, default=0.0, help="RSS soak seconds (e.g. 600)")
     parser.add_argument("--soak-rate", type=float, help="orders/s (half the sustained rate)")
+    parser.add_argument(
+        "--soak-warmup",
+        type=float,
+        default=180.0,
+        help="seconds of orders at the soak rate before RSS is sampled (180)",
+    )
     parser.add_argument("--keep-logs", action="store_true", help="keep the state dir")
     parser.add_argument(
         "--redis-fsync",
@@ -68,6 +74,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.rate_list = [float(r) for r in str(args.rates).split(",") if r.strip()]
     if not args.rate_list or args.rate_list != sorted(args.rate_list) or min(args.rate_list) <= 0:
         parser.error("--rates: positive numbers, ascending, comma-separated")
+    if args.soak < 0 or args.soak_warmup < 0:
+        parser.error("--soak, --soak-warmup: seconds, 0 or more")
     return args
 
 
@@ -151,27 +159,38 @@ async def _steps(
 
 
 async def _soak(
-    bench: BenchCluster, *, rate: float, seconds: float, say: Progress
+    bench: BenchCluster, *, rate: float, seconds: float, warmup: float, say: Progress
 ) -> list[RssSeries]:
-    """Orders at `rate` for `seconds`; RSS of every process ~20 times meanwhile."""
+    """Orders at `rate` for `warmup` seconds, then `seconds` more with the RSS of every
+    process sampled ~20 times. The warm-up lets the working set settle before the first
+    sample: an order's activation lives a minute past its last turn
+    (ORDERFLOW_ORDER_IDLE_TIMEOUT_S), so the actor host holds more orders for the first
+    minute or two at any rate, and a soak at a rate below the last step's starts with
+    the step's orders still active."""
     pids = bench.pids(peer=True)
     samples: dict[str, list[int]] = {name: [] for name in pids}
     tag = uuid.uuid4().hex[:8]
     saga = drivers.orderflow_saga(bench.url("gateway"), tag)
     every, start = max(5.0, seconds / 20), time.perf_counter()
-    next_sample = start
+    sampling, next_sample = start + warmup, start + warmup
+    next_note = start
     async with drivers.session() as s:
         await drivers.seed(s, bench.url("gateway"), tag)
         tasks: set[asyncio.Task[str | None]] = set()
-        for n in range(int(rate * seconds)):
+        for n in range(int(rate * (warmup + seconds))):
             await asyncio.sleep(max(0.0, start + n / rate - time.perf_counter()))
             task = asyncio.create_task(saga.place(s, n))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
-            if time.perf_counter() >= next_sample:
+            now = time.perf_counter()
+            if now >= next_sample:
                 _sample(pids, samples)
                 next_sample += every
-                say(f"soak {time.perf_counter() - start:.0f}/{seconds:g} s")
+            if now >= next_note:
+                phase = "warm-up" if now < sampling else "soak"
+                since = now - start if now < sampling else now - sampling
+                say(f"{phase} {since:.0f}/{warmup if now < sampling else seconds:g} s")
+                next_note += every
         await asyncio.gather(*tasks)
     _sample(pids, samples)
     return [RssSeries(name, tuple(values)) for name, values in samples.items()]
@@ -218,9 +237,12 @@ async def measure(
         best = highest_sustained(report.orderflow, report.rule)
         rate = args.soak_rate or (best.offered_rate / 2 if best else args.rate_list[0] / 2)
         await drivers.quiet(bench.pids(peer=True))
-        say(f"soak: {args.soak:g} s at {rate:g} orders/s")
+        say(f"soak: {args.soak_warmup:g} s of warm-up, then {args.soak:g} s at {rate:g} orders/s")
         report.soak_rate, report.soak_seconds = rate, args.soak
-        report.soak = await _soak(bench, rate=rate, seconds=args.soak, say=say)
+        report.soak_warmup = args.soak_warmup
+        report.soak = await _soak(
+            bench, rate=rate, seconds=args.soak, warmup=args.soak_warmup, say=say
+        )
 
 
 def main(argv: Sequence[str] | None = None, *, out: Callable[[str], None] = print) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Final
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -139,6 +140,11 @@ def ratio(numerator: float, denominator: float) -> float | None:
     return numerator / denominator if denominator else None
 
 
+# The creep a soak still calls flat: Python's and Go's allocators and collectors move a
+# process's RSS by a percent or two between samples with no trend
+FLAT_TOLERANCE: Final = 0.03
+
+
 @dataclass(frozen=True)
 class RssSeries:
     """RSS samples (KiB) of one process over a soak."""
@@ -162,3 +168,19 @@ class RssSeries:
     def growth(self) -> float | None:
         """(end - start) / start, None without a start."""
         return (self.end - self.start) / self.start if self.start else None
+
+    @property
+    def creep(self) -> float | None:
+        """The second half's peak over the first half's, minus one: what a leak shows even
+        under a sawtooth (a collector's, an allocator's), which end / start can hide or
+        fake. None with fewer than four samples."""
+        n = len(self.samples_kib)
+        if n < 4:
+            return None
+        first, second = max(self.samples_kib[: n // 2]), max(self.samples_kib[n // 2 :])
+        return (second - first) / first if first else None
+
+    def flat(self, tolerance: float = FLAT_TOLERANCE) -> bool | None:
+        """No creep beyond `tolerance` (None: too few samples to say)."""
+        creep = self.creep
+        return None if creep is None else creep <= tolerance

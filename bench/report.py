@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Final
 
 from bench.figures import (
+    FLAT_TOLERANCE,
     CommandRun,
     RssSeries,
     Step,
@@ -41,6 +43,7 @@ class Report:
     soak: list[RssSeries] = field(default_factory=list)
     soak_rate: float = 0.0
     soak_seconds: float = 0.0
+    soak_warmup: float = 0.0
 
 
 def _f(value: float | None, fmt: str = ".0f", unit: str = "") -> str:
@@ -218,18 +221,37 @@ def lag_rows(step: Step | None) -> list[str]:
     ]
 
 
+# Processes whose RSS grows with what they store, by design: not held to "flat"
+HOLDS_THE_DATA: Final = frozenset({"redis"})
+
+
 def soak_rows(report: Report) -> list[str]:
     if not report.soak:
         return []
-    head = f"RSS over a {report.soak_seconds:g} s soak at {report.soak_rate:g} orders/s"
-    rows = [_row(head, "start / end / max MiB", "growth", "")]
+    head = (
+        f"RSS over {report.soak_seconds:g} s at {report.soak_rate:g}/s "
+        f"({report.soak_warmup:g} s warm-up)"
+    )
+    rows = [_row(head, "start / end / max MiB", "growth; creep (2nd vs 1st half peak)", "", "flat")]
     for series in report.soak:
         mib = [x / 1024 for x in (series.start, series.end, series.peak)]
+        growth = _f(None if series.growth is None else series.growth * 100, "+.1f", " %")
+        creep = _f(None if series.creep is None else series.creep * 100, "+.1f", " %")
+        flat = series.flat()
+        verdict = (
+            "holds the data (by design)"
+            if series.name in HOLDS_THE_DATA
+            else "-"
+            if flat is None
+            else _met(flat) + f" (creep <= {FLAT_TOLERANCE:.0%})"
+        )
         rows.append(
             _row(
                 f"  {series.name}",
                 " / ".join(f"{x:.0f}" for x in mib),
-                _f(None if series.growth is None else series.growth * 100, "+.0f", " %"),
+                f"{growth}; {creep}",
+                "",
+                verdict,
             )
         )
     return rows

@@ -96,6 +96,45 @@ def test_rss_growth_is_relative_to_the_first_sample() -> None:
     assert series.growth == 0.1
 
 
+def test_creep_compares_the_halves_peaks_so_a_sawtooth_is_flat_and_a_ramp_is_not() -> None:
+    sawtooth = RssSeries("actor-host-1", (100, 110, 100, 110, 100, 110, 100, 104))
+    ramp = RssSeries("actor-host-1", (100, 101, 102, 103, 104, 105, 106, 107))
+
+    assert sawtooth.growth == pytest.approx(0.04)  # end vs start: not what decides
+    assert (sawtooth.creep, sawtooth.flat()) == (0.0, True)
+    assert ramp.creep == pytest.approx(4 / 103)  # 107 vs 103
+    assert ramp.flat() is False
+    assert ramp.flat(tolerance=0.05) is True
+    assert RssSeries("gateway", (100, 200, 300)).flat() is None  # too few samples to say
+
+
+def test_the_soak_rows_judge_every_process_but_the_one_that_holds_the_data() -> None:
+    report = quick_report(
+        soak_rate=20.0,
+        soak_seconds=600.0,
+        soak_warmup=180.0,
+        soak=[
+            RssSeries("gateway", (102_400,) * 6),
+            RssSeries("actor-host-1", (102_400, 104_448, 106_496, 108_544, 110_592, 112_640)),
+            RssSeries("redis", (102_400, 204_800, 307_200, 409_600, 512_000, 614_400)),
+        ],
+    )
+
+    rows = {line.split()[0]: " ".join(line.split()) for line in render(report).splitlines()}
+
+    assert "RSS over 600 s at 20/s (180 s warm-up)" in render(report)
+    assert rows["gateway"] == "gateway 100 / 100 / 100 +0.0 %; +0.0 % met (creep <= 3%)"
+    assert rows["actor-host-1"].endswith("+10.0 %; +5.8 % not yet met (creep <= 3%)")
+    assert rows["redis"].endswith("holds the data (by design)")
+
+
+def test_the_soak_flags_refuse_negative_seconds(capsys: pytest.CaptureFixture[str]) -> None:
+    assert parse_args(["--soak", "600"]).soak_warmup == 180.0
+    with pytest.raises(SystemExit):
+        parse_args(["--soak", "600", "--soak-warmup", "-1"])
+    assert "--soak, --soak-warmup: seconds, 0 or more" in capsys.readouterr().err
+
+
 def test_quick_flags_shorten_every_duration_and_rates_parse_in_order() -> None:
     quick, full = parse_args(["--quick"]), parse_args(["--rates", "2,4.5", "--step-seconds", "7"])
 
