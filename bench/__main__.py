@@ -193,7 +193,7 @@ async def _soak(
                 next_note += every
         await asyncio.gather(*tasks)
     _sample(pids, samples)
-    return [RssSeries(name, tuple(values)) for name, values in samples.items()]
+    return [RssSeries(name, tuple(values), every) for name, values in samples.items()]
 
 
 def _sample(pids: dict[str, int], samples: dict[str, list[int]]) -> None:

@@ -151,6 +151,7 @@ class RssSeries:
 
     name: str
     samples_kib: tuple[int, ...]
+    every_s: float = 0.0  # between samples
 
     @property
     def start(self) -> int:

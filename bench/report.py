@@ -254,6 +254,12 @@ def soak_rows(report: Report) -> list[str]:
                 verdict,
             )
         )
+    every = max((series.every_s for series in report.soak), default=0.0)
+    rows.append(f"RSS samples (MiB), one every {every:.0f} s:")
+    width = max(len(series.name) for series in report.soak)
+    for series in report.soak:
+        samples = " ".join(f"{kib / 1024:.0f}" for kib in series.samples_kib)
+        rows.append(f"  {series.name:{width}}  {samples}")
     return rows
 
 

@@ -114,18 +114,22 @@ def test_the_soak_rows_judge_every_process_but_the_one_that_holds_the_data() -> 
         soak_seconds=600.0,
         soak_warmup=180.0,
         soak=[
-            RssSeries("gateway", (102_400,) * 6),
+            RssSeries("gateway", (102_400,) * 6, 30.0),
             RssSeries("actor-host-1", (102_400, 104_448, 106_496, 108_544, 110_592, 112_640)),
             RssSeries("redis", (102_400, 204_800, 307_200, 409_600, 512_000, 614_400)),
         ],
     )
 
-    rows = {line.split()[0]: " ".join(line.split()) for line in render(report).splitlines()}
+    table = render(report)
+    judged = [line for line in table.splitlines() if " / " in line and "%;" in line]
+    rows = {line.split()[0]: " ".join(line.split()) for line in judged}
 
-    assert "RSS over 600 s at 20/s (180 s warm-up)" in render(report)
+    assert "RSS over 600 s at 20/s (180 s warm-up)" in table
     assert rows["gateway"] == "gateway 100 / 100 / 100 +0.0 %; +0.0 % met (creep <= 3%)"
     assert rows["actor-host-1"].endswith("+10.0 %; +5.8 % not yet met (creep <= 3%)")
     assert rows["redis"].endswith("holds the data (by design)")
+    assert "RSS samples (MiB), one every 30 s:" in table
+    assert "  actor-host-1  100 102 104 106 108 110" in table
 
 
 def test_the_soak_flags_refuse_negative_seconds(capsys: pytest.CaptureFixture[str]) -> None:
