@@ -172,8 +172,7 @@ async def _soak(
     tag = uuid.uuid4().hex[:8]
     saga = drivers.orderflow_saga(bench.url("gateway"), tag)
     every, start = max(5.0, seconds / 20), time.perf_counter()
-    sampling, next_sample = start + warmup, start + warmup
-    next_note = start
+    next_note, next_sample = start, start + warmup
     async with drivers.session() as s:
         await drivers.seed(s, bench.url("gateway"), tag)
         tasks: set[asyncio.Task[str | None]] = set()
@@ -187,13 +186,17 @@ async def _soak(
                 _sample(pids, samples)
                 next_sample += every
             if now >= next_note:
-                phase = "warm-up" if now < sampling else "soak"
-                since = now - start if now < sampling else now - sampling
-                say(f"{phase} {since:.0f}/{warmup if now < sampling else seconds:g} s")
+                say(_soak_progress(now - start, warmup=warmup, seconds=seconds))
                 next_note += every
         await asyncio.gather(*tasks)
     _sample(pids, samples)
     return [RssSeries(name, tuple(values), every) for name, values in samples.items()]
+
+
+def _soak_progress(elapsed: float, *, warmup: float, seconds: float) -> str:
+    if elapsed < warmup:
+        return f"warm-up {elapsed:.0f}/{warmup:g} s"
+    return f"soak {elapsed - warmup:.0f}/{seconds:g} s"
 
 
 def _sample(pids: dict[str, int], samples: dict[str, list[int]]) -> None:

@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from actors.toolkit.client import ActorClient
 from actors.toolkit.testing import InMemorySidecar
 from apps.gateway.main import Settings, create_app
+from cluster.ports import any_free_port
 
 BASE_URL = "http://gateway.test"
 
@@ -61,19 +62,12 @@ async def client(actors: ActorClient) -> AsyncIterator[httpx.AsyncClient]:
 # --- a real redis-server (the read-model tests), one per session on a free port ------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="session")
 def redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     if shutil.which("redis-server") is None:
         pytest.fail("redis-server not found: run `make redis` (make test does)")
     # ORDERFLOW_TEST_REDIS_PORT: a port of one's own (runs side by side), else a free one
-    port = int(os.environ.get("ORDERFLOW_TEST_REDIS_PORT") or _free_port())
+    port = int(os.environ.get("ORDERFLOW_TEST_REDIS_PORT") or any_free_port())
     workdir = tmp_path_factory.mktemp("redis")
     argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
     argv += ["--appendonly", "no", "--dir", str(workdir)]

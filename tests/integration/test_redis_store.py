@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import socket
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -24,20 +23,15 @@ from actors.toolkit.store import (
     Publication,
     event_key,
 )
+from cluster.ports import any_free_port
 from cluster.processes import wait_until
 from tests.store_contract import StoreContract, StoreOf, appending, version_of
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """A redis-server of this module's own (Debian's package, as the cluster runs it)."""
-    port = _free_port()
+    port = any_free_port()
     data = Path(tmp_path_factory.mktemp("redis-store"))
     argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data)]
     argv += ["--save", "", "--appendonly", "no"]

@@ -132,6 +132,12 @@ def test_the_soak_rows_judge_every_process_but_the_one_that_holds_the_data() -> 
     assert "  actor-host-1  100 102 104 106 108 110" in table
 
 
+def test_the_soak_progress_counts_the_warm_up_then_the_soak_on_its_own() -> None:
+    assert entry._soak_progress(30.4, warmup=180, seconds=600) == "warm-up 30/180 s"
+    assert entry._soak_progress(200.0, warmup=180, seconds=600) == "soak 20/600 s"
+    assert entry._soak_progress(0.0, warmup=0, seconds=600) == "soak 0/600 s"
+
+
 def test_the_soak_flags_refuse_negative_seconds(capsys: pytest.CaptureFixture[str]) -> None:
     assert parse_args(["--soak", "600"]).soak_warmup == 180.0
     with pytest.raises(SystemExit):
