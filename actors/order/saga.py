@@ -166,6 +166,9 @@ ORDER: Final = AggregateSpec(
         InvalidTransitionError,
         UnknownOrderLineError,
     ),
+    # OnStockOutcomes' answer names the payment to request: the router chains it to the
+    # customer's wallet (actors/reactions.py)
+    answered={PaymentRequested.type: ("customer_id", "amount")},
 )
 
 

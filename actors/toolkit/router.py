@@ -17,14 +17,17 @@ a valid command from it. A known type nobody reacts to is simply not for the rou
 calls). Each call carries message_id "<event id>/<method>", so the target's inbox applies
 it once however often the broker redelivers. Pure: no I/O here (see apps/actor_host).
 
-A chained reaction, Reaction(..., then=follow), goes on once every call it planned
+A chained reaction, Reaction(..., then=(step, ...)), goes on once every call it planned
 answered, ok or refused for good (none is to be tried again): `plan.follow_up(answers)`
-turns the `events` of those answered ok (a refused call has none) (an inbox duplicate
-answers the recorded ones, so a redelivery builds the same calls) into more calls, with
-message ids "<event id>/<method>" too. Its first calls are marked: their causation id is
-their own message id ("<event id>/<method>", a plain event id otherwise), which the
-events they cause carry, so a reaction to those events can tell (`chained_by`) that the
-router already took their consequence in hand and yield nothing.
+hands the `events` of those answered ok (a refused call has none; an inbox duplicate
+answers the ones it first recorded, so a redelivery builds the same calls) to the next
+step, which turns them into more calls, and so on, step by step. Every call of a step a
+further step follows is marked: its causation id is its own message id ("<event id>/
+<method>", a plain event id otherwise), which the events it causes carry, so a reaction
+to those events can tell (`chained_by`) that the router already took their consequence in
+hand and yield nothing. A step's call for an event an answer named (`Delivery.because`)
+gets the message id "<that event's id>/<method>", the one a router reading that event off
+its topic would give it: whichever path comes second is answered from the target's inbox.
 """
 
 from __future__ import annotations
@@ -57,6 +60,9 @@ class Delivery:
 
     actor_id: str
     command: Command
+    # the id of the event this call answers, when not the routed one's: a chained step's
+    # call for an event an answer named (the message id then derives from it)
+    because: str = ""
 
 
 @dataclass(frozen=True)
@@ -87,26 +93,28 @@ class Reaction:
     topic: str
     event: type[Event]
     react: React
-    # once every delivery of `react` answered ok: the deliveries their answers make
-    then: Then | None = None
+    # once every delivery of `react` answered: the deliveries the answers of those answered
+    # ok make, then those their answers make, ... (one step each)
+    then: tuple[Then, ...] = ()
 
 
 Events = Sequence[Mapping[str, Any]]  # the `events` of an actor's answer
-FollowUp = Callable[[Sequence[Events | None]], tuple[Call, ...]]
+FollowUp = Callable[[Sequence[Events | None]], "Plan"]
 
 
 @dataclass(frozen=True)
 class Plan:
     envelope: EventEnvelope
     calls: tuple[Call, ...]
-    then: FollowUp | None = None  # a chained reaction's: the calls its answers make
+    then: FollowUp | None = None  # a chained reaction's: the plan its answers make
 
-    def follow_up(self, answers: Sequence[Events | None]) -> tuple[Call, ...]:
-        """The calls that follow once every call answered (`answers`: each call's `events`
-        in the order of `calls`, None for one refused for good); nothing if none answered
-        ok; DeadLetterError if no valid command comes from them."""
+    def follow_up(self, answers: Sequence[Events | None]) -> Plan:
+        """What follows once every call answered (`answers`: each call's `events` in the
+        order of `calls`, None for one refused for good): the next step's calls, and what
+        follows them; no call if none answered ok or this was the last step;
+        DeadLetterError if no valid command comes from them."""
         if self.then is None or all(events is None for events in answers):
-            return ()
+            return Plan(self.envelope, ())
         try:
             return self.then(answers)
         except ValidationError as exc:
@@ -169,18 +177,29 @@ class EventRouter:
         except ValidationError as exc:
             reason = f"{envelope.type}: no valid command from it: {_detail(exc)}"
             raise DeadLetterError("event.invalid_command", reason) from exc
-        then = reactions[0].then  # a chained reaction is alone (see __init__)
-        calls = tuple(self.call(envelope, d, chained=then is not None) for d in deliveries)
-        if then is None or not deliveries:
-            return Plan(envelope, calls)
+        steps = reactions[0].then  # a chained reaction is alone (see __init__)
+        return self._step(envelope, event, deliveries, steps)
 
-        def follow(answers: Sequence[Events | None]) -> tuple[Call, ...]:
+    def _step(
+        self,
+        envelope: EventEnvelope,
+        event: Any,
+        deliveries: Sequence[Delivery],
+        steps: tuple[Then, ...],
+    ) -> Plan:
+        """The calls of `deliveries` (marked if a step follows), and the steps after them."""
+        calls = tuple(self.call(envelope, d, chained=bool(steps)) for d in deliveries)
+        if not steps or not deliveries:
+            return Plan(envelope, calls)
+        step, rest = steps[0], steps[1:]
+
+        def follow(answers: Sequence[Events | None]) -> Plan:
             answered = [
                 Answered(d, a)
                 for d, a in zip(deliveries, answers, strict=True)
                 if a is not None  # refused for good: no fact to pass on
             ]
-            return tuple(self.call(envelope, d) for d in then(envelope, event, answered))
+            return self._step(envelope, event, list(step(envelope, event, answered)), rest)
 
         return Plan(envelope, calls, follow)
 
@@ -191,12 +210,13 @@ class EventRouter:
         if spec is None:
             raise TypeError(f"no actor type takes {type(delivery.command).__name__}")
         method = spec.method_of(delivery.command)
-        message_id = f"{envelope.event_id}/{method}"
+        cause = delivery.because or envelope.event_id
+        message_id = f"{cause}/{method}"
         payload = {
             **delivery.command.model_dump(mode="json"),
             "message_id": message_id,
             "correlation_id": envelope.correlation_id or envelope.aggregate_id,
-            "causation_id": message_id if chained else envelope.event_id,
+            "causation_id": message_id if chained else cause,
         }
         return Call(spec.actor_type, delivery.actor_id, method, payload)
 

@@ -374,7 +374,7 @@ class InMemorySidecar:
 
     async def _deliver(self, actors: ActorClient, event: Published, plan: Plan) -> bool:
         """A plan's calls one by one, then (none to try again) what a chained plan's
-        answers make, as apps.actor_host.subscriptions delivers them."""
+        answers make, step by step, as apps.actor_host.subscriptions delivers them."""
         done = True
         answers: list[Events | None] = []
         for d in plan.calls:
@@ -397,7 +397,7 @@ class InMemorySidecar:
         except DeadLetterError as letter:
             self.refused.append(Refused(event.topic, letter.code, letter.reason, event.event_id))
             return True
-        return await self._deliver(actors, event, Plan(plan.envelope, follow))
+        return await self._deliver(actors, event, follow)
 
     # --- faults --------------------------------------------------------------------------------
 

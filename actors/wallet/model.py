@@ -126,6 +126,8 @@ WALLET: Final = AggregateSpec(
     commands={"Deposit": Deposit, "Authorize": Authorize, "Capture": Capture, "Void": Void},
     events=EVENTS,
     errors=(HoldNotFoundError, BalanceLimitExceededError),
+    # an Authorize's answer says why it was declined: the router chains it to the order
+    answered={PaymentDeclined.type: ("reason",)},
 )
 
 

@@ -9,7 +9,8 @@ itself (apps.actor_host.feed) and hands each event to `route_event`, as below.)
 POST /events/<topic>   per event: plan -> invoke each delivery through the sidecar ->
     every call ok                         SUCCESS; for a chained reaction (order.placed:
                                           the Reserves) first the calls built from their
-                                          answers (OnStockOutcomes), decided the same way
+                                          answers (OnStockOutcomes), decided the same way,
+                                          and so on (Authorize, OnPaymentAuthorized)
     it can never apply: DeadLetterError   record a dead letter (topic "deadletter",
     from the plan, a DomainError or a     with the code and reason), then SUCCESS
     PermanentError from a call            (RETRY if the dead letter cannot be recorded)
@@ -191,10 +192,10 @@ async def _deliver(
     """Every call of one planned event, concurrently; RETRY if any failed transiently.
 
     A chained plan goes on once no call is to be tried again: the calls the answers of
-    those answered ok make (`plan.follow_up`) are delivered the same way, also when some
-    were refused for good (dead letters), so no fact an actor recorded goes unsaid. After
-    a RETRY nothing follows yet: the event comes again, its calls are answered from the
-    inboxes as the first time, and the same calls follow."""
+    those answered ok make (`plan.follow_up`) are delivered the same way, step by step,
+    also when some were refused for good (dead letters), so no fact an actor recorded
+    goes unsaid. After a RETRY nothing follows yet: the event comes again, its calls are
+    answered from the inboxes as the first time, and the same calls follow."""
     outcomes = await asyncio.gather(
         *(_invoke(actors, d) for d in plan.calls), return_exceptions=True
     )
@@ -215,7 +216,9 @@ async def _deliver(
         follow = plan.follow_up(answers)
     except DeadLetterError as letter:
         return await _dead(dead_letters, topic, letter, event)
-    return await _deliver(actors, dead_letters, topic, event, Plan(plan.envelope, follow))
+    if not follow.calls:
+        return status
+    return await _deliver(actors, dead_letters, topic, event, follow)
 
 
 def _letter(error: BaseException) -> DeadLetterError:

@@ -1,6 +1,7 @@
 """The actor host's Dapr subscriptions: rule-filtered on our own topics, whole elsewhere;
 and its delivery route, which plans each event's actor calls (order.placed: the Reserves,
-then one OnStockOutcomes from their answers)."""
+then one OnStockOutcomes from their answers, then the Authorize it asks for, then the
+order's call for the wallet's answer)."""
 
 from __future__ import annotations
 
@@ -96,18 +97,22 @@ def _cloud_event(sample: str) -> dict[str, Any]:
     return {"id": data["event_id"], "type": data["type"], "data": data}
 
 
-async def _placed(sidecar: InMemorySidecar, *, tea_on_hand: int = 0) -> dict[str, Any]:
-    """The sample's order placed (and tea restocked), as order.placed is routed after;
-    the sample's CloudEvent."""
+async def _placed(
+    sidecar: InMemorySidecar, *, tea_on_hand: int = 0, mug_on_hand: int = 0, funds: int = 0
+) -> dict[str, Any]:
+    """The sample's order placed (and tea and mugs restocked, funds deposited), as
+    order.placed is routed after; the sample's CloudEvent."""
     placed = _cloud_event("order.placed.v1.json")
     data = placed["data"]
     actors = ActorClient(sidecar)
     place = {key: data["payload"][key] for key in ("customer_id", "lines")}
     await actors.invoke(catalog.ORDER_ACTOR, data["aggregate_id"], "Place", place)
-    if tea_on_hand:
-        await actors.invoke(
-            catalog.INVENTORY_ACTOR, "tea-green-100g", "Restock", {"quantity": tea_on_hand}
-        )
+    for sku, on_hand in (("tea-green-100g", tea_on_hand), ("mug-12m", mug_on_hand)):
+        if on_hand:
+            await actors.invoke(catalog.INVENTORY_ACTOR, sku, "Restock", {"quantity": on_hand})
+    if funds:
+        customer = data["payload"]["customer_id"]
+        await actors.invoke(catalog.WALLET_ACTOR, customer, "Deposit", {"amount": funds})
     return placed
 
 
@@ -149,7 +154,7 @@ async def test_order_placed_reserves_every_line_then_tells_the_order_every_outco
         order_id,
         f"{placed['id']}/OnStockOutcomes",
     )
-    assert outcomes.payload["causation_id"] == placed["id"]
+    assert outcomes.payload["causation_id"] == outcomes.payload["message_id"]  # marked too
     assert outcomes.payload["outcomes"] == [  # in the order's line order
         {"sku": "tea-green-100g", "outcome": "reserved", "reason": None},
         {"sku": "mug-12m", "outcome": "rejected", "reason": "insufficient_stock"},
@@ -163,6 +168,106 @@ async def test_order_placed_reserves_every_line_then_tells_the_order_every_outco
     assert {e["causation_id"] for e in stock if e["type"] != "inventory.stock_restocked"} == {
         reserve
     }
+
+
+def _one(events: list[dict[str, Any]], event_type: str) -> dict[str, Any]:
+    [event] = [e for e in events if e["type"] == event_type]
+    return event
+
+
+async def test_the_payment_request_goes_to_the_wallet_and_its_answer_to_the_order_at_once() -> None:
+    """The rest of the saga up to the confirmation in the same delivery: each call under
+    the message id the router gives it when it routes the event off its topic."""
+    sidecar = InMemorySidecar()
+    placed = await _placed(sidecar, tea_on_hand=5, mug_on_hand=5, funds=5_000)
+    order_id, customer = placed["data"]["aggregate_id"], placed["data"]["payload"]["customer_id"]
+
+    resp = await _post(_delivery_app(sidecar), catalog.ORDERS, json.dumps(placed).encode())
+
+    assert resp.json() == {"status": "SUCCESS"}
+    requested = _one(sidecar.events(catalog.ORDERS), "order.payment_requested")
+    assert requested["causation_id"] == f"{placed['id']}/OnStockOutcomes"
+    [authorize] = sidecar.calls("Authorize")
+    marked = f"{requested['event_id']}/Authorize"
+    assert (authorize.actor_id, authorize.payload) == (
+        customer,
+        {
+            "order_id": order_id,
+            "amount": 2_100,
+            "message_id": marked,
+            "correlation_id": order_id,
+            "causation_id": marked,
+        },
+    )
+    authorized = _one(sidecar.events(catalog.WALLET), "wallet.payment_authorized")
+    assert authorized["causation_id"] == marked
+    [told] = sidecar.calls("OnPaymentAuthorized")
+    assert (told.actor_id, told.payload["message_id"], told.payload["causation_id"]) == (
+        order_id,
+        f"{authorized['event_id']}/OnPaymentAuthorized",
+        authorized["event_id"],  # the last step: nothing follows its events in the chain
+    )
+    assert (await _order(sidecar, order_id))["status"] == "confirmed"
+    wallet = await ActorClient(sidecar).invoke(catalog.WALLET_ACTOR, customer, "Get")
+    assert wallet.result["held"] == 2_100
+
+
+async def test_a_declined_payment_reaches_the_order_with_the_wallets_reason() -> None:
+    sidecar = InMemorySidecar()
+    placed = await _placed(sidecar, tea_on_hand=5, mug_on_hand=5, funds=2_000)
+    order_id = placed["data"]["aggregate_id"]
+
+    resp = await _post(_delivery_app(sidecar), catalog.ORDERS, json.dumps(placed).encode())
+
+    assert resp.json() == {"status": "SUCCESS"}
+    declined = _one(sidecar.events(catalog.WALLET), "wallet.payment_declined")
+    [told] = sidecar.calls("OnPaymentDeclined")
+    assert told.payload["message_id"] == f"{declined['event_id']}/OnPaymentDeclined"
+    assert told.payload["reason"] == declined["payload"]["reason"] == "insufficient_funds"
+    order = await _order(sidecar, order_id)
+    assert (order["status"], order["cancel_reason"]) == (
+        "cancelled",
+        "payment declined: insufficient_funds",
+    )
+
+
+async def test_an_authorize_failing_transiently_means_retry_and_the_redelivery_goes_on() -> None:
+    sidecar = InMemorySidecar()
+    placed = await _placed(sidecar, tea_on_hand=5, mug_on_hand=5, funds=5_000)
+    order_id, customer = placed["data"]["aggregate_id"], placed["data"]["payload"]["customer_id"]
+    app, body = _delivery_app(sidecar), json.dumps(placed).encode()
+    sidecar.fail(times=1, path=f"/v1.0/actors/WalletActor/{customer}/method/Authorize")
+
+    assert (await _post(app, catalog.ORDERS, body)).json() == {"status": "RETRY"}
+    waiting = await _order(sidecar, order_id)
+    assert waiting["status"] == "authorizing"
+    assert (await _post(app, catalog.ORDERS, body)).json() == {"status": "SUCCESS"}
+
+    [one, two] = sidecar.calls("OnStockOutcomes")  # the second answered from the inbox
+    assert one.payload == two.payload
+    assert len(sidecar.calls("Authorize")) == 2
+    order = await _order(sidecar, order_id)
+    assert (order["status"], order["version"]) == ("confirmed", waiting["version"] + 1)
+
+
+async def test_an_authorize_refused_for_good_is_a_dead_letter_and_the_order_waits() -> None:
+    sidecar = InMemorySidecar()
+    placed = await _placed(sidecar, tea_on_hand=5, mug_on_hand=5, funds=5_000)
+    customer = placed["data"]["payload"]["customer_id"]
+    refusal = b'{"ok":false,"error":{"code":"request.invalid","detail":"no such field"}}'
+    sidecar.answer(200, refusal, path=f"/v1.0/actors/WalletActor/{customer}/")
+
+    resp = await _post(_delivery_app(sidecar), catalog.ORDERS, json.dumps(placed).encode())
+
+    assert resp.json() == {"status": "SUCCESS"}
+    [letter] = sidecar.events(catalog.DEAD_LETTERS)
+    assert (letter["code"], letter["target"]) == (
+        "request.invalid",
+        f"WalletActor/{customer}/Authorize",
+    )
+    assert sidecar.calls("OnPaymentAuthorized") == sidecar.calls("OnPaymentDeclined") == []
+    order = await _order(sidecar, placed["data"]["aggregate_id"])
+    assert order["status"] == "authorizing"  # its deadline ends it
 
 
 async def test_a_redelivered_order_placed_sends_the_same_single_outcomes_call_once_applied() -> (

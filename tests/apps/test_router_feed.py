@@ -481,6 +481,8 @@ async def test_a_retried_order_placed_sends_the_same_outcomes_call_the_order_app
     await actors.invoke(catalog.ORDER_ACTOR, order_id, "Place", place)
     for sku in ("tea-green-100g", "mug-12m"):
         await actors.invoke(catalog.INVENTORY_ACTOR, sku, "Restock", {"quantity": 5})
+    customer = data["payload"]["customer_id"]
+    await actors.invoke(catalog.WALLET_ACTOR, customer, "Deposit", {"amount": 5_000})
     sidecar.fail(times=2, path=f"/v1.0/actors/OrderActor/{order_id}/method/OnStockOutcomes")
     async with routing(raw, sidecar) as (feed, _):
         await _route_placed(raw, feed, what="order.placed routed after the failed outcomes calls")
@@ -489,10 +491,14 @@ async def test_a_retried_order_placed_sends_the_same_outcomes_call_the_order_app
     assert len(calls) == 3
     assert all(call.payload == calls[0].payload for call in calls)
     assert len(sidecar.calls("Reserve")) == 6  # re-sent, answered from the inboxes
+    # then the Authorize and the order's OnPaymentAuthorized, once
     order = await actors.invoke(catalog.ORDER_ACTOR, order_id, "Get")
-    assert (order.result["status"], order.aggregate_version) == ("authorizing", 4)
+    assert (order.result["status"], order.aggregate_version) == ("confirmed", 5)
     stock = await actors.invoke(catalog.INVENTORY_ACTOR, "mug-12m", "Get")
     assert stock.result["reserved"] == 1  # held once
+    wallet = await actors.invoke(catalog.WALLET_ACTOR, customer, "Get")
+    assert wallet.result["held"] == data["payload"]["total"]
+    assert len(sidecar.calls("Authorize")) == len(sidecar.calls("OnPaymentAuthorized")) == 1
 
 
 def test_the_feed_mode_is_streams_or_dapr() -> None:

@@ -106,13 +106,19 @@ def test_every_reaction_plans_calls_its_targets_accept_from_the_sample(
     plan = build_router().plan(reaction.topic, cloud_event)
     specs = {spec.actor_type: spec for spec in SPECS}
     assert plan.calls, "the sample leads to no call: extend the sample"
-    # a chained reaction's next calls, from answers naming every event type a target records
-    answers = [_every_event(specs[call.actor_type]) for call in plan.calls]
-    for call in (*plan.calls, *plan.follow_up(answers)):
+    # a chained reaction's next calls, step by step, from answers naming every event type
+    # a target records
+    calls, steps = list(plan.calls), 0
+    while plan.then is not None:
+        plan = plan.follow_up([_every_event(specs[call.actor_type]) for call in plan.calls])
+        calls += plan.calls
+        steps += 1
+    assert steps == len(reaction.then)  # every step made calls
+    for call in calls:
         _, fields = split_meta(dict(call.payload))
         validate_command(specs[call.actor_type].commands[call.method], fields)
 
 
 def _every_event(spec: AggregateSpec) -> list[dict[str, Any]]:
-    payload = {"reason": "insufficient_stock"}
+    payload = {"reason": "insufficient_stock", "customer_id": "cust-42", "amount": 2_100}
     return [spec.summary("e", event_type, 1, payload) for event_type in spec.events]

@@ -115,29 +115,29 @@ def history(client: httpx.Client, actor_type: str, actor_id: str) -> list[dict[s
     return events
 
 
-def test_every_stock_outcome_of_an_order_comes_in_one_order_turn_caused_by_order_placed(
+def test_the_saga_up_to_confirmation_is_one_chain_from_order_placed(
     gateway_sidecar: httpx.Client, uid: str
 ) -> None:
-    """The router chains order.placed's Reserves into one OnStockOutcomes: the order records
-    both lines and the payment request in one turn caused by order.placed, and the stock
-    events carry the Reserves' marker (causation "<placed id>/Reserve"), so no router
-    routes them again."""
+    """The router chains order.placed's Reserves into one OnStockOutcomes, its payment
+    request into the Authorize, and the wallet's answer into OnPaymentAuthorized: the
+    order records both lines and the payment request in one turn, and each event a
+    chained call caused carries its marker (causation "<cause>/<method>"), so no router
+    routes it again; the confirmation is caused by the authorization, as when routed."""
     customer, (a, b) = customer_and_skus(gateway_sidecar, uid, funds=10_000, stock=(5, 5))
     order_id = place(gateway_sidecar, customer, [(a, 2, 1000), (b, 1, 500)])
     assert settle(gateway_sidecar, order_id)["status"] == "shipped"
 
     events = history(gateway_sidecar, "OrderActor", order_id)
     types = [e["type"] for e in events]
-    assert types[:4] == [
+    assert types[:5] == [
         "order.placed",
         "order.line_reserved",
         "order.line_reserved",
         "order.payment_requested",
+        "order.confirmed",
     ]
-    placed_id = events[0]["event_id"]
-    # caused by OnStockOutcomes, whose causation id is order.placed's id (OnStockReserved's
-    # would be the stock event's)
-    assert {e["causation_id"] for e in events[1:4]} == {placed_id}
+    placed_id, requested_id = events[0]["event_id"], events[3]["event_id"]
+    assert {e["causation_id"] for e in events[1:4]} == {f"{placed_id}/OnStockOutcomes"}
     for sku in (a, b):
         [reserved] = [
             e
@@ -145,6 +145,13 @@ def test_every_stock_outcome_of_an_order_comes_in_one_order_turn_caused_by_order
             if e["type"] == "inventory.stock_reserved"
         ]
         assert reserved["causation_id"] == f"{placed_id}/Reserve"
+    [authorized] = [
+        e
+        for e in history(gateway_sidecar, "WalletActor", customer)
+        if e["type"] == "wallet.payment_authorized"
+    ]
+    assert authorized["causation_id"] == f"{requested_id}/Authorize"
+    assert events[4]["causation_id"] == authorized["event_id"]
 
 
 def test_the_partner_ships_from_the_orders_stream_itself_and_its_daprd_subscribes_nothing(
