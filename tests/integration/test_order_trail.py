@@ -30,8 +30,10 @@ OUR_SPANS = {
     "commit",
     "route order.placed",
     "inventoryactor.reserve",
-    "orderactor.onstockoutcomes",  # under "route order.placed", after the Reserves
+    # under "route order.placed", after the Reserves: the rest of the chain
+    "orderactor.onstockoutcomes",
     "walletactor.authorize",
+    "orderactor.onpaymentauthorized",
     "shipping.ship",
     "orderactor.onshipmentdispatched",
 }
