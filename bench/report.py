@@ -168,7 +168,7 @@ def summary_rows(report: Report) -> list[str]:
             f"{_met(ours_rate > theirs_rate) if report.peer else 'no peer run'}",
         )
     ]
-    return rows + cpu_rows(report) + lag_rows(ours)
+    return rows + cpu_rows(report) + lag_rows(ours, report.orderflow)
 
 
 def cpu_step(steps: Sequence[Step], peer: Sequence[Step], rule: SustainRule) -> Step | None:
@@ -207,10 +207,13 @@ def cpu_rows(report: Report) -> list[str]:
     return rows
 
 
-def lag_rows(step: Step | None) -> list[str]:
+def lag_rows(step: Step | None, steps: Sequence[Step] = ()) -> list[str]:
+    """The goal's row (the lag at the highest sustained rate), then, when more than one
+    step measured it, the p99 at every rate: a rate sustained once at the box's knee
+    should not be the only lag figure a reader sees."""
     if step is None or step.lag_p99_ms is None:
         return []
-    return [
+    rows = [
         _row(
             f"projection lag at {step.offered_rate:g}/s (p50/p99)",
             f"{_f(step.lag_p50_ms)} / {_f(step.lag_p99_ms)} ms",
@@ -219,6 +222,11 @@ def lag_rows(step: Step | None) -> list[str]:
             f"p99 <= {GOAL_LAG_P99_MS:g} ms: {_met(step.lag_p99_ms <= GOAL_LAG_P99_MS)}",
         )
     ]
+    measured = [s for s in steps if s.lag_p99_ms is not None]
+    if len(measured) > 1:
+        by_rate = ", ".join(f"{s.offered_rate:g}/s {s.lag_p99_ms:.0f}" for s in measured)
+        rows.append(_row("  projection lag p99 at each rate", f"{by_rate} ms"))
+    return rows
 
 
 # Processes whose RSS grows with what they store, by design: not held to "flat"

@@ -202,8 +202,22 @@ def test_the_table_renders_canned_figures_with_ratios_and_goals() -> None:
     assert "0.75" in table  # 120 / 160
     lag = next(line for line in table.splitlines() if line.startswith("projection lag"))
     assert " ".join(lag.split()) == "projection lag at 5/s (p50/p99) 20 / 80 ms p99 <= 100 ms: met"
+    assert "projection lag p99 at each rate" not in table  # one step measured it
     assert "not yet met" in table
     assert table.count("NOT sustained") == 2
+
+
+def test_the_lag_at_every_rate_follows_the_goal_row_when_steps_measured_it() -> None:
+    report = quick_report(
+        orderflow=[_step(5, confirmed=50, span_s=10), _step(10, confirmed=100, span_s=10)]
+    )
+    report.orderflow[0].lag_p50_ms, report.orderflow[0].lag_p99_ms = 10.0, 30.0
+    report.orderflow[1].lag_p50_ms, report.orderflow[1].lag_p99_ms = 20.0, 140.0
+
+    lines = [" ".join(line.split()) for line in render(report).splitlines()]
+
+    goal = lines.index("projection lag at 10/s (p50/p99) 20 / 140 ms p99 <= 100 ms: not yet met")
+    assert lines[goal + 1] == "projection lag p99 at each rate 5/s 30, 10/s 140 ms"
 
 
 def test_main_prints_the_table_even_when_interrupted_before_any_figure(
