@@ -207,7 +207,7 @@ def cpu_rows(report: Report) -> list[str]:
     return rows
 
 
-def lag_rows(step: Step | None, steps: Sequence[Step] = ()) -> list[str]:
+def lag_rows(step: Step | None, steps: Sequence[Step]) -> list[str]:
     """The goal's row (the lag at the highest sustained rate), then, when more than one
     step measured it, the p99 at every rate: a rate sustained once at the box's knee
     should not be the only lag figure a reader sees."""
