@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 
@@ -21,7 +22,9 @@ from actors.toolkit.store import (
     ConcurrencyError,
     EventStore,
     Item,
+    Remembered,
     event_key,
+    memory_key,
 )
 
 StoreOf = Callable[[str], EventStore]  # actor id -> a store of that actor
@@ -170,3 +173,42 @@ class StoreContract:
             [f"inbox-{n}-{v}" for n in range(writers) for v in range(len(wins) + 1)]
         )
         assert sum(raw is not None for raw in inboxes) == len(wins)  # losers left none
+
+    # --- bounded memories: a list beside the snapshot, written only by the append ----------
+
+    async def test_an_append_adds_ids_to_a_memory_and_keeps_only_the_newest(
+        self, stores: StoreOf, actor_id: str
+    ) -> None:
+        store, key = stores(actor_id), memory_key("settled")
+        assert await store.read_memory(key) == []
+        first = appending(0, 1)
+        await store.append(replace(first, memories=(Remembered(key, ("o1", "o2"), 3),)))
+        assert await store.read_memory(key) == ["o1", "o2"]
+        second = appending(1, 1)
+        await store.append(replace(second, memories=(Remembered(key, ("o3", "o4"), 3),)))
+        assert await store.read_memory(key) == ["o2", "o3", "o4"]  # oldest first, 3 kept
+        assert await stores(actor_id).read_memory(memory_key("other")) == []
+
+    async def test_a_replacing_write_sets_the_whole_memory(
+        self, stores: StoreOf, actor_id: str
+    ) -> None:
+        store, key = stores(actor_id), memory_key("settled")
+        await store.append(replace(appending(0, 1), memories=(Remembered(key, ("old",), 5),)))
+        ids = tuple(f"o{n}" for n in range(2500))  # more than one RPUSH's worth in Redis
+        whole = Remembered(key, ids, 2400, replace=True)
+        await store.append(replace(appending(1, 1), memories=(whole,)))
+        assert await store.read_memory(key) == list(ids[-2400:])
+
+    async def test_a_refused_or_duplicate_append_adds_nothing_to_a_memory(
+        self, stores: StoreOf, actor_id: str
+    ) -> None:
+        store, key = stores(actor_id), memory_key("settled")
+        won = appending(0, 1, message_id="m-mem")
+        await store.append(replace(won, memories=(Remembered(key, ("won",), 5),)))
+        stale = replace(appending(0, 1), memories=(Remembered(key, ("stale",), 5),))
+        with pytest.raises(ConcurrencyError):
+            await stores(actor_id).append(stale)
+        again = appending(1, 1, message_id="m-mem")
+        duplicate = replace(again, memories=(Remembered(key, ("dup",), 5, replace=True),))
+        assert await stores(actor_id).append(duplicate) == b'{"result":1}'
+        assert await stores(actor_id).read_memory(key) == ["won"]

@@ -8,6 +8,7 @@ reacts to. Reserve, Release and Commit are safe to repeat (at-least-once deliver
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, ClassVar, Final
 
 from pydantic import Field
@@ -31,6 +32,9 @@ Quantity = Annotated[int, Field(gt=0, le=MAX_QUANTITY)]
 
 
 class InventoryState(State):
+    # stored beside the snapshot, appended to by the commits that settle an order
+    memories: ClassVar[Mapping[str, int]] = {"committed_orders": SETTLED_MEMORY}
+
     on_hand: int = Field(default=0, ge=0)
     reservations: dict[str, int] = Field(default_factory=dict)  # order id -> quantity
     restocked_total: int = Field(default=0, ge=0)

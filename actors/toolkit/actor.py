@@ -31,7 +31,7 @@ import datetime as dt
 import logging
 import os
 import signal
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -50,7 +50,15 @@ from actors.toolkit.inbox import DEFAULT_TTL
 from actors.toolkit.metrics import ActorMetrics, CommitWatcher
 from actors.toolkit.outbox import OUTBOX_REMINDER, Outbox, Reminders
 from actors.toolkit.publisher import Publisher
-from actors.toolkit.store import ConcurrencyError, Due, Publication, Snapshot, StoreFactory
+from actors.toolkit.store import (
+    ConcurrencyError,
+    Due,
+    Publication,
+    Remembered,
+    Snapshot,
+    StoreFactory,
+    memory_key,
+)
 from actors.toolkit.streams import StreamPublishing
 from actors.toolkit.tracing import current_traceparent, span
 from actors.toolkit.upcasting import Upcasters
@@ -94,6 +102,9 @@ class Head(Generic[S]):
 
     snapshot: Snapshot
     state: S
+    # bounded memories this activation found inside an older snapshot: the next commit
+    # writes their lists whole (then the snapshot no longer carries them)
+    rewrite: frozenset[str] = frozenset()
 
 
 class EventSourcedActor(Actor, Remindable, Generic[S]):
@@ -265,19 +276,29 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
         # in the append, unless older events still wait in the outbox (they go first)
         streamed = self.deps.streams is not None and not box.pending
         snapshot = None
+        memories: list[Remembered] = []
         if events:
+            kept_apart = self.state_type.memories
             snapshot = Snapshot(
                 version=version,
                 published=version if streamed else box.published,
-                state=state.model_dump(mode="json"),
+                state=state.model_dump(mode="json", exclude=set(kept_apart) or None),
                 updated_at=envelopes[-1].occurred_at,
             )
+            memories = _remembered(head, state, kept_apart)
         if snapshot or meta.message_id:
             await self._hold_if_asked(meta)
             await self.before_commit(state, events)
             due = self.due(state) if events else None
             seen = await self._append(
-                head, meta, snapshot, envelopes, result, streamed=streamed, due=due
+                head,
+                meta,
+                snapshot,
+                envelopes,
+                result,
+                streamed=streamed,
+                due=due,
+                memories=memories,
             )
             if seen is not None:
                 return self._duplicate(seen)
@@ -304,6 +325,7 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
         *,
         streamed: bool,
         due: Due | None = None,
+        memories: Sequence[Remembered] = (),
     ) -> dict[str, Any] | None:
         """Append; None once written, or the recorded result of a duplicate."""
         inbox = (meta.message_id, result, self.deps.inbox_ttl) if meta.message_id else None
@@ -318,6 +340,7 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
                     inbox=inbox,
                     publish=self._publication if streamed else None,
                     due=due,
+                    memories=memories,
                 )
         except ConcurrencyError as exc:
             counts.fence_conflicts.inc()
@@ -398,7 +421,11 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
             if snapshot is None:
                 head = Head(Snapshot(), self.initial_state())
             else:
-                head = Head(snapshot, self.state_type.model_validate(snapshot.state))  # type: ignore[arg-type]
+                document, rewrite = await _with_memories(
+                    event_log, snapshot.state, self.state_type.memories
+                )
+                state = self.state_type.model_validate(document)
+                head = Head(snapshot, state, rewrite)  # type: ignore[arg-type]
             published = max(head.snapshot.published, self._outbox().published)
             pending = await event_log.read_events(published + 1, head.snapshot.version)
             self._outbox().load(pending, published)
@@ -482,3 +509,48 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
 
 def _body(body: dict[str, Any]) -> bytes:
     return codec.dumps(body)
+
+
+# --- bounded memories, stored beside the snapshot -----------------------------------------
+
+
+async def _with_memories(
+    event_log: EventLog, document: dict[str, Any], memories: Mapping[str, int]
+) -> tuple[dict[str, Any], frozenset[str]]:
+    """The state document with each bounded memory read from its list, and the memories
+    an older snapshot still carried (merged with their list: ids a host that predates the
+    lists added come last, as the newest; the next commit writes those lists whole)."""
+    if not memories:
+        return document, frozenset()
+    document, rewrite = dict(document), set()
+    for name, limit in memories.items():
+        ids = await event_log.memory(name)
+        if name in document:
+            inside = [str(i) for i in document[name]]
+            held = set(inside)
+            ids = [i for i in ids if i not in held] + inside
+            ids = ids[-limit:] if limit > 0 else ids
+            rewrite.add(name)
+        document[name] = ids
+    return document, frozenset(rewrite)
+
+
+def _remembered(head: Head[Any], state: Any, memories: Mapping[str, int]) -> list[Remembered]:
+    """What a commit adds to each bounded memory: the ids new to it, appended to its list
+    (the list keeps the newest `limit`). A memory that changed any other way (or one read
+    from an older snapshot) is written whole."""
+    written = []
+    for name, limit in memories.items():
+        before, after = tuple(getattr(head.state, name)), tuple(getattr(state, name))
+        if name in head.rewrite:
+            written.append(Remembered(memory_key(name), after, limit, replace=True))
+            continue
+        if after == before:
+            continue
+        known = set(before)
+        added = tuple(i for i in after if i not in known)
+        if (*before, *added)[-limit:] == after:
+            written.append(Remembered(memory_key(name), added, limit))
+        else:
+            written.append(Remembered(memory_key(name), after, limit, replace=True))
+    return written

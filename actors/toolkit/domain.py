@@ -10,6 +10,7 @@ envelope the actor base wraps them in (actors.toolkit.envelope).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -33,7 +34,14 @@ class Event(Model):
 
 
 class State(Model):
-    """An aggregate's state: rebuilt by folding its events with evolve."""
+    """An aggregate's state: rebuilt by folding its events with evolve.
+
+    `memories` names the fields that are bounded memories (a tuple of ids kept by
+    `remember`, field name -> its limit). The toolkit stores each one beside the snapshot,
+    in a list of its own that a commit only appends to, instead of rewriting it inside
+    every snapshot (actors.toolkit.actor, "memories")."""
+
+    memories: ClassVar[Mapping[str, int]] = {}
 
 
 def event_types(*classes: type[Event]) -> dict[str, type[Event]]:
@@ -44,8 +52,9 @@ def event_types(*classes: type[Event]) -> dict[str, type[Event]]:
 def remember(recent: tuple[str, ...], key: str, *, limit: int) -> tuple[str, ...]:
     """`recent` with `key` appended, keeping only the newest `limit` keys (a bounded memory).
 
-    For state that must recognise a repeat without growing for ever: the snapshot is
-    rewritten on every call, so an unbounded set would make every call slower.
+    For state that must recognise a repeat without growing for ever. Name the field in the
+    state's `memories`: it is then stored apart from the snapshot and costs a commit only
+    the keys it adds.
     """
     if key in recent:
         return recent

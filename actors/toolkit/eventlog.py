@@ -20,8 +20,10 @@ from actors.toolkit.store import (
     EventStore,
     Item,
     Publication,
+    Remembered,
     Snapshot,
     event_key,
+    memory_key,
 )
 from actors.toolkit.upcasting import Upcasters
 
@@ -37,6 +39,10 @@ class EventLog:
     async def snapshot(self) -> Snapshot | None:
         raw = await self._store.read(SNAPSHOT_KEY)
         return Snapshot.model_validate_json(raw) if raw else None
+
+    async def memory(self, field_name: str) -> list[str]:
+        """The ids of one bounded memory of the state, oldest first."""
+        return await self._store.read_memory(memory_key(field_name))
 
     async def seen(self, message_id: str) -> dict[str, Any] | None:
         """The result recorded for a message id this aggregate already applied."""
@@ -64,6 +70,7 @@ class EventLog:
         inbox: tuple[str, dict[str, Any], dt.timedelta] | None = None,
         publish: Callable[[list[tuple[EventEnvelope, bytes]]], Publication] | None = None,
         due: Due | None = None,
+        memories: Sequence[Remembered] = (),
     ) -> dict[str, Any] | None:
         """Snapshot, events and inbox entry at once; ConcurrencyError if the version moved.
 
@@ -71,7 +78,8 @@ class EventLog:
         same append (actors.toolkit.streams); `due` sets or removes the actor's entry in a
         due index, in the same append too. Returns None once written, or, when the
         inbox already holds the message id, the result recorded for it (a duplicate:
-        nothing was written)."""
+        nothing was written). `memories` appends ids to bounded memories, in the same
+        append too."""
         entry = None
         if inbox is not None:
             message_id, result, ttl = inbox
@@ -85,6 +93,7 @@ class EventLog:
                 inbox=entry,
                 publication=publish(documents) if publish and documents else None,
                 due=due,
+                memories=tuple(memories),
             )
         )
         return dict(codec.loads(seen)) if seen is not None else None

@@ -34,12 +34,15 @@ from actors.toolkit.store import SNAPSHOT_KEY, Append, ConcurrencyError, StoreUn
 
 SEPARATOR: Final = "||"
 
-# KEYS: snapshot, n event keys, then if any: the inbox key, the due index, the stream.
+# KEYS: snapshot, n event keys, then if any: the inbox key, the due index, the stream,
+#       then one list key per bounded memory written.
 # ARGV: [1] expected version, [2] n, [3] has inbox (0/1), [4] has due entry (0/1),
 #       [5] m stream entries, [6] the stream's MAXLEN ~ (0 = none), [7] snapshot
 #       document ("" = unchanged), n event documents, then if any: the inbox document
 #       and its TTL in seconds (0 = none); the due member and its score ("" = remove);
-#       the m stream entries.
+#       the m stream entries; then the number of memories written and, for each:
+#       replace (0/1), its limit, the number of ids, the ids (RPUSH, then LTRIM to the
+#       newest `limit`; replace deletes the list first).
 # Returns {1, new version}, {2, the inbox entry's recorded value} (a duplicate: nothing
 # written), or {0, reason, found version}.
 # The stored version is read off the snapshot's leading `{"version":N` when it has one (the
@@ -108,6 +111,23 @@ if m > 0 then
       redis.call('XADD', stream, '*', 'data', ARGV[next_arg + i])
     end
   end
+  next_key = next_key + 1
+end
+next_arg = next_arg + m
+local memories = tonumber(ARGV[next_arg]) or 0
+next_arg = next_arg + 1
+for _ = 1, memories do
+  local list = KEYS[next_key]
+  local replace = ARGV[next_arg]
+  local limit, count = tonumber(ARGV[next_arg + 1]), tonumber(ARGV[next_arg + 2])
+  if replace == '1' then redis.call('DEL', list) end
+  local ids = next_arg + 3
+  for first = 0, count - 1, 1000 do  -- RPUSH in chunks: unpack's stack is bounded
+    redis.call('RPUSH', list, unpack(ARGV, ids + first, ids + math.min(count, first + 1000) - 1))
+  end
+  if limit > 0 then redis.call('LTRIM', list, -limit, -1) end
+  next_key = next_key + 1
+  next_arg = next_arg + 3 + count
 end
 return {1, found + n}
 """
@@ -159,6 +179,13 @@ class RedisStore:
             raise StoreUnavailableError(f"{self._prefix}: {_described(exc)}") from exc
         return values
 
+    async def read_memory(self, key: str) -> list[str]:
+        try:
+            ids = await self._client.execute("LRANGE", self._prefix + key, 0, -1)
+        except RedisError as exc:
+            raise StoreUnavailableError(f"{self._prefix}{key}: {_described(exc)}") from exc
+        return [_text(item) for item in ids or ()]
+
     async def append(self, append: Append) -> bytes | None:
         keys = [self._prefix + SNAPSHOT_KEY] + [self._prefix + e.key for e in append.events]
         publication, due = append.publication, append.due
@@ -183,6 +210,11 @@ class RedisStore:
         if publication is not None and entries:
             keys.append(publication.stream)
             args += entries
+        args.append(len(append.memories))
+        for remembered in append.memories:
+            keys.append(self._prefix + remembered.key)
+            args += [int(remembered.replace), remembered.limit, len(remembered.ids)]
+            args += remembered.ids
         try:
             reply = await self._client.evalsha(APPEND_SCRIPT, keys, args)
         except RedisError as exc:  # written or not: unknown

@@ -6,6 +6,10 @@ Keys of one event-sourced actor (Dapr's actor state layout, so daprd's actor sta
     "aggregate"     {"version", "published", "state", "updated_at"}  the snapshot
     "event-<n>"     the EventEnvelope of version n (n = 1..version), never rewritten
     "inbox-<hash>"  the result answered to one message id, with a TTL (actors.toolkit.inbox)
+    "memory-<field>" the ids of one bounded memory of the state (`State.memories`), oldest
+                    first: a list a commit appends to and trims, never rewritten whole
+                    (Redis: a list, not Dapr's {data, version} hash; daprd's state API
+                    cannot read it)
 
 Every read and write an actor makes through the store (actors.toolkit.eventlog):
     read("aggregate")       on activation (the snapshot: one key, whatever the history
@@ -14,6 +18,7 @@ Every read and write an actor makes through the store (actors.toolkit.eventlog):
     read("inbox-<hash>")    only before answering a refusal to a command with a message
                             id (was it a duplicate?); on the happy path the append
                             itself checks the inbox (below), so a command costs no read
+    read_memory("memory-<field>")  on activation, each bounded memory of the state
     read_many("event-<n>"…) on activation, the events above the snapshot's `published`
                             watermark (the outbox to re-send: usually the last command's);
                             History and Replay, 100 keys a round trip
@@ -63,6 +68,10 @@ def event_key(version: int) -> str:
     return f"event-{version}"
 
 
+def memory_key(field_name: str) -> str:
+    return f"memory-{field_name}"
+
+
 class Snapshot(BaseModel):
     """The stored snapshot document (state is the aggregate's own JSON)."""
 
@@ -99,6 +108,24 @@ class Due:
 
 
 @dataclass(frozen=True)
+class Remembered:
+    """Ids added to one bounded memory: appended to its list, which then keeps only its
+    newest `limit`. `replace` writes the list whole instead (the first write after an
+    activation found the memory still inside an older snapshot)."""
+
+    key: str  # memory_key(field)
+    ids: tuple[str, ...]
+    limit: int
+    replace: bool = False
+
+    def applied_to(self, stored: Sequence[str]) -> list[str]:
+        """The list after this write (for stores that keep it in Python)."""
+        kept = [] if self.replace else list(stored)
+        kept += self.ids
+        return kept[-self.limit :] if self.limit > 0 else kept
+
+
+@dataclass(frozen=True)
 class Append:
     """One command's writes, all-or-nothing, at an expected version.
 
@@ -112,6 +139,7 @@ class Append:
     inbox: Item | None = None
     publication: Publication | None = None  # written only when the rest is
     due: Due | None = None  # likewise
+    memories: tuple[Remembered, ...] = ()  # likewise
 
     @property
     def keys(self) -> list[str]:
@@ -143,6 +171,9 @@ class EventStore(Protocol):
 
     async def read_many(self, keys: Sequence[str]) -> list[bytes | None]:
         """Values in the order of `keys` (None where missing), in as few round trips as can be."""
+
+    async def read_memory(self, key: str) -> list[str]:
+        """A bounded memory's ids, oldest first ([] when it was never written)."""
 
     async def append(self, append: Append) -> bytes | None:
         """Write all of `append` or nothing: None once written; the recorded inbox value
@@ -184,6 +215,7 @@ def check_append(append: Append, snapshot: bytes | None, existing: Sequence[str]
 @dataclass
 class _Actor:
     values: dict[str, bytes] = field(default_factory=dict)
+    memories: dict[str, list[str]] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -233,6 +265,9 @@ class InMemoryStore:
     async def read_many(self, keys: Sequence[str]) -> list[bytes | None]:
         return [self._actor.values.get(key) for key in keys]
 
+    async def read_memory(self, key: str) -> list[str]:
+        return list(self._actor.memories.get(key, ()))
+
     async def append(self, append: Append) -> bytes | None:
         values = self._actor.values
         if append.inbox is not None and append.inbox.key in values:
@@ -248,6 +283,9 @@ class InMemoryStore:
             self._stores.record(append.publication)
         if append.due is not None:
             self._stores.set_due(append.due)
+        memories = self._actor.memories
+        for remembered in append.memories:
+            memories[remembered.key] = remembered.applied_to(memories.get(remembered.key, ()))
         return None
 
 
@@ -277,6 +315,10 @@ class StateManagerStore:
     async def read_many(self, keys: Sequence[str]) -> list[bytes | None]:
         return [await self.read(key) for key in keys]
 
+    async def read_memory(self, key: str) -> list[str]:
+        raw = await self.read(key)  # a JSON list: the state manager holds documents
+        return [str(item) for item in json.loads(raw)] if raw else []
+
     async def append(self, append: Append) -> bytes | None:
         if append.publication is not None or append.due is not None:
             raise TypeError("the SDK's state manager cannot publish or index within an append")
@@ -288,6 +330,9 @@ class StateManagerStore:
             writes = list(append.events) + ([append.inbox] if append.inbox else [])
             if append.snapshot is not None:
                 writes.append(Item(SNAPSHOT_KEY, append.snapshot))
+            for remembered in append.memories:
+                ids = remembered.applied_to(await self.read_memory(remembered.key))
+                writes.append(Item(remembered.key, json.dumps(ids).encode()))
             for item in writes:
                 ttl = int(item.ttl.total_seconds()) if item.ttl else None
                 await self._manager.set_state_ttl(item.key, item.value, ttl)

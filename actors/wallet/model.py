@@ -9,6 +9,7 @@ Amounts are integer minor units (cents).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, ClassVar, Final
 
 from pydantic import Field
@@ -32,6 +33,9 @@ Amount = Annotated[int, Field(gt=0, le=MAX_BALANCE)]
 
 
 class WalletState(State):
+    # stored beside the snapshot, appended to by the commits that settle an order
+    memories: ClassVar[Mapping[str, int]] = {"captured_orders": SETTLED_MEMORY}
+
     balance: int = Field(default=0, ge=0)
     holds: dict[str, int] = Field(default_factory=dict)  # order id -> amount
     deposited_total: int = Field(default=0, ge=0)

@@ -12,7 +12,13 @@ from typing import Any
 
 from actors.inventory.actor import InventoryActor
 from actors.toolkit.actor import ActorDeps
-from actors.toolkit.store import SNAPSHOT_KEY, Append, InMemoryStore, InMemoryStores
+from actors.toolkit.store import (
+    SNAPSHOT_KEY,
+    Append,
+    InMemoryStore,
+    InMemoryStores,
+    memory_key,
+)
 from actors.toolkit.testing import activate
 from tests.actors.doubles import RecordingPublisher
 
@@ -43,6 +49,10 @@ class ReadRecordingStore:
         self._reads.append(list(keys))
         return await self._store.read_many(keys)
 
+    async def read_memory(self, key: str) -> list[str]:
+        self._reads.append([key])
+        return await self._store.read_memory(key)
+
     async def append(self, append: Append) -> bytes | None:
         return await self._store.append(append)
 
@@ -72,6 +82,8 @@ async def test_activating_an_actor_with_1000_events_reads_as_many_keys_as_one_wi
     assert views["long"]["result"]["on_hand"] == 1000
     long_reads, short_reads = recording.reads["long"], recording.reads["short"]
     assert [len(keys) for keys in long_reads] == [len(keys) for keys in short_reads]
-    # the snapshot, then at most the events not yet marked published (the last command's)
+    # the snapshot, the settled orders' list, then at most the events not yet marked
+    # published (the last command's)
     assert long_reads[0] == short_reads[0] == [SNAPSHOT_KEY]
-    assert sum(len(keys) for keys in long_reads) <= 2
+    assert long_reads[1] == short_reads[1] == [memory_key("committed_orders")]
+    assert sum(len(keys) for keys in long_reads) <= 3
