@@ -6,8 +6,11 @@ One command = one turn:
                                      the message id was applied: the original result
     evolve, wrap events in envelopes (event ids: uuid5 of aggregate and version)
     before_commit                    e.g. the order arms its deadline reminder
-    append at the expected version   snapshot + one key per new event + the inbox entry,
-                                     all-or-nothing (actors.toolkit.eventlog, .store);
+    append at the expected version   snapshot + one key per new event + the inbox entry
+                                     + the ids new to each bounded memory (`State.
+                                     memories`: kept in a list beside the snapshot, not
+                                     in it), all-or-nothing (actors.toolkit.eventlog,
+                                     .store);
                                      the inbox already holds the message id -> nothing
                                      written, the original result (a duplicate);
                                      ConcurrencyError -> drop the cached aggregate,
