@@ -1,8 +1,9 @@
 """The batch stream feed (the projector's): what one read returns is decided as one batch.
 
 One read returns what is waiting on every topic; its events are decided together, and the
-entries that succeeded are acknowledged (XACK) in the same round trip as the next read,
-which waits `linger_ms` so that batches gather several events. What every feed shares (the
+entries that succeeded are acknowledged (XACK) in the same round trip as a following read
+once due (`ack_linger_ms`); the next read waits `linger_ms` so that batches gather
+several events. What every feed shares (the
 group, acknowledgements, claims, what is never lost): actors.toolkit.streamfeed.
 """
 
@@ -34,8 +35,8 @@ class StreamFeed(GroupFeed):
 
     async def read_once(self) -> int:
         """One blocking read of new entries on every stream, sent with the acknowledgements
-        of the previous batch; the entries are decided, to be acknowledged with the next
-        read. Returns how many entries it decided."""
+        of earlier batches once due; the entries are decided, to be acknowledged with a
+        following read. Returns how many entries it decided."""
         entries = await self._read_new(self.settings.count)
         if not entries:
             return 0
@@ -46,7 +47,10 @@ class StreamFeed(GroupFeed):
 
     async def claim_once(self) -> int:
         """Take over the entries left pending for `claim_idle_ms` by any consumer of the
-        group (this one included: its RETRYs), decide them again. Returns how many."""
+        group (this one included: its RETRYs), decide them again. Returns how many.
+        What was decided and waits to be acknowledged is acknowledged first, so none of
+        it is claimed back."""
+        await self.flush_acks()
         claimed = 0
         for stream in self.streams:
             start: str | None = "0-0"

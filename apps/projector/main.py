@@ -158,7 +158,10 @@ async def _running_feed(
 ) -> AsyncIterator[StreamFeed]:
     """The stream feed as a task for the app's lifetime (cancelled at shutdown: what it
     read and had not acknowledged stays pending for the next start)."""
-    feed_settings = FeedSettings(group=settings.group, consumer=settings.group)
+    # acknowledged with every read, not held (ack_linger_ms): the pending list is what
+    # OrderflowProjectorEntriesHeld watches, and a batch already shares its round trip
+    # with the next read after a 20 ms linger
+    feed_settings = FeedSettings(group=settings.group, consumer=settings.group, ack_linger_ms=0)
     async with feed_client(settings.redis_host, feed_redis) as client:
         feed = projector_feed(client, app.state, feed_settings)
         async with running(feed, name="projector-feed"):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -29,7 +30,10 @@ from tests.apps.conftest import eventually, running
 from tests.apps.histories import funded, restocked, shipped
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-FAST = FeedSettings(block_ms=50, claim_idle_ms=100, claim_every_s=0.1, retry_after_s=0.05)
+# acknowledged with every read (ack_linger_ms=0), so that claims after 100 ms idle work
+FAST = FeedSettings(
+    block_ms=50, claim_idle_ms=100, claim_every_s=0.1, retry_after_s=0.05, ack_linger_ms=0
+)
 
 
 async def publish(raw: aioredis.Redis, topic: str, envelopes: Sequence[EventEnvelope]) -> None:
@@ -353,6 +357,80 @@ async def test_a_batch_is_acknowledged_with_the_next_read_or_at_shutdown(raw):
     assert await pending(raw, "s") == 0
     assert feed.stats.acked == 4
     assert decider.seen == [b"e0", b"e1", b"e2", b"e3"]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+LINGERING = FeedSettings(block_ms=50, claim_idle_ms=5000, ack_linger_ms=200, count=10)
+
+
+async def test_acknowledgements_wait_for_a_read_after_the_linger(raw):
+    """An XACK is a write, and each round trip that writes costs Redis an fsync: decided
+    entries go with the first read after the oldest has waited ack_linger_ms."""
+    clock, decider = Clock(), Decider()
+    feed = StreamFeed(raw, streams=("s",), decide=decider, settings=LINGERING, clock=clock)
+    await feed.ensure_groups()
+    await raw.xadd("s", {"data": b"e0"})
+    assert await feed.read_once() == 1
+    await raw.xadd("s", {"data": b"e1"})
+    assert await feed.read_once() == 1  # e0 decided, its acknowledgement not due yet
+    clock.now += 0.1
+    await raw.xadd("s", {"data": b"e2"})
+    assert await feed.read_once() == 1
+    assert await pending(raw, "s") == 3
+    clock.now += 0.1  # e0's acknowledgement has waited 200 ms: due
+    await raw.xadd("s", {"data": b"e3"})
+    assert await feed.read_once() == 1
+    assert await pending(raw, "s") == 1  # e0-e2 went with that read; e3 waits
+    assert feed.stats.acked == 3
+    await feed.flush_acks()  # as at a stop
+    await feed.aclose()
+    assert await pending(raw, "s") == 0
+
+
+async def test_acknowledgements_go_at_once_when_a_reads_worth_waits(raw):
+    clock, decider = Clock(), Decider()
+    settings = dataclasses.replace(LINGERING, count=2)
+    feed = StreamFeed(raw, streams=("s",), decide=decider, settings=settings, clock=clock)
+    await feed.ensure_groups()
+    for n in range(2):
+        await raw.xadd("s", {"data": f"e{n}".encode()})
+    assert await feed.read_once() == 2
+    await raw.xadd("s", {"data": b"e2"})
+    assert await feed.read_once() == 1  # two waiting = count: acknowledged, no linger
+    await feed.aclose()
+    assert await pending(raw, "s") == 1
+
+
+async def test_a_claim_acknowledges_what_waits_first_so_nothing_is_decided_twice(raw):
+    clock, decider = Clock(), Decider()
+    settings = dataclasses.replace(LINGERING, claim_idle_ms=300, ack_linger_ms=200)
+    feed = StreamFeed(raw, streams=("s",), decide=decider, settings=settings, clock=clock)
+    await feed.ensure_groups()
+    await raw.xadd("s", {"data": b"held"})
+    assert await feed.read_once() == 1
+    await asyncio.sleep(0.35)  # idle past claim_idle_ms in Redis, not yet acknowledged
+    assert await feed.claim_once() == 0
+    await feed.aclose()
+    assert decider.seen == [b"held"]
+    assert await pending(raw, "s") == 0
+
+
+@pytest.mark.parametrize(
+    ("ack_linger_ms", "block_ms", "claim_idle_ms"),
+    [(-1, 1000, 5000), (4000, 1000, 5000), (0, 5000, 5000)],
+)
+def test_held_acknowledgements_must_stay_under_the_claim_idle_time(
+    ack_linger_ms: int, block_ms: int, claim_idle_ms: int
+) -> None:
+    with pytest.raises(ValueError, match="claim_idle_ms"):
+        FeedSettings(ack_linger_ms=ack_linger_ms, block_ms=block_ms, claim_idle_ms=claim_idle_ms)
 
 
 async def test_a_feed_cancelled_mid_run_acknowledges_what_it_decided(raw):

@@ -38,6 +38,7 @@ FAST = FeedSettings(
     claim_every_s=0.1,
     retry_after_s=0.05,
     max_in_flight=4,
+    ack_linger_ms=0,  # acknowledged with every read: claims after 100 ms idle work
 )
 SAMPLES = Path(__file__).parents[1] / "contracts" / "samples"
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"

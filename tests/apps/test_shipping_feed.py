@@ -47,6 +47,7 @@ FAST = dataclasses.replace(
     retry_after_s=0.05,
     retry_backoff_s=0.01,
     retry_backoff_max_s=0.02,
+    ack_linger_ms=0,  # acknowledged with every read: claims after 100 ms idle work
 )
 
 
