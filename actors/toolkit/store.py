@@ -7,7 +7,8 @@ Keys of one event-sourced actor (Dapr's actor state layout, so daprd's actor sta
     "event-<n>"     the EventEnvelope of version n (n = 1..version), never rewritten
     "inbox-<hash>"  the result answered to one message id, with a TTL (actors.toolkit.inbox)
     "memory-<field>" the ids of one bounded memory of the state (`State.memories`), oldest
-                    first: a list a commit appends to and trims, never rewritten whole
+                    first: a list a commit appends to and trims (rewritten whole only to
+                    take in the ids of a snapshot written before the lists)
                     (Redis: a list, not Dapr's {data, version} hash; daprd's state API
                     cannot read it)
 

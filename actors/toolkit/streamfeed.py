@@ -35,7 +35,7 @@ Either way:
   races a slow consumer costs only a repeat;
 - lag: an event is read as soon as it is added (a blocked read returns at once); an idle
   feed costs one blocked read a second;
-- acknowledgements wait: they go with a read once the oldest has waited `ack_linger_ms`
+- acknowledgements wait: they go with a read once they have waited `ack_linger_ms`
   (or `count` are waiting), because each round trip that writes (an XACK) costs Redis an
   fsync of its own under appendfsync always. What a killed consumer had decided and not
   yet acknowledged is decided again: a repeat.
@@ -126,12 +126,14 @@ class FeedSettings:
     retry_backoff_max_s: float = 2.0
 
     def __post_init__(self) -> None:
-        # held acknowledgements wait for a read, which can block `block_ms`: an entry
-        # decided and not yet acknowledged must never look abandoned to a claim
-        if self.ack_linger_ms < 0 or self.ack_linger_ms + self.block_ms >= self.claim_idle_ms:
+        # the linger counts from the first read that finds acknowledgements waiting, and
+        # that read and the one carrying them can each block `block_ms`: an entry decided
+        # and not yet acknowledged must never look abandoned to a claim
+        held_ms = self.ack_linger_ms + 2 * self.block_ms
+        if self.ack_linger_ms < 0 or held_ms > self.claim_idle_ms:
             raise ValueError(
-                f"ack_linger_ms ({self.ack_linger_ms}) must be >= 0 and, with block_ms "
-                f"({self.block_ms}), stay under claim_idle_ms ({self.claim_idle_ms})"
+                f"ack_linger_ms ({self.ack_linger_ms}) must be >= 0 and, with twice "
+                f"block_ms ({self.block_ms}), not exceed claim_idle_ms ({self.claim_idle_ms})"
             )
 
 
@@ -275,8 +277,9 @@ class GroupFeed:
             await self.aclose()
 
     def _acks_due(self) -> dict[str, list[bytes]]:
-        """The acknowledgements to send with this read: all that were gathered, once the
-        oldest has waited `ack_linger_ms` or `count` are waiting; else none (yet)."""
+        """The acknowledgements to send with this read: all that were gathered, once
+        `ack_linger_ms` has passed since a read first found them waiting, or `count` are
+        waiting; else none (yet)."""
         waiting = sum(len(ids) for ids in self._unacked.values())
         if not waiting:
             self._unacked_since = None

@@ -44,6 +44,15 @@ async def settle(actor: InventoryActor, *orders: str) -> None:
         assert (await call(actor, "Commit", {"order_id": order}))["ok"]
 
 
+async def stocked(
+    stores: InMemoryStores, publisher: RecordingPublisher, quantity: int = 10
+) -> InventoryActor:
+    """An activation of the SKU, restocked."""
+    actor = activation(stores, publisher)
+    assert (await call(actor, "Restock", {"quantity": quantity}))["ok"]
+    return actor
+
+
 def snapshot_state(stores: InMemoryStores) -> dict[str, Any]:
     state: dict[str, Any] = json.loads(stores.keys("InventoryActor", SKU)[SNAPSHOT_KEY])["state"]
     return state
@@ -53,8 +62,7 @@ async def test_settled_orders_live_in_their_list_not_in_the_snapshot(
     publisher: RecordingPublisher,
 ) -> None:
     stores = InMemoryStores()
-    actor = activation(stores, publisher)
-    assert (await call(actor, "Restock", {"quantity": 10}))["ok"]
+    actor = await stocked(stores, publisher)
     await settle(actor, "o-1", "o-2")
 
     assert "committed_orders" not in snapshot_state(stores)
@@ -66,8 +74,7 @@ async def test_a_new_activation_still_knows_the_orders_settled_before_it(
     publisher: RecordingPublisher,
 ) -> None:
     stores = InMemoryStores()
-    first = activation(stores, publisher)
-    assert (await call(first, "Restock", {"quantity": 10}))["ok"]
+    first = await stocked(stores, publisher)
     await settle(first, "o-1")
 
     second = activation(stores, publisher)  # another host, after a rebalance
@@ -84,8 +91,7 @@ async def test_the_list_keeps_only_the_newest_settled_orders(
     publisher: RecordingPublisher,
 ) -> None:
     stores = InMemoryStores()
-    actor = activation(stores, publisher)
-    assert (await call(actor, "Restock", {"quantity": SETTLED_MEMORY + 5}))["ok"]
+    actor = await stocked(stores, publisher, SETTLED_MEMORY + 5)
     orders = [f"o-{n}" for n in range(SETTLED_MEMORY + 3)]
     await settle(actor, *orders)
 
@@ -101,8 +107,7 @@ async def test_a_snapshot_written_before_the_lists_is_read_and_moved_out_at_the_
     during a rolling upgrade did not see the list), and its next commit writes the list
     whole and a snapshot without the field."""
     stores = InMemoryStores()
-    actor = activation(stores, publisher)
-    assert (await call(actor, "Restock", {"quantity": 10}))["ok"]
+    actor = await stocked(stores, publisher)
     await settle(actor, "o-1", "o-2")
     keys = stores._actors[("InventoryActor", SKU)]  # rewriting history
     document = json.loads(keys.values[SNAPSHOT_KEY])
