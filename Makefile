@@ -66,7 +66,8 @@ down: ## stop a cluster started with `make up`
 
 dapr-run: setup ## infrastructure from the launcher, apps through `dapr run -f dapr/dapr.yaml`
 	@$(PY) -m cluster up --detach --infra-only
-	@cd dapr && ORDERFLOW_REDIS_HOST=127.0.0.1:6380 DAPR_SCHEDULER_HOST_ADDRESS_DNS_A=127.0.0.1:50006 \
+	@go_env="$$($(PY) -c 'from cluster.config import ClusterConfig as C; print(*(f"{k}={v}" for k, v in C.from_env().go_env.items()))')" && \
+	  cd dapr && env $$go_env ORDERFLOW_REDIS_HOST=127.0.0.1:6380 DAPR_SCHEDULER_HOST_ADDRESS_DNS_A=127.0.0.1:50006 \
 	  DAPR_RUNTIME_PATH=$(RUNTIME_DIR)/dapr $(RUNTIME_DIR)/dapr/.dapr/bin/dapr run -f dapr.yaml
 
 status: ## show the state of every cluster process

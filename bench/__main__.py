@@ -23,7 +23,7 @@ from bench import drivers, procfs
 from bench.figures import RssSeries, Step, SustainRule, highest_sustained
 from bench.harness import BENCH_PORT_OFFSET, BenchCluster
 from bench.report import Report, render
-from cluster.config import GOGC_EXPECTED, gogc
+from cluster.config import GO_MAXPROCS_EXPECTED, GOGC_EXPECTED, go_maxprocs, gogc
 
 QUICK = {"command_seconds": 5.0, "step_seconds": 10.0, "settle": 20.0, "rates": "5,10,20,40"}
 FULL = {"command_seconds": 15.0, "step_seconds": 30.0, "settle": 60.0, "rates": "5,10,20,30,40,60"}
@@ -66,6 +66,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=_gogc,
         help="Go's GOGC for every daprd (ORDERFLOW_DAPRD_GOGC; unset: Go's default, 100)",
     )
+    parser.add_argument(
+        "--go-maxprocs",
+        type=_go_maxprocs,
+        default="1",
+        help="GOMAXPROCS of every daprd, placement and scheduler (ORDERFLOW_GO_MAXPROCS: "
+        "1, the cluster's default; auto: Go's own, every core)",
+    )
     args = parser.parse_args(argv)
     defaults = QUICK if args.quick else FULL
     for name, value in defaults.items():
@@ -84,6 +91,13 @@ def _gogc(value: str) -> str:
         return gogc(value)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"{value!r}: {GOGC_EXPECTED}") from exc
+
+
+def _go_maxprocs(value: str) -> str:
+    try:
+        return go_maxprocs(value) or "auto"
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{value!r}: {GO_MAXPROCS_EXPECTED}") from exc
 
 
 class Progress:
@@ -253,7 +267,8 @@ def main(argv: Sequence[str] | None = None, *, out: Callable[[str], None] = prin
     report = Report(
         mode=("quick" if args.quick else "full")
         + ("" if args.redis_fsync == "always" else f", Redis appendfsync {args.redis_fsync}")
-        + ("" if args.daprd_gogc is None else f", daprd GOGC {args.daprd_gogc}"),
+        + ("" if args.daprd_gogc is None else f", daprd GOGC {args.daprd_gogc}")
+        + ("" if args.go_maxprocs == "1" else f", Go GOMAXPROCS {args.go_maxprocs}"),
         replicas=args.replicas,
         concurrency=args.concurrency,
         command_seconds=args.command_seconds,
@@ -266,6 +281,7 @@ def main(argv: Sequence[str] | None = None, *, out: Callable[[str], None] = prin
         replicas=args.replicas,
         redis_fsync=args.redis_fsync,
         daprd_gogc=args.daprd_gogc,
+        go_maxprocs=args.go_maxprocs,
     )
     say = Progress()
     say(f"starting the bench cluster (port offset {args.offset}, state {bench.state_dir})")

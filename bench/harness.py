@@ -58,6 +58,7 @@ class BenchCluster:
         replicas: int = 1,
         redis_fsync: str = "always",
         daprd_gogc: str | None = None,
+        go_maxprocs: str = "1",
     ) -> None:
         self.state_dir = Path(tempfile.mkdtemp(prefix="orderflow-bench-"))
         self.config = ClusterConfig.from_env(
@@ -70,6 +71,7 @@ class BenchCluster:
                 "ORDERFLOW_RUNTIME_DIR": str(ROOT / ".runtime"),
                 "ORDERFLOW_REDIS_FSYNC": redis_fsync,  # appendfsync: "always" unless asked
                 **({"ORDERFLOW_DAPRD_GOGC": daprd_gogc} if daprd_gogc is not None else {}),
+                "ORDERFLOW_GO_MAXPROCS": go_maxprocs,  # "1" or "auto" as well as a number
             }
         )
         self.cluster = LocalCluster(self.config)

@@ -151,6 +151,7 @@ class LocalCluster:
                     *("--metadata-enabled", "--log-level", cfg.log_level),
                 ],
                 logs / "placement.log",
+                env=cfg.go_env,  # GOMAXPROCS (ORDERFLOW_GO_MAXPROCS)
                 ports=(cfg.placement_port, cfg.port(50105), cfg.port(9180), cfg.port(50205)),
             )
         )
@@ -169,6 +170,7 @@ class LocalCluster:
                     *("--log-level", cfg.log_level),
                 ],
                 logs / "scheduler.log",
+                env=cfg.go_env,
                 ports=(
                     cfg.scheduler_port,
                     cfg.port(50106),
@@ -246,7 +248,7 @@ class LocalCluster:
         ]
         env = {
             "DAPR_HOST_IP": "127.0.0.1",  # the address placement hands to other sidecars
-            **cfg.daprd_env,  # Go's GC target, when ORDERFLOW_DAPRD_GOGC asks for one
+            **cfg.daprd_env,  # GOMAXPROCS, and Go's GC target when ORDERFLOW_DAPRD_GOGC asks
             # read by components/ through the env secret store
             "ORDERFLOW_REDIS_HOST": cfg.redis_host,
         }

@@ -305,6 +305,36 @@ def test_daprd_keeps_gos_own_gc_target_unless_asked_wherever_it_is_started(
     )
 
 
+def test_every_go_process_runs_on_one_core_unless_asked(tmp_path: Path) -> None:
+    """GOMAXPROCS 1 for daprd, placement and the scheduler by default (ORDERFLOW_GO_MAXPROCS);
+    `auto` leaves Go its own choice; no Python app or Redis gets it."""
+    default = _cluster(tmp_path).processes
+    go = {name for name in default if name.endswith("-daprd")} | {"placement", "scheduler"}
+    others = set(default) - go
+
+    assert len(go) >= 7
+    assert {default[name].env.get("GOMAXPROCS") for name in go} == {"1"}
+    assert all("GOMAXPROCS" not in default[name].env for name in others)
+
+    asked = ClusterConfig.from_env(
+        {"ORDERFLOW_GO_MAXPROCS": " 2 ", "ORDERFLOW_STATE_DIR": str(tmp_path / "two")}
+    )
+    assert {LocalCluster(asked).processes[name].env.get("GOMAXPROCS") for name in go} == {"2"}
+    auto = ClusterConfig.from_env(
+        {"ORDERFLOW_GO_MAXPROCS": "Auto", "ORDERFLOW_STATE_DIR": str(tmp_path / "auto")}
+    )
+    assert all("GOMAXPROCS" not in p.env for p in LocalCluster(auto).processes.values())
+
+
+def test_the_go_maxprocs_is_a_setting_with_a_clear_refusal() -> None:
+    assert ClusterConfig.from_env({}).go_maxprocs == "1"
+    assert ClusterConfig.from_env({"ORDERFLOW_GO_MAXPROCS": "04"}).go_maxprocs == "4"
+    assert ClusterConfig.from_env({"ORDERFLOW_GO_MAXPROCS": "auto"}).go_maxprocs is None
+    for bad in ("0", "-1", "all", "1.5", ""):
+        with pytest.raises(ValueError, match="ORDERFLOW_GO_MAXPROCS"):
+            ClusterConfig.from_env({"ORDERFLOW_GO_MAXPROCS": bad})
+
+
 def test_the_daprd_gogc_is_a_setting_with_a_clear_refusal() -> None:
     assert ClusterConfig.from_env({}).daprd_gogc is None
     assert ClusterConfig.from_env({"ORDERFLOW_DAPRD_GOGC": "OFF"}).daprd_gogc == "off"

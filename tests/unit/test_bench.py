@@ -152,6 +152,17 @@ def test_quick_flags_shorten_every_duration_and_rates_parse_in_order() -> None:
     assert (full.command_seconds, full.step_seconds, full.rate_list) == (15, 7, [2, 4.5])
 
 
+def test_go_maxprocs_defaults_to_the_clusters_one_core_and_refuses_nonsense(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert parse_args([]).go_maxprocs == "1"
+    assert parse_args(["--go-maxprocs", "AUTO"]).go_maxprocs == "auto"
+    assert parse_args(["--go-maxprocs", "2"]).go_maxprocs == "2"
+    with pytest.raises(SystemExit):
+        parse_args(["--go-maxprocs", "0"])
+    assert "--go-maxprocs: '0': expected a whole number of cores" in capsys.readouterr().err
+
+
 def test_the_daprd_gogc_defaults_to_gos_own_and_refuses_nonsense(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
