@@ -333,6 +333,14 @@ class ProjectorMetrics:
             ["stream"],
             registry=r,
         )
+        self.feed_redelivered = Gauge(
+            "orderflow_projector_feed_redelivered",
+            "Entries the projector's feed has read more than once and not acknowledged yet, "
+            "by stream (among its oldest pending entries, at scrape time): the entries it "
+            "keeps retrying",
+            ["stream"],
+            registry=r,
+        )
         self.feed_backlog = Gauge(
             "orderflow_projector_feed_backlog",
             "Entries on a stream the projector's feed has not read yet (its consumer "

@@ -7,7 +7,7 @@ import dataclasses
 import datetime as dt
 import os
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 from fastapi import FastAPI, Request
 from redis.asyncio import Redis
@@ -158,10 +158,10 @@ async def _running_feed(
 ) -> AsyncIterator[StreamFeed]:
     """The stream feed as a task for the app's lifetime (cancelled at shutdown: what it
     read and had not acknowledged stays pending for the next start)."""
-    # acknowledged with every read, not held (ack_linger_ms): the pending list is what
-    # OrderflowProjectorEntriesHeld watches, and a batch already shares its round trip
-    # with the next read after a 20 ms linger
-    feed_settings = FeedSettings(group=settings.group, consumer=settings.group, ack_linger_ms=0)
+    # acknowledgements held up to ack_linger_ms, as the router's and shipping's are:
+    # OrderflowProjectorEntriesHeld watches the entries read more than once, not the
+    # pending count, which a held acknowledgement (or any batch in flight) keeps above 0
+    feed_settings = FeedSettings(group=settings.group, consumer=settings.group)
     async with feed_client(settings.redis_host, feed_redis) as client:
         feed = projector_feed(client, app.state, feed_settings)
         async with running(feed, name="projector-feed"):
@@ -189,19 +189,31 @@ async def _refresh_saga_gauges(request: Request) -> None:
 
 
 async def _refresh_feed_gauges(feed: StreamFeed, metrics: ProjectorMetrics) -> None:
-    """Per stream, what the feed's group holds pending and has not read (XINFO GROUPS)."""
+    """Per stream, what the feed's group holds pending and has not read (XINFO GROUPS),
+    and how many of its oldest pending entries it has read more than once (XPENDING)."""
+    group_name = feed.settings.group
     for stream in feed.streams:
         try:
             groups = await feed.redis.xinfo_groups(stream)
-        except RedisError:  # no stream yet, or Redis down: the gauges keep their last value
+            oldest = await feed.redis.xpending_range(
+                stream, group_name, min="-", max="+", count=REDELIVERED_SCAN
+            )
+        except RedisError:  # no stream or group yet, or Redis down: the gauges keep their last
             continue
         for group in groups:
-            if _text(group.get("name")) != feed.settings.group:
+            if _text(group.get("name")) != group_name:
                 continue
             metrics.feed_pending.labels(stream).set(int(group.get("pending") or 0))
             lag = group.get("lag")
             if lag is not None:  # None: Redis cannot tell (entries were deleted)
                 metrics.feed_backlog.labels(stream).set(int(lag))
+        redelivered = sum(1 for row in oldest if int(row["times_delivered"]) > 1)
+        metrics.feed_redelivered.labels(stream).set(redelivered)
+
+
+# pending entries are listed oldest first, and an entry the feed keeps retrying stays
+# while newer ones are acknowledged past it: the oldest ones are where it shows
+REDELIVERED_SCAN: Final = 100
 
 
 def _text(value: object) -> str:

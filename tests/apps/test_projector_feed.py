@@ -22,9 +22,10 @@ from redis.backoff import NoBackoff
 from actors.toolkit import streamfeed
 from actors.toolkit.batchfeed import StreamFeed
 from actors.toolkit.envelope import EventEnvelope
+from actors.toolkit.metrics import ProjectorMetrics
 from actors.toolkit.streamfeed import Entry, FeedSettings
 from actors.toolkit.streams import cloud_event
-from apps.projector.main import Settings, create_app
+from apps.projector.main import Settings, _refresh_feed_gauges, create_app, projector_feed
 from tests import metrics_text
 from tests.apps.conftest import eventually, running
 from tests.apps.histories import funded, restocked, shipped
@@ -172,6 +173,30 @@ async def test_an_event_of_a_newer_schema_stays_pending_for_an_upgraded_projecto
     assert metrics_text.value(scraped, "orderflow_projector_feed_backlog", stream="wallet") == 0
     assert await pending(raw, "wallet") == 1
     assert await redis.exists("rm:g0:wallet:cust-3") == 0
+
+
+async def test_the_alerts_gauge_counts_entries_read_more_than_once_not_those_in_flight(raw):
+    """OrderflowProjectorEntriesHeld watches `orderflow_projector_feed_redelivered`: under
+    steady load a batch is always in flight and its acknowledgement held, so the pending
+    count is rarely 0 at a scrape; an entry the feed keeps retrying is read again."""
+    await publish(raw, "wallet", funded("cust-6", 100) + funded("cust-7", 100))
+    await raw.xgroup_create("wallet", "projector", id="0")
+    [[_, entries]] = await raw.xreadgroup("projector", "projector", {"wallet": ">"})
+    first_id = entries[0][0]
+    await raw.xclaim("wallet", "projector", "projector", min_idle_time=0, message_ids=[first_id])
+    metrics = ProjectorMetrics()
+
+    await _refresh_feed_gauges(projector_feed(raw, None, FeedSettings()), metrics)
+
+    def gauge(name: str) -> float | None:
+        return metrics.registry.get_sample_value(name, {"stream": "wallet"})
+
+    assert gauge("orderflow_projector_feed_pending") == 2  # both read, neither acknowledged
+    assert gauge("orderflow_projector_feed_redelivered") == 1  # one of them read twice
+    assert gauge("orderflow_projector_feed_backlog") == 0
+    await raw.xack("wallet", "projector", first_id)
+    await _refresh_feed_gauges(projector_feed(raw, None, FeedSettings()), metrics)
+    assert gauge("orderflow_projector_feed_redelivered") == 0
 
 
 async def test_with_the_dapr_feed_it_subscribes_through_daprd_and_reads_no_stream(redis, raw):
