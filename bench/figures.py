@@ -3,6 +3,7 @@
 percentile(values, q)               nearest rank, None when empty
 Step(...).sustained(rule)           the rule a saga step must meet to count
 cpu_ms(before, after, clk_tck)      /proc utime+stime deltas -> CPU ms per process
+deltas(before, after)               /proc counter deltas (wake-ups) per process
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class Step:
     span_s: float = 0.0  # first placement -> last confirmation, server times
     cancelled: int = 0
     cpu_ms: dict[str, float] = field(default_factory=dict)  # by process, over the window
+    wakeups: dict[str, int] = field(default_factory=dict)  # voluntary switches, same window
     lag_p50_ms: float | None = None  # projection lag over the step (Orderflow only)
     lag_p99_ms: float | None = None
 
@@ -87,6 +89,14 @@ class Step:
             return {}
         return {name: ms / self.confirmed for name, ms in self.cpu_ms.items()}
 
+    def wakeups_per_order(self) -> dict[str, float]:
+        """Wake-ups (voluntary context switches) per confirmed order, by process: the count
+        of times each slept and was woken, which the box's speed moves far less than CPU
+        (empty when nothing was confirmed)."""
+        if not self.confirmed:
+            return {}
+        return {name: n / self.confirmed for name, n in self.wakeups.items()}
+
 
 def highest_sustained(steps: Sequence[Step], rule: SustainRule) -> Step | None:
     """The sustained step with the highest offered rate (None when none sustained)."""
@@ -102,11 +112,15 @@ def cpu_ms(
     A process missing from either snapshot (it exited, or started late) is left out
     rather than counted from zero; a negative delta (a pid reused) is left out too.
     """
-    out: dict[str, float] = {}
-    for name, ticks in after.items():
-        if name in before and ticks >= before[name]:
-            out[name] = (ticks - before[name]) * 1000.0 / clk_tck
-    return out
+    return {name: n * 1000.0 / clk_tck for name, n in deltas(before, after).items()}
+
+
+def deltas(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, int]:
+    """after - before per process, leaving out one missing from either snapshot and a
+    negative delta (a pid reused)."""
+    return {
+        name: n - before[name] for name, n in after.items() if name in before and n >= before[name]
+    }
 
 
 def group_cpu(per_process: Mapping[str, float]) -> dict[str, float]:

@@ -1,6 +1,7 @@
 """The gateway's own CPU per command, alone: no cluster, a stand-in daprd, the bare forwarder.
 
     python -m bench.hop_cost [--rounds 6] [--seconds 4] [--workers 32] [--against DIR]
+    python -m bench.hop_cost --gaps-ms 0,5,20,50 [--rounds 3] [--seconds 4]
 
 `make bench` and `python -m bench.gateway_floor` measure the gateway inside the whole
 cluster, where every process shares the two cores and the figures move ±20 % from run to
@@ -18,6 +19,14 @@ toolkit's `Http1Pool`, cheap next to the servers) for `--seconds`, interleaved r
 round (the order reversed every other round). Only the server's own CPU is counted
 (utime + stime from /proc); the stand-in's and the load's are not. Prints every round,
 then each server's median µs per request and its ratio to the gateway's. Asserts nothing.
+
+With `--gaps-ms`, one worker sends the requests one at a time and waits each gap after
+each answer: every server's median µs per request at each gap, and its ratio to its own
+at the first gap. That is the price of a wake-up on this machine: a Python process woken
+after some milliseconds asleep spends several times the CPU on the same request (session
+18: the gateway 249 µs back to back, 935 with 20 ms between requests; the bare forwarder
+and a ten-line echo server rose too). It is why CPU per order falls as the saga's rate
+rises (README, "Performance", item 3).
 """
 
 from __future__ import annotations
@@ -51,6 +60,7 @@ ANSWER = codec.dumps(
         "duplicate": False,
     }
 )
+REQUESTS_PER_GAP = 300
 _HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n"
 
 
@@ -83,11 +93,26 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--against", type=Path, help="another checkout whose gateway runs beside (a baseline)"
     )
+    parser.add_argument(
+        "--gaps-ms",
+        type=_gaps,
+        help="one worker, waiting each of these gaps (ms, comma-separated) after every answer",
+    )
     parser.add_argument("--stand-in", type=int, help=argparse.SUPPRESS)  # the child's mode
     args = parser.parse_args(argv)
     if args.against is not None and not (args.against / "apps" / "gateway").is_dir():
         parser.error(f"--against {args.against}: no apps/gateway there (a checkout's root?)")
     return args
+
+
+def _gaps(text: str) -> tuple[float, ...]:
+    try:
+        gaps = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: milliseconds, comma-separated") from None
+    if not gaps or any(gap < 0 for gap in gaps):
+        raise argparse.ArgumentTypeError(f"{text!r}: one gap or more, none negative")
+    return gaps
 
 
 def _gateway(root: Path, port: int, dapr_port: int) -> subprocess.Popen[bytes]:
@@ -104,8 +129,9 @@ def _gateway(root: Path, port: int, dapr_port: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(argv, env=env, cwd=root)
 
 
-async def _drive(port: int, seconds: float, workers: int) -> tuple[int, int]:
-    """(answered 200, other answers) from `workers` closed-loop workers."""
+async def _drive(port: int, seconds: float, workers: int, gap_s: float = 0.0) -> tuple[int, int]:
+    """(answered 200, other answers) from `workers` closed-loop workers, each waiting
+    `gap_s` after every answer."""
     pool = Http1Pool("127.0.0.1", port, max_connections=workers)
     counts = [0, 0]
     stop = time.monotonic() + seconds
@@ -117,12 +143,26 @@ async def _drive(port: int, seconds: float, workers: int) -> tuple[int, int]:
                 "POST", path, content=b'{"amount": 1}', headers={"content-type": "application/json"}
             )
             counts[status != 200] += 1
+            if gap_s:
+                await asyncio.sleep(gap_s)
 
     try:
         await asyncio.gather(*(worker(n) for n in range(workers)))
     finally:
         await pool.close()
     return counts[0], counts[1]
+
+
+def _cpu_us(
+    server: tuple[subprocess.Popen[bytes], int], seconds: float, workers: int, gap_s: float = 0.0
+) -> tuple[float, int, int]:
+    """The server's own CPU µs per request over one drive; (µs, ok, other)."""
+    process, port = server
+    pid = {"server": process.pid}
+    before = procfs.cpu_ticks(pid)["server"]
+    ok, other = uvloop.run(_drive(port, seconds, workers, gap_s))
+    used = (procfs.cpu_ticks(pid)["server"] - before) / procfs.CLK_TCK
+    return used * 1e6 / max(1, ok + other), ok, other
 
 
 def measure(
@@ -134,12 +174,7 @@ def measure(
     per_request: dict[str, list[float]] = {name: [] for name in names}
     for round_ in range(args.rounds):
         for name in names if round_ % 2 == 0 else names[::-1]:
-            process, port = servers[name]
-            pid = {name: process.pid}
-            before = procfs.cpu_ticks(pid)[name]
-            ok, other = uvloop.run(_drive(port, args.seconds, args.workers))
-            used = (procfs.cpu_ticks(pid)[name] - before) / procfs.CLK_TCK
-            us = used * 1e6 / max(1, ok + other)
+            us, ok, other = _cpu_us(servers[name], args.seconds, args.workers)
             per_request[name].append(us)
             print(
                 f"round {round_ + 1}  {name:15} {ok / args.seconds:7.0f} req/s  "
@@ -151,6 +186,33 @@ def measure(
     for name in names:
         median = statistics.median(per_request[name])
         print(f"{name:15} {median:22.1f} {median / base:10.2f}")
+
+
+def measure_gaps(
+    servers: dict[str, tuple[subprocess.Popen[bytes], int]], args: argparse.Namespace
+) -> None:
+    """One worker; every gap in turn, each round (the order reversed every other round)."""
+    names, gaps = list(servers), list(args.gaps_ms)
+    for name in names:
+        uvloop.run(_drive(servers[name][1], 1.5, 1))
+    per_request = {(name, gap): [] for name in names for gap in gaps}  # type: dict[tuple[str, float], list[float]]
+    for round_ in range(args.rounds):
+        for gap in gaps if round_ % 2 == 0 else gaps[::-1]:
+            for name in names:
+                # at least ~300 requests, so the 10 ms /proc tick stays small against them
+                seconds = max(args.seconds, REQUESTS_PER_GAP * gap / 1000)
+                us, ok, other = _cpu_us(servers[name], seconds, 1, gap / 1000)
+                per_request[name, gap].append(us)
+                print(
+                    f"round {round_ + 1}  gap {gap:5g} ms  {name:15} {ok:6d} requests  "
+                    f"{us:7.1f} µs CPU/request  ({other} not 200)",
+                    flush=True,
+                )
+    print(f"\n{'':15} " + " ".join(f"{f'gap {gap:g} ms':>16}" for gap in gaps))
+    for name in names:
+        medians = [statistics.median(per_request[name, gap]) for gap in gaps]
+        cells = [f"{m:7.0f} µs {m / medians[0]:4.1f}x" for m in medians]
+        print(f"{name:15} " + " ".join(f"{cell:>16}" for cell in cells))
 
 
 def _listening(process: subprocess.Popen[bytes], port: int) -> Callable[[], bool]:
@@ -182,7 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             wait_until(_listening(process, port), timeout=30, what=f"{name} on port {port}")
             if process.poll() is not None:
                 raise SystemExit(f"{name} exited with {process.returncode} before it listened")
-        measure(servers, args)
+        (measure if args.gaps_ms is None else measure_gaps)(servers, args)
     finally:
         for process in processes:
             process.terminate()

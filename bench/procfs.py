@@ -30,6 +30,32 @@ def cpu_ticks(pids: Mapping[str, int]) -> dict[str, int]:
     return out
 
 
+def switch_count(text: str) -> int:
+    """voluntary_ctxt_switches from the text of /proc/<pid>/task/<tid>/status (0 if absent)."""
+    for line in text.splitlines():
+        if line.startswith("voluntary_ctxt_switches:"):
+            return int(line.split()[1])
+    return 0
+
+
+def wakeups(pids: Mapping[str, int]) -> dict[str, int]:
+    """Voluntary context switches of every live pid, summed over its threads, by name: how
+    often each process slept and was woken again (a process gone is left out; a thread that
+    exited between two snapshots takes its count with it, so a delta is a floor)."""
+    out: dict[str, int] = {}
+    for name, pid in pids.items():
+        total, seen = 0, False
+        for status in Path(f"/proc/{pid}/task").glob("*/status"):
+            try:
+                total += switch_count(status.read_text())
+                seen = True
+            except (FileNotFoundError, ProcessLookupError, ValueError):
+                continue
+        if seen:
+            out[name] = total
+    return out
+
+
 def rss_kib(pid: int) -> int | None:
     """Resident set size in KiB (VmRSS of /proc/<pid>/status), None when the pid is gone."""
     try:

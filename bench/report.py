@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -189,22 +189,43 @@ def cpu_rows(report: Report) -> list[str]:
     if ours is None or not ours.confirmed:
         return []
     theirs = next((s for s in report.peer if s.offered_rate == ours.offered_rate), None)
-    mine = group_cpu(ours.cpu_per_order())
-    peer = group_cpu(theirs.cpu_per_order()) if theirs and theirs.confirmed else {}
+    if theirs is None or not theirs.confirmed:
+        theirs = None
+    mine, woken = group_cpu(ours.cpu_per_order()), group_cpu(ours.wakeups_per_order())
+    peer = group_cpu(theirs.cpu_per_order()) if theirs else {}
+    peer_woken = group_cpu(theirs.wakeups_per_order()) if theirs else {}
     total, peer_total = sum(mine.values()), sum(peer.values()) if peer else None
     rows = [
         _row(
             f"CPU ms per confirmed order at {ours.offered_rate:g}/s",
-            f"{total:.0f} ms",
-            _f(peer_total, ".0f", " ms"),
+            f"{total:.0f} ms{_woken(woken, ' wake-ups')}",
+            f"{_f(peer_total, '.0f', ' ms')}{_woken(peer_woken, ' wake-ups')}",
             _f(ratio(total, peer_total or 0.0), ".2f"),
             f"<= {GOAL_CPU_MS:g} ms: {_met(total <= GOAL_CPU_MS)}; below the workflow: "
             f"{_met(total < peer_total) if peer_total is not None else 'no peer run'}",
         )
     ]
     for name in sorted({*mine, *peer}, key=lambda n: (-mine.get(n, -1), -peer.get(n, 0))):
-        rows.append(_row(f"  {name}", _f(mine.get(name), ".1f"), _f(peer.get(name), ".1f")))
+        rows.append(
+            _row(
+                f"  {name}",
+                f"{_f(mine.get(name), '.1f')}{_woken({name: woken.get(name)})}",
+                f"{_f(peer.get(name), '.1f')}{_woken({name: peer_woken.get(name)})}",
+            )
+        )
+    counted = [s for s in report.orderflow if s.confirmed and s.wakeups]
+    if counted:
+        by_rate = ", ".join(
+            f"{s.offered_rate:g}/s {sum(s.wakeups_per_order().values()):.0f}" for s in counted
+        )
+        rows.append(_row("  wake-ups per order at each rate", by_rate))
     return rows
+
+
+def _woken(per_order: Mapping[str, float | None], unit: str = "") -> str:
+    """ " / N<unit>": wake-ups per order beside a CPU figure ("" when none were counted)."""
+    counts = [n for n in per_order.values() if n is not None]
+    return f" / {sum(counts):.0f}{unit}" if counts else ""
 
 
 def lag_rows(step: Step | None, steps: Sequence[Step]) -> list[str]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +19,13 @@ from bench.figures import (
     Step,
     SustainRule,
     cpu_ms,
+    deltas,
     group_cpu,
     highest_sustained,
     percentile,
 )
 from bench.load import Stats
-from bench.procfs import stat_ticks
+from bench.procfs import stat_ticks, switch_count
 from bench.report import Report, command_cpu_rows, cpu_step, render
 
 RULE = SustainRule(min_fraction=0.95, p99_bound_ms=1000)
@@ -87,6 +90,54 @@ def test_stat_ticks_reads_utime_plus_stime_even_with_spaces_in_the_name() -> Non
     line = "42 (my app (x)) S 1 42 42 0 -1 4194304 10 0 0 0 700 55 0 0 20 0 4 0 99 0 0"
 
     assert stat_ticks(line) == 755
+
+
+def test_wakeups_sum_every_thread_of_a_live_process_and_leave_out_a_gone_one() -> None:
+    # a second thread sleeps 200 times (each a voluntary switch), then waits; the main
+    # thread waits on its stdin: only the sum over the threads sees the 200
+    code = (
+        "import sys, threading, time\n"
+        "done = threading.Event()\n"
+        "def nap():\n"
+        "    for _ in range(200): time.sleep(0.0005)\n"
+        "    print('slept', flush=True); done.wait()\n"
+        "threading.Thread(target=nap, daemon=True).start()\n"
+        "sys.stdin.read()\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    ) as child:
+        try:
+            assert child.stdout is not None
+            assert child.stdout.readline() == "slept\n"
+            main_thread = switch_count(Path(f"/proc/{child.pid}/status").read_text())
+            counted = procfs.wakeups({"child": child.pid, "gone": 2**22 + 1})
+        finally:
+            child.kill()
+
+    assert set(counted) == {"child"}
+    assert counted["child"] >= 200 > main_thread
+    assert switch_count("Name:\tx\nvoluntary_ctxt_switches:\t120\n") == 120
+    assert switch_count("Name:\tx\n") == 0
+    assert deltas({"a": 5, "b": 9}, {"a": 8, "b": 3, "c": 1}) == {"a": 3}
+
+
+def test_wakeups_per_order_show_beside_cpu_in_the_breakdown_and_for_every_rate() -> None:
+    report = quick_report(
+        orderflow=[_step(5, confirmed=50, span_s=10), _step(10, confirmed=100, span_s=10)]
+    )
+    report.orderflow[0].cpu_ms = {"actor-host-1": 800.0}
+    report.orderflow[0].wakeups = {"actor-host-1": 2000}
+    report.orderflow[1].cpu_ms = {"actor-host-1": 1000.0, "actor-host-1-daprd": 500.0}
+    report.orderflow[1].wakeups = {"actor-host-1": 3000, "actor-host-1-daprd": 4000}
+
+    lines = [" ".join(line.split()) for line in render(report).splitlines()]
+
+    head = next(line for line in lines if line.startswith("CPU ms per confirmed order"))
+    assert head.startswith("CPU ms per confirmed order at 10/s 15 ms / 70 wake-ups")
+    assert "actor-host 10.0 / 30 -" in lines
+    assert "actor-host daprd 5.0 / 40 -" in lines
+    assert "wake-ups per order at each rate 5/s 40, 10/s 70" in lines
 
 
 def test_rss_growth_is_relative_to_the_first_sample() -> None:
@@ -389,3 +440,15 @@ def test_hop_cost_refuses_a_baseline_that_is_no_checkout(
     assert "no apps/gateway there" in capsys.readouterr().err
     (tmp_path / "apps" / "gateway").mkdir(parents=True)
     assert hop_cost.parse_args(["--against", str(tmp_path)]).against == tmp_path
+
+
+@pytest.mark.parametrize("bad", ["", "5,x", "-1", "0,,5"])
+def test_hop_cost_refuses_gaps_that_are_not_milliseconds(
+    bad: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        hop_cost.parse_args(["--gaps-ms", bad])
+
+    assert "--gaps-ms" in capsys.readouterr().err
+    assert hop_cost.parse_args(["--gaps-ms", "0,5,20"]).gaps_ms == (0.0, 5.0, 20.0)
+    assert hop_cost.parse_args([]).gaps_ms is None
