@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 
 from actors.catalog import PUBSUB
 from actors.order.saga import ORDER
-from actors.toolkit import heap, logs
+from actors.toolkit import heap, logs, ticks
 from actors.toolkit.client import ActorClient, TypedClient
 from actors.toolkit.metrics import mount_metrics, new_registry
 from actors.toolkit.publisher import SidecarPublisher
@@ -107,6 +107,7 @@ def create_app(
             )
             stack.callback(delattr, app.state, "console")
             heap.freeze_startup_heap()  # started: later GC passes skip all this
+            ticks.install()  # uvicorn's tick once a second, not ten times
             yield
 
     app = FastAPI(title="Orderflow ops console", lifespan=lifespan, docs_url="/api/docs")

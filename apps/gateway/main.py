@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
-from actors.toolkit import heap, logs, tracing
+from actors.toolkit import heap, logs, ticks, tracing
 from actors.toolkit.client import ActorClient
 from actors.toolkit.metrics import HttpMetrics, HttpMetricsMiddleware, mount_metrics, new_registry
 from actors.toolkit.redis_connection import DEFAULT_REDIS_HOST, redis_client, redis_host_from_env
@@ -90,6 +90,7 @@ def create_app(
                 app.state.readmodels = ReadModels(redis, layout=layout)
                 stack.callback(delattr, app.state, "readmodels")
             heap.freeze_startup_heap()  # started: later GC passes skip all this
+            ticks.install()  # uvicorn's tick once a second, not ten times
             yield
 
     app = GatewayApp(

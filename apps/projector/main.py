@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from actors.toolkit import heap, logs, tracing
+from actors.toolkit import heap, logs, ticks, tracing
 from actors.toolkit.batchfeed import StreamFeed
 from actors.toolkit.envelope import utcnow
 from actors.toolkit.fastpath import FastRoutes
@@ -117,6 +117,7 @@ def create_app(
                     _running_feed(app, resolved, feed_redis)
                 )
             heap.freeze_startup_heap()  # started: later GC passes skip all this
+            ticks.install()  # uvicorn's tick once a second, not ten times
             yield
 
     app = FastAPI(title="Orderflow projector (read models)", lifespan=lifespan)

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from actors.catalog import PUBSUB
-from actors.toolkit import heap, logs, tracing
+from actors.toolkit import heap, logs, ticks, tracing
 from actors.toolkit.concurrentfeed import ConcurrentStreamFeed
 from actors.toolkit.metrics import ShippingMetrics, mount_metrics, new_registry
 from actors.toolkit.publisher import SidecarPublisher
@@ -100,6 +100,7 @@ def create_app(
                     _running_feed(app, resolved, feed_redis, metrics)
                 )
             heap.freeze_startup_heap()  # started: later GC passes skip all this
+            ticks.install()  # uvicorn's tick once a second, not ten times
             yield
 
     app = FastAPI(title="Orderflow shipping partner (simulated)", lifespan=lifespan)
