@@ -19,7 +19,8 @@ process name), and decides each entry on its own:
 An entry's work runs in the trace context of its CloudEvent's `traceparent` (daprd's
 header on the HTTP path), so an order stays one trace.
 
-Up to 1024 entries are decided at once. A confirmed order holds its slot while it waits
+A read that found entries is followed by the next only after 100 ms (`LINGER_MS`), so
+that an order's entries are read together. Up to 1024 entries are decided at once. A confirmed order holds its slot while it waits
 out the partner's delay (50 ms by default, up to 60 s per order: apps.shipping.partner),
 so the limit bounds the orders shipped at 1024 / delay per second (Little's law): ~20 000
 at 50 ms, and still 30 (the measured saga load) at a 34 s delay. A waiting slot costs a
@@ -50,15 +51,18 @@ from apps.shipping.events import confirmed_order_in, dropped, on_order
 from apps.shipping.partner import ORDER_CONFIRMED, Partner
 
 MAX_IN_FLIGHT: Final = 1024  # see the module docstring
-# after a read that found entries, the next waits this long: a read per ~6 entries at 40
-# orders/s instead of one per entry (each read is a Redis round trip and a wake-up; with
-# none, the feed cost the app more CPU than it saved its daprd). It delays the answer,
-# never the order's confirmation, and the partner itself waits 50 ms by default.
-LINGER_MS: Final = 20
+# after a read that found entries, the next waits this long, so reads gather entries: each
+# read is a Redis round trip and two wake-ups (the timer, the answer), and a wake-up after
+# some milliseconds asleep is dear here (README, "Performance", item 3). Of an order's
+# ~6 entries on `orders` only order.confirmed is shipped, and they come in ~4 bursts
+# within ~80 ms: at 20 ms (sessions 9-17) shipping woke ~9-11 times per order at 5-10
+# orders/s. It delays the partner's answer, never the order's confirmation, and the
+# partner itself waits 50 ms by default.
+LINGER_MS: Final = 100
 
 
 def shipping_feed_settings(*, group: str, consumer: str) -> FeedSettings:
-    """1024 in flight, 20 ms linger after a read, claims after 15 s idle every 2 s, RETRY
+    """1024 in flight, 100 ms linger after a read, claims after 15 s idle every 2 s, RETRY
     tried in place for 30 s (backoff 0.25 s doubling to 2 s)."""
     return FeedSettings(
         group=group,
