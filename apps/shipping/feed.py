@@ -19,16 +19,17 @@ process name), and decides each entry on its own:
 An entry's work runs in the trace context of its CloudEvent's `traceparent` (daprd's
 header on the HTTP path), so an order stays one trace.
 
-A read that found entries is followed by the next only after 100 ms (`LINGER_MS`), so
-that an order's entries are read together. Up to 1024 entries are decided at once. A confirmed order holds its slot while it waits
-out the partner's delay (50 ms by default, up to 60 s per order: apps.shipping.partner),
-so the limit bounds the orders shipped at 1024 / delay per second (Little's law): ~20 000
-at 50 ms, and still 30 (the measured saga load) at a 34 s delay. A waiting slot costs a
-sleeping task and the entry it holds (a ~1 KB CloudEvent), so the bound is on memory, not
-CPU. (daprd's 32 delivery workers, `concurrency` in components/pubsub.yaml, allowed 640/s
-at 50 ms and 32/s at 1 s.) Pending entries are claimed after 15 s idle, every 2 s, as by
-the router's feed (components/pubsub.yaml's processingTimeout); a delay longer than that
-lets another replica claim the entry too: a repeat, which yields the same answer ids.
+A read that found entries is followed by the next only after 100 ms (`LINGER_MS`), so that
+an order's entries are read together. Up to 1024 entries are decided at once. A confirmed
+order holds its slot while it waits out the partner's delay (50 ms by default, up to 60 s
+per order: apps.shipping.partner), so the limit bounds the orders shipped at 1024 / delay
+per second (Little's law): ~20 000 at 50 ms, and still 30 (the measured saga load) at a 34
+s delay. A waiting slot costs a sleeping task and the entry it holds (a ~1 KB CloudEvent),
+so the bound is on memory, not CPU. (daprd's 32 delivery workers, `concurrency` in
+components/pubsub.yaml, allowed 640/s at 50 ms and 32/s at 1 s.) Pending entries are
+claimed after 15 s idle, every 2 s, as by the router's feed (components/pubsub.yaml's
+processingTimeout); a delay longer than that lets another replica claim the entry too: a
+repeat, which yields the same answer ids.
 ORDERFLOW_SHIPPING_FEED=dapr keeps daprd's subscription (apps.shipping.events).
 """
 
