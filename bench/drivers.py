@@ -24,7 +24,7 @@ from typing import Any
 import aiohttp
 
 from bench import procfs
-from bench.figures import CommandRun, Step, cpu_ms, deltas, percentile
+from bench.figures import CommandRun, Step, cpu_ms, percentile, thread_deltas
 from bench.load import run
 
 IDS = 512  # command runs spread over many actors (one id is one turn queue)
@@ -256,7 +256,7 @@ async def saga_step(
         ids = [i for i in await asyncio.gather(*tasks) if i]
         await _wait_tail(s, saga, ids[-TAIL:], within=settle)
         step.cpu_ms = cpu_ms(before, procfs.cpu_ticks(names), clk_tck=procfs.CLK_TCK)
-        step.wakeups = deltas(woken, procfs.wakeups(names))
+        step.wakeups = thread_deltas(woken, procfs.wakeups(names))
         if lag is not None:
             step.lag_p50_ms, step.lag_p99_ms = await lag()
         window = time.perf_counter() - start

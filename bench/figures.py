@@ -3,7 +3,8 @@
 percentile(values, q)               nearest rank, None when empty
 Step(...).sustained(rule)           the rule a saga step must meet to count
 cpu_ms(before, after, clk_tck)      /proc utime+stime deltas -> CPU ms per process
-deltas(before, after)               /proc counter deltas (wake-ups) per process
+deltas(before, after)               /proc counter deltas per process
+thread_deltas(before, after)        per-thread counters (wake-ups) -> their growth per process
 """
 
 from __future__ import annotations
@@ -121,6 +122,20 @@ def deltas(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, int
     return {
         name: n - before[name] for name, n in after.items() if name in before and n >= before[name]
     }
+
+
+def thread_deltas(
+    before: Mapping[str, Mapping[int, int]], after: Mapping[str, Mapping[int, int]]
+) -> dict[str, int]:
+    """How much per-thread counters grew, summed per process: a thread started between the
+    snapshots counts from zero, one that exited takes its count with it (so a figure is a
+    floor, never negative); a process missing from either snapshot is left out."""
+    out: dict[str, int] = {}
+    for name, threads in after.items():
+        if name in before:
+            earlier = before[name]
+            out[name] = sum(max(0, n - earlier.get(tid, 0)) for tid, n in threads.items())
+    return out
 
 
 def group_cpu(per_process: Mapping[str, float]) -> dict[str, float]:

@@ -38,21 +38,20 @@ def switch_count(text: str) -> int:
     return 0
 
 
-def wakeups(pids: Mapping[str, int]) -> dict[str, int]:
-    """Voluntary context switches of every live pid, summed over its threads, by name: how
-    often each process slept and was woken again (a process gone is left out; a thread that
-    exited between two snapshots takes its count with it, so a delta is a floor)."""
-    out: dict[str, int] = {}
+def wakeups(pids: Mapping[str, int]) -> dict[str, dict[int, int]]:
+    """Voluntary context switches of every live pid's threads, by name and thread id: how
+    often each slept and was woken again (a process gone is left out). Compare two with
+    `bench.figures.thread_deltas`."""
+    out: dict[str, dict[int, int]] = {}
     for name, pid in pids.items():
-        total, seen = 0, False
+        threads: dict[int, int] = {}
         for status in Path(f"/proc/{pid}/task").glob("*/status"):
             try:
-                total += switch_count(status.read_text())
-                seen = True
+                threads[int(status.parent.name)] = switch_count(status.read_text())
             except (FileNotFoundError, ProcessLookupError, ValueError):
                 continue
-        if seen:
-            out[name] = total
+        if threads:
+            out[name] = threads
     return out
 
 

@@ -23,6 +23,7 @@ from bench.figures import (
     group_cpu,
     highest_sustained,
     percentile,
+    thread_deltas,
 )
 from bench.load import Stats
 from bench.procfs import stat_ticks, switch_count
@@ -116,10 +117,19 @@ def test_wakeups_sum_every_thread_of_a_live_process_and_leave_out_a_gone_one() -
             child.kill()
 
     assert set(counted) == {"child"}
-    assert counted["child"] >= 200 > main_thread
+    assert len(counted["child"]) == 2  # the main thread and the sleeper, by thread id
+    assert sum(counted["child"].values()) >= 200 > main_thread
     assert switch_count("Name:\tx\nvoluntary_ctxt_switches:\t120\n") == 120
     assert switch_count("Name:\tx\n") == 0
     assert deltas({"a": 5, "b": 9}, {"a": 8, "b": 3, "c": 1}) == {"a": 3}
+
+
+def test_thread_deltas_count_new_threads_from_zero_and_never_go_negative() -> None:
+    before = {"app": {1: 100, 2: 50}, "gone": {7: 3}}
+    # thread 2 exited (its 50 and more lost), thread 3 started, thread 1 woke 10 times
+    after = {"app": {1: 110, 3: 4}, "late": {9: 1}}
+
+    assert thread_deltas(before, after) == {"app": 14}
 
 
 def test_wakeups_per_order_show_beside_cpu_in_the_breakdown_and_for_every_rate() -> None:
