@@ -14,6 +14,7 @@ import uvicorn
 
 from actors.toolkit import ticks
 from bench import procfs
+from bench.figures import thread_deltas
 from cluster.config import ROOT
 from cluster.ports import any_free_port, can_bind
 from cluster.processes import wait_until
@@ -56,9 +57,9 @@ def test_an_idle_server_wakes_once_a_tick_and_sigterm_stops_it_at_once(
             listening = lambda: server.poll() is not None or not can_bind(port)  # noqa: E731
             wait_until(listening, timeout=30, what=f"the server on port {port}")
             answer = httpx.get(f"http://127.0.0.1:{port}/", timeout=10)
-            before = procfs.wakeups({"server": server.pid})["server"]
+            before = procfs.wakeups({"server": server.pid})
             time.sleep(3)
-            woken = procfs.wakeups({"server": server.pid})["server"] - before
+            woken = thread_deltas(before, procfs.wakeups({"server": server.pid}))["server"]
             server.send_signal(signal.SIGTERM)
             # a 60 s tick not woken by the signal would still be asleep when this gives up
             code = server.wait(timeout=20)
