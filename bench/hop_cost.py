@@ -195,7 +195,7 @@ def measure_gaps(
     names, gaps = list(servers), list(args.gaps_ms)
     for name in names:
         uvloop.run(_drive(servers[name][1], 1.5, 1))
-    per_request = {(name, gap): [] for name in names for gap in gaps}  # type: dict[tuple[str, float], list[float]]
+    per_request: dict[tuple[str, float], list[float]] = {(n, g): [] for n in names for g in gaps}
     for round_ in range(args.rounds):
         for gap in gaps if round_ % 2 == 0 else gaps[::-1]:
             for name in names:

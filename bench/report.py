@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -198,8 +198,9 @@ def cpu_rows(report: Report) -> list[str]:
     rows = [
         _row(
             f"CPU ms per confirmed order at {ours.offered_rate:g}/s",
-            f"{total:.0f} ms{_woken(woken, ' wake-ups')}",
-            f"{_f(peer_total, '.0f', ' ms')}{_woken(peer_woken, ' wake-ups')}",
+            f"{total:.0f} ms{_woken(sum(woken.values()) if woken else None, ' wake-ups')}",
+            f"{_f(peer_total, '.0f', ' ms')}"
+            f"{_woken(sum(peer_woken.values()) if peer_woken else None, ' wake-ups')}",
             _f(ratio(total, peer_total or 0.0), ".2f"),
             f"<= {GOAL_CPU_MS:g} ms: {_met(total <= GOAL_CPU_MS)}; below the workflow: "
             f"{_met(total < peer_total) if peer_total is not None else 'no peer run'}",
@@ -209,8 +210,8 @@ def cpu_rows(report: Report) -> list[str]:
         rows.append(
             _row(
                 f"  {name}",
-                f"{_f(mine.get(name), '.1f')}{_woken({name: woken.get(name)})}",
-                f"{_f(peer.get(name), '.1f')}{_woken({name: peer_woken.get(name)})}",
+                f"{_f(mine.get(name), '.1f')}{_woken(woken.get(name))}",
+                f"{_f(peer.get(name), '.1f')}{_woken(peer_woken.get(name))}",
             )
         )
     counted = [s for s in report.orderflow if s.confirmed and s.wakeups]
@@ -222,10 +223,9 @@ def cpu_rows(report: Report) -> list[str]:
     return rows
 
 
-def _woken(per_order: Mapping[str, float | None], unit: str = "") -> str:
+def _woken(per_order: float | None, unit: str = "") -> str:
     """ " / N<unit>": wake-ups per order beside a CPU figure ("" when none were counted)."""
-    counts = [n for n in per_order.values() if n is not None]
-    return f" / {sum(counts):.0f}{unit}" if counts else ""
+    return "" if per_order is None else f" / {per_order:.0f}{unit}"
 
 
 def lag_rows(step: Step | None, steps: Sequence[Step]) -> list[str]:

@@ -25,7 +25,7 @@ from actors.inventory.actor import InventoryActor
 from actors.order.actor import Deadlines, OrderActor
 from actors.order.deadlines import DeadlineSweeper, SweeperDeps, start_sweepers, sweep_period
 from actors.reactions import SPECS, build_router
-from actors.toolkit import heap, logs, ticks, tracing
+from actors.toolkit import lifecycle, logs, tracing
 from actors.toolkit.actor import ActorDeps, EventSourcedActor, actor_factory
 from actors.toolkit.client import ActorClient
 from actors.toolkit.concurrentfeed import ConcurrentStreamFeed
@@ -227,8 +227,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 starting = asyncio.create_task(start_sweepers(actors))
                 try:
                     async with _routing(app, settings, router, router_metrics):
-                        heap.freeze_startup_heap()  # started: later GC passes skip it
-                        ticks.install()  # uvicorn's tick once a second, not ten times
+                        lifecycle.app_started()  # the heap frozen, uvicorn's tick slowed
                         yield
                 finally:
                     starting.cancel()

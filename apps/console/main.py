@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 
 from actors.catalog import PUBSUB
 from actors.order.saga import ORDER
-from actors.toolkit import heap, logs, ticks
+from actors.toolkit import lifecycle, logs
 from actors.toolkit.client import ActorClient, TypedClient
 from actors.toolkit.metrics import mount_metrics, new_registry
 from actors.toolkit.publisher import SidecarPublisher
@@ -106,8 +106,7 @@ def create_app(
                 vendor_dir=vendor,
             )
             stack.callback(delattr, app.state, "console")
-            heap.freeze_startup_heap()  # started: later GC passes skip all this
-            ticks.install()  # uvicorn's tick once a second, not ten times
+            lifecycle.app_started()  # the heap frozen, uvicorn's tick slowed
             yield
 
     app = FastAPI(title="Orderflow ops console", lifespan=lifespan, docs_url="/api/docs")

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
-from actors.toolkit import heap, logs, ticks, tracing
+from actors.toolkit import lifecycle, logs, tracing
 from actors.toolkit.client import ActorClient
 from actors.toolkit.metrics import HttpMetrics, HttpMetricsMiddleware, mount_metrics, new_registry
 from actors.toolkit.redis_connection import DEFAULT_REDIS_HOST, redis_client, redis_host_from_env
@@ -89,8 +89,7 @@ def create_app(
                 layout = Layout(settings.read_model_prefix)
                 app.state.readmodels = ReadModels(redis, layout=layout)
                 stack.callback(delattr, app.state, "readmodels")
-            heap.freeze_startup_heap()  # started: later GC passes skip all this
-            ticks.install()  # uvicorn's tick once a second, not ten times
+            lifecycle.app_started()  # the heap frozen, uvicorn's tick slowed
             yield
 
     app = GatewayApp(

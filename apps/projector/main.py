@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from actors.toolkit import heap, logs, ticks, tracing
+from actors.toolkit import lifecycle, logs, tracing
 from actors.toolkit.batchfeed import StreamFeed
 from actors.toolkit.envelope import utcnow
 from actors.toolkit.fastpath import FastRoutes
@@ -116,8 +116,7 @@ def create_app(
                 app.state.feed = await stack.enter_async_context(
                     _running_feed(app, resolved, feed_redis)
                 )
-            heap.freeze_startup_heap()  # started: later GC passes skip all this
-            ticks.install()  # uvicorn's tick once a second, not ten times
+            lifecycle.app_started()  # the heap frozen, uvicorn's tick slowed
             yield
 
     app = FastAPI(title="Orderflow projector (read models)", lifespan=lifespan)

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from actors.catalog import PUBSUB
-from actors.toolkit import heap, logs, ticks, tracing
+from actors.toolkit import lifecycle, logs, tracing
 from actors.toolkit.concurrentfeed import ConcurrentStreamFeed
 from actors.toolkit.metrics import ShippingMetrics, mount_metrics, new_registry
 from actors.toolkit.publisher import SidecarPublisher
@@ -99,8 +99,7 @@ def create_app(
                 app.state.feed = await stack.enter_async_context(
                     _running_feed(app, resolved, feed_redis, metrics)
                 )
-            heap.freeze_startup_heap()  # started: later GC passes skip all this
-            ticks.install()  # uvicorn's tick once a second, not ten times
+            lifecycle.app_started()  # the heap frozen, uvicorn's tick slowed
             yield
 
     app = FastAPI(title="Orderflow shipping partner (simulated)", lifespan=lifespan)
