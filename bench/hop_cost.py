@@ -2,6 +2,7 @@
 
     python -m bench.hop_cost [--rounds 6] [--seconds 4] [--workers 32] [--against DIR]
     python -m bench.hop_cost --gaps-ms 0,5,20,50 [--rounds 3] [--seconds 4]
+    python -m bench.hop_cost --command order [--against DIR] ...   # POST /orders instead
 
 `make bench` and `python -m bench.gateway_floor` measure the gateway inside the whole
 cluster, where every process shares the two cores and the figures move ±20 % from run to
@@ -16,7 +17,10 @@ process answering every request with a canned `WalletActor.Deposit` answer) serv
 
 Each takes `POST /wallets/{id}/deposit` from `--workers` closed-loop workers (over the
 toolkit's `Http1Pool`, cheap next to the servers) for `--seconds`, interleaved round by
-round (the order reversed every other round). Only the server's own CPU is counted
+round (the order reversed every other round). With `--command order` they send `POST
+/orders` (a two-line order, an Idempotency-Key per worker) and the stand-in answers
+`OrderActor.Place` with a canned order; the bare forwarder knows only the deposit, so it
+is left out. Only the server's own CPU is counted
 (utime + stime from /proc); the stand-in's and the load's are not. Prints every round,
 then each server's median µs per request and its ratio to the gateway's. Asserts nothing.
 
@@ -37,6 +41,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -60,22 +65,55 @@ ANSWER = codec.dumps(
         "duplicate": False,
     }
 )
+ORDER = {
+    "customer_id": "hop",
+    "lines": [
+        {"sku": "tea-green", "quantity": 2, "unit_price": 450},
+        {"sku": "mug-white", "quantity": 1, "unit_price": 1200},
+    ],
+}
+ORDER_ANSWER = codec.dumps(
+    {
+        "ok": True,
+        "result": {
+            **ORDER,
+            "order_id": "ord-0123456789abcdef01234567",
+            "status": "reserving",
+            "total": 2100,
+            "reserved_skus": [],
+            "cancel_reason": None,
+        },
+        "aggregate_version": 1,
+        "events": [{"type": "order.placed", "data": {}}],
+        "duplicate": False,
+    }
+)
+# what each --command sends: worker n's (path, body, headers)
+COMMANDS: dict[str, Callable[[int], tuple[str, bytes, dict[str, str]]]] = {
+    "deposit": lambda n: (f"/wallets/hop-{n}/deposit", b'{"amount": 1}', {}),
+    "order": lambda n: ("/orders", codec.dumps(ORDER), {"idempotency-key": f"hop-{n}"}),
+}
 REQUESTS_PER_GAP = 300
 _HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n"
 
 
 class _StandIn(asyncio.Protocol):
-    """daprd's actor API as the hop sees it: every request answered with ANSWER."""
+    """daprd's actor API as the hop sees it: an order's Place answered with ORDER_ANSWER,
+    every other request with ANSWER."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport: asyncio.Transport = transport  # type: ignore[assignment]
         self._parser = httptools.HttpRequestParser(self)
+        self._answer = ANSWER
 
     def data_received(self, data: bytes) -> None:
         self._parser.feed_data(data)
 
+    def on_url(self, url: bytes) -> None:
+        self._answer = ORDER_ANSWER if b"/OrderActor/" in url else ANSWER
+
     def on_message_complete(self) -> None:
-        self._transport.write(_HEAD % len(ANSWER) + ANSWER)
+        self._transport.write(_HEAD % len(self._answer) + self._answer)
 
 
 async def _stand_in(port: int) -> None:
@@ -98,6 +136,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=_gaps,
         help="one worker, waiting each of these gaps (ms, comma-separated) after every answer",
     )
+    parser.add_argument(
+        "--command",
+        choices=sorted(COMMANDS),
+        default="deposit",
+        help="what the workers send: POST /wallets/{id}/deposit (deposit) or POST /orders",
+    )
     parser.add_argument("--stand-in", type=int, help=argparse.SUPPRESS)  # the child's mode
     args = parser.parse_args(argv)
     if args.against is not None and not (args.against / "apps" / "gateway").is_dir():
@@ -115,7 +159,9 @@ def _gaps(text: str) -> tuple[float, ...]:
     return gaps
 
 
-def _gateway(root: Path, port: int, dapr_port: int) -> subprocess.Popen[bytes]:
+def _gateway(root: Path, port: int, dapr_port: int, log: Path) -> subprocess.Popen[bytes]:
+    """The gateway of the checkout at `root`, its log (stderr, at the cluster's level: an
+    order's "order accepted" line is part of its cost) written to `log`."""
     env = {
         **os.environ,
         "DAPR_HTTP_PORT": str(dapr_port),
@@ -126,23 +172,25 @@ def _gateway(root: Path, port: int, dapr_port: int) -> subprocess.Popen[bytes]:
     argv = [sys.executable, "-m", "uvicorn", "apps.gateway.main:create_app", "--factory"]
     argv += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
     argv += ["--log-level", "warning", "--http", HTTP_PROTOCOL]
-    return subprocess.Popen(argv, env=env, cwd=root)
+    with log.open("wb") as stderr:
+        return subprocess.Popen(argv, env=env, cwd=root, stderr=stderr)
 
 
-async def _drive(port: int, seconds: float, workers: int, gap_s: float = 0.0) -> tuple[int, int]:
-    """(answered 200, other answers) from `workers` closed-loop workers, each waiting
-    `gap_s` after every answer."""
+async def _drive(
+    port: int, seconds: float, workers: int, gap_s: float = 0.0, command: str = "deposit"
+) -> tuple[int, int]:
+    """(answered 2xx, other answers) from `workers` closed-loop workers sending `command`,
+    each waiting `gap_s` after every answer."""
     pool = Http1Pool("127.0.0.1", port, max_connections=workers)
     counts = [0, 0]
     stop = time.monotonic() + seconds
 
     async def worker(n: int) -> None:
-        path = f"/wallets/hop-{n}/deposit"
+        path, body, headers = COMMANDS[command](n)
+        headers = {**headers, "content-type": "application/json"}
         while time.monotonic() < stop:
-            status, _ = await pool.request(
-                "POST", path, content=b'{"amount": 1}', headers={"content-type": "application/json"}
-            )
-            counts[status != 200] += 1
+            status, _ = await pool.request("POST", path, content=body, headers=headers)
+            counts[not 200 <= status < 300] += 1
             if gap_s:
                 await asyncio.sleep(gap_s)
 
@@ -154,13 +202,17 @@ async def _drive(port: int, seconds: float, workers: int, gap_s: float = 0.0) ->
 
 
 def _cpu_us(
-    server: tuple[subprocess.Popen[bytes], int], seconds: float, workers: int, gap_s: float = 0.0
+    server: tuple[subprocess.Popen[bytes], int],
+    seconds: float,
+    workers: int,
+    gap_s: float = 0.0,
+    command: str = "deposit",
 ) -> tuple[float, int, int]:
     """The server's own CPU µs per request over one drive; (µs, ok, other)."""
     process, port = server
     pid = {"server": process.pid}
     before = procfs.cpu_ticks(pid)["server"]
-    ok, other = uvloop.run(_drive(port, seconds, workers, gap_s))
+    ok, other = uvloop.run(_drive(port, seconds, workers, gap_s, command))
     used = (procfs.cpu_ticks(pid)["server"] - before) / procfs.CLK_TCK
     return used * 1e6 / max(1, ok + other), ok, other
 
@@ -170,15 +222,15 @@ def measure(
 ) -> None:
     names = list(servers)
     for name in names:  # warm each (imports done, connections open, caches filled)
-        uvloop.run(_drive(servers[name][1], 1.5, args.workers))
+        uvloop.run(_drive(servers[name][1], 1.5, args.workers, command=args.command))
     per_request: dict[str, list[float]] = {name: [] for name in names}
     for round_ in range(args.rounds):
         for name in names if round_ % 2 == 0 else names[::-1]:
-            us, ok, other = _cpu_us(servers[name], args.seconds, args.workers)
+            us, ok, other = _cpu_us(servers[name], args.seconds, args.workers, 0.0, args.command)
             per_request[name].append(us)
             print(
                 f"round {round_ + 1}  {name:15} {ok / args.seconds:7.0f} req/s  "
-                f"{us:6.1f} µs CPU/request  ({other} not 200)",
+                f"{us:6.1f} µs CPU/request  ({other} not 2xx)",
                 flush=True,
             )
     base = statistics.median(per_request["gateway"])
@@ -194,18 +246,18 @@ def measure_gaps(
     """One worker; every gap in turn, each round (the order reversed every other round)."""
     names, gaps = list(servers), list(args.gaps_ms)
     for name in names:
-        uvloop.run(_drive(servers[name][1], 1.5, 1))
+        uvloop.run(_drive(servers[name][1], 1.5, 1, command=args.command))
     per_request: dict[tuple[str, float], list[float]] = {(n, g): [] for n in names for g in gaps}
     for round_ in range(args.rounds):
         for gap in gaps if round_ % 2 == 0 else gaps[::-1]:
             for name in names:
                 # at least ~300 requests, so the 10 ms /proc tick stays small against them
                 seconds = max(args.seconds, REQUESTS_PER_GAP * gap / 1000)
-                us, ok, other = _cpu_us(servers[name], seconds, 1, gap / 1000)
+                us, ok, other = _cpu_us(servers[name], seconds, 1, gap / 1000, args.command)
                 per_request[name, gap].append(us)
                 print(
                     f"round {round_ + 1}  gap {gap:5g} ms  {name:15} {ok:6d} requests  "
-                    f"{us:7.1f} µs CPU/request  ({other} not 200)",
+                    f"{us:7.1f} µs CPU/request  ({other} not 2xx)",
                     flush=True,
                 )
     print(f"\n{'':15} " + " ".join(f"{f'gap {gap:g} ms':>16}" for gap in gaps))
@@ -232,13 +284,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     processes = [stand_in]
     try:
         ports = {name: any_free_port() for name in ("gateway", "baseline", "bare forwarder")}
-        servers = {"gateway": (_gateway(ROOT, ports["gateway"], dapr_port), ports["gateway"])}
+        logs = Path(tempfile.mkdtemp(prefix="hop_cost-"))
+        print(f"the gateways' logs: {logs}", flush=True)
+        gateway = _gateway(ROOT, ports["gateway"], dapr_port, logs / "gateway.log")
+        servers = {"gateway": (gateway, ports["gateway"])}
         if args.against is not None:
-            root = args.against.resolve()
-            servers["baseline"] = (_gateway(root, ports["baseline"], dapr_port), ports["baseline"])
-        forward = [sys.executable, "-m", "bench.hopfloor", "--port", str(ports["bare forwarder"])]
-        forwarder = subprocess.Popen([*forward, "--dapr-port", str(dapr_port)], cwd=ROOT)
-        servers["bare forwarder"] = (forwarder, ports["bare forwarder"])
+            root, port = args.against.resolve(), ports["baseline"]
+            servers["baseline"] = (_gateway(root, port, dapr_port, logs / "baseline.log"), port)
+        if args.command == "deposit":  # the forwarder serves only the deposit
+            port = ports["bare forwarder"]
+            forward = [sys.executable, "-m", "bench.hopfloor", "--port", str(port)]
+            forwarder = subprocess.Popen([*forward, "--dapr-port", str(dapr_port)], cwd=ROOT)
+            servers["bare forwarder"] = (forwarder, port)
         processes += [process for process, _ in servers.values()]
         for name, (process, port) in servers.items():
             wait_until(_listening(process, port), timeout=30, what=f"{name} on port {port}")

@@ -1,8 +1,10 @@
 """The gateway's hot commands, served from the top of the app, beneath the ASGI server.
 
-`POST /wallets/{customer_id}/deposit` (what `make bench` drives) and
-`POST /inventory/{sku}/restock` take one path parameter, one small JSON body and an
-optional Idempotency-Key, make one actor call and answer one view. Through FastAPI's
+`POST /orders` (the saga's start), `POST /wallets/{customer_id}/deposit` (what `make bench`
+drives) and `POST /inventory/{sku}/restock` take at most one path parameter, one small JSON
+body and an Idempotency-Key (the order's required), make one actor call and answer one
+view (the order's with `Location` and `Aggregate-Version` set on FastAPI's response
+object, which the lane passes and merges as FastAPI does). Through FastAPI's
 routing, dependency solving cost more of the gateway's CPU than the actor call (py-spy:
 solve_dependencies 21 %, route matching 10 % of its busy samples under 32 workers), and
 the layers around the routes (Starlette's and FastAPI's, and our metrics, trace context,
@@ -10,7 +12,8 @@ log scope and body limit middlewares) each wrap every request again.
 
 `GatewayApp.__call__` hands each request to `HotLane` first. The lane serves it only when
 FastAPI would accept it: the path parameters and the body pass the very validators
-FastAPI built for the route, the Idempotency-Key passes `deps`' rule, the body is
+FastAPI built for the route, the Idempotency-Key is there if required and passes `deps`'
+rule, the body is
 `application/json` and within the body limit, the lifespan put an actor client on the
 app, no dependency is overridden, and this process makes no spans of its own (with
 tracing on, the middlewares' path makes the server span). It then calls the route's own
@@ -45,6 +48,7 @@ from fastapi.datastructures import DefaultPlaceholder
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import ResponseValidationError
 from fastapi.routing import APIRoute
+from fastapi.utils import is_body_allowed_for_status_code
 from starlette.convertors import Convertor
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -53,6 +57,7 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from actors.inventory.model import INVENTORY
+from actors.order.saga import ORDER
 from actors.toolkit import codec, logs, tracing
 from actors.toolkit.aggregate import AggregateSpec
 from actors.toolkit.client import ActorClient, TypedClient
@@ -65,6 +70,12 @@ from apps.gateway import deps
 CLIENTS: Final[Mapping[Callable[..., Any], AggregateSpec]] = {
     deps.wallet_client: WALLET,
     deps.inventory_client: INVENTORY,
+    deps.order_client: ORDER,
+}
+# The Idempotency-Key dependencies: each one's parameter, and whether the key is required.
+KEYS: Final[Mapping[Callable[..., Any], bool]] = {
+    deps.optional_idempotency_key: False,
+    deps.required_idempotency_key: True,
 }
 # What app.exception_handlers holds (ours are all `async def (request, exc) -> Response`).
 Handler = Callable[[Request, Exception], Response | Awaitable[Response]]
@@ -89,7 +100,9 @@ class HotCommand:
     status_code: int
     dump: Mapping[str, Any]  # the route's response_model_* options
     clients: tuple[tuple[str, AggregateSpec], ...]  # (parameter name, actor type)
-    key_param: str | None  # the parameter taking the optional Idempotency-Key
+    key_param: str | None  # the parameter taking the Idempotency-Key
+    key_required: bool  # without the header FastAPI's stack answers (the dependency's 400)
+    response_param: str | None  # the parameter taking FastAPI's sub-response (headers, status)
 
     @classmethod
     def of(cls, served: Any, route: APIRoute) -> HotCommand:
@@ -108,13 +121,14 @@ class HotCommand:
             raise NotServableError(f"{route.path}: a response class of its own")
         if getattr(served, "max_body_size", None) is not None:
             raise NotServableError(f"{route.path}: a body size limit of its own")
-        clients, key_param = [], None
+        clients, key_param, key_required = [], None, False
         for dep in d.dependencies:
             spec = CLIENTS.get(dep.call) if dep.call is not None else None
+            required = KEYS.get(dep.call) if dep.call is not None else None
             if spec is not None and dep.name:
                 clients.append((dep.name, spec))
-            elif dep.call is deps.optional_idempotency_key and dep.name:
-                key_param = dep.name
+            elif required is not None and dep.name and key_param is None:
+                key_param, key_required = dep.name, required
             else:
                 raise NotServableError(f"{route.path}: depends on {dep.call!r}")
         return cls(
@@ -129,14 +143,15 @@ class HotCommand:
             dump={name: getattr(served, f"response_model_{name}") for name in _DUMP_OPTIONS},
             clients=tuple(clients),
             key_param=key_param,
+            key_required=key_required,
+            response_param=d.response_param_name,
         )
 
 
-_INJECTED: Final = (
+_INJECTED: Final = (  # the response object is not here: the lane passes one (`_answer`)
     "request_param_name",
     "websocket_param_name",
     "http_connection_param_name",
-    "response_param_name",
     "background_tasks_param_name",
     "security_scopes_param_name",
 )
@@ -294,7 +309,10 @@ class HotLane:
         handler for what it raised (as ExceptionMiddleware picks it)."""
         try:
             answer = await command.route.endpoint(**kwargs)
-            return answer if isinstance(answer, Response) else _serialized(command, answer)
+            if isinstance(answer, Response):
+                return answer
+            sub = kwargs.get(command.response_param) if command.response_param else None
+            return _serialized(command, answer, sub)
         except Exception as exc:
             handler = _handler_for(self.app.exception_handlers, exc)
             if handler is None:
@@ -327,9 +345,13 @@ class HotLane:
             raise _Declined from None
         kwargs[command.body.name] = _valid(command.body, document)
         if command.key_param is not None:
+            if key is None and command.key_required:
+                raise _Declined  # the dependency's 400
             if key is not None and deps.KEY_PATTERN.fullmatch(key) is None:
                 raise _Declined
             kwargs[command.key_param] = key
+        if command.response_param is not None:
+            kwargs[command.response_param] = _sub_response()
         for name, spec in command.clients:
             kwargs[name] = TypedClient(actors, spec)
         return kwargs
@@ -351,13 +373,29 @@ def _replay(messages: list[Message], receive: Receive) -> Receive:
     return replayed
 
 
-def _serialized(command: HotCommand, answer: Any) -> Response:
-    """The answer as FastAPI serializes a route's return value (its response field)."""
+def _sub_response() -> Response:
+    """The response object FastAPI passes an endpoint that asks for one: headers and a
+    status it may set, merged into the answer (`_serialized`)."""
+    sub = Response()
+    del sub.headers["content-length"]
+    sub.status_code = None  # type: ignore[assignment]  # "not set", as FastAPI marks it
+    return sub
+
+
+def _serialized(command: HotCommand, answer: Any, sub: Response | None) -> Response:
+    """The answer as FastAPI serializes a route's return value (its response field), with
+    the status and headers the endpoint set on its response object, if it took one."""
     value, errors = command.response.validate(answer, loc=("response",))
     if errors:
         raise ResponseValidationError(errors, body=answer)
     content = command.response.serialize_json(value, **command.dump)
-    return Response(content, status_code=command.status_code, media_type="application/json")
+    status = sub.status_code if sub is not None and sub.status_code else command.status_code
+    response = Response(content, status_code=status, media_type="application/json")
+    if not is_body_allowed_for_status_code(status):
+        response.body = b""
+    if sub is not None:
+        response.headers.raw.extend(sub.headers.raw)
+    return response
 
 
 def _handler_for(handlers: Mapping[Any, Handler], exc: Exception) -> Handler | None:

@@ -30,6 +30,10 @@ Errors are `application/problem+json` (RFC 9457) with a stable `code`;
 `type` is `https://orderflow.dev/problems/<code>`.
 """
 
+# the commands the hot lane serves (apps/gateway/fastpath.py): the saga's start and the
+# two that other services and clients send most
+HOT_COMMANDS = (orders.place_order, wallets.deposit, inventory.restock)
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -121,7 +125,7 @@ def create_app(
     # would answer them
     app.hot_lane = HotLane(
         app,
-        hot_routes(app, (wallets.deposit, inventory.restock)),
+        hot_routes(app, HOT_COMMANDS),
         metrics=http_metrics,
         max_body_bytes=settings.max_body_bytes,
     )
