@@ -1,9 +1,12 @@
 """The Redis adapter of the projections: read the rows, fold, write them back atomically.
 
-A bulk delivery (`project_batch`; `project_live` is a batch of one) takes two round trips
-however many events and rows it carries:
+A bulk delivery (`project_batch`; `project_live` is a batch of one) takes at most two round
+trips however many events and rows it carries, and one when it knows its rows:
     read    one pipeline: HGETALL every row the batch touches, in each generation to write:
-            the active one, and the one being rebuilt if any (pointers cached in-process)
+            the active one, and the one being rebuilt if any (pointers cached in-process);
+            but not a row it knows (apps.projector.known: one it read or wrote itself, or
+            one whose first event is its aggregate's first, taken to be absent): the
+            apply's check below tells a wrong guess, which goes round again from a read
     fold    pure (apps.projector.batch, on apps.projector.projections): a row's events
             fold one at a time in delivery order (each event's own projection feeds the
             stats), the row is written once
@@ -41,6 +44,7 @@ from redis.exceptions import NoScriptError
 from actors.toolkit.envelope import EventEnvelope
 from actors.toolkit.redis_multiplex import MultiplexedRedis
 from apps.projector.batch import Group, Result, Stored, Write, fold_each, groups_of, row_key, settle
+from apps.projector.known import KnownRows
 from apps.projector.projections import MINUTE_FORMAT, ROW_TYPES, Projection, fold, index_changes
 from readmodels.keys import Generation, Layout
 from readmodels.rows import from_hash, iso, to_hash
@@ -92,6 +96,7 @@ class ProjectionStore:
         counter_ttl: dt.timedelta = DEFAULT_COUNTER_TTL,
         stripes: int = 64,
         multiplexed: MultiplexedRedis | None = None,
+        known: KnownRows | None = None,
     ) -> None:
         self.redis = redis
         # the two round trips of a batch (HGETALLs, EVALSHAs) over the app's shared
@@ -103,6 +108,7 @@ class ProjectionStore:
         self._locks = [asyncio.Lock() for _ in range(stripes)]
         self._sha = redis.register_script(APPLY).sha  # run by hand in pipelines (docstring)
         self._pointers: tuple[str, str] | None = None  # (active, rebuilding), "" = unset
+        self.known = known if known is not None else KnownRows()
 
     @contextlib.asynccontextmanager
     async def _locked(self, keys: Iterable[str]) -> AsyncIterator[None]:
@@ -139,12 +145,13 @@ class ProjectionStore:
         groups = groups_of(envelopes)
         results: dict[int, Result] = {}
         async with self._locked(group.key for group in groups):
-            refresh = False
+            refresh, guess = False, True
             try:
                 while groups:
                     groups, refresh = await self._round(
-                        groups, results, refresh=refresh, applied_at=applied_at
+                        groups, results, refresh=refresh, guess=guess, applied_at=applied_at
                     )
+                    guess = False  # what goes round again is read afresh
             except Exception as exc:  # Redis unavailable: whatever is not settled failed
                 for place in range(len(envelopes)):
                     results.setdefault(place, exc)
@@ -156,19 +163,27 @@ class ProjectionStore:
         results: dict[int, Result],
         *,
         refresh: bool,
+        guess: bool,
         applied_at: dt.datetime,
     ) -> tuple[list[Group], bool]:
         """One read-fold-apply pass: settles what it can; the groups to go round again (a
-        check failed) and whether the pointers must be read again."""
+        check failed) and whether the pointers must be read again. With `guess`, the rows
+        it knows are not read (`_rows`)."""
         pointers = await self._current_pointers(refresh=refresh)
         gens = self._live_generations(pointers)
-        read = await self._read([gen.key(group.key) for group in groups for gen in gens])
+        read, guessed = await self._rows(groups, gens, guess=guess)
         folded = [
             (group, fold_each(gens, read[n * len(gens) : (n + 1) * len(gens)], group))
             for n, group in enumerate(groups)
         ]
-        for group, nothing in ((g, f) for g, f in folded if not f.applied):
-            settle(results, group, nothing.each)  # duplicates, or failed: nothing to write
+        again: list[Group] = []
+        for n, (group, nothing) in enumerate(folded):
+            if nothing.applied:
+                continue
+            if n in guessed:  # nothing to write, so no check: only a row read may say so
+                again.append(group)  # (a row lost under it, an everysec Redis's crash)
+            else:
+                settle(results, group, nothing.each)  # duplicates, or failed
         # the row of the batch's last applied event is written last: its meta stays, as
         # when the events come one at a time
         writing = sorted(((g, f) for g, f in folded if f.applied), key=lambda gf: gf[1].last_place)
@@ -177,15 +192,50 @@ class ProjectionStore:
             for _, f in writing
         ]
         outcomes = await self._run_scripts(calls)
-        again: list[Group] = []
         for (group, f), outcome in zip(writing, outcomes, strict=True):
+            if outcome == 1:
+                settle(results, group, f.each)
+                self._wrote(f.writes)
+                continue
+            self.known.forget(write.key for write in f.writes)
             if isinstance(outcome, BaseException):
                 settle(results, group, [outcome] * len(f.each))
-            elif outcome == 1:
-                settle(results, group, f.each)
-            else:  # 0: another writer changed the row; -1: the pointers moved
-                again.append(group)
+            else:  # 0: another writer changed the row (or a guess was wrong); -1: the
+                again.append(group)  # pointers moved
         return again, -1 in outcomes
+
+    async def _rows(
+        self, groups: Sequence[Group], gens: Sequence[Generation], *, guess: bool
+    ) -> tuple[list[Stored], set[int]]:
+        """Each group's row in each of `gens` (group by group), and the groups with a row
+        not read: read in one round trip, but with `guess`, a row known (`self.known`) or
+        new (the group holds its aggregate's first event) is not read. What is read
+        becomes known."""
+        keys = [gen.key(group.key) for group in groups for gen in gens]
+        rows: list[Stored | None] = [None] * len(keys)
+        guessed: set[int] = set()
+        for n, group in enumerate(groups if guess else ()):
+            new = min(e.aggregate_version for e in group.envelopes) == 1
+            for at in range(n * len(gens), (n + 1) * len(gens)):
+                known = self.known.get(keys[at])
+                rows[at] = known if known is not None else ({} if new else None)
+            if any(rows[at] is not None for at in range(n * len(gens), (n + 1) * len(gens))):
+                guessed.add(n)
+        unknown = [at for at, row in enumerate(rows) if row is None]
+        if unknown:
+            for at, found in zip(
+                unknown, await self._read([keys[at] for at in unknown]), strict=True
+            ):
+                rows[at] = found
+                if not isinstance(found, BaseException):
+                    self.known.put(keys[at], found)
+        return [row if row is not None else {} for row in rows], guessed
+
+    def _wrote(self, writes: Sequence[Write]) -> None:
+        """Each row as APPLY left it: the row as read, with the fields it wrote."""
+        for write in writes:
+            after = write.projection.after if write.projection.applied else None
+            self.known.put(write.key, write.stored | to_hash(after) if after else write.stored)
 
     async def project_history(
         self, generation: str, envelopes: Sequence[EventEnvelope]

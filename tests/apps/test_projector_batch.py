@@ -19,14 +19,22 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from actors.inventory import model as inventory
 from actors.toolkit.envelope import EventEnvelope, utcnow
 from actors.toolkit.redis_multiplex import MultiplexedRedis
-from apps.projector.batch import Stored
+from actors.wallet import model as wallet
 from apps.projector.generations import Generations
+from apps.projector.known import KnownRows
 from apps.projector.main import Settings, create_app
 from apps.projector.projections import InvalidEventError, Projection
 from apps.projector.store import ProjectionStore
 from readmodels.keys import Layout
 from tests.apps.conftest import running
-from tests.apps.histories import cloud_event, funded, restocked, shipped, stock_events
+from tests.apps.histories import (
+    cloud_event,
+    funded,
+    restocked,
+    shipped,
+    stock_events,
+    wallet_events,
+)
 
 REDELIVERY = "projector-redelivery"
 
@@ -127,16 +135,16 @@ async def warm(store: ProjectionStore) -> None:
 
 
 class Interrupted(ProjectionStore):
-    """A store that runs `between` once, after its next read, before that round's apply."""
+    """A store that runs `between` once, before its next apply: after it read (or knew)
+    the rows and folded the batch onto them."""
 
     between: Callable[[], Awaitable[Any]] | None = None
 
-    async def _read(self, keys: Any) -> list[Stored]:
-        found = await super()._read(keys)
+    async def _run_scripts(self, calls: Any) -> list[int | BaseException]:
         if self.between is not None:
             between, self.between = self.between, None
             await between()
-        return found
+        return await super()._run_scripts(calls)
 
 
 @contextlib.asynccontextmanager
@@ -189,23 +197,69 @@ async def test_a_bulk_delivery_costs_two_round_trips_whatever_its_size(
 ):
     if rebuilding:
         await Generations(redis).begin("g1")
-    store = store_of()
-    await warm(store)
     events = forty_events_over_twelve_rows()
+    await warm(store_of())
+    await store_of().project_batch(events, applied_at=utcnow())  # the rows exist
+    store = store_of()  # knows none of them
+    await warm(store)
+    later = later_events()
     await redis.config_resetstat()
     round_trips[0] = 0
 
-    results = await store.project_batch(events, applied_at=utcnow())
+    results = await store.project_batch(later, applied_at=utcnow())
 
     assert round_trips[0] == 2  # one pipeline of HGETALL, one of EVALSHA
     ran = await calls(redis)
     generations = 2 if rebuilding else 1
-    assert (ran["hgetall"], ran["evalsha"]) == (12 * generations, 12)
+    assert (ran["hgetall"], ran["evalsha"]) == (8 * generations, 8)
     assert ran["script|exists"] + ran["script|load"] + ran["mget"] + ran["eval"] == 0
-    assert [r.applied for r in results if isinstance(r, Projection)] == [1] * 40
-    assert await dump(redis, "rm:g0:") == await reference(redis, events)
+    assert [r.applied for r in results if isinstance(r, Projection)] == [1] * len(later)
+    assert await dump(redis, "rm:g0:") == await reference(redis, [*events, *later])
     if rebuilding:
         assert await dump(redis, "rm:g1:") == await dump(redis, "rm:g0:")
+
+
+@pytest.mark.parametrize("rebuilding", [False, True])
+async def test_rows_it_wrote_or_that_are_new_are_not_read_one_round_trip(
+    redis, round_trips, rebuilding, store_of
+):
+    if rebuilding:
+        await Generations(redis).begin("g1")
+    store = store_of()
+    await warm(store)
+    events, later = forty_events_over_twelve_rows(), later_events()
+    await redis.config_resetstat()
+    round_trips[0] = 0
+
+    first = await store.project_batch(events, applied_at=utcnow())  # every row new
+    second = await store.project_batch(later, applied_at=utcnow())  # every row written here
+
+    assert round_trips[0] == 2  # one EVALSHA pipeline each
+    ran = await calls(redis)
+    assert (ran["hgetall"], ran["evalsha"]) == (0, 12 + 8)
+    assert [r.applied for r in [*first, *second] if isinstance(r, Projection)] == [1] * (
+        len(events) + len(later)
+    )
+    assert await dump(redis, "rm:g0:") == await reference(redis, [*events, *later])
+    if rebuilding:
+        assert await dump(redis, "rm:g1:") == await dump(redis, "rm:g0:")
+
+
+def later_events() -> list[EventEnvelope]:
+    """What follows forty_events_over_twelve_rows on its eight SKU and wallet rows: one
+    more event each (none of them new)."""
+    events = []
+    for n in range(4):
+        sku, customer = f"sku-{n}", f"cust-{n}"
+        restock = inventory.Restock(sku=sku, quantity=5)
+        reserve = inventory.Reserve(sku=sku, order_id="ord-x", quantity=4)
+        more = inventory.Restock(sku=sku, quantity=1)
+        done = len(stock_events(sku, restock, restock, reserve))
+        events += stock_events(sku, restock, restock, reserve, more)[done:]
+        first = [wallet.Deposit(amount=1_000), wallet.Authorize(order_id="ord-x", amount=300)]
+        done = len(wallet_events(customer, *first))
+        events += wallet_events(customer, *first, wallet.Deposit(amount=5))[done:]
+    return events
 
 
 async def reference(redis: aioredis.Redis, events: list[EventEnvelope]) -> dict[str, Any]:
@@ -225,7 +279,7 @@ async def test_a_script_cache_flushed_under_the_store_costs_one_load_and_one_res
 
     results = await store.project_batch(events, applied_at=utcnow())
 
-    assert round_trips[0] == 4  # read, EVALSHA (NOSCRIPT), SCRIPT LOAD, EVALSHA again
+    assert round_trips[0] == 3  # EVALSHA (NOSCRIPT), SCRIPT LOAD, EVALSHA again (rows new)
     assert all(isinstance(r, Projection) and r.applied == 1 for r in results)
     assert await dump(redis, "rm:g0:") == await reference(redis, events)
 
@@ -248,7 +302,8 @@ async def test_a_row_another_writer_changed_after_the_read_goes_round_again_and_
     results = await store.project_batch(events, applied_at=utcnow())
 
     ran = await calls(redis)
-    assert (ran["evalsha"], ran["hgetall"]) == (12 + 1 + 1, 12 + 1 + 1)  # + other, + ord-2 again
+    # + the other's, + ord-2 again: taken to be new, then read once its check failed
+    assert (ran["evalsha"], ran["hgetall"]) == (12 + 1 + 1, 1)
     again = results[events.index(placed)]  # applied by the other writer: here a duplicate
     assert isinstance(again, Projection)
     assert (again.applied, again.duplicates) == (0, 1)
@@ -325,15 +380,11 @@ async def test_redis_failing_the_apply_fails_the_rows_it_would_write_and_no_othe
         async def _evalsha(self, calls: Any) -> list[Any]:
             raise RedisConnectionError("connection reset")
 
-    results = await Unreachable(redis).project_batch([*done, *fresh], applied_at=utcnow())
+    # done's second event alone: its row is read (not new), the event found applied
+    results = await Unreachable(redis).project_batch([done[1], *fresh], applied_at=utcnow())
 
-    assert [type(r) for r in results] == [
-        Projection,
-        Projection,
-        RedisConnectionError,
-        RedisConnectionError,
-    ]
-    assert [r.duplicates for r in results[:2] if isinstance(r, Projection)] == [1, 1]
+    assert [type(r) for r in results] == [Projection, RedisConnectionError, RedisConnectionError]
+    assert [r.duplicates for r in results[:1] if isinstance(r, Projection)] == [1]
     assert await redis.exists("rm:g0:stock:sku-new") == 0
 
 
@@ -395,3 +446,80 @@ async def test_overlapping_batches_and_single_events_queue_on_the_row_locks(redi
     row = await redis.hgetall("rm:g0:stock:hot")
     assert (row["on_hand"], row["aggregate_version"], row["applied_above"]) == ("465", "30", "[]")
     assert {(await redis.hgetall(f"rm:g0:stock:cold-{n}"))["on_hand"] for n in range(5)} == {"5"}
+
+
+# --- rows known without reading them (apps.projector.known) -----------------------------------
+
+
+async def test_a_known_row_another_writer_moved_on_is_read_again_and_each_event_lands_once(
+    redis, store_of
+):
+    store, other = store_of(), ProjectionStore(redis)  # another projector: its own memory
+    events, later = forty_events_over_twelve_rows(), later_events()
+    await warm(store)
+    await store.project_batch(events, applied_at=utcnow())  # store knows every row now
+    moved = next(e for e in later if e.aggregate_id == "sku-0")
+    await other.project_live(moved, applied_at=utcnow())
+    await redis.config_resetstat()
+
+    results = await store.project_batch(later, applied_at=utcnow())
+
+    ran = await calls(redis)
+    assert ran["hgetall"] == 1  # sku-0's row, once its check failed
+    again = results[later.index(moved)]
+    assert isinstance(again, Projection)
+    assert (again.applied, again.duplicates) == (0, 1)
+    assert sum(r.applied for r in results if isinstance(r, Projection)) == len(later) - 1
+    assert await dump(redis, "rm:g0:") == await reference(redis, [*events, *later])
+
+
+async def test_a_redelivery_to_a_projector_that_knows_nothing_finds_every_event_applied(
+    redis, store_of
+):
+    events = forty_events_over_twelve_rows()
+    await warm(store_of())
+    await store_of().project_batch(events, applied_at=utcnow())
+    before = await dump(redis, "rm:g0:")
+    restarted = store_of()  # every row taken to be new: each guess fails its check
+
+    results = await restarted.project_batch(events, applied_at=utcnow())
+
+    assert all(isinstance(r, Projection) and r.duplicates == 1 for r in results)
+    assert await dump(redis, "rm:g0:") == before
+
+
+async def test_an_event_found_applied_only_in_memory_is_checked_against_redis(redis, store_of):
+    """A row lost under the projector (deleted; an everysec Redis that crashed): the
+    redelivered event is applied again, not taken for a repeat from what it remembers."""
+    store = store_of()
+    await warm(store)
+    later = later_events()
+    await store.project_batch([*forty_events_over_twelve_rows(), *later], applied_at=utcnow())
+    await redis.delete("rm:g0:wallet:cust-1")
+    redelivered = [e for e in forty_events_over_twelve_rows() if e.aggregate_id == "cust-1"]
+
+    results = await store.project_batch(redelivered, applied_at=utcnow())
+
+    assert [r.applied for r in results if isinstance(r, Projection)] == [1] * len(redelivered)
+    assert (await redis.hgetall("rm:g0:wallet:cust-1"))["aggregate_version"] == str(
+        len(redelivered)
+    )
+
+
+def test_known_rows_let_the_least_recently_used_go_past_their_capacity() -> None:
+    known = KnownRows(capacity=2)
+    known.put("a", {"v": "1"})
+    known.put("b", {"v": "2"})
+    assert known.get("a") == {"v": "1"}  # a is now the most recent
+
+    known.put("c", {"v": "3"})
+    known.forget(["c", "nothing"])
+
+    assert (known.get("a"), known.get("b"), known.get("c"), len(known)) == (
+        {"v": "1"},
+        None,
+        None,
+        1,
+    )
+    with pytest.raises(ValueError, match="at least 1"):
+        KnownRows(capacity=0)
