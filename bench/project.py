@@ -284,19 +284,19 @@ async def _feed(
 
 
 async def _client(args: argparse.Namespace, host: str) -> dict[str, list[float]]:
+    from apps.projector.apply import APPLY, ApplyArgs
     from apps.projector.batch import fold_each, groups_of
-    from apps.projector.store import APPLY, ProjectionStore
     from readmodels.keys import Layout
 
     client = redis_client(host)
-    store = ProjectionStore(client, layout=Layout())
+    layout = Layout()
     saga = _Saga("client")
     saga.opening()
     envelopes = [envelope for step in saga.steps() for topic, envelope in step if topic == "orders"]
-    gen = store.layout.generation("g0")
+    gen = layout.generation("g0")
     [group] = groups_of(envelopes)
     folded = fold_each([gen], [{}], group)
-    call = store._script_args(
+    call = ApplyArgs(layout).args(
         folded.writes, pointers=("no-such-generation", ""), applied_at=dt.datetime.now(dt.UTC)
     )
     sha = await client.script_load(APPLY)

@@ -33,12 +33,13 @@ from actors.toolkit.streamfeed import (
     running,
 )
 from apps.projector import events
+from apps.projector.apply import DEFAULT_COUNTER_TTL
 from apps.projector.deps import StatsDep
 from apps.projector.generations import Generations
 from apps.projector.reader import EventReader
 from apps.projector.sagas import DEFAULT_STUCK_AFTER, SagaGauges
 from apps.projector.stats import ProjectorStats
-from apps.projector.store import DEFAULT_COUNTER_TTL, ProjectionStore
+from apps.projector.store import ProjectionStore
 from readmodels.keys import Layout, prefix_from_env
 from readmodels.queries import ReadModels
 

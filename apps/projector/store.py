@@ -10,7 +10,8 @@ trips however many events and rows it carries, and one when it knows its rows:
     fold    pure (apps.projector.batch, on apps.projector.projections): a row's events
             fold one at a time in delivery order (each event's own projection feeds the
             stats), the row is written once
-    apply   one pipeline of EVALSHA, one per row written, each an atomic Lua script: check
+    apply   one pipeline of EVALSHA, one per row written, each an atomic Lua script
+            (apps.projector.apply, which builds its arguments too): check
             that the pointers still are what we assumed and that the row's bookkeeping
             (aggregate_version, applied_above) is what we read, then HSET the row,
             ZREM/ZADD its index moves, HINCRBY + EXPIREAT its counters, HSET the freshness
@@ -34,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import functools
 import json
 from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
 from typing import Any, Final, TypeVar
@@ -44,40 +44,15 @@ from redis.exceptions import NoScriptError
 
 from actors.toolkit.envelope import EventEnvelope
 from actors.toolkit.redis_multiplex import MultiplexedRedis
+from apps.projector.apply import APPLY, DEFAULT_COUNTER_TTL, ApplyArgs
 from apps.projector.batch import Group, Result, Stored, Write, fold_each, groups_of, row_key, settle
 from apps.projector.known import KnownRows
-from apps.projector.projections import MINUTE_FORMAT, ROW_TYPES, Projection, fold, index_changes
+from apps.projector.projections import ROW_TYPES, Projection, fold
 from readmodels.keys import Generation, Layout
 from readmodels.rows import from_hash, iso, to_hash
 
-DEFAULT_COUNTER_TTL: Final = dt.timedelta(days=2)
 REJECTED_KEPT: Final = 1000
-NO_CHECK: Final = "*"  # as the expected active pointer: skip the pointer check (rebuilds)
 T = TypeVar("T")
-
-# ARGV: active key, rebuilding key, expected active, expected rebuilding ("" = unset),
-#       n, then n x (row key, expected aggregate_version, expected applied_above),
-#       then commands as (name, argc, args...). Returns 1 applied, -1 pointers moved,
-#       0 a row changed.
-APPLY: Final = """
-local function value(v) if not v then return '' end return v end
-if ARGV[3] ~= '*' and (value(redis.call('GET', ARGV[1])) ~= ARGV[3]
-                       or value(redis.call('GET', ARGV[2])) ~= ARGV[4]) then
-  return -1
-end
-local i = 6
-for _ = 1, tonumber(ARGV[5]) do
-  local seen = redis.call('HMGET', ARGV[i], 'aggregate_version', 'applied_above')
-  if value(seen[1]) ~= ARGV[i + 1] or value(seen[2]) ~= ARGV[i + 2] then return 0 end
-  i = i + 3
-end
-while i <= #ARGV do
-  local argc = tonumber(ARGV[i + 1])
-  redis.call(ARGV[i], unpack(ARGV, i + 2, i + 1 + argc))
-  i = i + 2 + argc
-end
-return 1
-"""
 
 
 async def immediate(value: Awaitable[T] | Any) -> T:
@@ -105,7 +80,7 @@ class ProjectionStore:
         # projector's CPU per event; else through `redis`'s pool
         self._multiplexed = multiplexed
         self.layout = layout or Layout()
-        self._counter_ttl = counter_ttl
+        self._apply = ApplyArgs(self.layout, counter_ttl)
         self._locks = [asyncio.Lock() for _ in range(stripes)]
         self._sha = redis.register_script(APPLY).sha  # run by hand in pipelines (docstring)
         self._pointers: tuple[str, str] | None = None  # (active, rebuilding), "" = unset
@@ -189,8 +164,7 @@ class ProjectionStore:
         # when the events come one at a time
         writing = sorted(((g, f) for g, f in folded if f.applied), key=lambda gf: gf[1].last_place)
         calls = [
-            self._script_args(f.writes, pointers=pointers, applied_at=applied_at)
-            for _, f in writing
+            self._apply.args(f.writes, pointers=pointers, applied_at=applied_at) for _, f in writing
         ]
         outcomes = await self._run_scripts(calls)
         for (group, f), outcome in zip(writing, outcomes, strict=True):
@@ -253,7 +227,7 @@ class ProjectionStore:
                 if not projection.applied:
                     return projection
                 write = Write(gen, gen.key(key), stored, projection)
-                args = self._script_args([write], pointers=None, applied_at=None)
+                args = self._apply.args([write], pointers=None, applied_at=None)
                 [outcome] = await self._run_scripts([args])
                 if isinstance(outcome, BaseException):
                     raise outcome
@@ -294,47 +268,6 @@ class ProjectionStore:
             found: list[Any] = await pipe.execute(raise_on_error=False)
         return found
 
-    def _script_args(
-        self,
-        writes: Sequence[Write],
-        *,
-        pointers: tuple[str, str] | None,
-        applied_at: dt.datetime | None,
-    ) -> list[Any]:
-        """ARGV of one APPLY call: the checks, then the writes of every generation."""
-        args: list[Any] = [self.layout.active_key, self.layout.rebuilding_key]
-        args += list(pointers) if pointers is not None else [NO_CHECK, ""]
-        args.append(len(writes))
-        for write in writes:
-            stored = write.stored
-            args += [
-                write.key,
-                stored.get("aggregate_version", ""),
-                stored.get("applied_above", ""),
-            ]
-        for write in writes:
-            for command in self._commands(write, applied_at):
-                args += [command[0], len(command) - 1, *command[1:]]
-        return args
-
-    def _commands(self, write: Write, applied_at: dt.datetime | None) -> list[tuple[Any, ...]]:
-        """The writes that carry a row's projection into its generation."""
-        projection, gen = write.projection, write.gen
-        if not projection.applied:
-            return []
-        after = projection.after
-        fields = [part for item in to_hash(after).items() for part in item]
-        commands: list[tuple[Any, ...]] = [("HSET", gen.key(after.key), *fields)]
-        changes = index_changes(projection.before, after)
-        commands += [("ZREM", gen.key(key), member) for key, member in changes.removed]
-        commands += [("ZADD", gen.key(k), score, member) for k, member, score in changes.added]
-        for (minute, name), count in sorted(projection.counts.items()):
-            commands.append(("HINCRBY", gen.counters(minute), name, count))
-            commands.append(("EXPIREAT", gen.counters(minute), self._expiry(minute)))
-        if applied_at is not None and write.last is not None:
-            commands.append(("HSET", gen.meta, *_meta(write.last, applied_at)))
-        return commands
-
     async def record_rejected(self, *, topic: str, reason: str, body: bytes) -> None:
         """Keep a delivery that can never apply (the last REJECTED_KEPT) for inspection."""
         entry = {
@@ -347,25 +280,6 @@ class ProjectionStore:
             pipe.lpush(self.layout.rejected_key, json.dumps(entry))
             pipe.ltrim(self.layout.rejected_key, 0, REJECTED_KEPT - 1)
             await pipe.execute()
-
-    def _expiry(self, minute: str) -> int:
-        return _minute_start(minute) + int(self._counter_ttl.total_seconds())
-
-
-@functools.lru_cache(maxsize=256)
-def _minute_start(minute: str) -> int:
-    """The epoch second a counter's minute starts (strptime is ~10 µs; a batch asks for
-    the same few minutes again and again)."""
-    return int(dt.datetime.strptime(minute, MINUTE_FORMAT).replace(tzinfo=dt.UTC).timestamp())
-
-
-def _meta(envelope: EventEnvelope, applied_at: dt.datetime) -> list[str]:
-    lag = max(0, round((applied_at - envelope.occurred_at).total_seconds() * 1000))
-    return [
-        *("last_event_at", iso(envelope.occurred_at)),
-        *("applied_at", iso(applied_at)),
-        *("projection_lag_ms", str(lag)),
-    ]
 
 
 def _pairs(flat: list[str]) -> dict[str, str]:
