@@ -17,7 +17,8 @@ from actors.toolkit.metrics import HttpMetrics, HttpMetricsMiddleware, mount_met
 from actors.toolkit.redis_connection import DEFAULT_REDIS_HOST, redis_client, redis_host_from_env
 from actors.toolkit.sidecar import SidecarHTTP
 from apps.gateway import problems
-from apps.gateway.fastpath import HotLane, hot_routes
+from apps.gateway.fastpath import HotLane
+from apps.gateway.hotroutes import hot_routes
 from apps.gateway.middleware import MAX_BODY_BYTES, BodySizeLimit
 from apps.gateway.routes import inventory, orders, queries, wallets
 from readmodels.keys import DEFAULT_BASE, Layout, prefix_from_env

@@ -18,7 +18,8 @@ from actors.toolkit import tracing
 from actors.toolkit.client import ActorClient
 from actors.toolkit.testing import InMemorySidecar
 from apps.gateway.deps import Wallets, fresh_message_id, wallet_client
-from apps.gateway.fastpath import HotCommand, HotLane, NotServableError, hot_routes
+from apps.gateway.fastpath import HotLane
+from apps.gateway.hotroutes import HotCommand, NotServableError, hot_routes
 from apps.gateway.main import Settings, create_app
 from apps.gateway.routes import inventory, orders, wallets
 from tests.apps.conftest import BASE_URL, client_for
