@@ -17,7 +17,7 @@ from actors.toolkit.envelope import EventEnvelope
 from apps.projector.batch import Write
 from apps.projector.projections import MINUTE_FORMAT, index_changes
 from readmodels.keys import Layout
-from readmodels.rows import iso, to_hash
+from readmodels.rows import iso
 
 DEFAULT_COUNTER_TTL: Final = dt.timedelta(days=2)
 NO_CHECK: Final = "*"  # as the expected active pointer: skip the pointer check (rebuilds)
@@ -83,7 +83,7 @@ class ApplyArgs:
         if not projection.applied:
             return []
         after = projection.after
-        fields = [part for item in to_hash(after).items() for part in item]
+        fields = [part for item in write.fields.items() for part in item]
         commands: list[tuple[Any, ...]] = [("HSET", gen.key(after.key), *fields)]
         changes = index_changes(projection.before, after)
         commands += [("ZREM", gen.key(key), member) for key, member in changes.removed]

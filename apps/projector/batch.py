@@ -9,6 +9,7 @@ them, a hash or the error that kept it from being read.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from actors.toolkit.envelope import EventEnvelope
 from apps.projector.projections import ROW_TYPES, Projection, fold
 from readmodels.keys import Generation
-from readmodels.rows import Row, from_hash
+from readmodels.rows import Row, from_hash, to_hash
 
 Result = Projection | BaseException  # an event's projection, or why it was not applied
 Stored = dict[str, str] | BaseException  # a row as read (a hash), or why it could not be
@@ -46,6 +47,11 @@ class Write:
     stored: dict[str, str]  # the row as read: the script checks its bookkeeping against it
     projection: Projection  # all the row's events folded together
     last: EventEnvelope | None = None  # the last one applied there (the freshness meta)
+
+    @functools.cached_property
+    def fields(self) -> dict[str, str]:
+        """The row's fields as APPLY writes them (HSET): its projection's row, as text."""
+        return to_hash(self.projection.after)
 
 
 @dataclass(frozen=True)

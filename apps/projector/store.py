@@ -49,7 +49,7 @@ from apps.projector.batch import Group, Result, Stored, Write, fold_each, groups
 from apps.projector.known import KnownRows
 from apps.projector.projections import ROW_TYPES, Projection, fold
 from readmodels.keys import Generation, Layout
-from readmodels.rows import from_hash, iso, to_hash
+from readmodels.rows import from_hash, iso
 
 REJECTED_KEPT: Final = 1000
 T = TypeVar("T")
@@ -191,10 +191,11 @@ class ProjectionStore:
         guessed: set[int] = set()
         for n, group in enumerate(groups if guess else ()):
             new = min(e.aggregate_version for e in group.envelopes) == 1
-            for at in range(n * len(gens), (n + 1) * len(gens)):
+            span = range(n * len(gens), (n + 1) * len(gens))
+            for at in span:
                 known = self.known.get(keys[at])
                 rows[at] = known if known is not None else ({} if new else None)
-            if any(rows[at] is not None for at in range(n * len(gens), (n + 1) * len(gens))):
+            if any(rows[at] is not None for at in span):
                 guessed.add(n)
         unknown = [at for at, row in enumerate(rows) if row is None]
         if unknown:
@@ -209,8 +210,8 @@ class ProjectionStore:
     def _wrote(self, writes: Sequence[Write]) -> None:
         """Each row as APPLY left it: the row as read, with the fields it wrote."""
         for write in writes:
-            after = write.projection.after if write.projection.applied else None
-            self.known.put(write.key, write.stored | to_hash(after) if after else write.stored)
+            applied = write.projection.applied
+            self.known.put(write.key, write.stored | write.fields if applied else write.stored)
 
     async def project_history(
         self, generation: str, envelopes: Sequence[EventEnvelope]
