@@ -24,7 +24,7 @@ from typing import Any
 import aiohttp
 
 from bench import procfs
-from bench.figures import CommandRun, Step, cpu_ms, percentile, thread_deltas
+from bench.figures import Box, CommandRun, Step, cpu_ms, percentile, thread_deltas
 from bench.load import run
 
 IDS = 512  # command runs spread over many actors (one id is one turn queue)
@@ -246,6 +246,7 @@ async def saga_step(
     async with session() as s:
         names = pids()
         before, woken = procfs.cpu_ticks(names), procfs.wakeups(names)
+        box = procfs.box_sample()
         start = time.perf_counter()
         tasks: list[asyncio.Task[str | None]] = []
         for n in range(total):
@@ -256,6 +257,13 @@ async def saga_step(
         ids = [i for i in await asyncio.gather(*tasks) if i]
         await _wait_tail(s, saga, ids[-TAIL:], within=settle)
         step.cpu_ms = cpu_ms(before, procfs.cpu_ticks(names), clk_tck=procfs.CLK_TCK)
+        step.box = Box.between(
+            box,
+            procfs.box_sample(),
+            seconds=time.perf_counter() - start,
+            measured_ms=step.cpu_total_ms,
+            clk_tck=procfs.CLK_TCK,
+        )
         step.wakeups = thread_deltas(woken, procfs.wakeups(names))
         if lag is not None:
             step.lag_p50_ms, step.lag_p99_ms = await lag()

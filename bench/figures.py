@@ -5,6 +5,7 @@ Step(...).sustained(rule)           the rule a saga step must meet to count
 cpu_ms(before, after, clk_tck)      /proc utime+stime deltas -> CPU ms per process
 deltas(before, after)               /proc counter deltas per process
 thread_deltas(before, after)        per-thread counters (wake-ups) -> their growth per process
+Box.between(before, after, ...)     the machine over a window: I/O stall, steal, CPU outside
 """
 
 from __future__ import annotations
@@ -45,6 +46,57 @@ class SustainRule:
         )
 
 
+@dataclass(frozen=True)
+class BoxSample:
+    """What the whole machine had done by one moment (all counters since boot): CPU ticks
+    busy and stolen (/proc/stat's first line) and microseconds in which some task waited
+    on I/O (/proc/pressure/io's `some` total; None where the kernel has no PSI)."""
+
+    busy_ticks: int
+    steal_ticks: int
+    total_ticks: int
+    io_some_us: int | None
+
+
+@dataclass(frozen=True)
+class Box:
+    """The machine over a step's window, beside what the cluster did in it: the share of
+    the window in which some task waited on I/O (a slow disk: each fsync Redis waits for
+    holds every command behind it), the share of CPU time the hypervisor gave to others
+    (steal), and the cores busy outside the measured processes (the load generator, and
+    anything else running on the box)."""
+
+    io_stall: float | None  # 0..1; None without PSI
+    steal: float  # 0..1 of all CPU time
+    outside_cores: float
+
+    @classmethod
+    def between(
+        cls,
+        before: BoxSample,
+        after: BoxSample,
+        *,
+        seconds: float,
+        measured_ms: float,
+        clk_tck: int,
+    ) -> Box | None:
+        """None when the window or the counters make no sense (a zero window)."""
+        ticks = after.total_ticks - before.total_ticks
+        if seconds <= 0 or ticks <= 0:
+            return None
+        busy_cores = (after.busy_ticks - before.busy_ticks) / clk_tck / seconds
+        io = (
+            None
+            if before.io_some_us is None or after.io_some_us is None
+            else min(1.0, (after.io_some_us - before.io_some_us) / (seconds * 1e6))
+        )
+        return cls(
+            io_stall=io,
+            steal=(after.steal_ticks - before.steal_ticks) / ticks,
+            outside_cores=max(0.0, busy_cores - measured_ms / 1000 / seconds),
+        )
+
+
 @dataclass
 class Step:
     """One saga step at an offered rate: what was offered and what came back."""
@@ -58,6 +110,7 @@ class Step:
     wakeups: dict[str, int] = field(default_factory=dict)  # voluntary switches, same window
     lag_p50_ms: float | None = None  # projection lag over the step (Orderflow only)
     lag_p99_ms: float | None = None
+    box: Box | None = None  # the machine over the same window
 
     @property
     def confirmed(self) -> int:

@@ -6,6 +6,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from bench.figures import BoxSample
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -64,6 +66,34 @@ def rss_kib(pid: int) -> int | None:
     except (FileNotFoundError, ProcessLookupError):
         return None
     return None
+
+
+def parse_cpu_line(line: str) -> tuple[int, int, int]:
+    """(busy, steal, total) ticks from /proc/stat's `cpu` line: user nice system idle
+    iowait irq softirq steal [guest guest_nice]; guest time is already in user, so busy is
+    everything but idle, iowait and steal."""
+    fields = [int(f) for f in line.split()[1:]]
+    idle, iowait = fields[3], fields[4]
+    steal = fields[7] if len(fields) > 7 else 0
+    total = sum(fields[:8])
+    return total - idle - iowait - steal, steal, total
+
+
+def parse_psi_some(text: str) -> int:
+    """The `some` line's total (µs) from the text of a /proc/pressure/* file."""
+    for line in text.splitlines():
+        if line.startswith("some "):
+            return int(line.rsplit("total=", 1)[1])
+    raise ValueError("no `some` line")
+
+
+def box_sample() -> BoxSample:
+    busy, steal, total = parse_cpu_line(Path("/proc/stat").read_text().splitlines()[0])
+    try:
+        io: int | None = parse_psi_some(Path("/proc/pressure/io").read_text())
+    except (OSError, ValueError):  # no PSI (CONFIG_PSI off, or psi=0 at boot)
+        io = None
+    return BoxSample(busy, steal, total, io)
 
 
 def machine_busy() -> tuple[float, float, float]:

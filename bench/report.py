@@ -142,7 +142,27 @@ def step_rows(report: Report) -> list[str]:
     for step in report.peer:  # rates only the peer ran
         if step.offered_rate not in {s.offered_rate for s in report.orderflow}:
             rows.append(_row(f"saga at {step.offered_rate:g}/s", "(not run)", _step(step, rule)))
-    return rows
+    return rows + box_rows(report.orderflow)
+
+
+def box_rows(steps: Sequence[Step]) -> list[str]:
+    """The machine during each Orderflow step: a tail or a CPU figure read beside what the
+    disk, the hypervisor and other processes were doing meanwhile (PSI's io `some`: the
+    share of the window in which some task waited on I/O)."""
+    boxed = [(s.offered_rate, s.box) for s in steps if s.box is not None]
+    if not boxed:
+        return []
+    stall = ", ".join(
+        f"{rate:g}/s " + ("n/a" if box.io_stall is None else f"{box.io_stall * 100:.1f}")
+        for rate, box in boxed
+    )
+    other = ", ".join(
+        f"{rate:g}/s {box.steal * 100:.1f} / {box.outside_cores:.2f}" for rate, box in boxed
+    )
+    return [
+        _row("  I/O stall at each rate (PSI io some)", f"{stall} %"),
+        _row("  steal % / cores busy outside the cluster", other),
+    ]
 
 
 def _goal_rate(steps: Sequence[Step], rule: SustainRule) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,8 @@ import bench.__main__ as entry
 from bench import drivers, hop_cost, procfs
 from bench.__main__ import main, parse_args
 from bench.figures import (
+    Box,
+    BoxSample,
     CommandRun,
     RssSeries,
     Step,
@@ -26,7 +29,7 @@ from bench.figures import (
     thread_deltas,
 )
 from bench.load import Stats
-from bench.procfs import stat_ticks, switch_count
+from bench.procfs import box_sample, parse_cpu_line, parse_psi_some, stat_ticks, switch_count
 from bench.report import Report, command_cpu_rows, cpu_step, render
 
 RULE = SustainRule(min_fraction=0.95, p99_bound_ms=1000)
@@ -290,6 +293,75 @@ def test_the_lag_at_every_rate_follows_the_goal_row_when_steps_measured_it() -> 
 
     goal = lines.index("projection lag at 10/s (p50/p99) 20 / 140 ms p99 <= 100 ms: not yet met")
     assert lines[goal + 1] == "projection lag p99 at each rate 5/s 30, 10/s 140 ms"
+
+
+def test_the_cpu_line_splits_into_busy_stolen_and_all_ticks() -> None:
+    #        user nice system idle iowait irq softirq steal guest guest_nice
+    line = "cpu  600 20 100 1000 50 0 30 70 40 0"
+    # busy: all but idle, iowait and steal (guest is inside user already)
+    assert parse_cpu_line(line) == (600 + 20 + 100 + 30, 70, 1870)
+    assert parse_cpu_line("cpu 1 2 3 4 5 6 7") == (1 + 2 + 3 + 6 + 7, 0, 28)  # no steal field
+
+
+def test_the_io_pressure_total_is_the_some_line() -> None:
+    text = (
+        "some avg10=0.03 avg60=0.34 avg300=1.20 total=248285820\n"
+        "full avg10=0.03 avg60=0.18 avg300=0.46 total=123164833\n"
+    )
+    assert parse_psi_some(text) == 248285820
+    with pytest.raises(ValueError, match="no `some` line"):
+        parse_psi_some("full avg10=0.00 avg60=0.00 avg300=0.00 total=5\n")
+
+
+def test_the_box_over_a_window_gives_io_stall_steal_and_cores_outside_what_was_measured() -> None:
+    before = BoxSample(busy_ticks=1000, steal_ticks=10, total_ticks=5000, io_some_us=1_000_000)
+    # 10 s at 100 ticks/s on two cores: 2000 ticks, 900 busy (0.9 cores), 20 stolen
+    after = BoxSample(busy_ticks=1900, steal_ticks=30, total_ticks=7000, io_some_us=1_500_000)
+
+    box = Box.between(before, after, seconds=10.0, measured_ms=7000.0, clk_tck=100)
+
+    assert box is not None
+    assert box.io_stall == pytest.approx(0.05)  # 0.5 s of 10 with some task waiting on I/O
+    assert box.steal == pytest.approx(0.01)
+    assert box.outside_cores == pytest.approx(0.2)  # 0.9 busy, 0.7 of them measured
+    without_psi = dataclasses.replace(after, io_some_us=None)
+    no_psi = Box.between(before, without_psi, seconds=10.0, measured_ms=0, clk_tck=100)
+    assert no_psi is not None
+    assert no_psi.io_stall is None
+    assert Box.between(before, before, seconds=10.0, measured_ms=0, clk_tck=100) is None
+
+
+def test_a_box_sample_of_this_machine_has_counters_that_move() -> None:
+    first = box_sample()
+    sum(range(2_000_000))  # some CPU between the two
+    second = box_sample()
+    assert 0 < first.busy_ticks <= first.total_ticks
+    assert second.total_ticks >= first.total_ticks
+    assert second.busy_ticks >= first.busy_ticks
+    if first.io_some_us is not None:  # a kernel with PSI (this one, and CI's)
+        assert (second.io_some_us or 0) >= first.io_some_us
+
+
+def test_the_box_at_every_rate_follows_the_steps() -> None:
+    report = quick_report(
+        orderflow=[_step(5, confirmed=50, span_s=10), _step(40, confirmed=400, span_s=10)]
+    )
+    report.orderflow[0].box = Box(io_stall=0.001, steal=0.0, outside_cores=0.04)
+    report.orderflow[1].box = Box(io_stall=0.062, steal=0.012, outside_cores=0.3)
+
+    lines = [" ".join(line.split()) for line in render(report).splitlines()]
+
+    stall = lines.index("I/O stall at each rate (PSI io some) 5/s 0.1, 40/s 6.2 %")
+    assert (
+        lines[stall + 1]
+        == "steal % / cores busy outside the cluster 5/s 0.0 / 0.04, 40/s 1.2 / 0.30"
+    )
+    assert lines[stall - 1].startswith("saga at 40/s")
+    report.orderflow[1].box = Box(io_stall=None, steal=0.0, outside_cores=0.0)
+    assert "5/s 0.1, 40/s n/a %" in " ".join(render(report).split())
+    for step in report.orderflow:
+        step.box = None
+    assert "I/O stall" not in render(report)
 
 
 def test_main_prints_the_table_even_when_interrupted_before_any_figure(
