@@ -24,7 +24,7 @@ from typing import Any
 import aiohttp
 
 from bench import procfs
-from bench.figures import Box, CommandRun, Step, cpu_ms, percentile, thread_deltas
+from bench.figures import Box, BoxSample, CommandRun, Step, cpu_ms, percentile, thread_deltas
 from bench.load import run
 
 IDS = 512  # command runs spread over many actors (one id is one turn queue)
@@ -96,19 +96,24 @@ async def commands(
     elapsed = dict.fromkeys(latencies, 0.0)
     errors = dict.fromkeys(latencies, 0)
     used: dict[str, dict[str, float]] = {key: {} for key in latencies}
+    windows: dict[str, list[tuple[BoxSample, BoxSample, float]]] = {key: [] for key in latencies}
     for round_ in range(rounds):
         for key, _, request in ways if round_ % 2 == 0 else ways[::-1]:
             watched: dict[str, int] = pids()
             ticks: list[dict[str, int]] = []
+            boxes: list[tuple[float, BoxSample]] = []
             stats = await run(
                 request,
                 concurrency=concurrency,
                 duration=duration / rounds,
                 warmup=1.0 if round_ == 0 else 0.5,
-                opened=functools.partial(_snapshot, watched, ticks),
+                opened=functools.partial(_snapshot, watched, ticks, boxes),
             )
             await asyncio.sleep(CPU_TAIL_S)
-            _snapshot(watched, ticks)  # the window's end, with its tail
+            _snapshot(watched, ticks, boxes)  # the window's end, with its tail
+            if len(boxes) == 2:
+                (opened_at, before), (closed_at, after) = boxes
+                windows[key].append((before, after, closed_at - opened_at))
             latencies[key] += stats.latencies
             elapsed[key] += stats.elapsed
             errors[key] += stats.errors
@@ -122,14 +127,18 @@ async def commands(
         served = max(1, len(ms))
         rate = len(ms) / elapsed[key] if elapsed[key] else 0.0
         per_request = {name: value * 1000 / served for name, value in used[key].items()}
+        box = Box.over(windows[key], measured_ms=sum(used[key].values()), clk_tck=procfs.CLK_TCK)
         out[key] = CommandRun(
-            label, rate, percentile(ms, 0.5), percentile(ms, 0.99), errors[key], per_request
+            label, rate, percentile(ms, 0.5), percentile(ms, 0.99), errors[key], per_request, box
         )
     return out
 
 
-def _snapshot(pids: dict[str, int], into: list[dict[str, int]]) -> None:
+def _snapshot(
+    pids: dict[str, int], into: list[dict[str, int]], boxes: list[tuple[float, BoxSample]]
+) -> None:
     into.append(procfs.cpu_ticks(pids))
+    boxes.append((time.perf_counter(), procfs.box_sample()))
 
 
 # --- saga steps ---------------------------------------------------------------------------

@@ -81,19 +81,33 @@ class Box:
         clk_tck: int,
     ) -> Box | None:
         """None when the window or the counters make no sense (a zero window)."""
-        ticks = after.total_ticks - before.total_ticks
+        return cls.over([(before, after, seconds)], measured_ms=measured_ms, clk_tck=clk_tck)
+
+    @classmethod
+    def over(
+        cls,
+        windows: Sequence[tuple[BoxSample, BoxSample, float]],
+        *,
+        measured_ms: float,
+        clk_tck: int,
+    ) -> Box | None:
+        """The same over several windows (before, after, seconds) taken together, as a
+        command's interleaved rounds; None when they add up to nothing."""
+        seconds = sum(w[2] for w in windows)
+        ticks = sum(after.total_ticks - before.total_ticks for before, after, _ in windows)
         if seconds <= 0 or ticks <= 0:
             return None
-        busy_cores = (after.busy_ticks - before.busy_ticks) / clk_tck / seconds
-        io = (
-            None
-            if before.io_some_us is None or after.io_some_us is None
-            else min(1.0, (after.io_some_us - before.io_some_us) / (seconds * 1e6))
-        )
+        busy = sum(after.busy_ticks - before.busy_ticks for before, after, _ in windows)
+        steal = sum(after.steal_ticks - before.steal_ticks for before, after, _ in windows)
+        ios = [
+            None if b.io_some_us is None or a.io_some_us is None else a.io_some_us - b.io_some_us
+            for b, a, _ in windows
+        ]
+        io = None if None in ios else min(1.0, sum(i or 0 for i in ios) / (seconds * 1e6))
         return cls(
             io_stall=io,
-            steal=(after.steal_ticks - before.steal_ticks) / ticks,
-            outside_cores=max(0.0, busy_cores - measured_ms / 1000 / seconds),
+            steal=steal / ticks,
+            outside_cores=max(0.0, busy / clk_tck / seconds - measured_ms / 1000 / seconds),
         )
 
 
@@ -216,6 +230,7 @@ class CommandRun:
     # CPU µs per request by process (/proc, over the measured window plus a short tail
     # for the work that follows an answer, e.g. the projector's delivery)
     cpu_us: Mapping[str, float] = field(default_factory=dict)
+    box: Box | None = None  # the machine over the same windows (every round's)
 
 
 def ratio(numerator: float, denominator: float) -> float | None:

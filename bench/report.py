@@ -113,7 +113,31 @@ def command_cpu_rows(commands: dict[str, CommandRun]) -> list[str]:
                 _f(base.get(name)),
             )
         )
-    return rows
+    return rows + command_box_rows(commands)
+
+
+def command_box_rows(commands: dict[str, CommandRun]) -> list[str]:
+    """The machine during each command's rounds, as the steps' box rows: a ratio read
+    beside whether the hypervisor or the disk took more from one run than another."""
+    bare, daprd, gw = commands.get("bare"), commands.get("daprd"), commands.get("gateway")
+    if not (bare and daprd and gw and bare.box and daprd.box and gw.box):
+        return []
+
+    def pct(value: float | None) -> str:
+        return "n/a" if value is None else f"{value * 100:.1f}"
+
+    return [
+        _row(
+            "  steal % in its runs",
+            f"{pct(daprd.box.steal)} / {pct(gw.box.steal)}",
+            pct(bare.box.steal),
+        ),
+        _row(
+            "  I/O stall % in its runs",
+            f"{pct(daprd.box.io_stall)} / {pct(gw.box.io_stall)}",
+            pct(bare.box.io_stall),
+        ),
+    ]
 
 
 def _step(step: Step | None, rule: SustainRule) -> str:

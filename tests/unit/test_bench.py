@@ -424,7 +424,38 @@ def test_command_cpu_rows_show_each_process_per_request_replicas_summed() -> Non
     assert "gateway - / 900 -" in rows
     assert "projector 500 / 500 -" in rows
     assert not any(row.startswith("console") for row in rows)  # under 10 us: left out
+    assert not any("in its runs" in row for row in rows)  # no box measured: no box rows
     assert command_cpu_rows({k: v for k, v in commands.items() if k != "bare"}) == []
+
+
+def test_the_box_in_each_commands_runs_sits_under_its_cpu_rows() -> None:
+    def run(key: str, steal: float, io: float | None) -> CommandRun:
+        return CommandRun(key, 100.0, 10.0, 20.0, 0, {"actor-host-1": 300.0}, Box(io, steal, 0.0))
+
+    commands = {"bare": run("bare", 0.01, 0.03), "daprd": run("daprd", 0.021, 0.03)}
+    commands["gateway"] = run("gateway", 0.085, None)
+
+    rows = [" ".join(row.split()) for row in command_cpu_rows(commands)]
+
+    assert rows[-2:] == [
+        "steal % in its runs 2.1 / 8.5 1.0",
+        "I/O stall % in its runs 3.0 / n/a 3.0",
+    ]
+
+
+def test_the_box_over_several_windows_adds_them_up() -> None:
+    a0 = BoxSample(busy_ticks=0, steal_ticks=0, total_ticks=0, io_some_us=0)
+    a1 = BoxSample(busy_ticks=100, steal_ticks=0, total_ticks=200, io_some_us=100_000)
+    b0 = BoxSample(busy_ticks=500, steal_ticks=10, total_ticks=1000, io_some_us=5_000_000)
+    b1 = BoxSample(busy_ticks=800, steal_ticks=50, total_ticks=1600, io_some_us=5_300_000)
+
+    box = Box.over([(a0, a1, 1.0), (b0, b1, 3.0)], measured_ms=2000.0, clk_tck=100)
+
+    assert box is not None
+    assert box.steal == pytest.approx(40 / 800)  # stolen ticks over all ticks, both windows
+    assert box.io_stall == pytest.approx(0.4 / 4.0)
+    assert box.outside_cores == pytest.approx(4.0 / 4.0 - 2.0 / 4.0)  # 400 busy ticks in 4 s
+    assert Box.over([], measured_ms=0.0, clk_tck=100) is None
 
 
 def test_without_the_peer_the_workflow_comparisons_say_so_rather_than_met() -> None:
@@ -486,6 +517,9 @@ def test_command_runs_interleave_their_rounds_and_never_repeat_a_message_id(
     monkeypatch.setattr(drivers, "run", run)
     monkeypatch.setattr(drivers, "quiet", quiet)
     monkeypatch.setattr(procfs, "cpu_ticks", lambda pids: {"app": next(ticks)})
+    # each window: 10 ticks of the machine's, 1 of them stolen
+    boxes = (BoxSample(k, k, 10 * k, 1000 * k) for k in range(10**6))
+    monkeypatch.setattr(procfs, "box_sample", lambda: next(boxes))
     monkeypatch.setattr(drivers, "CPU_TAIL_S", 0.0)
 
     out = asyncio.run(
@@ -512,6 +546,9 @@ def test_command_runs_interleave_their_rounds_and_never_repeat_a_message_id(
     # each snapshot pair is 100 ticks apart: that much CPU per round, in ms
     per_round_ms = 100 * 1000 / procfs.CLK_TCK
     assert out["daprd"].cpu_us == {"app": pytest.approx(3 * per_round_ms * 1000 / 12)}
+    for way in out.values():  # the box over its three windows
+        assert way.box is not None
+        assert way.box.steal == pytest.approx(0.1)
 
 
 def test_hop_cost_refuses_a_baseline_that_is_no_checkout(
