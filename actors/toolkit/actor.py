@@ -53,6 +53,7 @@ from actors.toolkit.inbox import DEFAULT_TTL
 from actors.toolkit.metrics import ActorMetrics, CommitWatcher
 from actors.toolkit.outbox import OUTBOX_REMINDER, Outbox, Reminders
 from actors.toolkit.publisher import Publisher
+from actors.toolkit.sdkstate import LoopStateManager
 from actors.toolkit.store import (
     ConcurrencyError,
     Due,
@@ -134,6 +135,7 @@ class EventSourcedActor(Actor, Remindable, Generic[S]):
         self, ctx: ActorRuntimeContext, actor_id: ActorId, deps: ActorDeps, **settings: Any
     ) -> None:
         super().__init__(ctx, actor_id)
+        self._state_manager = LoopStateManager(self)  # no thread hand-off per activation
         self._setup(deps, **settings)
 
     def _setup(self, deps: ActorDeps) -> None:
