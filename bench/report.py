@@ -50,6 +50,11 @@ def _f(value: float | None, fmt: str = ".0f", unit: str = "") -> str:
     return "-" if value is None else f"{value:{fmt}}{unit}"
 
 
+def _pct(share: float | None) -> str:
+    """A share (0..1) as a percentage; "n/a" when the kernel could not tell (no PSI)."""
+    return "n/a" if share is None else f"{share * 100:.1f}"
+
+
 def _row(*cells: str) -> str:
     padded = [c.ljust(w) for c, w in zip(cells, WIDTHS, strict=False)]
     return "  ".join([*padded, *cells[len(WIDTHS) :]]).rstrip()
@@ -122,20 +127,16 @@ def command_box_rows(commands: dict[str, CommandRun]) -> list[str]:
     bare, daprd, gw = commands.get("bare"), commands.get("daprd"), commands.get("gateway")
     if not (bare and daprd and gw and bare.box and daprd.box and gw.box):
         return []
-
-    def pct(value: float | None) -> str:
-        return "n/a" if value is None else f"{value * 100:.1f}"
-
     return [
         _row(
             "  steal % in its runs",
-            f"{pct(daprd.box.steal)} / {pct(gw.box.steal)}",
-            pct(bare.box.steal),
+            f"{_pct(daprd.box.steal)} / {_pct(gw.box.steal)}",
+            _pct(bare.box.steal),
         ),
         _row(
             "  I/O stall % in its runs",
-            f"{pct(daprd.box.io_stall)} / {pct(gw.box.io_stall)}",
-            pct(bare.box.io_stall),
+            f"{_pct(daprd.box.io_stall)} / {_pct(gw.box.io_stall)}",
+            _pct(bare.box.io_stall),
         ),
     ]
 
@@ -176,12 +177,9 @@ def box_rows(steps: Sequence[Step]) -> list[str]:
     boxed = [(s.offered_rate, s.box) for s in steps if s.box is not None]
     if not boxed:
         return []
-    stall = ", ".join(
-        f"{rate:g}/s " + ("n/a" if box.io_stall is None else f"{box.io_stall * 100:.1f}")
-        for rate, box in boxed
-    )
+    stall = ", ".join(f"{rate:g}/s {_pct(box.io_stall)}" for rate, box in boxed)
     other = ", ".join(
-        f"{rate:g}/s {box.steal * 100:.1f} / {box.outside_cores:.2f}" for rate, box in boxed
+        f"{rate:g}/s {_pct(box.steal)} / {box.outside_cores:.2f}" for rate, box in boxed
     )
     return [
         _row("  I/O stall at each rate (PSI io some)", f"{stall} %"),

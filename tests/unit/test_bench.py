@@ -336,7 +336,7 @@ def test_a_box_sample_of_this_machine_has_counters_that_move() -> None:
     sum(range(2_000_000))  # some CPU between the two
     second = box_sample()
     assert 0 < first.busy_ticks <= first.total_ticks
-    assert second.total_ticks >= first.total_ticks
+    assert second.total_ticks > first.total_ticks  # ~30 ms of wall time went by
     assert second.busy_ticks >= first.busy_ticks
     if first.io_some_us is not None:  # a kernel with PSI (this one, and CI's)
         assert (second.io_some_us or 0) >= first.io_some_us
