@@ -3,12 +3,13 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-PYTHON ?= python3
+# The interpreter .venv is made with: deploy/setup-venv.sh picks Debian's python3.11 (an
+# optimised build) where there is one, else python3; PYTHON=... overrides it.
+PYTHON ?=
 VENV := .venv
 PY := $(VENV)/bin/python
 RUNTIME_DIR ?= $(CURDIR)/.runtime
 export ORDERFLOW_RUNTIME_DIR := $(RUNTIME_DIR)
-VENV_STAMP := $(VENV)/.orderflow-installed
 PYTEST_ARGS ?=
 
 .PHONY: help setup venv redis runtime console-deps ops-tools run up dapr-run down status order-log test test-fast lint format rebuild rebuild-read-models bench chaos compose-check clean
@@ -18,13 +19,8 @@ help: ## list the targets
 
 setup: venv redis runtime console-deps ops-tools ## install everything that is missing (idempotent)
 
-venv: $(VENV_STAMP) ## project-local Python virtual environment with pinned dependencies
-
-$(VENV_STAMP): pyproject.toml requirements.lock
-	@echo "[setup] Python virtual environment in $(VENV)"
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
-	@touch $@
+venv: ## project-local Python virtual environment with pinned dependencies (made again when the interpreter or the pins change)
+	@PYTHON="$(PYTHON)" bash deploy/setup-venv.sh $(VENV)
 
 redis: ## Redis server from Debian's package (the project starts its own instance)
 	@command -v redis-server >/dev/null || { \
