@@ -5,8 +5,8 @@
 # python3. Debian builds its python3.11 with profile-guided optimisation and link-time
 # optimisation and links the interpreter statically; a CPython configured with
 # --enable-shared and without --enable-optimizations (pyenv's default build, for one)
-# spends 5-15 % more CPU on the same request in every one of our processes (measured side
-# by side: docs/performance-log.md, session 21). The Dockerfile's python:3.11-slim is an
+# spends 5-20 % more CPU on the same request in every one of our processes (measured
+# side by side: docs/performance-log.md, session 21). The Dockerfile's python:3.11-slim is an
 # optimised build too, so this keeps the local cluster's processes close to the image's.
 #
 # The venv is made again when the interpreter it was made with is not the one chosen, and
