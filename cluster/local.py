@@ -33,6 +33,11 @@ PROBE_ACTOR = "BeaconActor/readiness-probe"  # a read-only call that proves rout
 # An actor host is ready when one of these ids, called through its own sidecar, is served
 # by that host (BeaconActor.Get names its replica); placement spreads them over the hosts.
 HOST_PROBE_IDS = tuple(f"readiness-probe-{n}" for n in range(24))
+# The scheduler is ready when every running actor host's sidecar registers this reminder
+# (due in an hour, removed at once; daprd refuses reminders of types its app does not
+# host): a scheduler killed with SIGKILL answers its health route at once but schedules
+# nothing until its cron leadership lease expires (~20 s; README "Operating under faults").
+REMINDER_PROBE = f"{PROBE_ACTOR}/reminders/scheduler-probe"
 # uvicorn's --timeout-graceful-shutdown: after SIGTERM, cancel what still runs (a gateway
 # long-poll waits up to 30 s) instead of waiting on it.
 APP_GRACEFUL_SHUTDOWN_S = 3
@@ -55,6 +60,19 @@ def http_post_ok(url: str, timeout: float = 5.0) -> bool:
     req = urllib.request.Request(url, data=b"", method="POST")
     with urllib.request.urlopen(req, timeout=timeout) as resp:
         return 200 <= int(resp.status) < 300
+
+
+def reminder_round_trip(sidecar_port: int, timeout: float = 3.0) -> bool:
+    """Register the probe reminder through a sidecar, then remove it; both answered 2xx."""
+    url = f"http://127.0.0.1:{sidecar_port}/v1.0/actors/{REMINDER_PROBE}"
+    for method, body in (("PUT", b'{"dueTime": "1h"}'), ("DELETE", None)):
+        req = urllib.request.Request(url, data=body, method=method)
+        if body is not None:
+            req.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            if not 200 <= int(resp.status) < 300:
+                return False
+    return True
 
 
 def http_post_json(url: str, timeout: float = 5.0) -> Any:
@@ -340,6 +358,28 @@ class LocalCluster:
             next_step=f"read {proc.log_path}",
         )
 
+    def wait_reminders_scheduled(self, timeout: float = READY_TIMEOUT) -> None:
+        """Every running actor host's sidecar registers and removes a reminder: the
+        scheduler schedules.
+
+        The scheduler's health route answers as soon as it listens; after a SIGKILL its
+        cron waits for the leadership lease the killed process held (~20 s) before it
+        serves jobs, reminders or the sidecars' watch of its hosts.
+        """
+        scheduler = self.processes["scheduler"]
+        for app in self.config.apps():
+            daprd = self.processes.get(f"{app.name}-daprd")
+            if not app.actor_types or daprd is None or not daprd.alive():
+                continue
+            wait_until(
+                functools.partial(reminder_round_trip, app.http_port),
+                timeout=timeout,
+                what=f"a reminder registered through {app.name}'s sidecar (the scheduler serving)",
+                watch=[scheduler, daprd],
+                next_step=f"read {scheduler.log_path} ('Cron is ready' follows a restart "
+                f"once the old leadership lease expires) and {daprd.log_path}",
+            )
+
     def wait_ops_ready(self, name: str) -> None:
         proc = self.processes[name]
         url = ops.readiness_url(self.config, name)
@@ -457,6 +497,8 @@ class LocalCluster:
     def _wait_restarted(self, name: str) -> None:
         if name in ("redis", "placement", "scheduler"):
             self.wait_infra_ready(name)
+            if name == "scheduler":
+                self.wait_reminders_scheduled()
             return
         if name in ops.OPS_PROCESSES:
             self.wait_ops_ready(name)

@@ -1,7 +1,8 @@
 """A used cluster comes back up after every stop, and stops without SIGKILL.
 
 "Used": orders mid-saga, reminders pending in the scheduler and a backlog in the Redis
-streams at the moment it stops. Its own cluster at port offset 12500.
+streams at the moment it stops. Its own cluster at port offset 12500. And a scheduler
+killed with SIGKILL counts as restarted only once it schedules reminders again.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from pathlib import Path
 
 import httpx
 
+from chaos.faults import ports_free
 from cluster.local import LocalCluster
 from tests.integration.conftest import cluster_config
-from tests.integration.support import envelope, publish, touch
+from tests.integration.support import call, envelope, publish, touch, wait_until
 
 PORT_OFFSET = 12500
 RESTARTS = 5
@@ -112,3 +114,42 @@ def test_a_used_cluster_comes_back_up_after_each_stop_and_stops_without_sigkill(
         + "; longest stop per round "
         + ", ".join(f"{d:.1f}s" for d in downs)
     )
+
+
+def test_a_killed_scheduler_is_restarted_only_once_it_schedules_reminders(
+    tmp_path: Path,
+) -> None:
+    """A SIGKILL leaves the scheduler's cron leadership lease behind: the restarted one
+    answers its health route at once, but its cron waits for that lease to expire before
+    it schedules anything. `restart` (and so the chaos suite's recovery time) waits for
+    a reminder registered through every sidecar."""
+    config = cluster_config(
+        tmp_path / "cluster", port_offset=PORT_OFFSET, step_timeout_s=30, shipping_timeout_s=8
+    )
+    cluster = LocalCluster(config)
+    cluster.start()
+    try:
+        scheduler = cluster.processes["scheduler"]
+        assert scheduler.log_path.read_text().count("Cron is ready") == 1
+        cluster.kill("scheduler")
+        wait_until(lambda: ports_free([scheduler]), timeout=60, what="the scheduler's ports")
+
+        cluster.restart("scheduler")
+
+        # the restarted scheduler's cron had taken the lease over when restart returned
+        assert scheduler.log_path.read_text().count("Cron is ready") == 2
+        sidecar = f"http://127.0.0.1:{cluster.app('gateway').http_port}"
+        with httpx.Client(base_url=sidecar, timeout=30) as dapr:
+            actor_id = f"after-scheduler-kill-{uuid.uuid4().hex[:8]}"
+            armed = call(dapr, "BeaconActor", actor_id, "Arm", {"due_ms": 0, "period_ms": 1000})
+            assert armed["ok"], armed
+
+            def fired() -> bool:
+                got = call(dapr, "BeaconActor", actor_id, "Get")
+                return int(got["result"]["reminder_fires"]) >= 2
+
+            wait_until(fired, timeout=30, what="the reminder armed after the restart to fire")
+            call(dapr, "BeaconActor", actor_id, "Disarm")
+    finally:
+        stopped = cluster.stop()
+    assert not [s.describe() for s in stopped if s.killed]
