@@ -57,22 +57,30 @@ def _other_interpreter(tmp_path: Path) -> str:
     return str(wrapper)
 
 
-def test_debians_optimised_python_is_chosen_where_there_is_one(tmp_path: Path) -> None:
-    if not DEBIAN_PYTHON.exists():
-        pytest.fail("no /usr/bin/python3.11 here: the default the script picks is python3")
+def test_debians_optimised_python_is_chosen_where_there_is_one_else_python3(
+    tmp_path: Path,
+) -> None:
     root = _checkout(tmp_path)
+    python3 = shutil.which("python3")
+    assert python3 is not None
+    expected = str(DEBIAN_PYTHON) if DEBIAN_PYTHON.exists() else os.path.realpath(python3)
 
     made = _setup(root, python=None)
 
     assert made.returncode == 0, made.stderr
-    assert _made_with(root) == str(DEBIAN_PYTHON)
-    version = subprocess.run(
-        [str(root / ".venv" / "bin" / "python"), "-c", "import sys; print(sys._base_executable)"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert os.path.realpath(version.stdout.strip()) == str(DEBIAN_PYTHON)
+    assert _made_with(root) == expected
+    if DEBIAN_PYTHON.exists():  # the venv's own interpreter is Debian's build
+        base = subprocess.run(
+            [
+                str(root / ".venv" / "bin" / "python"),
+                "-c",
+                "import sys; print(sys._base_executable)",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert os.path.realpath(base.stdout.strip()) == str(DEBIAN_PYTHON)
     assert (root / ".venv" / ".orderflow-installed").exists()
 
 
