@@ -9,49 +9,64 @@
 # side by side: docs/performance-log.md, session 21). The Dockerfile's python:3.11-slim is an
 # optimised build too, so this keeps the local cluster's processes close to the image's.
 #
-# The venv is made again when the interpreter it was made with is not the one chosen, and
-# the pins are installed again when pyproject.toml or requirements.lock is newer than the
-# last install. Idempotent: with everything in place it only compares paths and times.
+# The venv is made again when it predates the marker this script writes, or when PYTHON
+# names another interpreter than the one it was made with; the pins are installed again
+# when pyproject.toml or requirements.lock is newer than the last install. Idempotent:
+# with everything in place it only compares paths and times.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 venv=${1:-.venv}
+marker=$venv/.orderflow-python
+stamp=$venv/.orderflow-installed
+
+# The interpreter asked for: $PYTHON, else the default.
 python=${PYTHON:-}
 if [ -z "$python" ]; then
   if [ -x /usr/bin/python3.11 ]; then python=/usr/bin/python3.11; else python=python3; fi
 fi
-found=$(command -v "$python") || { echo "[setup] no Python interpreter '$python' (set PYTHON=...)" >&2; exit 1; }
-want=$(readlink -f "$found")
-"$want" -c 'import sys; sys.exit(sys.version_info[:2] < (3, 11))' || {
-  echo "[setup] $want is Python $("$want" -c 'import sys; print(*sys.version_info[:3], sep=".")'); Orderflow needs 3.11 or newer (set PYTHON=...)" >&2
-  exit 1
+resolve() {
+  local found
+  found=$(command -v "$python") || { echo "[setup] no Python interpreter '$python' (set PYTHON=...)" >&2; exit 1; }
+  readlink -f "$found"
 }
 
-# Debian ships the venv module's ensurepip in its own package.
-if ! "$want" -c 'import ensurepip, venv' 2>/dev/null; then
-  pkg=python3-venv
-  case $want in /usr/bin/python3.*) pkg=$(basename "$want")-venv ;; esac
-  if command -v apt-get >/dev/null; then
-    sudo=$([ "$(id -u)" = 0 ] || echo sudo)
-    echo "[setup] installing $pkg from Debian's packages (the venv module for $want)"
-    $sudo apt-get -o DPkg::Lock::Timeout=600 update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq "$pkg" >/dev/null
-  else
-    echo "[setup] $want has no venv module (ensurepip); install it, or set PYTHON=..." >&2
-    exit 1
-  fi
-fi
-
-marker=$venv/.orderflow-python
-stamp=$venv/.orderflow-installed
+# An existing venv is kept unless it predates the marker (made before session 21, with
+# whatever python3 was), or PYTHON names another interpreter than the one it was made
+# with: a venv made with PYTHON=... stays on it through later runs without PYTHON.
 if [ -x "$venv/bin/python" ]; then
   have=$(cat "$marker" 2>/dev/null || true)
-  if [ "$have" != "$want" ]; then
-    echo "[setup] $venv was made with ${have:-another interpreter}; making it again with $want"
+  if [ -z "$have" ]; then
+    want=$(resolve)
+    echo "[setup] $venv was made with another interpreter; making it again with $want"
+    rm -rf "$venv"
+  elif [ -n "${PYTHON:-}" ] && [ "$(resolve)" != "$have" ]; then
+    want=$(resolve)
+    echo "[setup] $venv was made with $have; making it again with $want (PYTHON)"
     rm -rf "$venv"
   fi
 fi
+
 if [ ! -x "$venv/bin/python" ]; then
+  want=$(resolve)
+  "$want" -c 'import sys; sys.exit(sys.version_info[:2] < (3, 11))' || {
+    echo "[setup] $want is Python $("$want" -c 'import sys; print(*sys.version_info[:3], sep=".")'); Orderflow needs 3.11 or newer (set PYTHON=...)" >&2
+    exit 1
+  }
+  # Debian ships the venv module's ensurepip in its own package.
+  if ! "$want" -c 'import ensurepip, venv' 2>/dev/null; then
+    pkg=python3-venv
+    case $want in /usr/bin/python3.*) pkg=$(basename "$want")-venv ;; esac
+    if command -v apt-get >/dev/null; then
+      sudo=$([ "$(id -u)" = 0 ] || echo sudo)
+      echo "[setup] installing $pkg from Debian's packages (the venv module for $want)"
+      $sudo apt-get -o DPkg::Lock::Timeout=600 update -qq
+      DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq "$pkg" >/dev/null
+    else
+      echo "[setup] $want has no venv module (ensurepip); install it, or set PYTHON=..." >&2
+      exit 1
+    fi
+  fi
   echo "[setup] Python virtual environment in $venv ($want, Python $("$want" -c 'import platform; print(platform.python_version())'))"
   "$want" -m venv "$venv"
   echo "$want" >"$marker"

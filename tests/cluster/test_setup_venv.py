@@ -123,6 +123,20 @@ def test_a_venv_made_with_another_interpreter_is_made_again(tmp_path: Path) -> N
     assert _made_with(root) == real
 
 
+def test_a_venv_made_with_an_interpreter_asked_for_is_kept_by_later_runs_without_it(
+    tmp_path: Path,
+) -> None:
+    root = _checkout(tmp_path)
+    other = _other_interpreter(tmp_path)
+    assert _setup(root, python=other).returncode == 0
+
+    again = _setup(root, python=None)
+
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == ""
+    assert _made_with(root) == other
+
+
 def test_a_venv_from_before_the_marker_is_made_again(tmp_path: Path) -> None:
     root = _checkout(tmp_path)
     subprocess.run([_other_interpreter(tmp_path), "-m", "venv", str(root / ".venv")], check=True)
