@@ -21,16 +21,8 @@ runtime_dir=${ORDERFLOW_RUNTIME_DIR:-$(cd "$here/.." && pwd)/.runtime}
 jar=$runtime_dir/zipkin/zipkin-server-$ZIPKIN_VERSION-exec.jar
 url=https://repo1.maven.org/maven2/io/zipkin/zipkin-server/$ZIPKIN_VERSION/zipkin-server-$ZIPKIN_VERSION-exec.jar
 sudo=$([ "$(id -u)" = 0 ] || echo sudo)
-apt_updated=
-
-apt_install() {
-  echo "[setup] installing $* from Debian's packages"
-  # another apt run (e.g. a parallel setup step) holds the lock for a while: wait for it
-  local wait=(-o DPkg::Lock::Timeout=600)
-  [ -n "$apt_updated" ] || { $sudo apt-get "${wait[@]}" update -qq; apt_updated=1; }
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get "${wait[@]}" install -y -qq --no-install-recommends \
-    "$@" >/dev/null
-}
+# shellcheck source=deploy/apt.sh
+. "$here/apt.sh"
 
 if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
   apt_install prometheus

@@ -36,13 +36,9 @@ resolve() {
 # with: a venv made with PYTHON=... stays on it through later runs without PYTHON.
 if [ -x "$venv/bin/python" ]; then
   have=$(cat "$marker" 2>/dev/null || true)
-  if [ -z "$have" ]; then
+  if [ -z "$have" ] || { [ -n "${PYTHON:-}" ] && [ "$(resolve)" != "$have" ]; }; then
     want=$(resolve)
-    echo "[setup] $venv was made with another interpreter; making it again with $want"
-    rm -rf "$venv"
-  elif [ -n "${PYTHON:-}" ] && [ "$(resolve)" != "$have" ]; then
-    want=$(resolve)
-    echo "[setup] $venv was made with $have; making it again with $want (PYTHON)"
+    echo "[setup] $venv was made with ${have:-another interpreter}; making it again with $want"
     rm -rf "$venv"
   fi
 fi
@@ -58,10 +54,9 @@ if [ ! -x "$venv/bin/python" ]; then
     pkg=python3-venv
     case $want in /usr/bin/python3.*) pkg=$(basename "$want")-venv ;; esac
     if command -v apt-get >/dev/null; then
-      sudo=$([ "$(id -u)" = 0 ] || echo sudo)
-      echo "[setup] installing $pkg from Debian's packages (the venv module for $want)"
-      $sudo apt-get -o DPkg::Lock::Timeout=600 update -qq
-      DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq "$pkg" >/dev/null
+      # shellcheck source=deploy/apt.sh
+      . deploy/apt.sh
+      apt_install "$pkg"
     else
       echo "[setup] $want has no venv module (ensurepip); install it, or set PYTHON=..." >&2
       exit 1
