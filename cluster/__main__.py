@@ -46,8 +46,17 @@ def cmd_up(config: ClusterConfig, *, detach: bool) -> int:
             stop = False
             print("\nrunning in the background; `make status` shows it, `make down` stops it")
             return 0
+        watch = None
+        if config.with_watchdog and any(a.actor_types for a in config.apps()):
+            from cluster.watchdog import for_cluster
+
+            watch = for_cluster(cluster, report=lambda line: print(line, flush=True)).check
+            print(
+                "The sidecar watchdog restarts an actor host's daprd whose actor calls all "
+                "hang (ORDERFLOW_WATCHDOG=0: off)."
+            )
         print("\nCtrl-C stops everything.", flush=True)
-        wait_forever(cluster)
+        wait_forever(cluster, watch)
     except KeyboardInterrupt:
         print("\nstopping ...", flush=True)
     finally:

@@ -118,6 +118,10 @@ class ClusterConfig:
     # Prometheus and Zipkin (cluster/ops.py), with the apps only; `make run` turns them on
     # (ORDERFLOW_OPS, default 1), clusters built in code (tests, chaos) leave them off.
     with_ops: bool = False
+    # the sidecar watchdog (cluster/watchdog.py) in the launcher's foreground mode: restarts
+    # an actor host's daprd whose actor calls all hang; `make run` turns it on
+    # (ORDERFLOW_WATCHDOG, default 1), clusters built in code (tests, chaos, bench) leave it off.
+    with_watchdog: bool = False
     # every daprd's tracing.samplingRate ("0" turns tracing off; ORDERFLOW_TRACE_SAMPLING)
     trace_sampling: str = "1"
     # Go's GOGC for every daprd (ORDERFLOW_DAPRD_GOGC); None: Go's default (100). A daprd's
@@ -165,6 +169,7 @@ class ClusterConfig:
                 "ORDERFLOW_PLACEMENT_DISSEMINATE_TIMEOUT", DEFAULT_DISSEMINATE_TIMEOUT
             ),
             with_ops=env.get("ORDERFLOW_OPS", "1") != "0",
+            with_watchdog=env.get("ORDERFLOW_WATCHDOG", "1") != "0",
             trace_sampling=sampling_rate(env.get("ORDERFLOW_TRACE_SAMPLING", "1")),
             daprd_gogc=gogc(env["ORDERFLOW_DAPRD_GOGC"]) if "ORDERFLOW_DAPRD_GOGC" in env else None,
             go_maxprocs=go_maxprocs(env.get("ORDERFLOW_GO_MAXPROCS", "1")),

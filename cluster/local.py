@@ -43,6 +43,8 @@ REMINDER_PROBE = f"{PROBE_ACTOR}/reminders/scheduler-probe"
 APP_GRACEFUL_SHUTDOWN_S = 3
 # daprd forces its exit this long after SIGTERM (default 5); what it did not ack is redelivered
 DAPRD_GRACEFUL_SHUTDOWN_S = 3
+# how often the foreground mode runs the sidecar watchdog's check (cluster/watchdog.py)
+WATCH_INTERVAL_S = 5.0
 
 
 def http_get_json(url: str, timeout: float = 2.0) -> Any:
@@ -598,9 +600,11 @@ def subscribed(metadata: dict[str, Any], subscriptions: tuple[str, ...]) -> bool
     return set(subscriptions) <= active
 
 
-def wait_forever(cluster: LocalCluster) -> None:
-    """Foreground mode: report processes that die until interrupted."""
+def wait_forever(cluster: LocalCluster, watch: Callable[[], object] | None = None) -> None:
+    """Foreground mode: report processes that die until interrupted, and call `watch`
+    (the sidecar watchdog's check) every WATCH_INTERVAL_S."""
     reported: set[str] = set()
+    next_watch = time.monotonic() + WATCH_INTERVAL_S
     while True:
         for name, proc in cluster.processes.items():
             if name not in reported and proc.popen is not None and not proc.alive():
@@ -609,4 +613,7 @@ def wait_forever(cluster: LocalCluster) -> None:
                     f"!! {name} exited (code {proc.popen.returncode}); see {proc.log_path}",
                     flush=True,
                 )
+        if watch is not None and time.monotonic() >= next_watch:
+            watch()
+            next_watch = time.monotonic() + WATCH_INTERVAL_S
         time.sleep(1)

@@ -1,0 +1,152 @@
+"""The sidecar watchdog: restarts an actor host's daprd whose actor calls all hang.
+
+Dapr 1.18.2 can wedge a sidecar: when placement closes a host's stream in the middle of a
+dissemination round (the host did not answer the round within `--disseminate-timeout`,
+typically because its app was frozen while daprd deactivated actors), that daprd keeps
+the round's actor types locked across its reconnect. From then on every actor call made
+through it hangs, whichever host the actor lives on, and so does every call other
+sidecars route to the actors placed on it; its health route, its metadata ("placement:
+connected", `hostReady`) and placement's table all look normal. Only a restart of that
+daprd clears it (README, "Known risks" and "Operating under faults").
+
+`SidecarWatchdog.check` probes every running actor host's sidecar with read-only actor
+calls (`BeaconActor.Get` on `PROBE_IDS`, spread over the hosts by placement) and calls a
+sidecar wedged when, for `wedged_after` seconds in a row, not one of its probes answered
+while some other sidecar's did. A sidecar that routes at all is left alone (a wedged
+*peer* makes only the ids placed on it hang), so does every sidecar when none answers
+(placement, Redis or the actor hosts down: a restart would not help), and so does a
+process stopped on purpose (SIGSTOP, a debugger) or not running (its exit is reported
+elsewhere). `wedged_after` (20 s) is four times the dissemination timeout: a rebalance
+holds calls for about the drain (2 s), at most the timeout (5 s), before it ends or kicks
+the host.
+
+The launcher's foreground mode (`make run`) runs it every `cluster.local.WATCH_INTERVAL_S` (5 s)
+(`ORDERFLOW_WATCHDOG=0` turns it off); `tests/integration/test_watchdog.py` wedges a real
+sidecar and watches it heal.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cluster.local import LocalCluster, http_post_json
+from cluster.processes import ClusterError, ManagedProcess
+
+WEDGED_AFTER_S = 20.0
+PROBE_TIMEOUT_S = 3.0
+# Read-only calls, spread by placement over the actor hosts: a sidecar that routes at all
+# answers most of them; a wedged one answers none.
+PROBE_IDS = tuple(f"watchdog-probe-{n}" for n in range(8))
+
+
+def routes_actors(sidecar_port: int, ids: Iterable[str] = PROBE_IDS) -> bool:
+    """Whether some probe actor, called through the sidecar on `sidecar_port`, answers
+    within `PROBE_TIMEOUT_S` (the calls run side by side)."""
+    base = f"http://127.0.0.1:{sidecar_port}/v1.0/actors/BeaconActor"
+    urls = [f"{base}/{actor_id}/method/Get" for actor_id in ids]
+
+    def answered(url: str) -> bool:
+        try:
+            return bool(http_post_json(url, timeout=PROBE_TIMEOUT_S).get("ok"))
+        except (OSError, ValueError, AttributeError):
+            return False
+
+    with ThreadPoolExecutor(max_workers=len(urls)) as pool:
+        return any(pool.map(answered, urls))
+
+
+def stopped_on_purpose(pid: int | None) -> bool:
+    """Whether the process is stopped (SIGSTOP, a debugger): state T or t in /proc."""
+    if pid is None:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] in ("T", "t")
+
+
+@dataclass
+class Sidecar:
+    """What the watchdog needs of one actor host's daprd."""
+
+    name: str  # the process name, `<app>-daprd`
+    probe: Callable[[], bool]  # does an actor call through it answer?
+    watchable: Callable[[], bool]  # running and not stopped on purpose
+
+
+@dataclass
+class SidecarWatchdog:
+    sidecars: Sequence[Sidecar]
+    restart: Callable[[str], None]  # restart that process and wait until it is ready
+    report: Callable[[str], None] = print
+    wedged_after: float = WEDGED_AFTER_S
+    clock: Callable[[], float] = time.monotonic
+    # when each sidecar's probes began failing (absent: its last probe answered)
+    failing_since: dict[str, float] = field(default_factory=dict)
+    restarted: list[str] = field(default_factory=list)  # every restart, in order
+
+    def check(self) -> list[str]:
+        """Probe every sidecar once; restart those wedged. The names restarted."""
+        watched = [s for s in self.sidecars if s.watchable()]
+        for gone in set(self.failing_since) - {s.name for s in watched}:
+            del self.failing_since[gone]  # stopped, restarted or gone: its clock starts again
+        if not watched:
+            return []
+        with ThreadPoolExecutor(max_workers=len(watched)) as pool:
+            answers = dict(zip((s.name for s in watched), pool.map(lambda s: s.probe(), watched)))
+        now = self.clock()
+        for name, ok in answers.items():
+            if ok:
+                self.failing_since.pop(name, None)
+            else:
+                self.failing_since.setdefault(name, now)
+        wedged = [
+            name
+            for name, since in self.failing_since.items()
+            if now - since >= self.wedged_after
+            and any(ok for other, ok in answers.items() if other != name)
+        ]
+        done = []
+        for name in wedged:
+            self.report(
+                f"!! {name}: no actor call through it answered for {now - self.failing_since[name]:.0f} s "
+                "while other sidecars' did (a rebalance lock kept across a reconnect, Dapr "
+                "1.18.2; README Known risks): restarting it"
+            )
+            del self.failing_since[name]
+            try:
+                self.restart(name)
+            except ClusterError as exc:
+                self.report(f"!! {name}: the restart did not finish: {exc}")
+                continue
+            self.restarted.append(name)
+            done.append(name)
+            self.report(f"   {name} restarted; actor calls through it answer again")
+        return done
+
+
+def for_cluster(cluster: LocalCluster, report: Callable[[str], None] = print) -> SidecarWatchdog:
+    """A watchdog over `cluster`'s actor host sidecars, restarting them through it."""
+    sidecars = []
+    for app in cluster.config.apps():
+        if not app.actor_types:
+            continue
+        proc = cluster.processes[f"{app.name}-daprd"]
+        sidecars.append(
+            Sidecar(
+                name=proc.name,
+                probe=functools.partial(routes_actors, app.http_port),
+                watchable=functools.partial(_watchable, proc),
+            )
+        )
+    return SidecarWatchdog(sidecars, restart=cluster.restart, report=report)
+
+
+def _watchable(proc: ManagedProcess) -> bool:
+    return proc.alive() and not stopped_on_purpose(proc.pid)

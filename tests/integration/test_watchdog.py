@@ -1,0 +1,137 @@
+"""A wedged sidecar, for real, and the watchdog that heals it (cluster/watchdog.py).
+
+Dapr 1.18.2 wedges an actor host's daprd when placement closes its stream in the middle
+of a dissemination round: every actor call through it hangs from then on. The fault that
+does it (bench/freeze.py's `app-stop-round`): actor calls flowing over three hosts, one
+host's app frozen (SIGSTOP) while another host's daprd is killed and started again, so a
+round runs that the frozen host cannot finish within placement's dissemination timeout.
+
+The test first shows the wedge (no call through that daprd answers for 15 s after the
+app resumed, while the other sidecars route), then runs the watchdog the launcher's
+foreground mode runs, and checks that it restarts that daprd and nothing else, and that
+every actor answers again through every sidecar. Its own cluster at port offset 12625,
+three actor hosts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bench.freeze import Load
+from cluster.local import LocalCluster
+from cluster.processes import wait_until
+from cluster.watchdog import SidecarWatchdog, for_cluster, routes_actors
+from tests.integration.conftest import cluster_config
+
+pytestmark = pytest.mark.slow
+
+PORT_OFFSET = 12625
+FROZEN, TRIGGER = "actor-host-1", "actor-host-3"
+FREEZE_S = 20.0  # four times placement's dissemination timeout (5 s)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    config = cluster_config(
+        Path(tmp_path_factory.mktemp("watchdog")),
+        port_offset=PORT_OFFSET,
+        step_timeout_s=30,
+        shipping_timeout_s=8,
+    )
+    local = LocalCluster(dataclasses.replace(config, actor_host_replicas=3))
+    with local.running():
+        yield local
+
+
+class Calls:
+    """bench.freeze's load (BeaconActor.Touch over 200 ids through the gateway's daprd,
+    one call a second each, 2 % of them holding the actor 1.5 s) in a thread."""
+
+    def __init__(self, cluster: LocalCluster) -> None:
+        self.load = Load(
+            url=f"http://127.0.0.1:{cluster.app('gateway').http_port}",
+            ids=200,
+            interval=1.0,
+            hold_ms=20,
+            long_hold_ms=1500,
+            long_share=0.02,
+            timeout=5.0,
+        )
+        self.thread = threading.Thread(target=asyncio.run, args=(self.load.run(),), daemon=True)
+
+    def __enter__(self) -> Calls:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.load.running = False
+        self.thread.join(timeout=15)
+
+
+def _freeze_during_a_round(cluster: LocalCluster) -> None:
+    frozen = cluster.processes[FROZEN]
+    trigger = cluster.processes[f"{TRIGGER}-daprd"]
+    frozen.signal(signal.SIGSTOP)
+    try:
+        time.sleep(2.0)
+        trigger.kill()
+        time.sleep(2.0)
+        trigger.start()  # placement disseminates its return while FROZEN cannot answer
+        time.sleep(FREEZE_S - 4.0)
+    finally:
+        frozen.signal(signal.SIGCONT)
+        trigger.release_ports()
+
+
+def _sidecars_routing(cluster: LocalCluster) -> dict[str, bool]:
+    hosts = [a for a in cluster.config.apps() if a.actor_types]
+    return {f"{a.name}-daprd": routes_actors(a.http_port) for a in hosts}
+
+
+def _wedged(cluster: LocalCluster) -> bool:
+    """FROZEN's daprd routes no call, for 15 s, while the others route."""
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        routing = _sidecars_routing(cluster)
+        if routing[f"{FROZEN}-daprd"] or not any(routing.values()):
+            return False
+        time.sleep(2.5)
+    return True
+
+
+def test_the_watchdog_restarts_a_wedged_sidecar_and_only_it(cluster: LocalCluster) -> None:
+    watchdog: SidecarWatchdog = for_cluster(cluster, report=print)
+    with Calls(cluster) as calls:
+        time.sleep(8)  # actors active on every host
+        assert watchdog.check() == []  # a healthy cluster: nothing to do
+        assert _sidecars_routing(cluster) == dict.fromkeys(_sidecars_routing(cluster), True)
+
+        for attempt in (1, 2):  # the round must close FROZEN's stream mid-round
+            _freeze_during_a_round(cluster)
+            time.sleep(3)
+            if _wedged(cluster):
+                break
+            assert attempt == 1, "two freezes during a round did not wedge the sidecar"
+
+        started = time.monotonic()
+        while not watchdog.restarted and time.monotonic() - started < 90:
+            watchdog.check()
+            time.sleep(1)
+        healed = time.monotonic()
+
+        assert watchdog.restarted == [f"{FROZEN}-daprd"]
+        assert _sidecars_routing(cluster) == dict.fromkeys(_sidecars_routing(cluster), True)
+        wait_until(  # every actor of the load answers again, wherever it now lives
+            lambda: len(calls.load.answered_since(healed)) == calls.load.ids,
+            timeout=30,
+            what="every actor of the load to answer after the restart",
+        )
+        assert watchdog.check() == []
