@@ -7,6 +7,7 @@ again; the time that took is the fault's recovery time.
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -14,8 +15,9 @@ from typing import Any
 
 import httpx
 
-from cluster.local import LocalCluster, http_ok
+from cluster.local import WATCH_INTERVAL_S, LocalCluster, http_ok
 from cluster.processes import ClusterError, ManagedProcess, ensure_port_free, wait_until
+from cluster.watchdog import SidecarWatchdog, for_cluster
 
 RECOVERY_TIMEOUT_S = 90.0  # per fault, until actor calls route through every sidecar
 
@@ -44,6 +46,36 @@ class Faults:
         self.cluster = cluster
         self.hosts = [a.name for a in cluster.config.apps() if a.actor_types]
         self.done: list[Fault] = []
+        # Held while a fault stops, kills, pauses or starts processes (not while it waits
+        # for the recovery): the watchdog acts only outside it, so the two never restart
+        # one process at once.
+        self.lock = threading.Lock()
+        self.watchdog: SidecarWatchdog = for_cluster(
+            cluster, report=lambda line: print(f"  watchdog{line.removeprefix('!!')}", flush=True)
+        )
+        self._watching = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    # --- the sidecar watchdog, as `make run` runs it ---------------------------------------
+    def __enter__(self) -> Faults:
+        self._watching.set()
+        self._watcher = threading.Thread(target=self._watch, name="watchdog", daemon=True)
+        self._watcher.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._watching.clear()
+        if self._watcher is not None:
+            self._watcher.join(timeout=120)
+
+    def _watch(self) -> None:
+        while self._watching.is_set():
+            time.sleep(WATCH_INTERVAL_S)
+            if self._watching.is_set() and self.lock.acquire(blocking=False):
+                try:
+                    self.watchdog.check()
+                finally:
+                    self.lock.release()
 
     @property
     def restarts(self) -> int:
@@ -80,8 +112,9 @@ class Faults:
         """kill -9 the actor host app (its daprd stays up), then start it again."""
 
         def act() -> None:
-            self.cluster.kill(host)
-            self._start_again(host)
+            with self.lock:
+                self.cluster.kill(host)
+                self._start_again(host)
             self._recovered(host)
 
         self._timed(f"kill -9 {host}", 1, act)
@@ -90,8 +123,9 @@ class Faults:
         """kill -9 the host's daprd (the app stays up), then start it again."""
 
         def act() -> None:
-            self.cluster.kill(f"{host}-daprd")
-            self._start_again(f"{host}-daprd")
+            with self.lock:
+                self.cluster.kill(f"{host}-daprd")
+                self._start_again(f"{host}-daprd")
             self._recovered(host)
 
         self._timed(f"kill -9 {host}-daprd", 1, act)
@@ -100,7 +134,8 @@ class Faults:
         """SIGTERM the app (graceful: the SDK drains its actors), then start it again."""
 
         def act() -> None:
-            self._start_again(host)
+            with self.lock:
+                self._start_again(host)
             self._recovered(host)
 
         self._timed(f"SIGTERM {host}", 1, act)
@@ -112,9 +147,10 @@ class Faults:
 
         def act() -> None:
             for host in self.hosts:
-                self.cluster.processes[f"{host}-daprd"].stop()
-                self._start_again(host)
-                self._start_again(f"{host}-daprd")
+                with self.lock:
+                    self.cluster.processes[f"{host}-daprd"].stop()
+                    self._start_again(host)
+                    self._start_again(f"{host}-daprd")
                 self._recovered(host)
 
         self._timed("rolling restart", 2 * len(self.hosts), act)
@@ -125,11 +161,12 @@ class Faults:
         host = name.removesuffix("-daprd")
 
         def act() -> None:
-            proc.signal(signal.SIGSTOP)
-            try:
-                time.sleep(seconds)
-            finally:
-                proc.signal(signal.SIGCONT)
+            with self.lock:
+                proc.signal(signal.SIGSTOP)
+                try:
+                    time.sleep(seconds)
+                finally:
+                    proc.signal(signal.SIGCONT)
             if host in self.hosts:
                 self._recovered(host)
             else:
@@ -141,15 +178,41 @@ class Faults:
         """kill -9 Redis, placement, scheduler or a non-actor app or sidecar; start it again."""
 
         def act() -> None:
-            self.cluster.kill(name)
-            proc = self.cluster.processes[name]
-            wait_until(
-                lambda: ports_free([proc]), timeout=RECOVERY_TIMEOUT_S, what=f"{name}'s ports"
-            )
-            self.cluster.restart(name)  # waits until it is ready (and actors route again)
+            with self.lock:
+                self.cluster.kill(name)
+                proc = self.cluster.processes[name]
+                wait_until(
+                    lambda: ports_free([proc]), timeout=RECOVERY_TIMEOUT_S, what=f"{name}'s ports"
+                )
+                self.cluster.restart(name, wait=False)
+            self.cluster.wait_restarted(name)  # until it is ready (and actors route again)
             self.cluster.wait_actors_routable(timeout=RECOVERY_TIMEOUT_S)
 
         self._timed(f"kill -9 {name}", 1, act)
+
+    def stop_app_during_round(self, seconds: float = 20.0) -> None:
+        """SIGSTOP the first actor host's app for `seconds` while the last host's daprd is
+        killed and started again: placement runs a round the frozen host cannot finish
+        within its dissemination timeout and closes its stream mid-round, and Dapr 1.18.2
+        then keeps that sidecar's actor types locked (every call through it hangs) until
+        the watchdog restarts it (cluster/watchdog.py)."""
+        frozen = self.cluster.processes[self.hosts[0]]
+        trigger = f"{self.hosts[-1]}-daprd"
+
+        def act() -> None:
+            with self.lock:
+                frozen.signal(signal.SIGSTOP)
+                try:
+                    time.sleep(2.0)
+                    self.cluster.kill(trigger)
+                    self._start_again(trigger)
+                    time.sleep(max(0.0, seconds - 4.0))
+                finally:
+                    frozen.signal(signal.SIGCONT)
+            self._recovered(self.hosts[0])
+            self._recovered(self.hosts[-1])
+
+        self._timed(f"SIGSTOP {self.hosts[0]} {seconds:.0f}s during a round", 1, act)
 
 
 class ActorState:

@@ -50,6 +50,11 @@ FAULTS: dict[str, tuple[str, FaultMove]] = {
         lambda f: f.stop_process(f"{f.hosts[-1]}-daprd", 8),
     ),
     "stop-app": ("SIGSTOP an actor host app 8 s", lambda f: f.stop_process(f.hosts[0], 8)),
+    "stop-app-round": (
+        "SIGSTOP an actor host app 20 s while the other's daprd restarts (a rebalance round "
+        "it cannot finish: its sidecar wedges until the watchdog restarts it)",
+        lambda f: f.stop_app_during_round(20),
+    ),
     "rolling": ("restart every actor host in turn", lambda f: f.rolling_restart()),
     "kill-redis": ("kill -9 Redis (AOF)", lambda f: f.kill_process("redis")),
     "kill-placement": ("kill -9 placement", lambda f: f.kill_process("placement")),
@@ -222,7 +227,7 @@ def under_load(cluster: LocalCluster, api: httpx.Client, run: Run, options: Opti
         cancel_share=options.cancel_share,
     )
     sidecar = f"http://127.0.0.1:{cluster.app('gateway').http_port}"
-    with load, AvailabilityProbe(sidecar) as probe:
+    with faults, load, AvailabilityProbe(sidecar) as probe:
         inject_faults(faults, options, time.monotonic() + options.duration)
         load.stop(abandon=any(f.failure for f in faults.done))
     run.results = load.results
@@ -323,6 +328,7 @@ def report(cluster: LocalCluster, run: Run, faults: Faults, streams: redis.Redis
         "faults": [str(f) for f in faults.done],
         "longest fault recovery (s)": round(max((f.seconds for f in faults.done), default=0), 1),
         "process restarts": faults.restarts,
+        "watchdog restarts (a wedged sidecar)": faults.watchdog.restarted,
         "events": f"{sum(copies)} published copies of {len(groups)} versions, "
         f"{run.stored_events} stored, {sum(n > 1 for n in copies)} re-sent",
         "fence conflicts (log lines)": _log_lines(cluster, faults.hosts, "fence conflict"),

@@ -491,12 +491,12 @@ class LocalCluster:
         try:
             proc.start()
             if wait:
-                self._wait_restarted(name)
+                self.wait_restarted(name)
         finally:
             proc.release_ports()
         self.write_pid_file()
 
-    def _wait_restarted(self, name: str) -> None:
+    def wait_restarted(self, name: str) -> None:
         if name in ("redis", "placement", "scheduler"):
             self.wait_infra_ready(name)
             if name == "scheduler":
