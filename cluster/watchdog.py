@@ -99,7 +99,9 @@ class SidecarWatchdog:
         if not watched:
             return []
         with ThreadPoolExecutor(max_workers=len(watched)) as pool:
-            answers = dict(zip((s.name for s in watched), pool.map(lambda s: s.probe(), watched)))
+            answers = dict(
+                zip((s.name for s in watched), pool.map(lambda s: s.probe(), watched), strict=True)
+            )
         now = self.clock()
         for name, ok in answers.items():
             if ok:
@@ -114,8 +116,9 @@ class SidecarWatchdog:
         ]
         done = []
         for name in wedged:
+            hung = now - self.failing_since[name]
             self.report(
-                f"!! {name}: no actor call through it answered for {now - self.failing_since[name]:.0f} s "
+                f"!! {name}: no actor call through it answered for {hung:.0f} s "
                 "while other sidecars' did (a rebalance lock kept across a reconnect, Dapr "
                 "1.18.2; README Known risks): restarting it"
             )

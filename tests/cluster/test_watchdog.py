@@ -5,6 +5,7 @@ tests/integration/test_watchdog.py wedges a real daprd and watches it heal.
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -21,7 +22,11 @@ class Box:
 
     def __init__(self) -> None:
         self.now = 1000.0
-        self.answers = {"actor-host-1-daprd": True, "actor-host-2-daprd": True, "actor-host-3-daprd": True}
+        self.answers = {
+            "actor-host-1-daprd": True,
+            "actor-host-2-daprd": True,
+            "actor-host-3-daprd": True,
+        }
         self.running = dict.fromkeys(self.answers, True)
         self.restarts: list[str] = []
         self.lines: list[str] = []
@@ -37,8 +42,8 @@ class Box:
         sidecars = [
             Sidecar(
                 name=name,
-                probe=lambda name=name: self.answers[name],
-                watchable=lambda name=name: self.running[name],
+                probe=functools.partial(self.answers.__getitem__, name),
+                watchable=functools.partial(self.running.__getitem__, name),
             )
             for name in self.answers
         ]
@@ -94,7 +99,7 @@ def test_nothing_is_restarted_while_no_sidecar_routes_a_call() -> None:
     """Placement, Redis or every app down: restarting one daprd would not help."""
     box = Box()
     dog = box.watchdog()
-    box.answers = dict.fromkeys(box.answers, False)
+    box.answers.update(dict.fromkeys(box.answers, False))
 
     assert box.run(dog, 60) == []
     assert box.restarts == []
