@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import time
+import types
 
 import pytest
 
@@ -158,3 +159,27 @@ def test_a_process_stopped_with_sigstop_is_told_from_a_running_one(stop: bool) -
         child.wait()
     assert stopped_on_purpose(child.pid) is False  # gone
     assert stopped_on_purpose(None) is False
+
+
+class _Enough(Exception):
+    pass
+
+
+def test_the_foreground_mode_runs_the_check_between_its_exit_reports(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from cluster import local
+
+    monkeypatch.setattr(local, "WATCH_INTERVAL_S", 0.0)
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)  # the module cluster.local uses
+    calls: list[int] = []
+
+    def watch() -> None:
+        calls.append(1)
+        if len(calls) == 3:
+            raise _Enough
+
+    no_processes = types.SimpleNamespace(processes={})
+    with pytest.raises(_Enough):
+        local.wait_forever(no_processes, watch)  # type: ignore[arg-type]
+    assert len(calls) == 3
