@@ -9,6 +9,7 @@ host's lifespan, the projector's samples through its stats.
     ActorMetrics      actor host: commits, fence conflicts, inbox duplicates, outbox
                       backlog and publish failures, the order saga's outcomes and steps
     RouterMetrics     actor host: dead letters by code, the router feed's entries
+    SidecarMetrics    actor host: whether its own sidecar routes actor calls (a probe)
     ShippingMetrics   shipping partner: its feed's entries
     HttpMetrics       gateway: requests and their duration per route template (RED)
     ProjectorMetrics  projector: projection lag, orders in progress and stuck
@@ -223,6 +224,26 @@ class FeedMetrics:
     def watch_feed(self, in_flight: Callable[[], float]) -> None:
         """The in-flight gauge reads `in_flight` at every scrape."""
         self.feed_in_flight.set_function(in_flight)
+
+
+class SidecarMetrics:
+    """An app's probe of its own sidecar (actors.toolkit.sidecarprobe): does it route actor
+    calls, and for how long has it not."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else new_registry()
+        self.routes = Gauge(
+            "orderflow_sidecar_routes_actor_calls",
+            "1 when one of the last probe's actor calls through this app's sidecar answered",
+            registry=self.registry,
+        )
+        self.unrouted_seconds = Gauge(
+            "orderflow_sidecar_unrouted_seconds",
+            "Seconds since an actor call through this app's sidecar last answered (0 while "
+            "they answer)",
+            registry=self.registry,
+        )
+        self.routes.set(1)  # nothing known against it before the first probe
 
 
 class RouterMetrics(FeedMetrics):

@@ -32,7 +32,13 @@ from actors.toolkit.concurrentfeed import ConcurrentStreamFeed
 from actors.toolkit.fastpath import FastRoutes, actor_routes
 from actors.toolkit.faults import HeldCalls
 from actors.toolkit.inbox import DEFAULT_TTL
-from actors.toolkit.metrics import ActorMetrics, RouterMetrics, mount_metrics, new_registry
+from actors.toolkit.metrics import (
+    ActorMetrics,
+    RouterMetrics,
+    SidecarMetrics,
+    mount_metrics,
+    new_registry,
+)
 from actors.toolkit.publisher import SidecarPublisher
 from actors.toolkit.redis_connection import feed_client, redis_client, redis_host_from_env
 from actors.toolkit.redis_multiplex import MultiplexedRedis
@@ -40,6 +46,7 @@ from actors.toolkit.redis_store import RedisDueIndex, RedisStores
 from actors.toolkit.router import EventRouter
 from actors.toolkit.serializer import RawJSONSerializer
 from actors.toolkit.sidecar import SidecarActorClient, SidecarHTTP
+from actors.toolkit.sidecarprobe import SidecarProbe, probing
 from actors.toolkit.streamfeed import FEED_DAPR, FEED_STREAMS, feed_mode, running
 from actors.toolkit.streams import StreamPublishing
 from actors.wallet.actor import WalletActor
@@ -84,6 +91,9 @@ class Settings:
     # "streams": the router reads the routed topics' streams itself (apps.actor_host.feed);
     # "dapr": daprd delivers them through subscriptions (apps.actor_host.subscriptions)
     router_feed: str = FEED_STREAMS
+    # how often the actor host probes its own sidecar with a few read-only actor calls
+    # (actors.toolkit.sidecarprobe: the OrderflowSidecarWedged alert's gauges)
+    sidecar_probe_period: float = 15.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -105,6 +115,7 @@ class Settings:
             router_feed=feed_mode(
                 "ORDERFLOW_ROUTER_FEED", os.environ.get("ORDERFLOW_ROUTER_FEED", FEED_STREAMS)
             ),
+            sidecar_probe_period=_seconds("ORDERFLOW_SIDECAR_PROBE_S", 15).total_seconds(),
         )
 
 
@@ -190,6 +201,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     held = HeldCalls() if settings.test_faults else None
     registry = new_registry()  # GET /metrics: the actors' and the router's
     metrics, router_metrics = build_actor_metrics(registry), RouterMetrics(registry)
+    sidecar_metrics = SidecarMetrics(registry)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -225,8 +237,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 dead_letters = DeadLetters(publisher, metrics=router_metrics)
                 app.state.delivering = Delivering(actors, dead_letters)
                 starting = asyncio.create_task(start_sweepers(actors))
+                probe = SidecarProbe(http, sidecar_metrics, period=settings.sidecar_probe_period)
                 try:
-                    async with _routing(app, settings, router, router_metrics):
+                    async with _routing(app, settings, router, router_metrics), probing(probe):
                         lifecycle.app_started()  # the heap frozen, uvicorn's tick slowed
                         yield
                 finally:

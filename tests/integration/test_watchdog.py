@@ -7,7 +7,8 @@ host's app frozen (SIGSTOP) while another host's daprd is killed and started aga
 round runs that the frozen host cannot finish within placement's dissemination timeout.
 
 The test first shows the wedge (no call through that daprd answers for 15 s after the
-app resumed, while the other sidecars route), then runs the watchdog the launcher's
+app resumed, while the other sidecars route, and the host's own probe of its sidecar says
+so on /metrics, as the OrderflowSidecarWedged alert reads it), then runs the watchdog the launcher's
 foreground mode runs, and checks that it restarts that daprd and nothing else, and that
 every actor answers again through every sidecar. Its own cluster at port offset 12625,
 three actor hosts.
@@ -23,6 +24,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from bench.freeze import Load
@@ -46,7 +48,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
         step_timeout_s=30,
         shipping_timeout_s=8,
     )
-    local = LocalCluster(dataclasses.replace(config, actor_host_replicas=3))
+    probe = {"ORDERFLOW_SIDECAR_PROBE_S": "2"}  # the hosts' own probes, for their gauges
+    local = LocalCluster(
+        dataclasses.replace(
+            config, actor_host_replicas=3, extra_app_env={**config.extra_app_env, **probe}
+        )
+    )
     with local.running():
         yield local
 
@@ -107,6 +114,16 @@ def _wedged(cluster: LocalCluster) -> bool:
     return True
 
 
+def _gauges(cluster: LocalCluster, host: str) -> dict[str, float]:
+    """The host's probe of its own sidecar, from its /metrics (actors/toolkit/sidecarprobe.py)."""
+    text = httpx.get(f"http://127.0.0.1:{cluster.app(host).app_port}/metrics", timeout=5).text
+    return {
+        line.split()[0]: float(line.split()[1])
+        for line in text.splitlines()
+        if line.startswith("orderflow_sidecar_")
+    }
+
+
 def test_the_watchdog_restarts_a_wedged_sidecar_and_only_it(cluster: LocalCluster) -> None:
     watchdog: SidecarWatchdog = for_cluster(cluster, report=print)
     with Calls(cluster) as calls:
@@ -120,6 +137,11 @@ def test_the_watchdog_restarts_a_wedged_sidecar_and_only_it(cluster: LocalCluste
             if _wedged(cluster):
                 break
             assert attempt == 1, "two freezes during a round did not wedge the sidecar"
+        # what OrderflowSidecarWedged reads: the wedged host's probe fails, another's answers
+        wedged = _gauges(cluster, FROZEN)
+        assert wedged["orderflow_sidecar_routes_actor_calls"] == 0
+        assert wedged["orderflow_sidecar_unrouted_seconds"] >= 5
+        assert _gauges(cluster, "actor-host-2")["orderflow_sidecar_routes_actor_calls"] == 1
 
         started = time.monotonic()
         while not watchdog.restarted and time.monotonic() - started < 90:
@@ -135,3 +157,8 @@ def test_the_watchdog_restarts_a_wedged_sidecar_and_only_it(cluster: LocalCluste
             what="every actor of the load to answer after the restart",
         )
         assert watchdog.check() == []
+        wait_until(
+            lambda: _gauges(cluster, FROZEN)["orderflow_sidecar_unrouted_seconds"] == 0,
+            timeout=15,
+            what=f"{FROZEN}'s probe of its sidecar to answer again",
+        )
