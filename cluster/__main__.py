@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
-import os
 import signal
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+from cluster import pidfile
 from cluster.config import ClusterConfig
-from cluster.local import LocalCluster, stop_stages, wait_forever
+from cluster.local import WATCHDOG, LocalCluster, stop_stages, wait_forever
+from cluster.pidfile import live_pids
 from cluster.ports import PortReservation
 from cluster.processes import ClusterError, Stopped, stop_in_stages
 
@@ -24,9 +23,14 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def watched(config: ClusterConfig) -> bool:
+    """Whether the cluster gets the sidecar watchdog (cluster/watchdog.py)."""
+    return config.with_watchdog and any(a.actor_types for a in config.apps())
+
+
 def cmd_up(config: ClusterConfig, *, detach: bool) -> int:
     cluster = LocalCluster(config)
-    if cluster.pid_file.exists() and _live_pids(cluster.pid_file):
+    if cluster.pid_file.exists() and live_pids(cluster.pid_file):
         print(f"a cluster is already running (see {cluster.pid_file}); `make down` stops it")
         return 1
     print(f"starting the Orderflow local cluster (logs in {config.log_dir}) ...", flush=True)
@@ -44,10 +48,16 @@ def cmd_up(config: ClusterConfig, *, detach: bool) -> int:
             print(f"  {label:<34} {url}")
         if detach:
             stop = False
+            if watched(config):
+                cluster.start_detached_watchdog()
+                log = config.log_dir / f"{WATCHDOG}.log"
+                print(
+                    f"\nThe sidecar watchdog runs beside it (ORDERFLOW_WATCHDOG=0: off); log {log}"
+                )
             print("\nrunning in the background; `make status` shows it, `make down` stops it")
             return 0
         watch = None
-        if config.with_watchdog and any(a.actor_types for a in config.apps()):
+        if watched(config):
             from cluster.watchdog import for_cluster
 
             watch = for_cluster(cluster, report=lambda line: print(line, flush=True)).check
@@ -69,53 +79,12 @@ def cmd_up(config: ClusterConfig, *, detach: bool) -> int:
     return 0 if up else 130
 
 
-def _pid_matches(pid: int, exe: str) -> bool:
-    """True when `pid` is still the process we started (guards against pid reuse)."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    name = Path(exe).name
-    # Redis rewrites its title ("redis-server 127.0.0.1:6380"), hence the prefix match.
-    return any(Path(part.decode(errors="replace")).name.startswith(name) for part in cmdline[:3])
-
-
-def _live_pids(pid_file: Path) -> dict[str, int]:
-    data = json.loads(pid_file.read_text())
-    return {
-        name: entry["pid"]
-        for name, entry in data["processes"].items()
-        if _pid_matches(entry["pid"], entry["exe"])
-    }
-
-
-@dataclass(frozen=True)
-class _Recorded:
-    """A process from the pid file of `up --detach`: stopped by pid, watched via /proc."""
-
-    name: str
-    pid: int
-    exe: str
-    log_path: Path | None
-
-    def signal(self, sig: signal.Signals) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.pid, sig)  # its own process group (start_new_session)
-
-    def exited(self) -> bool:
-        return not _pid_matches(self.pid, self.exe)  # a zombie has no cmdline
-
-
 def cmd_down(config: ClusterConfig) -> int:
     cluster = LocalCluster(config)
     if not cluster.pid_file.exists():
         print("no cluster is running")
         return 0
-    entries = json.loads(cluster.pid_file.read_text())["processes"]
-    recorded = {
-        name: _Recorded(name, int(e["pid"]), str(e["exe"]), Path(e["log"]))
-        for name, e in entries.items()
-    }
+    recorded = pidfile.recorded(cluster.pid_file)
     for name in sorted(n for n, r in recorded.items() if r.exited()):
         print(f"{name} was not running (see {recorded[name].log_path})")
     # Hold each port as its process goes, so the processes still running cannot take
@@ -128,9 +97,13 @@ def cmd_down(config: ClusterConfig) -> int:
             reservation.hold(cluster.processes[stopped.name].ports)
 
     started = time.monotonic()
+    results = []
+    if WATCHDOG in recorded:  # first, and alone: it may be restarting a daprd right now
+        results += stop_in_stages([[recorded.pop(WATCHDOG)]], report=report)
+        recorded = {n: r for n, r in pidfile.recorded(cluster.pid_file).items() if n in recorded}
     stages = [[recorded[n] for n in stage] for stage in stop_stages(list(recorded))]
     try:
-        results = stop_in_stages(stages, report=report)
+        results += stop_in_stages(stages, report=report)
     finally:
         reservation.release()
     cluster.pid_file.unlink(missing_ok=True)
@@ -146,7 +119,7 @@ def cmd_status(config: ClusterConfig) -> int:
         print("no cluster is running")
         return 3
     data = json.loads(pid_file.read_text())
-    live = _live_pids(pid_file)
+    live = live_pids(pid_file)
     for name, entry in data["processes"].items():
         state = "running" if name in live else "DEAD"
         print(f"  {name:<22} pid {entry['pid']:<8} {state:<8} {entry['log']}")
@@ -160,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--detach", action="store_true", help="start and return")
     up.add_argument("--infra-only", action="store_true", help="only Redis, placement and scheduler")
     sub.add_parser("down", help="stop a detached cluster")
+    sub.add_parser(
+        "watch", help="the sidecar watchdog over a detached cluster (`up --detach` starts it)"
+    )
     sub.add_parser("status", help="show the cluster's processes")
     logs = sub.add_parser("logs", help="everything one order did, from every process's log")
     logs.add_argument("--order", required=True, help="the order id (ord-...)")
@@ -177,6 +153,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_down(config)
         if args.command == "status":
             return cmd_status(config)
+        if args.command == "watch":
+            from cluster.watchdog import watch_detached
+
+            return watch_detached(config)
         if args.command == "logs":
             from cluster import logs as order_logs
 

@@ -45,6 +45,8 @@ APP_GRACEFUL_SHUTDOWN_S = 3
 DAPRD_GRACEFUL_SHUTDOWN_S = 3
 # how often the foreground mode runs the sidecar watchdog's check (cluster/watchdog.py)
 WATCH_INTERVAL_S = 5.0
+# the process `up --detach` starts beside the cluster to run that check (`cluster watch`)
+WATCHDOG = "watchdog"
 
 
 def http_get_json(url: str, timeout: float = 2.0) -> Any:
@@ -91,16 +93,16 @@ def _quiet(stopped: Stopped) -> None:
 def stop_stages(names: list[str]) -> list[list[str]]:
     """The order `stop` and `down` use: each stage gets SIGTERM at once, then the next.
 
-    The gateway app first (no new orders), then every daprd while its app, Redis,
-    placement and scheduler still answer: a daprd's shutdown finishes in-flight pub/sub
-    deliveries and deactivates its actors through its app, and with the app or Redis
-    gone it hangs until its 5 s grace runs out ("Graceful shutdown timeout exceeded").
-    Then the apps (nothing calls them any more), Prometheus and Zipkin, placement and
-    scheduler, Redis last.
+    The detached watchdog and the gateway app first (no restarts, no new orders), then
+    every daprd while its app, Redis, placement and scheduler still answer: a daprd's
+    shutdown finishes in-flight pub/sub deliveries and deactivates its actors through its
+    app, and with the app or Redis gone it hangs until its 5 s grace runs out ("Graceful
+    shutdown timeout exceeded"). Then the apps (nothing calls them any more), Prometheus
+    and Zipkin, placement and scheduler, Redis last.
     """
     sidecars = [n for n in names if n.endswith("-daprd")]
     infra = {"redis", "placement", "scheduler", *ops.OPS_PROCESSES}
-    first = [n for n in names if n == "gateway"]
+    first = [n for n in names if n in (WATCHDOG, "gateway")]
     apps = [n for n in names if n not in infra and n not in sidecars and n not in first]
     stages = [
         first,
@@ -477,6 +479,19 @@ class LocalCluster:
             if (answer.get("result") or {}).get("replica") == app.name:
                 return True
         return False
+
+    def start_detached_watchdog(self) -> None:
+        """`python -m cluster watch` beside a detached cluster, in the pid file as WATCHDOG:
+        the sidecar watchdog `make run` runs in its own loop (cluster/watchdog.py)."""
+        proc = ManagedProcess(
+            name=WATCHDOG,
+            argv=[sys.executable, "-m", "cluster", "watch"],
+            log_path=self.config.log_dir / f"{WATCHDOG}.log",
+            cwd=ROOT,
+        )
+        self.processes[WATCHDOG] = proc
+        proc.start()
+        self.write_pid_file()
 
     def app(self, name: str) -> AppSpec:
         return next(a for a in self.config.apps() if a.name == name)

@@ -28,14 +28,18 @@ sidecar and watches it heal.
 from __future__ import annotations
 
 import functools
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cluster.local import LocalCluster, http_post_json
-from cluster.processes import ClusterError, ManagedProcess
+from cluster import pidfile
+from cluster.config import ClusterConfig
+from cluster.local import WATCH_INTERVAL_S, LocalCluster, http_post_json
+from cluster.processes import ClusterError, ManagedProcess, stop_in_stages
 
 WEDGED_AFTER_S = 20.0
 PROBE_TIMEOUT_S = 3.0
@@ -153,3 +157,65 @@ def for_cluster(cluster: LocalCluster, report: Callable[[str], None] = print) ->
 
 def _watchable(proc: ManagedProcess) -> bool:
     return proc.alive() and not stopped_on_purpose(proc.pid)
+
+
+def watch_detached(config: ClusterConfig, report: Callable[[str], None] = print) -> int:
+    """`python -m cluster watch`: the watchdog over a cluster `up --detach` started.
+
+    It knows the processes from the pid file only: it stops a wedged daprd by its pid,
+    starts it again as the launcher would, waits until it serves, and records the new pid
+    (so `make down` and `make status` see it). It also reports processes that exited. It
+    ends when the pid file goes (`make down` stops it first) or on SIGTERM.
+    """
+    cluster = LocalCluster(config)
+    pid_file = cluster.pid_file
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
+
+    def entry(name: str) -> pidfile.Recorded | None:
+        try:
+            return pidfile.recorded(pid_file).get(name)
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def watchable(name: str) -> bool:
+        found = entry(name)
+        return found is not None and not found.exited() and not stopped_on_purpose(found.pid)
+
+    def restart(name: str) -> None:
+        found = entry(name)
+        if found is not None:
+            stop_in_stages([[found]])
+        proc = cluster.processes[name]
+        proc.start()  # once its ports can be bound (TIME_WAIT ends: up to 65 s)
+        try:
+            cluster.wait_app_ready(cluster.app(name.removesuffix("-daprd")))
+            cluster.wait_actors_routable()
+        finally:
+            proc.release_ports()
+        assert proc.pid is not None
+        pidfile.record(pid_file, name, pid=proc.pid, exe=str(proc.argv[0]), log=proc.log_path)
+
+    sidecars = [
+        Sidecar(
+            name=f"{app.name}-daprd",
+            probe=functools.partial(routes_actors, app.http_port),
+            watchable=functools.partial(watchable, f"{app.name}-daprd"),
+        )
+        for app in config.apps()
+        if app.actor_types
+    ]
+    dog = SidecarWatchdog(sidecars, restart=restart, report=report)
+    report(f"watching {', '.join(s.name for s in sidecars)} (pid file {pid_file})")
+    reported: set[str] = set()
+    while not stopping.wait(WATCH_INTERVAL_S):
+        if not pid_file.exists():
+            report("the pid file is gone (the cluster was stopped): done")
+            return 0
+        for name, found in pidfile.recorded(pid_file).items():
+            if name not in reported and found.exited():
+                reported.add(name)
+                report(f"!! {name} exited; see {found.log_path}")
+        dog.check()
+    report("stopped (SIGTERM)")
+    return 0

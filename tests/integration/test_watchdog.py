@@ -11,14 +11,19 @@ app resumed, while the other sidecars route, and the host's own probe of its sid
 so on /metrics, as the OrderflowSidecarWedged alert reads it), then runs the watchdog the launcher's
 foreground mode runs, and checks that it restarts that daprd and nothing else, and that
 every actor answers again through every sidecar. Its own cluster at port offset 12625,
-three actor hosts.
+three actor hosts. Then the same with a cluster `python -m cluster up --detach` started
+(offset 12750): the watchdog process beside it heals the wedge from the pid file, and
+`down` stops everything it restarted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -28,7 +33,9 @@ import httpx
 import pytest
 
 from bench.freeze import Load
-from cluster.local import LocalCluster
+from cluster import pidfile
+from cluster.config import ROOT, ClusterConfig
+from cluster.local import WATCHDOG, LocalCluster
 from cluster.processes import wait_until
 from cluster.watchdog import SidecarWatchdog, for_cluster, routes_actors
 from tests.integration.conftest import cluster_config
@@ -162,3 +169,104 @@ def test_the_watchdog_restarts_a_wedged_sidecar_and_only_it(cluster: LocalCluste
             timeout=15,
             what=f"{FROZEN}'s probe of its sidecar to answer again",
         )
+
+
+DETACHED_OFFSET = 12750
+
+
+def test_a_detached_cluster_has_its_watchdog_and_down_stops_what_it_restarted(
+    tmp_path: Path,
+) -> None:
+    """`up --detach` starts `cluster watch` beside the cluster; it heals the same wedge
+    from the pid file alone, records the new daprd's pid, and `down` stops everything,
+    the watchdog and the restarted daprd included."""
+    env = {
+        **os.environ,
+        "ORDERFLOW_PORT_OFFSET": str(DETACHED_OFFSET),
+        "ORDERFLOW_STATE_DIR": str(tmp_path),
+        "ORDERFLOW_ACTOR_HOSTS": "3",
+        "ORDERFLOW_OPS": "0",
+        "ORDERFLOW_WATCHDOG": "1",
+        "ORDERFLOW_RUNTIME_DIR": str(ClusterConfig.from_env().runtime_dir),
+    }
+    config = ClusterConfig.from_env(env)
+    cluster = LocalCluster(config)  # the ports and the process definitions only
+    up = subprocess.run(
+        [sys.executable, "-m", "cluster", "up", "--detach"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert up.returncode == 0, up.stdout + up.stderr
+    started = pidfile.recorded(cluster.pid_file)
+    try:
+        assert not started[WATCHDOG].exited()
+        with Calls(cluster) as calls:
+            time.sleep(8)
+            for attempt in (1, 2):
+                _freeze_detached(cluster, env)
+                time.sleep(3)
+                if _wedged(cluster):
+                    break
+                assert attempt == 1, "two freezes during a round did not wedge the sidecar"
+            wedged = f"{FROZEN}-daprd"
+            old_pid = pidfile.recorded(cluster.pid_file)[wedged].pid
+            wait_until(
+                lambda: pidfile.recorded(cluster.pid_file)[wedged].pid != old_pid,
+                timeout=90,
+                what=f"the detached watchdog to restart {wedged} (its log: watchdog.log)",
+            )
+            healed = time.monotonic()
+            assert _sidecars_routing(cluster) == dict.fromkeys(_sidecars_routing(cluster), True)
+            wait_until(
+                lambda: len(calls.load.answered_since(healed)) == calls.load.ids,
+                timeout=30,
+                what="every actor of the load to answer after the restart",
+            )
+        log = (config.log_dir / "watchdog.log").read_text()
+        assert f"!! {wedged}: no actor call through it answered" in log
+        assert f"{wedged} restarted" in log
+        assert log.count("restarting it") == 1
+        assert not pidfile.recorded(cluster.pid_file)[wedged].exited()
+    finally:
+        every = list(pidfile.recorded(cluster.pid_file).values())
+        down = subprocess.run(
+            [sys.executable, "-m", "cluster", "down"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        wait_until(lambda: all(r.exited() for r in every), timeout=20, what="every process to exit")
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert "watchdog" in down.stdout
+    assert not cluster.pid_file.exists()
+
+
+def _freeze_detached(cluster: LocalCluster, env: dict[str, str]) -> None:
+    """The same fault, on processes known from the pid file; the daprd started again is
+    recorded there, as the launcher would, so `down` stops it."""
+    recorded = pidfile.recorded(cluster.pid_file)
+    frozen, trigger = recorded[FROZEN], f"{TRIGGER}-daprd"
+    frozen.signal(signal.SIGSTOP)
+    try:
+        time.sleep(2.0)
+        recorded[trigger].signal(signal.SIGKILL)
+        wait_until(recorded[trigger].exited, timeout=10, what=f"{trigger} to exit")
+        time.sleep(2.0)
+        proc = cluster.processes[trigger]
+        proc.env = {**proc.env, **{k: v for k, v in env.items() if k.startswith("ORDERFLOW_")}}
+        proc.start()
+        assert proc.pid is not None
+        pidfile.record(
+            cluster.pid_file, trigger, pid=proc.pid, exe=str(proc.argv[0]), log=proc.log_path
+        )
+        time.sleep(FREEZE_S - 4.0)
+    finally:
+        frozen.signal(signal.SIGCONT)
+        cluster.processes[trigger].release_ports()
