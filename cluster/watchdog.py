@@ -16,13 +16,15 @@ while some other sidecar's did. A sidecar that routes at all is left alone (a we
 *peer* makes only the ids placed on it hang), so does every sidecar when none answers
 (placement, Redis or the actor hosts down: a restart would not help), and so does a
 process stopped on purpose (SIGSTOP, a debugger) or not running (its exit is reported
-elsewhere). `wedged_after` (20 s) is four times the dissemination timeout: a rebalance
-holds calls for about the drain (2 s), at most the timeout (5 s), before it ends or kicks
-the host.
+elsewhere), or one whose app is stopped (a restart could not finish: its 20 s count
+from when the app runs again). `wedged_after` (20 s) is four times the dissemination
+timeout: a rebalance holds calls for about the drain (2 s), at most the timeout (5 s),
+before it ends or kicks the host.
 
-The launcher's foreground mode (`make run`) runs it every `cluster.local.WATCH_INTERVAL_S` (5 s)
-(`ORDERFLOW_WATCHDOG=0` turns it off); `tests/integration/test_watchdog.py` wedges a real
-sidecar and watches it heal.
+The launcher's foreground mode (`make run`) runs it every `cluster.local.WATCH_INTERVAL_S`
+(5 s); `make up` starts `python -m cluster watch` (`watch_detached`) beside the cluster;
+the chaos suite runs it in a thread (`ORDERFLOW_WATCHDOG=0` turns the first two off).
+`tests/integration/test_watchdog.py` wedges a real sidecar and watches both heal it.
 """
 
 from __future__ import annotations
@@ -144,19 +146,21 @@ def for_cluster(cluster: LocalCluster, report: Callable[[str], None] = print) ->
     for app in cluster.config.apps():
         if not app.actor_types:
             continue
-        proc = cluster.processes[f"{app.name}-daprd"]
+        daprd, host = cluster.processes[f"{app.name}-daprd"], cluster.processes[app.name]
         sidecars.append(
             Sidecar(
-                name=proc.name,
+                name=daprd.name,
                 probe=functools.partial(routes_actors, app.http_port),
-                watchable=functools.partial(_watchable, proc),
+                watchable=functools.partial(_watchable, daprd, host),
             )
         )
     return SidecarWatchdog(sidecars, restart=cluster.restart, report=report)
 
 
-def _watchable(proc: ManagedProcess) -> bool:
-    return proc.alive() and not stopped_on_purpose(proc.pid)
+def _watchable(daprd: ManagedProcess, app: ManagedProcess) -> bool:
+    """The daprd runs, and neither it nor its app is stopped on purpose (a daprd whose app
+    is frozen could not finish a restart: its clock starts once the app runs again)."""
+    return daprd.alive() and not stopped_on_purpose(daprd.pid) and not stopped_on_purpose(app.pid)
 
 
 def watch_detached(config: ClusterConfig, report: Callable[[str], None] = print) -> int:
@@ -179,8 +183,13 @@ def watch_detached(config: ClusterConfig, report: Callable[[str], None] = print)
             return None
 
     def watchable(name: str) -> bool:
-        found = entry(name)
-        return found is not None and not found.exited() and not stopped_on_purpose(found.pid)
+        found, app = entry(name), entry(name.removesuffix("-daprd"))
+        return (
+            found is not None
+            and not found.exited()
+            and not stopped_on_purpose(found.pid)
+            and not (app is not None and stopped_on_purpose(app.pid))
+        )
 
     def restart(name: str) -> None:
         found = entry(name)
@@ -207,14 +216,14 @@ def watch_detached(config: ClusterConfig, report: Callable[[str], None] = print)
     ]
     dog = SidecarWatchdog(sidecars, restart=restart, report=report)
     report(f"watching {', '.join(s.name for s in sidecars)} (pid file {pid_file})")
-    reported: set[str] = set()
+    reported: set[tuple[str, int]] = set()
     while not stopping.wait(WATCH_INTERVAL_S):
         if not pid_file.exists():
             report("the pid file is gone (the cluster was stopped): done")
             return 0
         for name, found in pidfile.recorded(pid_file).items():
-            if name not in reported and found.exited():
-                reported.add(name)
+            if (name, found.pid) not in reported and found.exited():
+                reported.add((name, found.pid))
                 report(f"!! {name} exited; see {found.log_path}")
         dog.check()
     report("stopped (SIGTERM)")
