@@ -193,15 +193,7 @@ def test_a_detached_cluster_has_its_watchdog_and_down_stops_what_it_restarted(
     }
     config = ClusterConfig.from_env(env)
     cluster = LocalCluster(config)  # the ports and the process definitions only
-    up = subprocess.run(
-        [sys.executable, "-m", "cluster", "up", "--detach"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
+    up = _cluster_command(env, "up", "--detach")
     assert up.returncode == 0, up.stdout + up.stderr
     started = pidfile.recorded(cluster.pid_file)
     try:
@@ -235,15 +227,7 @@ def test_a_detached_cluster_has_its_watchdog_and_down_stops_what_it_restarted(
         assert not pidfile.recorded(cluster.pid_file)[wedged].exited()
     finally:
         every = list(pidfile.recorded(cluster.pid_file).values())
-        down = subprocess.run(
-            [sys.executable, "-m", "cluster", "down"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        down = _cluster_command(env, "down")
         wait_until(lambda: all(r.exited() for r in every), timeout=20, what="every process to exit")
         ours = cluster.processes[f"{TRIGGER}-daprd"].popen  # the fault's start: reap it
         if ours is not None:
@@ -251,6 +235,14 @@ def test_a_detached_cluster_has_its_watchdog_and_down_stops_what_it_restarted(
     assert down.returncode == 0, down.stdout + down.stderr
     assert "watchdog" in down.stdout
     assert not cluster.pid_file.exists()
+
+
+def _cluster_command(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m cluster <args>` as `make up` / `make down` run it."""
+    argv = [sys.executable, "-m", "cluster", *args]
+    return subprocess.run(
+        argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240, check=False
+    )
 
 
 def _restarted(cluster: LocalCluster, name: str, old_pid: int) -> bool:
