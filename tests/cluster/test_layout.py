@@ -154,7 +154,9 @@ def test_the_console_has_its_own_grpc_and_metrics_ports_and_sees_every_app(
 # Offsets that run side by side: `make run` (0), the test session (11000), one `dapr run -f`
 # test offset (11650-11850, the first free one), the launcher tests (11500), the restart
 # test's cluster (12500), the chaos suite's own cluster (12000), a helper's (12250). Offset
-# 11400 (tests/cluster/test_setup_errors.py) only ever binds Redis.
+# 11400 (tests/cluster/test_setup_errors.py) only ever binds Redis. The watchdog tests'
+# clusters (12625 in process, 12750 detached; three actor hosts each) are among the
+# working offsets below.
 SIDE_BY_SIDE = (0, 11000, 11500, 12000, 12250, 12500)
 TEST_OFFSETS = (
     *(11000, 11400, 11500, 11650, 11725, 11750, 11825, 11850),
