@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "watch":
             from cluster.watchdog import watch_detached
 
-            return watch_detached(config)
+            return watch_detached(config, report=lambda line: print(line, flush=True))
         if args.command == "logs":
             from cluster import logs as order_logs
 

@@ -197,13 +197,14 @@ def watch_detached(config: ClusterConfig, report: Callable[[str], None] = print)
             stop_in_stages([[found]])
         proc = cluster.processes[name]
         proc.start()  # once its ports can be bound (TIME_WAIT ends: up to 65 s)
+        assert proc.pid is not None
+        # recorded at once: `make down` stops it even if it never becomes ready
+        pidfile.record(pid_file, name, pid=proc.pid, exe=str(proc.argv[0]), log=proc.log_path)
         try:
             cluster.wait_app_ready(cluster.app(name.removesuffix("-daprd")))
             cluster.wait_actors_routable()
         finally:
             proc.release_ports()
-        assert proc.pid is not None
-        pidfile.record(pid_file, name, pid=proc.pid, exe=str(proc.argv[0]), log=proc.log_path)
 
     sidecars = [
         Sidecar(
@@ -218,10 +219,12 @@ def watch_detached(config: ClusterConfig, report: Callable[[str], None] = print)
     report(f"watching {', '.join(s.name for s in sidecars)} (pid file {pid_file})")
     reported: set[tuple[str, int]] = set()
     while not stopping.wait(WATCH_INTERVAL_S):
-        if not pid_file.exists():
+        try:
+            processes = pidfile.recorded(pid_file)
+        except (OSError, ValueError, KeyError):  # gone: `make down` removes it last
             report("the pid file is gone (the cluster was stopped): done")
             return 0
-        for name, found in pidfile.recorded(pid_file).items():
+        for name, found in processes.items():
             if (name, found.pid) not in reported and found.exited():
                 reported.add((name, found.pid))
                 report(f"!! {name} exited; see {found.log_path}")
