@@ -39,7 +39,13 @@ def test_record_replaces_one_entry_and_keeps_the_rest(tmp_path: Path) -> None:
 
 
 def test_a_recorded_process_is_running_until_it_exits(tmp_path: Path) -> None:
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(30)"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    assert child.stdout.readline() == "up\n"  # exec'd: its /proc cmdline is its own
     path = tmp_path / "cluster.json"
     _write(path, {"child": {"pid": child.pid, "exe": sys.executable, "log": "/l/c.log"}})
     try:
@@ -48,5 +54,6 @@ def test_a_recorded_process_is_running_until_it_exits(tmp_path: Path) -> None:
     finally:
         child.kill()
         child.wait()
+        child.stdout.close()
     assert pidfile.live_pids(path) == {}
     assert pidfile.recorded(path)["child"].exited()

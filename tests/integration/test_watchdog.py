@@ -213,6 +213,12 @@ def test_a_detached_cluster_has_its_watchdog_and_down_stops_what_it_restarted(
                     break
                 except ClusterError:
                     assert attempt == 1, "two freezes during a round: no restart (watchdog.log)"
+            log = config.log_dir / "watchdog.log"
+            wait_until(  # the new pid is recorded at the start, before it serves
+                lambda: f"{wedged} restarted" in log.read_text(),
+                timeout=90,
+                what=f"the detached watchdog to see {wedged} serve again ({log})",
+            )
             healed = time.monotonic()
             assert _sidecars_routing(cluster) == dict.fromkeys(_sidecars_routing(cluster), True)
             wait_until(
@@ -220,10 +226,9 @@ def test_a_detached_cluster_has_its_watchdog_and_down_stops_what_it_restarted(
                 timeout=30,
                 what="every actor of the load to answer after the restart",
             )
-        log = (config.log_dir / "watchdog.log").read_text()
-        assert f"!! {wedged}: no actor call through it answered" in log
-        assert f"{wedged} restarted" in log
-        assert log.count("restarting it") == 1
+        text = (config.log_dir / "watchdog.log").read_text()
+        assert f"!! {wedged}: no actor call through it answered" in text
+        assert text.count("restarting it") == 1
         assert not pidfile.recorded(cluster.pid_file)[wedged].exited()
     finally:
         every = list(pidfile.recorded(cluster.pid_file).values())
