@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import signal
 import sys
 import time
@@ -17,6 +16,7 @@ from cluster.local import WATCHDOG, LocalCluster, stop_stages, wait_forever
 from cluster.pidfile import live_pids
 from cluster.ports import PortReservation
 from cluster.processes import ClusterError, Stopped, stop_in_stages
+from cluster.watchdog import for_cluster, watch_detached
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
@@ -58,8 +58,6 @@ def cmd_up(config: ClusterConfig, *, detach: bool) -> int:
             return 0
         watch = None
         if watched(config):
-            from cluster.watchdog import for_cluster
-
             watch = for_cluster(cluster, report=lambda line: print(line, flush=True)).check
             print(
                 "The sidecar watchdog restarts an actor host's daprd whose actor calls all "
@@ -118,7 +116,7 @@ def cmd_status(config: ClusterConfig) -> int:
     if not pid_file.exists():
         print("no cluster is running")
         return 3
-    data = json.loads(pid_file.read_text())
+    data = pidfile.read(pid_file)
     live = live_pids(pid_file)
     for name, entry in data["processes"].items():
         state = "running" if name in live else "DEAD"
@@ -154,8 +152,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "status":
             return cmd_status(config)
         if args.command == "watch":
-            from cluster.watchdog import watch_detached
-
             return watch_detached(config, report=lambda line: print(line, flush=True))
         if args.command == "logs":
             from cluster import logs as order_logs

@@ -40,8 +40,8 @@ from pathlib import Path
 
 from cluster import pidfile
 from cluster.config import ClusterConfig
-from cluster.local import WATCH_INTERVAL_S, LocalCluster, http_post_json
-from cluster.processes import ClusterError, ManagedProcess, stop_in_stages
+from cluster.local import WATCH_INTERVAL_S, LocalCluster, http_post_ok
+from cluster.processes import ClusterError, stop_in_stages
 
 WEDGED_AFTER_S = 20.0
 PROBE_TIMEOUT_S = 3.0
@@ -52,14 +52,14 @@ PROBE_IDS = tuple(f"watchdog-probe-{n}" for n in range(8))
 
 def routes_actors(sidecar_port: int, ids: Iterable[str] = PROBE_IDS) -> bool:
     """Whether some probe actor, called through the sidecar on `sidecar_port`, answers
-    within `PROBE_TIMEOUT_S` (the calls run side by side)."""
+    2xx within `PROBE_TIMEOUT_S` (the calls run side by side)."""
     base = f"http://127.0.0.1:{sidecar_port}/v1.0/actors/BeaconActor"
     urls = [f"{base}/{actor_id}/method/Get" for actor_id in ids]
 
     def answered(url: str) -> bool:
         try:
-            return bool(http_post_json(url, timeout=PROBE_TIMEOUT_S).get("ok"))
-        except (OSError, ValueError, AttributeError):
+            return http_post_ok(url, timeout=PROBE_TIMEOUT_S)
+        except OSError:  # refused, timed out, or answered non-2xx (HTTPError)
             return False
 
     with ThreadPoolExecutor(max_workers=len(urls)) as pool:
@@ -142,25 +142,39 @@ class SidecarWatchdog:
 
 def for_cluster(cluster: LocalCluster, report: Callable[[str], None] = print) -> SidecarWatchdog:
     """A watchdog over `cluster`'s actor host sidecars, restarting them through it."""
-    sidecars = []
-    for app in cluster.config.apps():
-        if not app.actor_types:
-            continue
-        daprd, host = cluster.processes[f"{app.name}-daprd"], cluster.processes[app.name]
-        sidecars.append(
-            Sidecar(
-                name=daprd.name,
-                probe=functools.partial(routes_actors, app.http_port),
-                watchable=functools.partial(_watchable, daprd, host),
-            )
+
+    def running_pid(name: str) -> int | None:
+        proc = cluster.processes[name]
+        return proc.pid if proc.alive() else None
+
+    return SidecarWatchdog(
+        _sidecars(cluster.config, running_pid), restart=cluster.restart, report=report
+    )
+
+
+def _sidecars(config: ClusterConfig, running_pid: Callable[[str], int | None]) -> list[Sidecar]:
+    """Every actor host's daprd; `running_pid` names a process's pid while it runs."""
+    return [
+        Sidecar(
+            name=f"{app.name}-daprd",
+            probe=functools.partial(routes_actors, app.http_port),
+            watchable=functools.partial(_watchable, running_pid, app.name),
         )
-    return SidecarWatchdog(sidecars, restart=cluster.restart, report=report)
+        for app in config.apps()
+        if app.actor_types
+    ]
 
 
-def _watchable(daprd: ManagedProcess, app: ManagedProcess) -> bool:
-    """The daprd runs, and neither it nor its app is stopped on purpose (a daprd whose app
-    is frozen could not finish a restart: its clock starts once the app runs again)."""
-    return daprd.alive() and not stopped_on_purpose(daprd.pid) and not stopped_on_purpose(app.pid)
+def _watchable(running_pid: Callable[[str], int | None], app: str) -> bool:
+    """The app's daprd runs, and neither it nor the app is stopped on purpose (a daprd
+    whose app is frozen could not finish a restart: its clock starts once the app runs
+    again)."""
+    daprd = running_pid(f"{app}-daprd")
+    return (
+        daprd is not None
+        and not stopped_on_purpose(daprd)
+        and not stopped_on_purpose(running_pid(app))
+    )
 
 
 def watch_detached(config: ClusterConfig, report: Callable[[str], None] = print) -> int:
@@ -182,14 +196,9 @@ def watch_detached(config: ClusterConfig, report: Callable[[str], None] = print)
         except (OSError, ValueError, KeyError):
             return None
 
-    def watchable(name: str) -> bool:
-        found, app = entry(name), entry(name.removesuffix("-daprd"))
-        return (
-            found is not None
-            and not found.exited()
-            and not stopped_on_purpose(found.pid)
-            and not (app is not None and stopped_on_purpose(app.pid))
-        )
+    def running_pid(name: str) -> int | None:
+        found = entry(name)
+        return found.pid if found is not None and not found.exited() else None
 
     def restart(name: str) -> None:
         found = entry(name)
@@ -206,15 +215,7 @@ def watch_detached(config: ClusterConfig, report: Callable[[str], None] = print)
         finally:
             proc.release_ports()
 
-    sidecars = [
-        Sidecar(
-            name=f"{app.name}-daprd",
-            probe=functools.partial(routes_actors, app.http_port),
-            watchable=functools.partial(watchable, f"{app.name}-daprd"),
-        )
-        for app in config.apps()
-        if app.actor_types
-    ]
+    sidecars = _sidecars(config, running_pid)
     dog = SidecarWatchdog(sidecars, restart=restart, report=report)
     report(f"watching {', '.join(s.name for s in sidecars)} (pid file {pid_file})")
     reported: set[tuple[str, int]] = set()
