@@ -1,4 +1,4 @@
-"""Command line: python -m cluster up|down|status|logs|compose-check."""
+"""Command line: python -m cluster up|down|status|watch|logs|compose-check."""
 
 from __future__ import annotations
 
