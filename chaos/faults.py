@@ -53,6 +53,8 @@ class Faults:
         self.watchdog: SidecarWatchdog = for_cluster(
             cluster, report=lambda line: print(f"  watchdog{line.removeprefix('!!')}", flush=True)
         )
+        self.watchdog.restart = self._watchdog_restart
+        self.watchdog_restarts_begun = 0  # a recovery wait that saw one begin waits again
         self._watching = threading.Event()
         self._watcher: threading.Thread | None = None
 
@@ -96,7 +98,26 @@ class Faults:
         wait_until(lambda: ports_free([proc]), timeout=RECOVERY_TIMEOUT_S, what=f"{name}'s ports")
         self.cluster.restart(name, wait=False)
 
+    def _watchdog_restart(self, name: str) -> None:
+        self.watchdog_restarts_begun += 1
+        self.cluster.restart(name)
+
     def _recovered(self, host: str) -> None:
+        """Until the host serves again. A restart the watchdog began meanwhile (the daprd
+        it stops is seen to exit) is waited out, and the wait starts again."""
+        deadline = time.monotonic() + RECOVERY_TIMEOUT_S
+        while True:
+            begun = self.watchdog_restarts_begun
+            try:
+                self._recovered_once(host)
+                return
+            except ClusterError:
+                with self.lock:  # the watchdog's check holds it: its restart ends first
+                    pass
+                if self.watchdog_restarts_begun == begun or time.monotonic() > deadline:
+                    raise
+
+    def _recovered_once(self, host: str) -> None:
         app = self.cluster.app(host)
         self.cluster.wait_app_ready(app, timeout=RECOVERY_TIMEOUT_S)
         wait_until(
