@@ -329,6 +329,7 @@ def report(cluster: LocalCluster, run: Run, faults: Faults, streams: redis.Redis
         "longest fault recovery (s)": round(max((f.seconds for f in faults.done), default=0), 1),
         "process restarts": faults.restarts,
         "watchdog restarts (a wedged sidecar)": faults.watchdog.restarted,
+        "watchdog spared (slow, not wedged)": faults.watchdog.spared,
         "events": f"{sum(copies)} published copies of {len(groups)} versions, "
         f"{run.stored_events} stored, {sum(n > 1 for n in copies)} re-sent",
         "fence conflicts (log lines)": _log_lines(cluster, faults.hosts, "fence conflict"),

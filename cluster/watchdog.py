@@ -21,15 +21,21 @@ from when the app runs again). `wedged_after` (20 s) is four times the dissemina
 timeout: a rebalance holds calls for about the drain (2 s), at most the timeout (5 s),
 before it ends or kicks the host.
 
-The launcher's foreground mode (`make run`) runs it every `cluster.local.WATCH_INTERVAL_S`
-(5 s); `make up` starts `python -m cluster watch` (`watch_detached`) beside the cluster;
-the chaos suite runs it in a thread (`ORDERFLOW_WATCHDOG=0` turns the first two off).
-`tests/integration/test_watchdog.py` wedges a real sidecar and watches both heal it.
+A slow sidecar is not a wedged one. From its first failed check, the watchdog keeps a
+patient probe in flight through a failing sidecar (the same calls, each allowed the whole
+bound; when one ends, the next check starts another). A wedged daprd answers none of
+them, however long it is given; one that is only slow (a box starved for seconds on end,
+every call taking longer than the short probe's 3 s) answers them late. At the bound, a
+sidecar whose patient probes answered, and whose call in flight has not hung for half the
+bound, is reported slow and left running, and its clock starts again. So a daprd is
+restarted only when no call through it answered within 3 s for 20 s, and either no call
+answered at all or one has now hung for 10 s.
 """
 
 from __future__ import annotations
 
 import functools
+import queue
 import signal
 import threading
 import time
@@ -50,20 +56,84 @@ PROBE_TIMEOUT_S = 3.0
 PROBE_IDS = tuple(f"watchdog-probe-{n}" for n in range(8))
 
 
-def routes_actors(sidecar_port: int, ids: Iterable[str] = PROBE_IDS) -> bool:
+def routes_actors(
+    sidecar_port: int, ids: Iterable[str] = PROBE_IDS, timeout: float = PROBE_TIMEOUT_S
+) -> bool:
     """Whether some probe actor, called through the sidecar on `sidecar_port`, answers
-    2xx within `PROBE_TIMEOUT_S` (the calls run side by side)."""
+    2xx within `timeout` seconds. The calls run side by side, on daemon threads: the first
+    answer decides, and a call still hanging keeps no one waiting (nor a process from
+    exiting)."""
     base = f"http://127.0.0.1:{sidecar_port}/v1.0/actors/BeaconActor"
     urls = [f"{base}/{actor_id}/method/Get" for actor_id in ids]
+    answers: queue.SimpleQueue[bool] = queue.SimpleQueue()
 
-    def answered(url: str) -> bool:
+    def call(url: str) -> None:
         try:
-            return http_post_ok(url, timeout=PROBE_TIMEOUT_S)
+            answers.put(http_post_ok(url, timeout=timeout))
         except OSError:  # refused, timed out, or answered non-2xx (HTTPError)
-            return False
+            answers.put(False)
 
-    with ThreadPoolExecutor(max_workers=len(urls)) as pool:
-        return any(pool.map(answered, urls))
+    for url in urls:
+        threading.Thread(target=call, args=(url,), name="watchdog-probe", daemon=True).start()
+    deadline = time.monotonic() + timeout + 1.0  # a socket timeout bounds each read, not a call
+    for _ in urls:
+        try:
+            if answers.get(timeout=max(0.0, deadline - time.monotonic())):
+                return True
+        except queue.Empty:
+            return False
+    return False
+
+
+@dataclass
+class PatientCall:
+    """One patient probe through a failing sidecar, on a daemon thread: `answered_after`
+    is how long its first answer took (None: none yet, or none at all once `done`)."""
+
+    started: float  # the watchdog's clock
+    done: threading.Event = field(default_factory=threading.Event)
+    answered_after: float | None = None
+
+    @classmethod
+    def start(cls, probe: Callable[[float], bool], timeout: float, now: float) -> PatientCall:
+        call = cls(started=now)
+
+        def run() -> None:
+            began = time.monotonic()
+            try:
+                if probe(timeout):
+                    call.answered_after = time.monotonic() - began
+            finally:
+                call.done.set()
+
+        threading.Thread(target=run, name="watchdog-patient-probe", daemon=True).start()
+        return call
+
+
+@dataclass
+class PatientProbes:
+    """The patient probes through one failing sidecar, one after another (each allowed the
+    bound), from its first failed check until it answers a short probe again."""
+
+    current: PatientCall
+    slowest_answer: float | None = None  # the longest a call that did answer took
+
+    def keep_going(self, probe: Callable[[float], bool], timeout: float, now: float) -> None:
+        if not self.current.done.is_set():
+            return
+        if self.current.answered_after is not None:
+            self.slowest_answer = max(self.slowest_answer or 0.0, self.current.answered_after)
+        self.current = PatientCall.start(probe, timeout, now)
+
+    def still_answering(self, now: float, hung_after: float) -> float | None:
+        """How long the slowest answer took, if some call answered since the sidecar began
+        failing and the call in flight has not hung `hung_after` seconds (None: wedged)."""
+        current = self.current
+        if current.answered_after is not None:
+            return max(self.slowest_answer or 0.0, current.answered_after)
+        if self.slowest_answer is None or current.done.is_set():
+            return None
+        return self.slowest_answer if now - current.started < hung_after else None
 
 
 def stopped_on_purpose(pid: int | None) -> bool:
@@ -82,8 +152,10 @@ class Sidecar:
     """What the watchdog needs of one actor host's daprd."""
 
     name: str  # the process name, `<app>-daprd`
-    probe: Callable[[], bool]  # does an actor call through it answer?
+    probe: Callable[[], bool]  # does an actor call through it answer (within 3 s)?
     watchable: Callable[[], bool]  # running and not stopped on purpose
+    # does an actor call through it answer within the given seconds, however late?
+    patient: Callable[[float], bool] | None = None
 
 
 @dataclass
@@ -95,13 +167,17 @@ class SidecarWatchdog:
     clock: Callable[[], float] = time.monotonic
     # when each sidecar's probes began failing (absent: its last probe answered)
     failing_since: dict[str, float] = field(default_factory=dict)
+    # the patient probes through each failing sidecar (module docstring)
+    patient: dict[str, PatientProbes] = field(default_factory=dict)
     restarted: list[str] = field(default_factory=list)  # every restart, in order
+    spared: list[str] = field(default_factory=list)  # slow, not wedged: left running
 
     def check(self) -> list[str]:
         """Probe every sidecar once; restart those wedged. The names restarted."""
         watched = [s for s in self.sidecars if s.watchable()]
         for gone in set(self.failing_since) - {s.name for s in watched}:
             del self.failing_since[gone]  # stopped, restarted or gone: its clock starts again
+            self.patient.pop(gone, None)
         if not watched:
             return []
         with ThreadPoolExecutor(max_workers=len(watched)) as pool:
@@ -109,11 +185,13 @@ class SidecarWatchdog:
                 zip((s.name for s in watched), pool.map(lambda s: s.probe(), watched), strict=True)
             )
         now = self.clock()
-        for name, ok in answers.items():
-            if ok:
-                self.failing_since.pop(name, None)
+        for sidecar in watched:
+            if answers[sidecar.name]:
+                self.failing_since.pop(sidecar.name, None)
+                self.patient.pop(sidecar.name, None)
             else:
-                self.failing_since.setdefault(name, now)
+                self.failing_since.setdefault(sidecar.name, now)
+                self._keep_patient_probe(sidecar, now)
         wedged = [
             name
             for name, since in self.failing_since.items()
@@ -123,6 +201,17 @@ class SidecarWatchdog:
         done = []
         for name in wedged:
             hung = now - self.failing_since[name]
+            patient = self.patient.pop(name, None)
+            slowest = patient.still_answering(now, self.wedged_after / 2) if patient else None
+            if slowest is not None:
+                self.report(
+                    f"!! {name}: slow, not wedged: its short probes failed for {hung:.0f} s, "
+                    f"but calls through it still answer (the slowest after {slowest:.1f} s); "
+                    "not restarting it"
+                )
+                self.failing_since[name] = now  # a fresh bound
+                self.spared.append(name)
+                continue
             self.report(
                 f"!! {name}: no actor call through it answered for {hung:.0f} s "
                 "while other sidecars' did (a rebalance lock kept across a reconnect, Dapr "
@@ -138,6 +227,17 @@ class SidecarWatchdog:
             done.append(name)
             self.report(f"   {name} restarted; actor calls through it answer again")
         return done
+
+    def _keep_patient_probe(self, sidecar: Sidecar, now: float) -> None:
+        """Patient probes through a failing sidecar, one in flight at a time."""
+        if sidecar.patient is None:
+            return
+        probes = self.patient.get(sidecar.name)
+        if probes is None:
+            call = PatientCall.start(sidecar.patient, self.wedged_after, now)
+            self.patient[sidecar.name] = PatientProbes(call)
+        else:
+            probes.keep_going(sidecar.patient, self.wedged_after, now)
 
 
 def for_cluster(cluster: LocalCluster, report: Callable[[str], None] = print) -> SidecarWatchdog:
@@ -159,6 +259,7 @@ def _sidecars(config: ClusterConfig, running_pid: Callable[[str], int | None]) -
             name=f"{app.name}-daprd",
             probe=functools.partial(routes_actors, app.http_port),
             watchable=functools.partial(_watchable, running_pid, app.name),
+            patient=functools.partial(routes_actors, app.http_port, PROBE_IDS),
         )
         for app in config.apps()
         if app.actor_types

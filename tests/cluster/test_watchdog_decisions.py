@@ -6,11 +6,14 @@ tests/integration/test_watchdog.py wedges a real daprd and watches it heal.
 from __future__ import annotations
 
 import functools
+import http.server
 import os
 import signal
 import subprocess
+import threading
 import time
 import types
+from collections.abc import Iterator
 
 import pytest
 
@@ -32,6 +35,19 @@ class Box:
         self.restarts: list[str] = []
         self.lines: list[str] = []
         self.fail_restart = False
+        # what a patient probe through each sidecar does: "answers" (late, yet it answers),
+        # "hangs" (until the test ends) or "fails" (an error at once); empty: no patient probe
+        self.patient: dict[str, str] = {}
+        self.released = threading.Event()  # ends every hanging patient probe
+        self.patient_calls: list[tuple[str, float]] = []  # (sidecar, timeout given)
+
+    def patient_probe(self, name: str, timeout: float) -> bool:
+        self.patient_calls.append((name, timeout))
+        mode = self.patient[name]
+        if mode == "hangs":
+            self.released.wait(timeout)
+            return False
+        return mode == "answers"
 
     def restart(self, name: str) -> None:
         self.restarts.append(name)
@@ -45,6 +61,7 @@ class Box:
                 name=name,
                 probe=functools.partial(self.answers.__getitem__, name),
                 watchable=functools.partial(self.running.__getitem__, name),
+                patient=(functools.partial(self.patient_probe, name) if self.patient else None),
             )
             for name in self.answers
         ]
@@ -62,8 +79,22 @@ class Box:
         end = self.now + seconds
         while self.now <= end:
             done += dog.check()
+            self.settle(dog)
             self.now += step
         return done
+
+    def check_at(self, dog: SidecarWatchdog, seconds: float) -> list[str]:
+        """One check `seconds` after the clock's start (1000), then `settle`."""
+        self.now = 1000.0 + seconds
+        done = dog.check()
+        self.settle(dog)
+        return done
+
+    def settle(self, dog: SidecarWatchdog) -> None:
+        """Until every patient probe that does not hang has ended (they run on threads)."""
+        for name, probes in dog.patient.items():
+            if self.patient.get(name) != "hangs":
+                assert probes.current.done.wait(5)
 
 
 def test_a_sidecar_that_routes_no_call_while_others_do_is_restarted_after_the_bound() -> None:
@@ -183,3 +214,147 @@ def test_the_foreground_mode_runs_the_check_between_its_exit_reports(
     with pytest.raises(_Enough):
         local.wait_forever(no_processes, watch)  # type: ignore[arg-type]
     assert len(calls) == 3
+
+
+@pytest.fixture
+def patient_box() -> Iterator[Box]:
+    box = Box()
+    box.patient = dict.fromkeys(box.answers, "answers")
+    yield box
+    box.released.set()
+
+
+def test_a_slow_sidecar_whose_calls_answer_late_is_reported_and_left_running(
+    patient_box: Box,
+) -> None:
+    """A starved box: every short probe through one daprd times out, yet a call answers."""
+    box = patient_box
+    dog = box.watchdog()
+    box.answers["actor-host-1-daprd"] = False
+
+    assert box.run(dog, 45) == []  # two bounds: spared at 20 s and again at 40 s
+
+    assert box.restarts == []
+    assert dog.restarted == []
+    assert dog.spared == ["actor-host-1-daprd", "actor-host-1-daprd"]
+    assert "actor-host-1-daprd: slow, not wedged: its short probes failed for 20 s" in box.lines[0]
+    assert "not restarting it" in box.lines[0]
+    # each patient probe is allowed the whole bound, and only the failing sidecar gets any
+    assert set(box.patient_calls) == {("actor-host-1-daprd", 20.0)}
+
+
+def test_a_wedged_sidecar_whose_patient_probe_hangs_is_restarted_at_the_bound(
+    patient_box: Box,
+) -> None:
+    box = patient_box
+    dog = box.watchdog()
+    box.answers["actor-host-1-daprd"] = False
+    box.patient["actor-host-1-daprd"] = "hangs"
+
+    assert box.run(dog, 15) == []
+    assert dog.check() == ["actor-host-1-daprd"]  # 20 s
+    assert len(box.patient_calls) == 1  # one call, hanging since the first failed check
+    assert dog.spared == []
+    assert dog.patient == {}
+
+
+def test_a_sidecar_whose_calls_fail_at_once_is_restarted_at_the_bound(patient_box: Box) -> None:
+    """An error is not an answer: only a 2xx spares a sidecar."""
+    box = patient_box
+    dog = box.watchdog()
+    box.answers["actor-host-2-daprd"] = False
+    box.patient["actor-host-2-daprd"] = "fails"
+
+    for t in (0, 5, 10, 15):
+        assert box.check_at(dog, t) == []
+    assert box.check_at(dog, 20) == ["actor-host-2-daprd"]
+    assert len(box.patient_calls) >= 4  # a new one at each failed check, as each ended
+
+
+def test_a_slow_sidecar_that_then_wedges_is_restarted_once_a_call_hangs_half_the_bound(
+    patient_box: Box,
+) -> None:
+    box = patient_box
+    dog = box.watchdog()
+    box.answers["actor-host-1-daprd"] = False
+    assert box.check_at(dog, 0) == []  # its patient calls answer, late: slow
+    assert box.check_at(dog, 5) == []
+
+    box.patient["actor-host-1-daprd"] = "hangs"
+    assert box.check_at(dog, 10) == []  # the call started now never answers
+    assert box.check_at(dog, 15) == []
+    assert box.check_at(dog, 20) == ["actor-host-1-daprd"]  # the bound: it has hung 10 s
+    assert dog.spared == []
+
+
+def test_a_slow_sidecar_whose_newest_call_is_young_is_spared(patient_box: Box) -> None:
+    """A call in flight for less than half the bound, after answers: still slow."""
+    box = patient_box
+    dog = box.watchdog()
+    box.answers["actor-host-1-daprd"] = False
+    for t in (0, 5, 10):
+        assert box.check_at(dog, t) == []
+    box.patient["actor-host-1-daprd"] = "hangs"
+    assert box.check_at(dog, 15) == []  # started now: 5 s old at the bound
+    assert box.check_at(dog, 20) == []
+    assert dog.spared == ["actor-host-1-daprd"]
+
+
+def test_a_late_answer_then_calls_that_fail_at_once_do_not_spare_a_sidecar(
+    patient_box: Box,
+) -> None:
+    box = patient_box
+    dog = box.watchdog()
+    box.answers["actor-host-1-daprd"] = False
+    assert box.check_at(dog, 0) == []  # the first patient call answers
+    box.patient["actor-host-1-daprd"] = "fails"
+    for t in (5, 10, 15):
+        assert box.check_at(dog, t) == []
+    assert box.check_at(dog, 20) == ["actor-host-1-daprd"]  # the newest ended unanswered
+
+
+def test_a_sidecar_that_answers_again_drops_its_patient_probes(patient_box: Box) -> None:
+    box = patient_box
+    dog = box.watchdog()
+    box.answers["actor-host-3-daprd"] = False
+    assert box.run(dog, 10) == []
+    assert "actor-host-3-daprd" in dog.patient
+
+    box.answers["actor-host-3-daprd"] = True
+    assert box.run(dog, 0) == []
+    assert dog.patient == {}
+    assert dog.failing_since == {}
+
+
+def test_a_patient_probe_returns_at_the_first_answer_not_after_the_hanging_calls() -> None:
+    """`routes_actors` with a long timeout: one answering call decides at once."""
+    hang = threading.Event()
+    answered = {"n": 0}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            if self.path.endswith("/fast/method/Get"):
+                answered["n"] += 1
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+            else:
+                hang.wait(30)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        started = time.monotonic()
+        assert routes_actors(port, ids=("slow-1", "slow-2", "fast"), timeout=20.0) is True
+        assert time.monotonic() - started < 10  # not the hanging calls' 20 s
+        assert answered["n"] == 1
+        assert routes_actors(port, ids=("slow-1",), timeout=0.5) is False  # it hangs: no
+    finally:
+        hang.set()
+        server.shutdown()
+        server.server_close()
