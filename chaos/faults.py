@@ -75,7 +75,7 @@ class Faults:
             time.sleep(WATCH_INTERVAL_S)
             if self._watching.is_set() and self.lock.acquire(blocking=False):
                 try:
-                    self.watchdog.check()
+                    self.watchdog.watch()
                 finally:
                     self.lock.release()
 

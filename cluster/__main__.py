@@ -58,7 +58,7 @@ def cmd_up(config: ClusterConfig, *, detach: bool) -> int:
             return 0
         watch = None
         if watched(config):
-            watch = for_cluster(cluster, report=lambda line: print(line, flush=True)).check
+            watch = for_cluster(cluster, report=lambda line: print(line, flush=True)).watch
             print(
                 "The sidecar watchdog restarts an actor host's daprd whose actor calls all "
                 "hang (ORDERFLOW_WATCHDOG=0: off)."

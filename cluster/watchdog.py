@@ -172,6 +172,21 @@ class SidecarWatchdog:
     restarted: list[str] = field(default_factory=list)  # every restart, in order
     spared: list[str] = field(default_factory=list)  # slow, not wedged: left running
 
+    def watch(self) -> list[str]:
+        """`check`, for the loops that run it (`make run`'s, `python -m cluster watch`, the
+        chaos suite's): whatever it raises is reported, not raised, so one failed check
+        (a bug, a process table read mid-change) neither stops the watching nor, in `make
+        run`, the cluster the launcher would stop on an error. The next check runs as
+        usual."""
+        try:
+            return self.check()
+        except Exception as exc:
+            self.report(
+                f"!! the sidecar watchdog's check failed ({type(exc).__name__}: {exc}); "
+                "the next one runs as usual"
+            )
+            return []
+
     def check(self) -> list[str]:
         """Probe every sidecar once; restart those wedged. The names restarted."""
         watched = [s for s in self.sidecars if s.watchable()]
@@ -220,8 +235,11 @@ class SidecarWatchdog:
             del self.failing_since[name]
             try:
                 self.restart(name)
-            except ClusterError as exc:
-                self.report(f"!! {name}: the restart did not finish: {exc}")
+            except Exception as exc:  # ClusterError (not ready in time), OSError (ports)...
+                detail = (
+                    str(exc) if isinstance(exc, ClusterError) else f"{type(exc).__name__}: {exc}"
+                )
+                self.report(f"!! {name}: the restart did not finish: {detail}")
                 continue
             self.restarted.append(name)
             done.append(name)
@@ -330,6 +348,6 @@ def watch_detached(config: ClusterConfig, report: Callable[[str], None] = print)
             if (name, found.pid) not in reported and found.exited():
                 reported.add((name, found.pid))
                 report(f"!! {name} exited; see {found.log_path}")
-        dog.check()
+        dog.watch()
     report("stopped (SIGTERM)")
     return 0

@@ -171,6 +171,53 @@ def test_a_restart_that_fails_is_reported_and_tried_again_after_another_bound() 
     assert dog.check() == ["actor-host-1-daprd"]
 
 
+def test_a_restart_that_raises_another_error_is_reported_and_the_others_still_restarted() -> None:
+    box = Box()
+    dog = box.watchdog()
+    box.answers["actor-host-1-daprd"] = box.answers["actor-host-2-daprd"] = False
+
+    def restart(name: str) -> None:
+        box.restarts.append(name)
+        if name == "actor-host-1-daprd":
+            raise OSError(98, "Address already in use")
+        box.answers[name] = True
+
+    dog.restart = restart
+    assert box.run(dog, 15) == []
+    assert dog.check() == ["actor-host-2-daprd"]
+    assert box.restarts == ["actor-host-1-daprd", "actor-host-2-daprd"]
+    assert any(
+        "actor-host-1-daprd: the restart did not finish: OSError: [Errno 98]" in line
+        for line in box.lines
+    )
+
+
+def test_watch_reports_a_failed_check_and_the_next_check_runs() -> None:
+    """`make run` stops the cluster on an error out of its loop: the watchdog's must not."""
+    box = Box()
+    dog = box.watchdog()
+    broken = {"yes": True}
+
+    def watchable() -> bool:
+        if broken["yes"]:
+            raise FileNotFoundError("/proc/4242/stat")
+        return True
+
+    dog.sidecars[0].watchable = watchable
+    assert dog.watch() == []
+    assert box.lines == [
+        "!! the sidecar watchdog's check failed (FileNotFoundError: /proc/4242/stat); "
+        "the next one runs as usual"
+    ]
+
+    broken["yes"] = False
+    box.answers["actor-host-1-daprd"] = False
+    for _ in range(4):
+        assert dog.watch() == []
+        box.now += 5
+    assert dog.watch() == ["actor-host-1-daprd"]
+
+
 def test_a_probe_through_a_port_nothing_listens_on_is_a_failure() -> None:
     assert routes_actors(1, ids=("a", "b")) is False
 
