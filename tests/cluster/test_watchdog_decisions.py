@@ -374,19 +374,22 @@ def test_a_sidecar_that_answers_again_drops_its_patient_probes(patient_box: Box)
 
 
 def test_a_patient_probe_returns_at_the_first_answer_not_after_the_hanging_calls() -> None:
-    """`routes_actors` with a long timeout: one answering call decides at once."""
+    """`routes_actors` with a long timeout: one answering call decides, while the others
+    still hang (they end only after it returned, or after 15 s on their own)."""
     hang = threading.Event()
+    slow_ended = threading.Event()
     answered = {"n": 0}
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_POST(self) -> None:
-            if self.path.endswith("/fast/method/Get"):
-                answered["n"] += 1
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+            if not self.path.endswith("/fast/method/Get"):
+                hang.wait(15)
+                slow_ended.set()
             else:
-                hang.wait(30)
+                answered["n"] += 1
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
 
         def log_message(self, *args: object) -> None:
             pass
@@ -396,11 +399,11 @@ def test_a_patient_probe_returns_at_the_first_answer_not_after_the_hanging_calls
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         port = server.server_address[1]
-        started = time.monotonic()
-        assert routes_actors(port, ids=("slow-1", "slow-2", "fast"), timeout=20.0) is True
-        assert time.monotonic() - started < 10  # not the hanging calls' 20 s
+        # the hanging ids first: a probe that took the answers in order would wait for them
+        assert routes_actors(port, ids=("slow-1", "slow-2", "fast"), timeout=60.0) is True
+        assert not slow_ended.is_set()  # it returned while they still hung
         assert answered["n"] == 1
-        assert routes_actors(port, ids=("slow-1",), timeout=0.5) is False  # it hangs: no
+        assert routes_actors(port, ids=("slow-3",), timeout=0.5) is False  # it hangs: no
     finally:
         hang.set()
         server.shutdown()
