@@ -12,6 +12,9 @@ from cluster.config import DAPR_VERSION, ROOT
 INFRA = ("redis", "placement", "scheduler")
 OPS = ("prometheus", "zipkin")  # required; the Dapr dashboard (profile "dashboard") is optional
 NOT_APPS = (*INFRA, *OPS, "dashboard")
+# what starts a sidecar again once it exits: the actor host's self-heal shuts a wedged
+# one down (actors/toolkit/sidecarprobe.py), and a crashed one must come back too
+RESTARTS = ("unless-stopped", "always")
 
 
 def _flag(command: list[str], name: str) -> str | None:
@@ -33,6 +36,8 @@ def _check_sidecar(name: str, app: dict[str, Any], sidecar: dict[str, Any] | Non
         errors.append(f"{name}-dapr: --app-port differs from the port {name} listens on")
     if _flag(cmd, "--app-id") is None or _flag(cmd, "--scheduler-host-address") is None:
         errors.append(f"{name}-dapr: needs --app-id and --scheduler-host-address")
+    if sidecar.get("restart") not in RESTARTS:
+        errors.append(f"{name}-dapr: needs a restart policy ({' or '.join(RESTARTS)})")
     for volume in sidecar.get("volumes", []):
         source = str(volume).split(":", 1)[0]
         if source.startswith(".") and not (ROOT / source).exists():
@@ -52,6 +57,11 @@ def compose_errors(doc: dict[str, Any]) -> list[str]:
         errors += _check_sidecar(name, services[name], services.get(f"{name}-dapr"))
         if services[name].get("build") and not (ROOT / "Dockerfile").exists():
             errors.append(f"{name}: builds from ., but there is no Dockerfile")
+    heal = ((services.get("actor-host") or {}).get("environment") or {}).get(
+        "ORDERFLOW_SIDECAR_SELF_HEAL_S", "0"
+    )
+    if "actor-host" in services and float(heal) == 0:
+        errors.append("actor-host: ORDERFLOW_SIDECAR_SELF_HEAL_S must be set (no watchdog here)")
     if "prometheus" in services:
         errors += _check_prometheus(services["prometheus"], {a: services[a] for a in apps})
     return errors

@@ -243,6 +243,12 @@ class SidecarMetrics:
             "they answer)",
             registry=self.registry,
         )
+        self.self_heals = Counter(
+            "orderflow_sidecar_self_heals",
+            "Times this app asked its wedged sidecar to shut down, for its supervisor to "
+            "start it again (ORDERFLOW_SIDECAR_SELF_HEAL_S)",
+            registry=self.registry,
+        )
         self.routes.set(1)  # nothing known against it before the first probe
 
 

@@ -1,21 +1,42 @@
-"""Does this app's own sidecar route actor calls? A probe for operators' alerts.
+"""Does this app's own sidecar route actor calls? A probe for alerts, and an optional self-heal.
 
 Dapr 1.18.2 can wedge a sidecar (README, "Known risks"): after placement closes its stream
 in the middle of a rebalance round, every actor call made through that daprd hangs, while
 its health route, its metadata and placement's table look normal. The local launcher's
-watchdog (cluster/watchdog.py) restarts such a daprd; elsewhere (docker-compose, `make
-up`, a cluster of one's own) only an operator can, and this probe is how they learn of it.
+watchdog (cluster/watchdog.py, in `make run`, beside `make up` and in the chaos suite)
+restarts such a daprd from the outside. Elsewhere (docker-compose, Kubernetes, `make
+dapr-run`) nothing outside does, and this probe is how operators learn of it, and, where
+a supervisor starts the sidecar again, how it heals itself.
 
-Every `period` seconds the actor host makes a few read-only calls through its own sidecar
-(`BeaconActor.Get` on `ids`, spread over the hosts by placement, side by side, each within
-`timeout`) and sets two gauges (actors.toolkit.metrics.SidecarMetrics):
+Every `period` seconds (every `failing_period` while its calls fail) the actor host makes
+a few read-only calls through its own sidecar (`BeaconActor.Get` on `ids`, spread over the
+hosts by placement, side by side, each within `timeout`) and sets two gauges
+(actors.toolkit.metrics.SidecarMetrics):
 
     orderflow_sidecar_routes_actor_calls    1 when one of the last probe's calls answered
     orderflow_sidecar_unrouted_seconds      how long none has answered (0 while they do)
 
 `OrderflowSidecarWedged` (deploy/prometheus/alerts.yml) fires when one sidecar has routed
-nothing for a while another one routes. Only a 2xx answer counts; a wedged sidecar
-answers nothing at all (its calls time out).
+nothing for a while another one routes. Only a 2xx answer counts.
+
+**Self-heal** (`heal_after` > 0 seconds, `ORDERFLOW_SIDECAR_SELF_HEAL_S`; off by default).
+The probe asks its daprd to shut down (`POST /v1.0/shutdown`, which a wedged daprd still
+honours: it exits within ~3 s) once the sidecar looks wedged, and nothing else:
+
+- every call of every probe has *hung* (timed out) for `heal_after` seconds: a daprd that
+  answers, even with errors, or refuses the connection (down, restarting) is not wedged;
+- its metadata says placement is connected and the host ready (`actorRuntime.placement`,
+  `hostReady`): with placement down, calls hang too, and a restart would not help;
+- it is not merely slow: from the first hung probe one *patient* call stays in flight,
+  allowed `heal_after` seconds. A wedged daprd answers none; a daprd on a starved box
+  answers late, and then the count starts again (reported "slow, not wedged"), unless
+  the patient call now in flight has already hung for half of `heal_after`.
+
+What starts the sidecar again is the supervisor's job: the daprd container's restart
+policy in docker-compose (`restart: unless-stopped`) and in Kubernetes (the pod's). Leave
+it off where none does (`make dapr-run`) and where the launcher's watchdog runs (the
+local cluster): a daprd that exits there stays down, or is the launcher's to restart.
+After a shutdown the probe waits twice `heal_after` before it would ask again.
 """
 
 from __future__ import annotations
@@ -26,13 +47,26 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
+from actors.toolkit import codec
 from actors.toolkit.metrics import SidecarMetrics
 from actors.toolkit.sidecar import SidecarTransport, SidecarUnavailableError
 
 log = logging.getLogger("orderflow.sidecarprobe")
 
 PROBE_IDS = tuple(f"sidecar-probe-{n}" for n in range(4))
+FAILING_PERIOD_S = 5.0
+Outcome = Literal["answered", "hung", "failed"]
+
+
+@dataclass
+class Patient:
+    """The patient call through a hung sidecar: when it started, when it answered."""
+
+    task: asyncio.Task[Outcome]
+    started: float
+    answered_at: float | None = None
 
 
 @dataclass
@@ -42,40 +76,144 @@ class SidecarProbe:
     ids: Sequence[str] = PROBE_IDS
     period: float = 15.0
     timeout: float = 3.0
+    heal_after: float = 0.0  # 0: never ask the sidecar to shut down (module docstring)
+    failing_period: float = FAILING_PERIOD_S
     clock: Callable[[], float] = time.monotonic
     unrouted_since: float | None = field(default=None, init=False)
+    hung_since: float | None = field(default=None, init=False)  # every call hung since
+    patient: Patient | None = field(default=None, init=False)
+    slow_answer_at: float | None = field(default=None, init=False)  # a patient call's
+    healed_at: float | None = field(default=None, init=False)
+    heals: int = field(default=0, init=False)
 
     async def probe(self) -> bool:
-        """One round of calls; updates the gauges; whether one answered."""
-        answers = await asyncio.gather(*(self._call(actor_id) for actor_id in self.ids))
-        routed, now = any(answers), self.clock()
+        """One round of calls; updates the gauges (and may heal); whether one answered."""
+        outcomes = await asyncio.gather(*(self._call(actor_id) for actor_id in self.ids))
+        routed, now = "answered" in outcomes, self.clock()
         if routed:
             if self.unrouted_since is not None:
                 log.warning(
                     "actor calls through the sidecar answer again after %.0f s",
                     now - self.unrouted_since,
                 )
-            self.unrouted_since = None
-        elif self.unrouted_since is None:
-            self.unrouted_since = now
-            log.warning(
-                "no actor call through the sidecar answered (probe of %d ids)", len(answers)
-            )
+            self._forget_failure()
+        else:
+            if self.unrouted_since is None:
+                self.unrouted_since = now
+                log.warning(
+                    "no actor call through the sidecar answered (probe of %d ids)", len(outcomes)
+                )
+            self.hung_since = (self.hung_since or now) if set(outcomes) == {"hung"} else None
         self.metrics.routes.set(1 if routed else 0)
         self.metrics.unrouted_seconds.set(0 if routed else now - (self.unrouted_since or now))
+        if self.heal_after > 0 and self.hung_since is not None:
+            await self._consider_healing(now)
         return routed
 
-    async def _call(self, actor_id: str) -> bool:
+    def _forget_failure(self) -> None:
+        self.unrouted_since = self.hung_since = self.slow_answer_at = None
+        if self.patient is not None:
+            self.patient.task.cancel()
+            self.patient = None
+
+    async def _call(self, actor_id: str, *, patient: bool = False) -> Outcome:
         path = f"/v1.0/actors/BeaconActor/{actor_id}/method/Get"
         try:
-            status, _ = await asyncio.wait_for(self.transport.request("POST", path), self.timeout)
-        except (TimeoutError, SidecarUnavailableError):
+            status, _ = await asyncio.wait_for(
+                self.transport.request("POST", path), self.heal_after if patient else self.timeout
+            )
+        except TimeoutError:
+            return "hung"
+        except SidecarUnavailableError:
+            return "failed"
+        return "answered" if 200 <= status < 300 else "failed"
+
+    async def _consider_healing(self, now: float) -> None:
+        self._keep_a_patient_call(now)
+        if self.hung_since is None or now - self.hung_since < self.heal_after:
+            return
+        if self.healed_at is not None and now - self.healed_at < 2 * self.heal_after:
+            return
+        if self._only_slow(now):
+            log.warning(
+                "the sidecar is slow, not wedged: a patient actor call answered while the "
+                "short ones timed out; not asking it to shut down"
+            )
+            self.hung_since, self.slow_answer_at = now, None
+            return
+        if await self._placement_ready():
+            await self._shut_down(now)
+
+    def _keep_a_patient_call(self, now: float) -> None:
+        """One patient call in flight from the first hung probe (module docstring)."""
+        current = self.patient
+        if current is not None and not current.task.done():
+            return
+        if current is not None and not current.task.cancelled():
+            outcome = current.task.result()
+            if outcome == "answered":
+                self.slow_answer_at = current.answered_at
+            elif outcome == "failed":  # daprd answered (an error): not a hang, count again
+                self.hung_since = now
+        patient = Patient(task=asyncio.create_task(self._patient_call()), started=now)
+        self.patient = patient
+        patient.task.add_done_callback(lambda _: self._patient_done(patient))
+
+    async def _patient_call(self) -> Outcome:
+        try:
+            return await self._call(self.ids[0], patient=True)
+        except Exception:  # e.g. the app stopping under it: not an answer
+            return "failed"
+
+    def _patient_done(self, patient: Patient) -> None:
+        if not patient.task.cancelled() and patient.task.result() == "answered":
+            patient.answered_at = self.clock()
+
+    def _only_slow(self, now: float) -> bool:
+        """Whether a patient call answered since the calls began hanging, and the one in
+        flight has not hung for half of `heal_after` (None answered: wedged)."""
+        answered = [self.slow_answer_at]
+        if self.patient is not None:
+            answered.append(self.patient.answered_at)
+        if not any(a is not None and a >= (self.hung_since or now) for a in answered):
             return False
-        return 200 <= status < 300
+        current = self.patient
+        return current is None or current.task.done() or now - current.started < self.heal_after / 2
+
+    async def _placement_ready(self) -> bool:
+        """Whether daprd says placement is connected and its host ready: the wedge's
+        signature. With placement down calls hang too, and a restart would not help."""
+        try:
+            status, body = await asyncio.wait_for(
+                self.transport.request("GET", "/v1.0/metadata"), self.timeout
+            )
+            runtime = (codec.loads(body).get("actorRuntime") or {}) if status == 200 else {}
+        except (TimeoutError, SidecarUnavailableError, ValueError, AttributeError):
+            runtime = {}
+        ready = runtime.get("placement") == "placement: connected" and runtime.get("hostReady")
+        if not ready:
+            log.warning("actor calls through the sidecar hang, but placement is not connected")
+        return bool(ready)
+
+    async def _shut_down(self, now: float) -> None:
+        log.error(
+            "every actor call through the sidecar has hung for %.0f s while placement is "
+            "connected (a wedged daprd): asking it to shut down, for its supervisor to start "
+            "it again (ORDERFLOW_SIDECAR_SELF_HEAL_S)",
+            now - (self.hung_since or now),
+        )
+        self.healed_at, self.heals = now, self.heals + 1
+        self.metrics.self_heals.inc()
+        self._forget_failure()
+        try:
+            await asyncio.wait_for(self.transport.request("POST", "/v1.0/shutdown"), self.timeout)
+        except (TimeoutError, SidecarUnavailableError) as exc:
+            log.error("the sidecar's shutdown call failed: %s", exc)
 
     async def run(self) -> None:
         while True:
-            await asyncio.sleep(self.period)
+            failing = self.unrouted_since is not None
+            await asyncio.sleep(min(self.period, self.failing_period) if failing else self.period)
             try:
                 await self.probe()
             except Exception:  # a probe must never take the app down
@@ -92,3 +230,5 @@ async def probing(probe: SidecarProbe) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        if probe.patient is not None:
+            probe.patient.task.cancel()

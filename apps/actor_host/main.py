@@ -94,6 +94,9 @@ class Settings:
     # how often the actor host probes its own sidecar with a few read-only actor calls
     # (actors.toolkit.sidecarprobe: the OrderflowSidecarWedged alert's gauges)
     sidecar_probe_period: float = 15.0
+    # seconds of hung actor calls before the probe asks its wedged sidecar to shut down,
+    # for a supervisor to start it again (0: never; docker-compose sets it)
+    sidecar_self_heal: float = 0.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -116,7 +119,17 @@ class Settings:
                 "ORDERFLOW_ROUTER_FEED", os.environ.get("ORDERFLOW_ROUTER_FEED", FEED_STREAMS)
             ),
             sidecar_probe_period=_seconds("ORDERFLOW_SIDECAR_PROBE_S", 15).total_seconds(),
+            sidecar_self_heal=_self_heal_bound(os.environ.get("ORDERFLOW_SIDECAR_SELF_HEAL_S")),
         )
+
+
+def _self_heal_bound(value: str | None) -> float:
+    """0 (off) or 10-25 s: long enough to outlast a rebalance (placement's dissemination
+    timeout is 5 s), short enough for the patient call's wait (the sidecar client's 30 s)."""
+    seconds = float(value or 0)
+    if seconds != 0 and not 10 <= seconds <= 25:
+        raise ValueError(f"ORDERFLOW_SIDECAR_SELF_HEAL_S={value!r}: expected 0 (off) or 10-25")
+    return seconds
 
 
 def _publish_mode(value: str) -> str:
@@ -237,7 +250,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 dead_letters = DeadLetters(publisher, metrics=router_metrics)
                 app.state.delivering = Delivering(actors, dead_letters)
                 starting = asyncio.create_task(start_sweepers(actors))
-                probe = SidecarProbe(http, sidecar_metrics, period=settings.sidecar_probe_period)
+                probe = SidecarProbe(
+                    http,
+                    sidecar_metrics,
+                    period=settings.sidecar_probe_period,
+                    heal_after=settings.sidecar_self_heal,
+                )
                 try:
                     async with _routing(app, settings, router, router_metrics), probing(probe):
                         lifecycle.app_started()  # the heap frozen, uvicorn's tick slowed

@@ -55,6 +55,20 @@ def test_commits_publish_in_their_append_unless_told_to_use_the_sidecar(
         Settings.from_env()
 
 
+def test_the_sidecar_self_heal_is_off_unless_given_a_bound_of_10_to_25_s(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("ORDERFLOW_SIDECAR_SELF_HEAL_S", raising=False)
+    assert Settings.from_env().sidecar_self_heal == 0
+    for value, bound in (("0", 0.0), ("10", 10.0), ("25", 25.0)):
+        monkeypatch.setenv("ORDERFLOW_SIDECAR_SELF_HEAL_S", value)
+        assert Settings.from_env().sidecar_self_heal == bound
+    for value in ("5", "26", "-1"):  # inside a rebalance; past the patient call's wait
+        monkeypatch.setenv("ORDERFLOW_SIDECAR_SELF_HEAL_S", value)
+        with pytest.raises(ValueError, match="expected 0 \\(off\\) or 10-25"):
+            Settings.from_env()
+
+
 def test_the_streams_are_bounded_as_the_pubsub_component_bounds_them() -> None:
     component = yaml.safe_load((ROOT / "components" / "pubsub.yaml").read_text())
     metadata = {m["name"]: m.get("value") for m in component["spec"]["metadata"]}

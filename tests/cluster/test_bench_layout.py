@@ -11,7 +11,7 @@ from cluster.config import ClusterConfig
 from cluster.local import LocalCluster
 
 # tests/cluster/test_layout.py's WORKING_SIDE_BY_SIDE: the clusters engineers run at once
-WORKING = (0, 11000, 12000, 12250, 12500, 12625, 12750)
+WORKING = (0, 11000, 12000, 12250, 12500, 12625, 12750, 13125)
 EPHEMERAL = range(32768, 61000)
 
 

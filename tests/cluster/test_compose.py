@@ -44,6 +44,30 @@ def test_a_sidecar_on_the_wrong_app_port_is_reported() -> None:
     ]
 
 
+def test_a_sidecar_without_a_restart_policy_is_reported() -> None:
+    """The actor host shuts a wedged sidecar down for the restart policy to start again."""
+    doc, services = _doc_and_services()
+    del services["actor-host-dapr"]["restart"]
+
+    assert compose_errors(doc) == [
+        "actor-host-dapr: needs a restart policy (unless-stopped or always)"
+    ]
+
+
+def test_the_actor_host_heals_its_sidecar_in_compose_and_nowhere_is_it_left_out() -> None:
+    doc, services = _doc_and_services()
+    assert float(services["actor-host"]["environment"]["ORDERFLOW_SIDECAR_SELF_HEAL_S"]) > 0
+    services["actor-host"]["environment"] = {
+        k: v
+        for k, v in services["actor-host"]["environment"].items()
+        if k != "ORDERFLOW_SIDECAR_SELF_HEAL_S"
+    }
+
+    assert compose_errors(doc) == [
+        "actor-host: ORDERFLOW_SIDECAR_SELF_HEAL_S must be set (no watchdog here)"
+    ]
+
+
 def test_the_consoles_targets_in_compose_are_valid_json_naming_every_app() -> None:
     services = _doc()["services"]
     assert isinstance(services, dict)

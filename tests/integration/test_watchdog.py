@@ -13,7 +13,9 @@ foreground mode runs, and checks that it restarts that daprd and nothing else, a
 every actor answers again through every sidecar. Its own cluster at port offset 12625,
 three actor hosts. Then the same with a cluster `python -m cluster up --detach` started
 (offset 12750): the watchdog process beside it heals the wedge from the pid file, and
-`down` stops everything it restarted.
+`down` stops everything it restarted. Last, where no watchdog runs (docker-compose,
+Kubernetes): the actor host's own probe tells the same wedge and asks its daprd to shut
+down (`ORDERFLOW_SIDECAR_SELF_HEAL_S`), for the supervisor to start it again (offset 13125).
 """
 
 from __future__ import annotations
@@ -284,3 +286,63 @@ def _freeze_detached(cluster: LocalCluster, env: dict[str, str]) -> None:
     finally:
         frozen.signal(signal.SIGCONT)
         cluster.processes[trigger].release_ports()
+
+
+SELF_HEAL_OFFSET = 13125
+SELF_HEAL_S = 10
+
+
+@pytest.fixture
+def healing(tmp_path: Path) -> Iterator[LocalCluster]:
+    """Three actor hosts whose apps ask a wedged sidecar to shut down after 10 s; no
+    watchdog (the fixture's launcher never runs one: `check` is the tests' to call)."""
+    config = cluster_config(
+        tmp_path, port_offset=SELF_HEAL_OFFSET, step_timeout_s=30, shipping_timeout_s=8
+    )
+    heal = {"ORDERFLOW_SIDECAR_PROBE_S": "2", "ORDERFLOW_SIDECAR_SELF_HEAL_S": str(SELF_HEAL_S)}
+    local = LocalCluster(
+        dataclasses.replace(
+            config, actor_host_replicas=3, extra_app_env={**config.extra_app_env, **heal}
+        )
+    )
+    with local.running():
+        yield local
+
+
+def test_an_actor_host_shuts_its_wedged_sidecar_down_for_its_supervisor_to_restart(
+    healing: LocalCluster,
+) -> None:
+    """The same wedge, and no watchdog: FROZEN's app, running again, finds every call
+    through its daprd hanging while placement says connected, and asks that daprd to shut
+    down (a wedged daprd still does). The test then starts it again, as the daprd
+    container's restart policy would in docker-compose or Kubernetes; every actor
+    answers again through every sidecar. No other sidecar was asked."""
+    wedged = f"{FROZEN}-daprd"
+    daprd = healing.processes[wedged]
+    with Calls(healing) as calls:
+        time.sleep(8)
+        for attempt in (1, 2):  # the round must close FROZEN's stream mid-round
+            _freeze_during_a_round(healing)
+            try:  # 10 s of hung calls from the app's first probe after SIGCONT, ~3 s to exit
+                wait_until(daprd.exited, timeout=40, what=f"{FROZEN}'s app to shut {wedged} down")
+                break
+            except ClusterError:
+                assert attempt == 1, f"two freezes during a round: {wedged} still runs"
+        log = healing.processes[FROZEN].log_path.read_text()
+        assert "a wedged daprd): asking it to shut down" in log
+        others = [n for n in healing.processes if n.endswith("-daprd") and n != wedged]
+        assert [n for n in others if healing.processes[n].exited()] == []
+
+        healing.restart(wedged)  # the supervisor's part
+        healed = time.monotonic()
+        _assert_every_sidecar_routes(healing)
+        wait_until(
+            lambda: len(calls.load.answered_since(healed)) == calls.load.ids,
+            timeout=30,
+            what="every actor of the load to answer after the restart",
+        )
+    text = httpx.get(f"http://127.0.0.1:{healing.app(FROZEN).app_port}/metrics", timeout=5).text
+    assert "orderflow_sidecar_self_heals_total 1.0" in text
+    for host in ("actor-host-2", TRIGGER):
+        log = healing.processes[host].log_path.read_text()
+        assert "asking it to shut down" not in log, host

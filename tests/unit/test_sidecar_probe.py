@@ -1,13 +1,17 @@
-"""The actor host's probe of its own sidecar (actors/toolkit/sidecarprobe.py): its gauges.
+"""The actor host's probe of its own sidecar (actors/toolkit/sidecarprobe.py): its gauges,
+and the self-heal that asks a wedged sidecar to shut down.
 
-A stand-in transport plays the sidecar: answering, hanging (a wedged daprd), refusing the
-connection or answering an error. The alert on these gauges is tested by promtool
-(deploy/prometheus/alerts_test.yml, tests/unit/test_alert_rules.py).
+A stand-in transport plays the sidecar: answering, hanging (a wedged daprd), answering
+late (a slow one), refusing the connection or answering an error; its metadata says
+whether placement is connected. The alert on these gauges is tested by promtool
+(deploy/prometheus/alerts_test.yml, tests/unit/test_alert_rules.py); the self-heal of a
+real wedged daprd by tests/integration/test_watchdog.py.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry
@@ -22,7 +26,9 @@ class Sidecar:
 
     def __init__(self) -> None:
         self.mode = "answer"
+        self.placement = "placement: connected"
         self.paths: list[str] = []
+        self.shutdowns = 0
 
     async def request(
         self,
@@ -33,7 +39,16 @@ class Sidecar:
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> tuple[int, bytes]:
+        if path == "/v1.0/metadata":
+            ready = self.placement == "placement: connected"
+            runtime = {"placement": self.placement, "hostReady": ready}
+            return 200, json.dumps({"actorRuntime": runtime}).encode()
+        if path == "/v1.0/shutdown":
+            self.shutdowns += 1
+            return 204, b""
         self.paths.append(f"{method} {path}")
+        if self.mode == "slow":  # later than the short calls' 0.05 s, within the patient's
+            await asyncio.sleep(0.2)
         if self.mode == "hang":
             await asyncio.sleep(3600)
         if self.mode == "refuse":
@@ -151,3 +166,123 @@ async def test_the_probe_runs_every_period_for_the_block_and_stops_with_it() -> 
 
     assert seen >= 8
     assert len(sidecar.paths) == seen  # no round after the block
+
+
+def _healing(sidecar: Sidecar, clock: list[float]) -> tuple[SidecarProbe, CollectorRegistry]:
+    probe, registry = _probe(sidecar, clock)
+    probe.heal_after = 20.0
+    return probe, registry
+
+
+def _self_heals(registry: CollectorRegistry) -> float:
+    text = render(registry).decode()
+    return next(
+        float(line.split()[1])
+        for line in text.splitlines()
+        if line.startswith("orderflow_sidecar_self_heals_total")
+    )
+
+
+async def _probes_at(probe: SidecarProbe, clock: list[float], *times: float) -> None:
+    slow = probe.transport.mode == "slow"  # type: ignore[attr-defined]
+    for at in times:
+        clock[0] = at
+        await probe.probe()
+        if slow:
+            await asyncio.sleep(0.3)  # its patient call answers meanwhile
+
+
+async def test_a_sidecar_whose_calls_all_hang_for_the_bound_is_asked_to_shut_down_once() -> None:
+    sidecar, clock = Sidecar(), [100.0]
+    probe, registry = _healing(sidecar, clock)
+    sidecar.mode = "hang"
+
+    await _probes_at(probe, clock, 100.0, 110.0)
+    assert sidecar.shutdowns == 0  # 10 s of hanging: not yet
+    await _probes_at(probe, clock, 120.0)
+    assert sidecar.shutdowns == 1
+    assert _self_heals(registry) == 1
+
+    # still hanging (no supervisor started a new one yet): no second ask before 2 x 20 s
+    await _probes_at(probe, clock, 125.0, 140.0, 150.0)
+    assert sidecar.shutdowns == 1
+    await _probes_at(probe, clock, 161.0)
+    assert sidecar.shutdowns == 2
+
+
+async def test_hanging_calls_while_placement_is_disconnected_are_not_a_wedge() -> None:
+    """With placement down every actor call hangs too, and a new daprd would not help."""
+    sidecar, clock = Sidecar(), [100.0]
+    probe, registry = _healing(sidecar, clock)
+    sidecar.mode, sidecar.placement = "hang", "placement: disconnected"
+
+    await _probes_at(probe, clock, 100.0, 120.0, 140.0, 160.0)
+
+    assert sidecar.shutdowns == 0
+    assert _self_heals(registry) == 0
+    assert _gauges(registry) == (0.0, 60.0)  # the alert still sees it
+
+
+async def test_a_sidecar_that_refuses_or_answers_errors_is_never_asked_to_shut_down() -> None:
+    """Down, restarting, or answering errors (Redis down): a daprd that answers is not
+    wedged, and one that is not there cannot be shut down."""
+    for mode in ("refuse", "error"):
+        sidecar, clock = Sidecar(), [100.0]
+        probe, _ = _healing(sidecar, clock)
+        sidecar.mode = mode
+        await _probes_at(probe, clock, 100.0, 120.0, 140.0, 160.0)
+        assert sidecar.shutdowns == 0, mode
+        assert probe.patient is None, mode  # no call hung: no patient call either
+
+
+async def test_a_slow_sidecar_answers_its_patient_call_and_is_spared() -> None:
+    sidecar, clock = Sidecar(), [100.0]
+    probe, _ = _healing(sidecar, clock)
+    sidecar.mode = "slow"  # every short call times out, every patient call answers
+
+    await _probes_at(probe, clock, 100.0, 110.0, 120.0, 130.0, 140.0, 150.0, 160.0)
+
+    assert sidecar.shutdowns == 0
+    assert probe.hung_since == 160.0  # spared at 120 and at 140 or later: counting again
+
+
+async def test_a_slow_sidecar_that_then_wedges_is_asked_to_shut_down() -> None:
+    sidecar, clock = Sidecar(), [100.0]
+    probe, _ = _healing(sidecar, clock)
+    sidecar.mode = "slow"
+    await _probes_at(probe, clock, 100.0, 110.0, 120.0)  # spared at 120
+    assert sidecar.shutdowns == 0
+
+    sidecar.mode = "hang"  # the patient call started at 120 never answers
+    await _probes_at(probe, clock, 130.0)
+    assert sidecar.shutdowns == 0  # 10 s since the count began again
+    await _probes_at(probe, clock, 140.0)
+    assert sidecar.shutdowns == 1
+
+
+async def test_an_answer_ends_the_count_and_the_patient_call() -> None:
+    sidecar, clock = Sidecar(), [100.0]
+    probe, _ = _healing(sidecar, clock)
+    sidecar.mode = "hang"
+    await _probes_at(probe, clock, 100.0, 115.0)
+    patient = probe.patient
+    assert patient is not None
+
+    sidecar.mode = "answer"
+    await _probes_at(probe, clock, 118.0)
+    sidecar.mode = "hang"
+    await _probes_at(probe, clock, 125.0, 135.0)
+
+    assert sidecar.shutdowns == 0  # hanging since 125: 10 s, not 35
+    assert patient.task.cancelled()
+
+
+async def test_without_a_bound_the_probe_only_reports() -> None:
+    sidecar, clock = Sidecar(), [100.0]
+    probe, _ = _probe(sidecar, clock)  # heal_after 0: the default
+    sidecar.mode = "hang"
+
+    await _probes_at(probe, clock, 100.0, 200.0, 300.0)
+
+    assert sidecar.shutdowns == 0
+    assert probe.patient is None
