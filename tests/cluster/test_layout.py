@@ -155,15 +155,15 @@ def test_the_console_has_its_own_grpc_and_metrics_ports_and_sees_every_app(
 # test offset (11650-11850, the first free one), the launcher tests (11500), the restart
 # test's cluster (12500), the chaos suite's own cluster (12000), a helper's (12250). Offset
 # 11400 (tests/cluster/test_setup_errors.py) only ever binds Redis. The watchdog tests'
-# clusters (12625 in process, 12750 detached; three actor hosts each) are among the
-# working offsets below.
+# clusters (12625 in process, 12750 detached, 13125 the actor host's self-heal; three
+# actor hosts each) are among the working offsets below.
 SIDE_BY_SIDE = (0, 11000, 11500, 12000, 12250, 12500)
 TEST_OFFSETS = (
     *(11000, 11400, 11500, 11650, 11725, 11750, 11825, 11850),
-    *(12000, 12250, 12500, 12625, 12750, 13000),
+    *(12000, 12250, 12500, 12625, 12750, 13000, 13125),
 )
 # Offsets engineers' test clusters use side by side while working on one tree.
-WORKING_SIDE_BY_SIDE = (0, 11000, 12000, 12250, 12500, 12625, 12750)
+WORKING_SIDE_BY_SIDE = (0, 11000, 12000, 12250, 12500, 12625, 12750, 13125)
 # Linux's default ip_local_port_range: a client connection may get any of these as its
 # local port, and then a server cannot bind it (CI failed once on exactly that).
 EPHEMERAL = range(32768, 61000)
