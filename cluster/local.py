@@ -217,7 +217,6 @@ class LocalCluster:
             "DAPR_HTTP_PORT": str(app.http_port),
             "DAPR_GRPC_PORT": str(app.grpc_port),
             "ORDERFLOW_APP_NAME": app.name,
-            "ORDERFLOW_REDIS_URL": f"redis://{self.config.redis_host}/0",
             "ORDERFLOW_REDIS_HOST": self.config.redis_host,  # read models (redis-py)
             **ops.app_env(self.config),  # the apps' own spans go where daprd's go
             **dict(app.env),

@@ -2,7 +2,7 @@
 
 For the Dapr SDK's ActorProxy: `ActorProxy.create("InventoryActor", id, InventoryActorInterface)`.
 The methods, their payloads and the events they record are listed in the README
-("Actor methods"); the one declaration is the spec's `commands` table.
+("Actors"); the one declaration is the spec's `commands` table.
 """
 
 from __future__ import annotations

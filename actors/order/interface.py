@@ -3,7 +3,7 @@ plus CheckDeadline; and of the DeadlineSweeper (actors.order.deadlines).
 
 For the Dapr SDK's ActorProxy: `ActorProxy.create("OrderActor", id, OrderActorInterface)`.
 The methods, their payloads and the events they record are listed in the README
-("Actor methods"); the one declaration is the spec's `commands` table.
+("Actors"); the one declaration is the spec's `commands` table.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from dapr.actor.runtime._type_utils import get_dispatchable_attrs
 from actors.inventory.actor import InventoryActor
 from actors.inventory.model import INVENTORY, InventoryState, Restock
 from actors.order.actor import OrderActor
+from actors.order.deadlines import DeadlineSweeper
 from actors.toolkit.actor import ActorDeps, EventSourcedActor
 from actors.toolkit.aggregate import AggregateSpec, python_name
 from actors.toolkit.interface import actor_interface, dispatchable
@@ -20,6 +22,7 @@ from actors.toolkit.testing import activate
 from actors.wallet.actor import WalletActor
 from actors.wallet.model import Deposit
 from apps.actor_host.main import EVENT_SOURCED
+from cluster.config import ROOT
 from tests.actors.doubles import RecordingPublisher
 
 ActorClass = type[EventSourcedActor[Any]]
@@ -53,6 +56,34 @@ def test_the_sdk_sees_every_actor_as_remindable_so_outbox_and_deadline_reminders
 @pytest.mark.parametrize("actor", EVENT_SOURCED, ids=lambda a: a.__name__)
 def test_the_sdk_dispatches_every_wire_method(actor: ActorClass) -> None:
     assert set(get_dispatchable_attrs(actor)) == COMMON | METHODS[actor.__name__]
+
+
+def _readme_actor_methods() -> dict[str, set[str]]:
+    """The README's table under "## Actors": each actor (or "every event-sourced actor")
+    with the methods listed for it, rows without an actor continuing the one above."""
+    section = (ROOT / "README.md").read_text().split("\n## Actors", 1)[1]
+    table: dict[str, set[str]] = {}
+    actor = ""
+    for line in section.split("\n### BeaconActor", 1)[0].splitlines():
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+        method = re.match(r"`(\w+)`", cells[1]) if len(cells) == 4 else None
+        if method is None:
+            continue
+        named = re.match(r"`(\w+)`", cells[0])
+        actor = named.group(1) if named else (cells[0] or actor)
+        table.setdefault(actor, set()).add(method.group(1))
+    return table
+
+
+def test_the_readme_lists_every_wire_method_of_every_actor_type_and_no_other() -> None:
+    table = _readme_actor_methods()
+    common = table.pop("every event-sourced actor")
+
+    assert common == COMMON
+    assert table == {
+        **{a.__name__: set(get_dispatchable_attrs(a)) - common for a in EVENT_SOURCED},
+        "DeadlineSweeper": set(get_dispatchable_attrs(DeadlineSweeper)),
+    }
 
 
 def test_every_actor_type_has_its_own_upcaster_registry() -> None:
