@@ -50,6 +50,7 @@ class Run:
     finals: dict[str, dict[str, Any]] = field(default_factory=dict)  # order id -> view
     stored_events: int = 0
     unavailable: dict[str, float] = field(default_factory=dict)  # probe id -> longest gap (s)
+    fault_kinds: list[str] = field(default_factory=list)  # the kinds injected, in order
     problems: Problems = field(default_factory=lambda: collections.defaultdict(list))
 
 

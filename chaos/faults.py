@@ -46,6 +46,7 @@ class Faults:
         self.cluster = cluster
         self.hosts = [a.name for a in cluster.config.apps() if a.actor_types]
         self.done: list[Fault] = []
+        self.kinds: list[str] = []  # the FAULTS names injected, in order (chaos.schedule)
         # Held while a fault stops, kills, pauses or starts processes (not while it waits
         # for the recovery): the watchdog acts only outside it, so the two never restart
         # one process at once.

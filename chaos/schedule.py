@@ -20,7 +20,7 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -211,6 +211,7 @@ def inject_faults(faults: Faults, options: Options, until: float) -> None:
     for name in itertools.cycle(order):
         if time.monotonic() > until or any(f.failure for f in faults.done):
             return
+        faults.kinds.append(name)
         FAULTS[name][1](faults)
         print(f"  fault: {faults.done[-1]}", flush=True)
         time.sleep(max(0.0, min(options.fault_every, until - time.monotonic())))
@@ -298,7 +299,14 @@ def _percentile(values: list[float], p: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(p) - 1]
 
 
-def report(cluster: LocalCluster, run: Run, faults: Faults, streams: redis.Redis) -> dict[str, Any]:
+def report(
+    cluster: LocalCluster,
+    run: Run,
+    faults: Faults,
+    streams: redis.Redis,
+    *,
+    planned: Sequence[str] = (),
+) -> dict[str, Any]:
     groups = checks.published_groups(streams)
     accepted = len(run.results.accepted)
     cancelled = [v for v in run.finals.values() if v["status"] == "cancelled"]
@@ -326,6 +334,9 @@ def report(cluster: LocalCluster, run: Run, faults: Faults, streams: redis.Redis
             max(run.unavailable.values(), default=0.0), 1
         ),
         "faults": [str(f) for f in faults.done],
+        "fault kinds not run (the load ended first: a longer --duration runs them)": [
+            kind for kind in planned if kind not in faults.kinds
+        ],
         "longest fault recovery (s)": round(max((f.seconds for f in faults.done), default=0), 1),
         "process restarts": faults.restarts,
         "watchdog restarts (a wedged sidecar)": faults.watchdog.restarted,
@@ -368,12 +379,13 @@ def run_chaos(options: Options) -> Run:
             scale = max(1.0, options.duration * options.rate / 480)  # 1 at 60 s x 8/s
             run = Run(seeded=seed(api, options.seed, scale=scale))
             faults = under_load(cluster, api, run, options)
+            run.fault_kinds = list(faults.kinds)
             if not run.problems["cluster did not recover from a fault"]:
                 reconcile(cluster, api, streams, run)
             groups = checks.published_groups(streams)  # readable even if the actors are stuck
             run.problems["forked (aggregate, version)"] = checks.forks(groups)
             run.problems["order request refused (4xx)"] = run.results.refused
-            report(cluster, run, faults, streams)
+            report(cluster, run, faults, streams, planned=options.faults)
         streams.close()
     return run
 

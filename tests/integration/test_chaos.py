@@ -17,9 +17,9 @@ import pytest
 from chaos.schedule import Options, run_chaos, violations
 
 SHORT = Options(
-    duration=45.0,
+    duration=100.0,  # room for every fault once: stop-app-round alone can take ~55 s
     rate=8.0,
-    faults=("kill-app", "stop-daprd", "kill-daprd", "rolling", "kill-redis"),
+    faults=("kill-app", "stop-daprd", "kill-daprd", "rolling", "kill-redis", "stop-app-round"),
     fault_every=4.0,
     seed=os.environ.get("ORDERFLOW_CHAOS_SEED", "make-test"),
     port_offset=int(os.environ.get("ORDERFLOW_CHAOS_PORT_OFFSET", "12000")),
@@ -32,4 +32,5 @@ SHORT = Options(
 def test_a_short_chaos_run_keeps_every_invariant() -> None:
     run = run_chaos(SHORT)
     assert run.results.accepted, "no order was accepted"
+    assert sorted(set(run.fault_kinds)) == sorted(SHORT.faults)  # each ran, none cut off
     assert not violations(run), violations(run)

@@ -118,6 +118,18 @@ def _assert_every_sidecar_routes(cluster: LocalCluster) -> None:
     assert routing == dict.fromkeys(routing, True)  # names the one that does not
 
 
+def _healed(cluster: LocalCluster, calls: Calls) -> None:
+    """From now on every sidecar routes, and every actor of the load answers again,
+    wherever it now lives."""
+    healed = time.monotonic()
+    _assert_every_sidecar_routes(cluster)
+    wait_until(
+        lambda: len(calls.load.answered_since(healed)) == calls.load.ids,
+        timeout=30,
+        what="every actor of the load to answer after the restart",
+    )
+
+
 def _wedged(cluster: LocalCluster) -> bool:
     """FROZEN's daprd routes no call, for 15 s, while the others route."""
     deadline = time.monotonic() + 15
@@ -162,15 +174,9 @@ def test_the_watchdog_restarts_a_wedged_sidecar_and_only_it(cluster: LocalCluste
         while not watchdog.restarted and time.monotonic() - started < 90:
             watchdog.check()
             time.sleep(1)
-        healed = time.monotonic()
 
         assert watchdog.restarted == [f"{FROZEN}-daprd"]
-        _assert_every_sidecar_routes(cluster)
-        wait_until(  # every actor of the load answers again, wherever it now lives
-            lambda: len(calls.load.answered_since(healed)) == calls.load.ids,
-            timeout=30,
-            what="every actor of the load to answer after the restart",
-        )
+        _healed(cluster, calls)
         assert watchdog.check() == []
         wait_until(
             lambda: _gauges(cluster, FROZEN)["orderflow_sidecar_unrouted_seconds"] == 0,
@@ -226,13 +232,7 @@ def test_a_detached_cluster_has_its_watchdog_and_down_stops_what_it_restarted(
                 timeout=90,
                 what=f"the detached watchdog to see {wedged} serve again ({log})",
             )
-            healed = time.monotonic()
-            _assert_every_sidecar_routes(cluster)
-            wait_until(
-                lambda: len(calls.load.answered_since(healed)) == calls.load.ids,
-                timeout=30,
-                what="every actor of the load to answer after the restart",
-            )
+            _healed(cluster, calls)
         text = (config.log_dir / "watchdog.log").read_text()
         assert f"!! {wedged}: no actor call through it answered" in text
         assert text.count("restarting it") == 1
@@ -334,13 +334,7 @@ def test_an_actor_host_shuts_its_wedged_sidecar_down_for_its_supervisor_to_resta
         assert [n for n in others if healing.processes[n].exited()] == []
 
         healing.restart(wedged)  # the supervisor's part
-        healed = time.monotonic()
-        _assert_every_sidecar_routes(healing)
-        wait_until(
-            lambda: len(calls.load.answered_since(healed)) == calls.load.ids,
-            timeout=30,
-            what="every actor of the load to answer after the restart",
-        )
+        _healed(healing, calls)
     text = httpx.get(f"http://127.0.0.1:{healing.app(FROZEN).app_port}/metrics", timeout=5).text
     assert "orderflow_sidecar_self_heals_total 1.0" in text
     for host in ("actor-host-2", TRIGGER):
