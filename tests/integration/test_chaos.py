@@ -17,7 +17,7 @@ import pytest
 from chaos.schedule import Options, run_chaos, violations
 
 SHORT = Options(
-    duration=100.0,  # room for every fault once: stop-app-round alone can take ~55 s
+    duration=120.0,  # every kind once, with room: stop-app-round alone can take ~55 s
     rate=8.0,
     faults=("kill-app", "stop-daprd", "kill-daprd", "rolling", "kill-redis", "stop-app-round"),
     fault_every=4.0,
