@@ -73,6 +73,7 @@ class Options:
     rate: float = 8.0  # orders per second
     faults: tuple[str, ...] = tuple(FAULTS)
     fault_every: float = 9.0  # seconds between the end of one fault and the next
+    each_once: bool = False  # every kind once, however long that takes (not until duration)
     seed: str = ""
     port_offset: int = 12000
     step_timeout_s: int = 30
@@ -93,6 +94,12 @@ def _args(argv: list[str] | None) -> Options:
     parser.add_argument("--rate", type=float, default=defaults.rate)
     parser.add_argument("--faults", default="all", help="comma-separated names, or all / none")
     parser.add_argument("--fault-every", type=float, default=defaults.fault_every)
+    parser.add_argument(
+        "--each-once",
+        action="store_true",
+        help="inject every fault kind exactly once, the load running until they are done "
+        "(and at least --duration); by default faults repeat until --duration",
+    )
     parser.add_argument("--seed", default="", help="repeat a run's order and fault choices")
     parser.add_argument("--port-offset", type=int, default=defaults.port_offset)
     parser.add_argument("--step-timeout", type=int, default=defaults.step_timeout_s)
@@ -109,6 +116,7 @@ def _args(argv: list[str] | None) -> Options:
         rate=ns.rate,
         faults=names,
         fault_every=ns.fault_every,
+        each_once=ns.each_once,
         seed=ns.seed or uuid.uuid4().hex[:8],
         port_offset=ns.port_offset,
         step_timeout_s=ns.step_timeout,
@@ -200,7 +208,8 @@ def ledgers_settled(api: httpx.Client, streams: redis.Redis, seeded: Seed) -> bo
 
 
 def inject_faults(faults: Faults, options: Options, until: float) -> None:
-    """Faults in a seeded random order (each once before any repeats) until `until`."""
+    """Faults in a seeded random order (each once before any repeats) until `until`; with
+    `each_once`, every kind exactly once however long that takes, then load until `until`."""
     if not options.faults:
         time.sleep(max(0.0, until - time.monotonic()))
         return
@@ -208,13 +217,15 @@ def inject_faults(faults: Faults, options: Options, until: float) -> None:
     order = list(options.faults)
     rng.shuffle(order)
     time.sleep(min(4.0, options.fault_every))  # steady state first
-    for name in itertools.cycle(order):
-        if time.monotonic() > until or any(f.failure for f in faults.done):
+    for name in order if options.each_once else itertools.cycle(order):
+        late = not options.each_once and time.monotonic() > until
+        if late or any(f.failure for f in faults.done):
             return
         faults.kinds.append(name)
         FAULTS[name][1](faults)
         print(f"  fault: {faults.done[-1]}", flush=True)
         time.sleep(max(0.0, min(options.fault_every, until - time.monotonic())))
+    time.sleep(max(0.0, until - time.monotonic()))  # each_once: the rest of the load
 
 
 def under_load(cluster: LocalCluster, api: httpx.Client, run: Run, options: Options) -> Faults:
