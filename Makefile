@@ -12,12 +12,12 @@ RUNTIME_DIR ?= $(CURDIR)/.runtime
 export ORDERFLOW_RUNTIME_DIR := $(RUNTIME_DIR)
 PYTEST_ARGS ?=
 
-.PHONY: help setup venv redis runtime console-deps ops-tools run up dapr-run down status order-log test test-fast lint format rebuild rebuild-read-models bench chaos compose-check clean
+.PHONY: help setup venv redis runtime console-deps ops-tools k8s-tools k8s-check run up dapr-run down status order-log test test-fast lint format rebuild rebuild-read-models bench chaos compose-check clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-setup: venv redis runtime console-deps ops-tools ## install everything that is missing (idempotent)
+setup: venv redis runtime console-deps ops-tools k8s-tools ## install everything that is missing (idempotent)
 
 venv: ## project-local Python virtual environment with pinned dependencies (made again when the interpreter or the pins change)
 	@PYTHON="$(PYTHON)" bash deploy/setup-venv.sh $(VENV)
@@ -47,6 +47,12 @@ console-deps: ## Chromium (Debian) for the browser tests, uPlot (npm) for the op
 
 ops-tools: ## Prometheus + promtool (Debian), Java and the Zipkin server jar (Maven Central, checksum-verified)
 	@bash deploy/setup-ops.sh
+
+k8s-tools: venv ## helm and kubeconform (Go module proxy), Kubernetes and Dapr JSON schemas for offline checks
+	@$(PY) -m cluster.kube tools
+
+k8s-check: k8s-tools ## lint the Helm chart (deploy/helm/orderflow) and validate what it renders, offline
+	@$(PY) -m cluster.kube
 
 runtime: ## build daprd, placement, scheduler and the dapr CLI (only when the pin changes)
 	@bash dapr/build.sh
