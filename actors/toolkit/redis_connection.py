@@ -35,10 +35,24 @@ def redis_host_from_env(env: Mapping[str, str] | None = None) -> str:
     return env.get("ORDERFLOW_REDIS_HOST") or DEFAULT_REDIS_HOST
 
 
-def redis_client(host: str, *, max_connections: int = 64, decode_responses: bool = True) -> Redis:
+def redis_password_from_env(env: Mapping[str, str] | None = None) -> str | None:
+    """ORDERFLOW_REDIS_PASSWORD, Redis's `requirepass` (the Helm chart sets it from a
+    Secret); none by default: the local cluster's Redis listens on loopback only."""
+    env = os.environ if env is None else env
+    return env.get("ORDERFLOW_REDIS_PASSWORD") or None
+
+
+def redis_client(
+    host: str,
+    *,
+    max_connections: int = 64,
+    decode_responses: bool = True,
+    password: str | None = None,
+) -> Redis:
     """A client owning a blocking pool: callers wait for a free connection, never fail.
 
     The actor host's event store reads and writes bytes (`decode_responses=False`).
+    With a `password`, every connection authenticates when it opens.
 
     Close it with `await client.aclose()` (that closes the pool too).
     """
@@ -50,6 +64,7 @@ def redis_client(host: str, *, max_connections: int = 64, decode_responses: bool
         decode_responses=decode_responses,
         socket_connect_timeout=2,
         socket_timeout=5,
+        password=password,
     )
     return Redis.from_pool(pool)
 
@@ -60,14 +75,22 @@ def host_of(client: Redis) -> str:
     return f"{kwargs.get('host', '127.0.0.1')}:{kwargs.get('port', 6379)}"
 
 
+def password_of(client: Redis) -> str | None:
+    """The password a client's pool authenticates with, if any."""
+    password: str | None = client.connection_pool.connection_kwargs.get("password")
+    return password
+
+
 @asynccontextmanager
-async def feed_client(host: str, given: Redis | None = None) -> AsyncIterator[Redis]:
+async def feed_client(
+    host: str, given: Redis | None = None, *, password: str | None = None
+) -> AsyncIterator[Redis]:
     """A stream feed's client (bytes replies: an entry is the producer's bytes): `given`
     (its owner closes it: tests), else a small one of its own, closed at the block's end."""
     if given is not None:
         yield given
         return
-    client = redis_client(host, max_connections=4, decode_responses=False)
+    client = redis_client(host, max_connections=4, decode_responses=False, password=password)
     try:
         yield client
     finally:

@@ -117,16 +117,23 @@ class _Protocol(asyncio.Protocol):
 
 class MultiplexedRedis:
     """Commands to one Redis over one connection, replies matched in order: bytes, or
-    text (UTF-8) with `decode` (as redis-py's `decode_responses`)."""
+    text (UTF-8) with `decode` (as redis-py's `decode_responses`). With a `password`, each
+    connection authenticates (AUTH) before any command is written to it."""
 
     def __init__(
-        self, host: str, *, timeout_s: float = DEFAULT_TIMEOUT_S, decode: bool = False
+        self,
+        host: str,
+        *,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        decode: bool = False,
+        password: str | None = None,
     ) -> None:
         address, _, port = host.rpartition(":")
         self._address = address or "127.0.0.1"
         self._port = int(port)
         self._timeout_s = timeout_s
         self._decode = decode
+        self._password = password
         self._protocol: _Protocol | None = None
         self._connecting = asyncio.Lock()  # one connection opened at a time
         self._closed = False
@@ -180,8 +187,21 @@ class MultiplexedRedis:
             if self._closed:
                 raise redis_errors.ConnectionError("the Redis client is closed")
             if self._protocol is None:
-                self._protocol = await self._open()
+                protocol = await self._open()
+                if self._password is not None:
+                    await self._authenticate(protocol, self._password)
+                self._protocol = protocol
             return self._protocol
+
+    async def _authenticate(self, protocol: _Protocol, password: str) -> None:
+        """AUTH on a new connection (the callers queued on `_connecting` write nothing
+        before it answers); a refusal closes it and raises AuthenticationError."""
+        try:
+            await self._send(protocol, _pack(("AUTH", password)))
+        except RedisError as exc:
+            if protocol.transport is not None:
+                protocol.transport.close()
+            raise redis_errors.AuthenticationError(f"Redis refused AUTH: {exc}") from exc
 
     async def _open(self) -> _Protocol:
         loop = asyncio.get_running_loop()

@@ -66,7 +66,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from actors.toolkit import codec
-from actors.toolkit.redis_connection import host_of
+from actors.toolkit.redis_connection import host_of, password_of
 from actors.toolkit.redis_multiplex import DEFAULT_TIMEOUT_S, MultiplexedRedis
 
 log = logging.getLogger("orderflow.streamfeed")
@@ -304,7 +304,9 @@ class GroupFeed:
         try:
             if self._reads is None:  # the read waits up to block_ms: a timeout well past it
                 timeout_s = self.settings.block_ms / 1000 + DEFAULT_TIMEOUT_S
-                self._reads = MultiplexedRedis(host_of(self.redis), timeout_s=timeout_s)
+                self._reads = MultiplexedRedis(
+                    host_of(self.redis), timeout_s=timeout_s, password=password_of(self.redis)
+                )
             replies = await self._reads.execute_many(commands)
         except BaseException:
             merge_ids(self._unacked, acks)  # not sent, or not known to be: again next time

@@ -40,7 +40,12 @@ from actors.toolkit.metrics import (
     new_registry,
 )
 from actors.toolkit.publisher import SidecarPublisher
-from actors.toolkit.redis_connection import feed_client, redis_client, redis_host_from_env
+from actors.toolkit.redis_connection import (
+    feed_client,
+    redis_client,
+    redis_host_from_env,
+    redis_password_from_env,
+)
 from actors.toolkit.redis_multiplex import MultiplexedRedis
 from actors.toolkit.redis_store import RedisDueIndex, RedisStores
 from actors.toolkit.router import EventRouter
@@ -76,6 +81,7 @@ class Settings:
     replica: str = "actor-host"
     app_id: str = "actor-host"  # Dapr's app id: the first part of every actor state key
     redis_host: str = "127.0.0.1:6380"  # the actor state store's Redis (host:port)
+    redis_password: str | None = None  # ORDERFLOW_REDIS_PASSWORD (actors.toolkit.redis_connection)
     actor_idle_timeout: dt.timedelta = dt.timedelta(minutes=15)  # inventory, wallets: hot
     # An order is busy for seconds, then read rarely: its activation is dropped after a
     # minute idle, so the hosts' memory follows the order rate x this, not x 15 minutes.
@@ -106,6 +112,7 @@ class Settings:
             replica=os.environ.get("ORDERFLOW_APP_NAME") or os.environ.get("APP_ID", "actor-host"),
             app_id=os.environ.get("APP_ID", "actor-host"),
             redis_host=redis_host_from_env(),
+            redis_password=redis_password_from_env(),
             test_faults=os.environ.get("ORDERFLOW_TEST_FAULTS") == "1",
             order_idle_timeout=_seconds("ORDERFLOW_ORDER_IDLE_TIMEOUT_S", 60),
             step_timeout=_seconds("ORDERFLOW_ORDER_STEP_TIMEOUT_S", 30),
@@ -218,8 +225,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        redis = redis_client(settings.redis_host, decode_responses=False)
-        store = MultiplexedRedis(settings.redis_host)
+        password = settings.redis_password
+        redis = redis_client(settings.redis_host, decode_responses=False, password=password)
+        store = MultiplexedRedis(settings.redis_host, password=password)
         spans = tracing.configure_from_env(
             "orderflow-actor-host", os.environ, instance=settings.replica
         )
@@ -322,7 +330,7 @@ async def _routing(
         router, app.state.delivering, own_topics=frozenset(OWN_TOPICS), metrics=metrics
     )
     feed_settings = router_feed_settings(group=settings.app_id, consumer=settings.replica)
-    async with feed_client(settings.redis_host) as client:
+    async with feed_client(settings.redis_host, password=settings.redis_password) as client:
         feed = router_feed(client, decide, settings=feed_settings)
         app.state.router_feed = feed
         async with running(feed, name="router-feed"):

@@ -24,7 +24,12 @@ from actors.toolkit import lifecycle, logs
 from actors.toolkit.client import ActorClient, TypedClient
 from actors.toolkit.metrics import mount_metrics, new_registry
 from actors.toolkit.publisher import SidecarPublisher
-from actors.toolkit.redis_connection import DEFAULT_REDIS_HOST, redis_client, redis_host_from_env
+from actors.toolkit.redis_connection import (
+    DEFAULT_REDIS_HOST,
+    redis_client,
+    redis_host_from_env,
+    redis_password_from_env,
+)
 from actors.toolkit.sidecar import SidecarHTTP, SidecarTransport
 from apps.console import api, pages
 from apps.console.cluster import ClusterProbe
@@ -43,6 +48,7 @@ UPLOT_DIST = Path("node_modules") / "uplot" / "dist"
 class Settings:
     dapr_http_port: int = 3800
     redis_host: str = DEFAULT_REDIS_HOST  # the read models and the console's own keys
+    redis_password: str | None = None  # ORDERFLOW_REDIS_PASSWORD (actors.toolkit.redis_connection)
     read_model_prefix: str = DEFAULT_BASE
     prefix: str = DEFAULT_PREFIX  # the console's keys (dead letters)
     stuck_after_s: float = 60.0
@@ -56,6 +62,7 @@ class Settings:
         return cls(
             dapr_http_port=int(env.get("DAPR_HTTP_PORT", "3800")),
             redis_host=redis_host_from_env(env),
+            redis_password=redis_password_from_env(env),
             read_model_prefix=prefix_from_env(env),
             stuck_after_s=float(env.get("ORDERFLOW_CONSOLE_STUCK_AFTER_S", "60")),
             vendor_dir=Path(env.get("ORDERFLOW_CONSOLE_VENDOR_DIR", runtime / "console")),
@@ -88,7 +95,7 @@ def create_app(
                 transport = sidecar
             client = redis
             if client is None:
-                client = redis_client(resolved.redis_host)
+                client = redis_client(resolved.redis_host, password=resolved.redis_password)
                 stack.push_async_callback(client.aclose)
             probes = http if http is not None else httpx.AsyncClient()
             if http is None:

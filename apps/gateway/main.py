@@ -14,7 +14,12 @@ from starlette.types import Receive, Scope, Send
 from actors.toolkit import lifecycle, logs, tracing
 from actors.toolkit.client import ActorClient
 from actors.toolkit.metrics import HttpMetrics, HttpMetricsMiddleware, mount_metrics, new_registry
-from actors.toolkit.redis_connection import DEFAULT_REDIS_HOST, redis_client, redis_host_from_env
+from actors.toolkit.redis_connection import (
+    DEFAULT_REDIS_HOST,
+    redis_client,
+    redis_host_from_env,
+    redis_password_from_env,
+)
 from actors.toolkit.sidecar import SidecarHTTP
 from apps.gateway import problems
 from apps.gateway.fastpath import HotLane
@@ -41,6 +46,7 @@ class Settings:
     dapr_http_port: int = 3500
     max_body_bytes: int = MAX_BODY_BYTES
     redis_host: str = DEFAULT_REDIS_HOST  # the read models
+    redis_password: str | None = None  # ORDERFLOW_REDIS_PASSWORD (actors.toolkit.redis_connection)
     read_model_prefix: str = DEFAULT_BASE
 
     @classmethod
@@ -48,6 +54,7 @@ class Settings:
         return cls(
             dapr_http_port=int(os.environ.get("DAPR_HTTP_PORT", "3500")),
             redis_host=redis_host_from_env(),
+            redis_password=redis_password_from_env(),
             read_model_prefix=prefix_from_env(),
         )
 
@@ -89,7 +96,8 @@ def create_app(
                 app.state.actors = ActorClient(http)
                 stack.callback(delattr, app.state, "actors")
             if readmodels is None:
-                redis = redis_client(settings.redis_host)  # one pool for every query
+                # one pool for every query
+                redis = redis_client(settings.redis_host, password=settings.redis_password)
                 stack.push_async_callback(redis.aclose)
                 layout = Layout(settings.read_model_prefix)
                 app.state.readmodels = ReadModels(redis, layout=layout)

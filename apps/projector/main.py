@@ -21,8 +21,10 @@ from actors.toolkit.metrics import ProjectorMetrics, mount_metrics, new_registry
 from actors.toolkit.redis_connection import (
     feed_client,
     host_of,
+    password_of,
     redis_client,
     redis_host_from_env,
+    redis_password_from_env,
 )
 from actors.toolkit.redis_multiplex import MultiplexedRedis
 from actors.toolkit.streamfeed import (
@@ -47,6 +49,7 @@ from readmodels.queries import ReadModels
 @dataclasses.dataclass(frozen=True)
 class Settings:
     redis_host: str = "127.0.0.1:6380"
+    redis_password: str | None = None  # ORDERFLOW_REDIS_PASSWORD (actors.toolkit.redis_connection)
     prefix: str = "rm:"
     counter_ttl: dt.timedelta = DEFAULT_COUNTER_TTL
     stuck_after: dt.timedelta = DEFAULT_STUCK_AFTER  # orderflow_orders_stuck counts older ones
@@ -62,6 +65,7 @@ class Settings:
         hours = float(env.get("ORDERFLOW_COUNTER_TTL_HOURS", "48"))
         return cls(
             redis_host=redis_host_from_env(env),
+            redis_password=redis_password_from_env(env),
             prefix=prefix_from_env(env),
             counter_ttl=dt.timedelta(hours=hours),
             stuck_after=dt.timedelta(
@@ -93,9 +97,9 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         resolved = settings or Settings.from_env()
-        client = redis or redis_client(resolved.redis_host)
+        client = redis or redis_client(resolved.redis_host, password=resolved.redis_password)
         # a batch's reads and writes over one shared connection (the client's own host)
-        shared = MultiplexedRedis(host_of(client), decode=True)
+        shared = MultiplexedRedis(host_of(client), decode=True, password=password_of(client))
         layout = Layout(resolved.prefix)
         app.state.store = ProjectionStore(
             client, layout=layout, counter_ttl=resolved.counter_ttl, multiplexed=shared
@@ -163,7 +167,9 @@ async def _running_feed(
     # OrderflowProjectorEntriesHeld watches the entries read more than once, not the
     # pending count, which a held acknowledgement (or any batch in flight) keeps above 0
     feed_settings = FeedSettings(group=settings.group, consumer=settings.group)
-    async with feed_client(settings.redis_host, feed_redis) as client:
+    async with feed_client(
+        settings.redis_host, feed_redis, password=settings.redis_password
+    ) as client:
         feed = projector_feed(client, app.state, feed_settings)
         async with running(feed, name="projector-feed"):
             yield feed

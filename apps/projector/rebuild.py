@@ -37,7 +37,7 @@ from redis.exceptions import RedisError
 from actors import catalog
 from actors.toolkit.client import ActorClient, RuntimeUnavailableError
 from actors.toolkit.envelope import EventEnvelope
-from actors.toolkit.redis_connection import redis_client
+from actors.toolkit.redis_connection import redis_client, redis_password_from_env
 from actors.toolkit.sidecar import SidecarHTTP
 from apps.projector.generations import DEFAULT_TTL_S, Generations, RebuildError
 from apps.projector.projections import HANDLERS, ROW_TYPES, InvalidEventError
@@ -257,7 +257,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 async def _main(args: argparse.Namespace) -> Report:
-    redis = redis_client(args.redis)
+    redis = redis_client(args.redis, password=redis_password_from_env())
     try:
         async with SidecarHTTP(args.dapr_http) as http:
             rebuilder = Rebuilder(

@@ -17,7 +17,12 @@ from actors.toolkit import lifecycle, logs, tracing
 from actors.toolkit.concurrentfeed import ConcurrentStreamFeed
 from actors.toolkit.metrics import ShippingMetrics, mount_metrics, new_registry
 from actors.toolkit.publisher import SidecarPublisher
-from actors.toolkit.redis_connection import DEFAULT_REDIS_HOST, feed_client, redis_host_from_env
+from actors.toolkit.redis_connection import (
+    DEFAULT_REDIS_HOST,
+    feed_client,
+    redis_host_from_env,
+    redis_password_from_env,
+)
 from actors.toolkit.sidecar import SidecarHTTP, SidecarTransport
 from actors.toolkit.streamfeed import FEED_STREAMS, feed_mode, running
 from apps.shipping import events, routes
@@ -37,6 +42,7 @@ class Settings:
     # actors' Redis)
     feed: str = FEED_STREAMS
     redis_host: str = DEFAULT_REDIS_HOST  # pub/sub's Redis (host:port), for the feed
+    redis_password: str | None = None  # ORDERFLOW_REDIS_PASSWORD (actors.toolkit.redis_connection)
     group: str = "shipping"  # the consumer group: the app id, as daprd names it
     consumer: str = "shipping"  # the process name: one consumer per replica
 
@@ -64,6 +70,7 @@ class Settings:
                 "ORDERFLOW_SHIPPING_FEED", env.get("ORDERFLOW_SHIPPING_FEED", FEED_STREAMS)
             ),
             redis_host=redis_host_from_env(env),
+            redis_password=redis_password_from_env(env),
             group=app_id,
             consumer=env.get("ORDERFLOW_APP_NAME") or app_id,
         )
@@ -124,7 +131,9 @@ async def _running_feed(
     another replica's claim after 15 s idle)."""
     decide = ShipEntries(app.state.partner, app.state.publisher, metrics)
     feed_settings = shipping_feed_settings(group=settings.group, consumer=settings.consumer)
-    async with feed_client(settings.redis_host, feed_redis) as client:
+    async with feed_client(
+        settings.redis_host, feed_redis, password=settings.redis_password
+    ) as client:
         feed = shipping_feed(client, decide, settings=feed_settings)
         async with running(feed, name="shipping-feed"):
             yield feed

@@ -18,6 +18,7 @@ from cluster.compose import NOT_APPS
 from cluster.config import DAPR_VERSION, ROOT
 
 PRODUCTION = kube.CHART_VALUES[0]
+REDIS_SECRET = {"name": "redis-auth", "key": "redis-password"}  # in production-values.yaml
 
 
 def _tools() -> None:
@@ -120,8 +121,8 @@ def test_every_pod_gets_the_pinned_sidecar_and_the_configuration() -> None:
 
 def test_the_components_are_the_local_ones_with_redis_from_the_values() -> None:
     """Same type, version, metadata and scopes as components/*.yaml; Redis's address from
-    the values instead of the local env secret store, which is not rendered. No password:
-    the apps cannot authenticate to Redis yet (README, Known risks)."""
+    the values instead of the local env secret store, which is not rendered; its password
+    from the values' Secret, never a plain value."""
     rendered = _by_kind(_objects(PRODUCTION))["Component"]
     local = {}
     for path in sorted((ROOT / "components").glob("*.yaml")):
@@ -138,9 +139,23 @@ def test_the_components_are_the_local_ones_with_redis_from_the_values() -> None:
         same = {m["name"]: m.get("value") for m in theirs["spec"]["metadata"]}
         mine = {m["name"]: m.get("value") for m in ours["spec"]["metadata"]}
         assert mine.pop("redisHost") == "redis-master.data.svc.cluster.local:6379", name
+        assert mine.pop("redisPassword") is None, name  # not a value: a reference
         same.pop("redisHost")
         assert mine == same, name
+        (password,) = [m for m in ours["spec"]["metadata"] if m["name"] == "redisPassword"]
+        assert password["secretKeyRef"] == REDIS_SECRET, name
         assert ours["auth"] == {"secretStore": "kubernetes"}, name
+
+
+def test_every_app_reads_the_redis_password_from_the_same_secret_or_none() -> None:
+    """The apps open their own Redis connections (ORDERFLOW_REDIS_PASSWORD,
+    actors/toolkit/redis_connection.py); without a Secret in the values, no password."""
+    for values, expected in ((PRODUCTION, REDIS_SECRET), (None, None)):
+        for app, deployment in _deployments(values).items():
+            container = deployment["spec"]["template"]["spec"]["containers"][0]
+            env = {e["name"]: e for e in container["env"]}
+            found = env.get("ORDERFLOW_REDIS_PASSWORD")
+            assert (found and found["valueFrom"]["secretKeyRef"]) == expected, (app, values)
 
 
 def test_the_resiliency_is_the_local_one() -> None:

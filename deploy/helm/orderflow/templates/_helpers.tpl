@@ -86,11 +86,20 @@ scopes:
 {{/*
 The Redis entries of a component's metadata: redisHost as a plain value (components/
 takes it from ORDERFLOW_REDIS_HOST through the local env secret store, which is not
-rendered here). No redisPassword: the apps cannot authenticate to Redis yet (values.yaml).
+rendered here), and redisPassword from the Kubernetes Secret redis.passwordSecret names,
+when it names one (the apps read the same key: ORDERFLOW_REDIS_PASSWORD).
 */}}
 {{- define "orderflow.redisMetadata" -}}
 - name: redisHost
   value: {{ required "redis.host (host:port) is required" .Values.redis.host | quote }}
+{{- with .Values.redis.passwordSecret }}
+{{- if .name }}
+- name: redisPassword
+  secretKeyRef:
+    name: {{ .name | quote }}
+    key: {{ required "redis.passwordSecret.key is required with redis.passwordSecret.name" .key | quote }}
+{{- end }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -229,6 +238,16 @@ spec:
             # The apps read and write Redis themselves (actor state, streams, read models).
             - name: ORDERFLOW_REDIS_HOST
               value: {{ $root.Values.redis.host | quote }}
+            {{- with $root.Values.redis.passwordSecret }}
+            {{- if .name }}
+            # the same Secret the components' redisPassword reads
+            - name: ORDERFLOW_REDIS_PASSWORD
+              valueFrom:
+                secretKeyRef:
+                  name: {{ .name | quote }}
+                  key: {{ .key | quote }}
+            {{- end }}
+            {{- end }}
             - name: ORDERFLOW_TRACE_SAMPLING
               value: {{ $root.Values.tracing.samplingRate | quote }}
             {{- with $root.Values.tracing.zipkinEndpoint }}
