@@ -19,7 +19,8 @@ STATE_KEY = "beacon"
 REMINDER = "beat"
 
 
-def _replica() -> str:
+def replica_name() -> str:
+    """The name BeaconActor answers with: this process's (ORDERFLOW_APP_NAME)."""
     return os.environ.get("ORDERFLOW_APP_NAME", "unknown")
 
 
@@ -40,7 +41,7 @@ class BeaconActor(Actor, BeaconActorInterface, Remindable):
         await self._state_manager.save_state()
 
     def _ok(self, state: BeaconState) -> bytes:
-        body = {"ok": True, "result": {**state.model_dump(mode="json"), "replica": _replica()}}
+        body = {"ok": True, "result": {**state.model_dump(mode="json"), "replica": replica_name()}}
         return json.dumps(body).encode()
 
     async def touch(self, payload: bytes) -> bytes:
@@ -52,7 +53,7 @@ class BeaconActor(Actor, BeaconActorInterface, Remindable):
         if cmd.hold_ms:
             await asyncio.sleep(cmd.hold_ms / 1000)
         state = await self._load()
-        state = state.visited(Visit(enter=enter, exit=time.time(), replica=_replica()), cmd)
+        state = state.visited(Visit(enter=enter, exit=time.time(), replica=replica_name()), cmd)
         await self._save(state)
         return self._ok(state)
 
@@ -85,4 +86,4 @@ class BeaconActor(Actor, BeaconActorInterface, Remindable):
         ttl: dt.timedelta | None = None,
     ) -> None:
         if name == REMINDER:
-            await self._save((await self._load()).fired(_replica()))
+            await self._save((await self._load()).fired(replica_name()))

@@ -32,6 +32,12 @@ honours: it exits within ~3 s) once the sidecar looks wedged, and nothing else:
   answers late, and then the count starts again (reported "slow, not wedged"), unless
   the patient call now in flight has already hung for half of `heal_after`.
 
+A frozen *peer* is not a wedge: the calls to the actors placed on it hang, through a
+healthy sidecar too. So the probe keeps an id of its own among `ids`: after a round in
+which no answer named this app's `replica` (BeaconActor's answers name the replica that
+served them), it adds one more id (up to MAX_PROBE_IDS), until placement puts one here.
+With an actor of its own among them, a healthy sidecar routes at least that call.
+
 What starts the sidecar again is the supervisor's job: the daprd container's restart
 policy in docker-compose (`restart: unless-stopped`) and in Kubernetes (the pod's). Leave
 it off where none does (`make dapr-run`) and where the launcher's watchdog runs (the
@@ -56,6 +62,7 @@ from actors.toolkit.sidecar import SidecarTransport, SidecarUnavailableError
 log = logging.getLogger("orderflow.sidecarprobe")
 
 PROBE_IDS = tuple(f"sidecar-probe-{n}" for n in range(4))
+MAX_PROBE_IDS = 16
 FAILING_PERIOD_S = 5.0
 Outcome = Literal["answered", "hung", "failed"]
 
@@ -74,6 +81,9 @@ class SidecarProbe:
     transport: SidecarTransport
     metrics: SidecarMetrics
     ids: Sequence[str] = PROBE_IDS
+    # this app's replica name, as BeaconActor's answers name the replica that served them:
+    # the probe adds ids until one lives here (module docstring)
+    replica: str = ""
     period: float = 15.0
     timeout: float = 3.0
     heal_after: float = 0.0  # 0: never ask the sidecar to shut down (module docstring)
@@ -85,12 +95,15 @@ class SidecarProbe:
     slow_answer_at: float | None = field(default=None, init=False)  # a patient call's
     healed_at: float | None = field(default=None, init=False)
     heals: int = field(default=0, init=False)
+    served_here: bool = field(default=False, init=False)  # this round: an id lives here
 
     async def probe(self) -> bool:
         """One round of calls; updates the gauges (and may heal); whether one answered."""
+        self.served_here = False
         outcomes = await asyncio.gather(*(self._call(actor_id) for actor_id in self.ids))
         routed, now = "answered" in outcomes, self.clock()
         if routed:
+            self._keep_an_id_served_here()
             if self.unrouted_since is not None:
                 log.warning(
                     "actor calls through the sidecar answer again after %.0f s",
@@ -110,6 +123,13 @@ class SidecarProbe:
             await self._consider_healing(now)
         return routed
 
+    def _keep_an_id_served_here(self) -> None:
+        """One more id when none of this round's was served by this app: with an actor of
+        its own among them, a frozen peer (whose actors' calls all hang) cannot make a
+        healthy sidecar look wedged; a wedged one hangs the calls to its own app's too."""
+        if self.replica and not self.served_here and len(self.ids) < MAX_PROBE_IDS:
+            self.ids = (*self.ids, f"sidecar-probe-{len(self.ids)}")
+
     def _forget_failure(self) -> None:
         self.unrouted_since = self.hung_since = self.slow_answer_at = None
         if self.patient is not None:
@@ -119,14 +139,18 @@ class SidecarProbe:
     async def _call(self, actor_id: str, *, patient: bool = False) -> Outcome:
         path = f"/v1.0/actors/BeaconActor/{actor_id}/method/Get"
         try:
-            status, _ = await asyncio.wait_for(
+            status, body = await asyncio.wait_for(
                 self.transport.request("POST", path), self.heal_after if patient else self.timeout
             )
         except TimeoutError:
             return "hung"
         except SidecarUnavailableError:
             return "failed"
-        return "answered" if 200 <= status < 300 else "failed"
+        if not 200 <= status < 300:
+            return "failed"
+        if self.replica and _served_by(body) == self.replica:
+            self.served_here = True
+        return "answered"
 
     async def _consider_healing(self, now: float) -> None:
         self._keep_a_patient_call(now)
@@ -218,6 +242,15 @@ class SidecarProbe:
                 await self.probe()
             except Exception:  # a probe must never take the app down
                 log.exception("the sidecar probe failed")
+
+
+def _served_by(body: bytes) -> str | None:
+    """The replica a BeaconActor answer names (None: not such an answer)."""
+    try:
+        replica = codec.loads(body)["result"]["replica"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return replica if isinstance(replica, str) else None
 
 
 @contextlib.asynccontextmanager

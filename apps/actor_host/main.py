@@ -19,7 +19,7 @@ from dapr.actor.runtime.config import ActorRuntimeConfig, ActorTypeConfig
 from dapr.ext.fastapi import DaprActor
 from fastapi import FastAPI, HTTPException
 
-from actors.beacon.actor import BeaconActor
+from actors.beacon.actor import BeaconActor, replica_name
 from actors.catalog import PUBSUB
 from actors.inventory.actor import InventoryActor
 from actors.order.actor import Deadlines, OrderActor
@@ -261,6 +261,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 probe = SidecarProbe(
                     http,
                     sidecar_metrics,
+                    replica=replica_name(),  # as its BeaconActor names it
                     period=settings.sidecar_probe_period,
                     heal_after=settings.sidecar_self_heal,
                 )

@@ -72,6 +72,7 @@ def _gauges(registry: CollectorRegistry) -> tuple[float, float]:
 
 
 def _probe(sidecar: Sidecar, clock: list[float]) -> tuple[SidecarProbe, CollectorRegistry]:
+    """A probe of `sidecar` with short calls and the test's clock."""
     registry = new_registry()
     probe = SidecarProbe(sidecar, SidecarMetrics(registry), timeout=0.05, clock=lambda: clock[0])
     return probe, registry
@@ -286,3 +287,61 @@ async def test_without_a_bound_the_probe_only_reports() -> None:
 
     assert sidecar.shutdowns == 0
     assert probe.patient is None
+
+
+class Placed(Sidecar):
+    """Answers as BeaconActor does, naming the replica each id is placed on; the ids on a
+    `frozen` replica hang (its app is stopped: its daprd still holds placement's lease)."""
+
+    def __init__(self, homes: dict[str, str]) -> None:
+        super().__init__()
+        self.homes = homes  # actor id -> the replica placement put it on
+        self.frozen = ""
+
+    async def request(self, method: str, path: str, **_: object) -> tuple[int, bytes]:
+        if path == "/v1.0/metadata" or path == "/v1.0/shutdown":
+            return await super().request(method, path)
+        self.paths.append(f"{method} {path}")
+        replica = self.homes.get(path.split("/")[4], "peer")
+        if replica == self.frozen:
+            await asyncio.sleep(3600)
+        return 200, json.dumps({"ok": True, "result": {"replica": replica}}).encode()
+
+
+async def test_the_probe_adds_ids_until_one_is_served_by_its_own_app() -> None:
+    placed, clock = Placed({"sidecar-probe-5": "here"}), [100.0]  # the others: the peer's
+    probe, _ = _probe(placed, clock)
+    probe.replica = "here"
+
+    for _ in range(4):
+        await probe.probe()
+
+    assert list(probe.ids) == [f"sidecar-probe-{n}" for n in range(6)]  # 4, 5, then no more
+    assert probe.served_here
+
+
+async def test_a_frozen_peer_does_not_make_a_healthy_sidecar_look_wedged() -> None:
+    """Calls to the frozen peer's actors hang through a healthy sidecar too; the probe's
+    own id still answers, so nothing counts as hung and nothing is shut down."""
+    placed, clock = Placed({"sidecar-probe-4": "here"}), [100.0]
+    probe, registry = _probe(placed, clock)
+    probe.replica, probe.heal_after = "here", 20.0
+    await probe.probe()  # adds sidecar-probe-4, placed here
+
+    placed.frozen = "peer"
+    await _probes_at(probe, clock, 110.0, 130.0, 150.0, 170.0)
+
+    assert placed.shutdowns == 0
+    assert _gauges(registry) == (1.0, 0.0)
+
+
+async def test_without_an_id_of_its_own_a_frozen_peer_does_look_wedged() -> None:
+    """Why the probe keeps one: the same freeze, every id on the peer, no replica known."""
+    placed, clock = Placed({}), [100.0]
+    probe, _ = _probe(placed, clock)
+    probe.heal_after = 20.0
+
+    placed.frozen = "peer"
+    await _probes_at(probe, clock, 100.0, 110.0, 121.0)
+
+    assert placed.shutdowns == 1
