@@ -69,11 +69,10 @@ Outcome = Literal["answered", "hung", "failed"]
 
 @dataclass
 class Patient:
-    """The patient call through a hung sidecar: when it started, when it answered."""
+    """The patient call in flight through a hung sidecar, and when it started."""
 
     task: asyncio.Task[Outcome]
     started: float
-    answered_at: float | None = None
 
 
 @dataclass
@@ -92,9 +91,8 @@ class SidecarProbe:
     unrouted_since: float | None = field(default=None, init=False)
     hung_since: float | None = field(default=None, init=False)  # every call hung since
     patient: Patient | None = field(default=None, init=False)
-    slow_answer_at: float | None = field(default=None, init=False)  # a patient call's
+    slow_answer_at: float | None = field(default=None, init=False)  # a patient call's answer
     healed_at: float | None = field(default=None, init=False)
-    heals: int = field(default=0, init=False)
     served_here: bool = field(default=False, init=False)  # this round: an id lives here
 
     async def probe(self) -> bool:
@@ -171,35 +169,27 @@ class SidecarProbe:
     def _keep_a_patient_call(self, now: float) -> None:
         """One patient call in flight from the first hung probe (module docstring)."""
         current = self.patient
-        if current is not None and not current.task.done():
-            return
-        if current is not None and not current.task.cancelled():
-            outcome = current.task.result()
-            if outcome == "answered":
-                self.slow_answer_at = current.answered_at
-            elif outcome == "failed":  # daprd answered (an error): not a hang, count again
-                self.hung_since = now
-        patient = Patient(task=asyncio.create_task(self._patient_call()), started=now)
-        self.patient = patient
-        patient.task.add_done_callback(lambda _: self._patient_done(patient))
+        if current is not None:
+            if not current.task.done():
+                return
+            if not current.task.cancelled() and current.task.result() == "failed":
+                self.hung_since = now  # daprd answered (an error): not a hang, count again
+        self.patient = Patient(task=asyncio.create_task(self._patient_call()), started=now)
 
     async def _patient_call(self) -> Outcome:
         try:
-            return await self._call(self.ids[0], patient=True)
+            outcome = await self._call(self.ids[0], patient=True)
         except Exception:  # e.g. the app stopping under it: not an answer
             return "failed"
-
-    def _patient_done(self, patient: Patient) -> None:
-        if not patient.task.cancelled() and patient.task.result() == "answered":
-            patient.answered_at = self.clock()
+        if outcome == "answered":
+            self.slow_answer_at = self.clock()
+        return outcome
 
     def _only_slow(self, now: float) -> bool:
         """Whether a patient call answered since the calls began hanging, and the one in
         flight has not hung for half of `heal_after` (None answered: wedged)."""
-        answered = [self.slow_answer_at]
-        if self.patient is not None:
-            answered.append(self.patient.answered_at)
-        if not any(a is not None and a >= (self.hung_since or now) for a in answered):
+        answered = self.slow_answer_at
+        if answered is None or answered < (self.hung_since or now):
             return False
         current = self.patient
         return current is None or current.task.done() or now - current.started < self.heal_after / 2
@@ -226,7 +216,7 @@ class SidecarProbe:
             "it again (ORDERFLOW_SIDECAR_SELF_HEAL_S)",
             now - (self.hung_since or now),
         )
-        self.healed_at, self.heals = now, self.heals + 1
+        self.healed_at = now
         self.metrics.self_heals.inc()
         self._forget_failure()
         try:

@@ -6,6 +6,7 @@ module proxy, the schemas kept locally (cluster/kube.py; `make k8s-tools`, `make
 from __future__ import annotations
 
 import collections
+import functools
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -29,9 +30,16 @@ def _tools() -> None:
         pytest.fail("no schemas: run `make k8s-tools` (make test does)")
 
 
-def _objects(values: Path | None = None) -> list[dict[str, Any]]:
+@functools.cache
+def _manifests(values: Path | None) -> str:
+    """`helm template` once per values file for the whole module (the chart does not
+    change under it); each caller parses its own copy."""
     _tools()
-    return list(kube.documents(kube.rendered(values)))
+    return kube.rendered(values)
+
+
+def _objects(values: Path | None = None) -> list[dict[str, Any]]:
+    return list(kube.documents(_manifests(values)))
 
 
 def _by_kind(objects: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
@@ -70,8 +78,7 @@ def test_helm_lint_passes_strict(values: Path | None) -> None:
 def test_every_rendered_object_is_valid_against_kubernetes_and_dapr_schemas(
     values: Path | None,
 ) -> None:
-    _tools()
-    result = kube.kubeconform(kube.rendered(values))
+    result = kube.kubeconform(_manifests(values))
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Invalid: 0, Errors: 0, Skipped: 0" in result.stdout, result.stdout
