@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 .PHONY: help setup venv redis runtime console-deps ops-tools k8s-tools k8s-check run up dapr-run down status order-log test test-fast lint format rebuild rebuild-read-models bench chaos compose-check clean
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 setup: venv redis runtime console-deps ops-tools k8s-tools ## install everything that is missing (idempotent)
 
