@@ -234,6 +234,7 @@ async def measure(
             duration=args.command_seconds,
             concurrency=args.concurrency,
             pids=lambda: bench.pids(peer=False),
+            dapr_headers=bench.sidecar_headers,  # what the gateway sends its daprd too
         )
         for run in report.commands.values():
             say(f"  {run.label}: {run.rate:.0f} req/s")
@@ -245,7 +246,7 @@ async def measure(
         "Orderflow", ours, args=args, bench=bench, peer=False, say=say, rates=args.rate_list
     )
     if not (args.no_peer or args.soak):
-        theirs = drivers.workflow_saga(bench.peer_dapr, tag)
+        theirs = drivers.workflow_saga(bench.peer_dapr, tag, dapr_headers=bench.sidecar_headers)
         rates = [step.offered_rate for step in report.orderflow]
         report.peer = await _steps(
             "workflow peer", theirs, args=args, bench=bench, peer=True, say=say, rates=rates

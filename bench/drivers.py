@@ -7,6 +7,10 @@ Orderflow, completed for the peer) or `settle` seconds after the last placement.
 orders' own times are read after the window (not counted): place -> confirmed from the
 order's history (`occurred_at` of order.placed and order.confirmed), the peer's from the
 workflow's createdAt / lastUpdatedAt.
+
+Every call made straight to a daprd carries `dapr_headers` (the cluster's Dapr API token:
+BenchCluster.sidecar_headers); the gateway sends the same token to its own daprd, so the
+three command ways pay for it alike.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import functools
 import itertools
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,17 +60,20 @@ async def commands(
     concurrency: int,
     pids: Callable[[], dict[str, int]] = dict,
     rounds: int = COMMAND_ROUNDS,
+    dapr_headers: Mapping[str, str] | None = None,
 ) -> dict[str, CommandRun]:
     """bare (BeaconActor.Touch), daprd (WalletActor.Deposit), gateway (POST deposit); with
     `pids`, the CPU each costs every process, per request. Each runs `duration` seconds in
     all, as `rounds` rounds of the three in turn (the order reversed every other round), so
-    a drift of the machine's speed hits each alike."""
+    a drift of the machine's speed hits each alike. The calls to `dapr` carry
+    `dapr_headers`, as the gateway's own calls to its daprd carry the token."""
+    auth = dict(dapr_headers or {})
     tag = uuid.uuid4().hex[:8]
     ids = itertools.count()  # run() numbers each run's requests from 0 again
 
     async def bare(s: aiohttp.ClientSession, n: int) -> bool:
         url = f"{dapr}/v1.0/actors/BeaconActor/bench-{tag}-b{n % IDS}/method/Touch"
-        async with s.post(url, json={}) as resp:
+        async with s.post(url, json={}, headers=auth) as resp:
             await resp.read()
             return resp.status == 200
 
@@ -75,7 +82,7 @@ async def commands(
         # with a fresh message id, as the gateway always sends one: the same command (its
         # inbox entry included) on both paths, never a duplicate answered from the inbox
         body = {"amount": 1, "message_id": f"bench-{tag}-{next(ids)}"}
-        async with s.post(url, json=body) as resp:
+        async with s.post(url, json=body, headers=auth) as resp:
             body = await resp.json(content_type=None)
             return resp.status == 200 and body.get("ok") is True
 
@@ -202,22 +209,25 @@ def orderflow_saga(gateway: str, tag: str) -> Saga:
     return Saga(place, done, timing)
 
 
-def workflow_saga(peer_dapr: str, tag: str) -> Saga:
-    base = f"{peer_dapr}/v1.0/workflows/dapr"
+def workflow_saga(
+    peer_dapr: str, tag: str, *, dapr_headers: Mapping[str, str] | None = None
+) -> Saga:
+    """The peer's saga through its daprd's workflow API, every call carrying `dapr_headers`."""
+    base, auth = f"{peer_dapr}/v1.0/workflows/dapr", dict(dapr_headers or {})
 
     async def place(s: aiohttp.ClientSession, n: int) -> str | None:
         oid = f"wf-{tag}-{n}"
         body = {"order_id": oid, "customer_id": f"w{n % WALLETS}-{tag}", "lines": _lines(tag, n)}
         try:
             url = f"{base}/fulfil_order/start"
-            async with s.post(url, params={"instanceID": oid}, json=body) as resp:
+            async with s.post(url, params={"instanceID": oid}, json=body, headers=auth) as resp:
                 await resp.read()
                 return oid if resp.status in (200, 202) else None
         except (aiohttp.ClientError, TimeoutError):
             return None
 
     async def status(s: aiohttp.ClientSession, oid: str) -> dict[str, Any]:
-        async with s.get(f"{base}/{oid}") as resp:
+        async with s.get(f"{base}/{oid}", headers=auth) as resp:
             return dict(await resp.json()) if resp.status == 200 else {}
 
     async def done(s: aiohttp.ClientSession, oid: str) -> bool:

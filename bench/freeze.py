@@ -2,7 +2,8 @@
 
 Starts its own cluster (ports moved by --port-offset, state under --state-dir), drives a
 steady stream of BeaconActor Touch calls over --ids distinct ids through the gateway's
-daprd (one caller loop per id), then, for one actor host:
+daprd (one caller loop per id, each call with the cluster's Dapr API token), then, for
+one actor host:
 
   daprd-stop   SIGSTOP its daprd for --freeze seconds, then SIGCONT
   app-stop     SIGSTOP its app for --freeze seconds, then SIGCONT
@@ -36,7 +37,7 @@ import signal
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,6 +75,7 @@ class Load:
     long_hold_ms: int
     long_share: float
     timeout: float
+    headers: Mapping[str, str] = field(default_factory=dict)  # the daprd's API token
     calls: list[Call] = field(default_factory=list)
     running: bool = True
 
@@ -83,7 +85,9 @@ class Load:
     async def run(self) -> None:
         connector = aiohttp.TCPConnector(limit=self.ids + 10, keepalive_timeout=2)
         timeout = aiohttp.ClientTimeout(total=self.timeout)
-        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        async with aiohttp.ClientSession(
+            connector=connector, timeout=timeout, headers=self.headers
+        ) as session:
             await asyncio.gather(*(self._loop(session, n) for n in range(self.ids)))
 
     async def _loop(self, session: aiohttp.ClientSession, n: int) -> None:
@@ -350,6 +354,7 @@ async def main_async(args: argparse.Namespace, cluster: LocalCluster) -> None:
         long_hold_ms=args.long_hold_ms,
         long_share=args.long_share,
         timeout=args.call_timeout,
+        headers=cluster.tokens.sidecar_headers,
     )
     task = asyncio.create_task(load.run())
     bench = Bench(cluster, load, args, LogMarks(cluster.config.log_dir))

@@ -7,10 +7,11 @@ Starts the bench's cluster (bench.harness, port offset 12875, one actor host) an
 of the gateway's daprd, then runs `WalletActor.Deposit` from `--workers` closed-loop
 workers three ways, interleaved round by round so the machine's drift hits each alike:
 straight to daprd, through the gateway (`POST /wallets/{id}/deposit`), through the
-forwarder. Prints each round, then each way's rate as a ratio to raw daprd's and the
-CPU µs per request of every process (utime + stime from /proc, from the first request
-until the cluster is quiet again, so the work an answer leaves behind counts). Asserts
-nothing.
+forwarder. Every way carries the cluster's Dapr API token to daprd (the raw calls in a
+header, the gateway and the forwarder from DAPR_API_TOKEN, as the launcher gives it).
+Prints each round, then each way's rate as a ratio to raw daprd's and the CPU µs per
+request of every process (utime + stime from /proc, from the first request until the
+cluster is quiet again, so the work an answer leaves behind counts). Asserts nothing.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def requests(bench: BenchCluster, floor_url: str, tag: str) -> dict[str, load.Request]:
-    dapr, gateway = bench.dapr("gateway"), bench.url("gateway")
+    dapr, gateway, auth = bench.dapr("gateway"), bench.url("gateway"), bench.sidecar_headers
     ids = itertools.count()  # load.run numbers each run's requests from 0 again
 
     async def raw(s: aiohttp.ClientSession, n: int) -> bool:
@@ -52,7 +53,7 @@ def requests(bench: BenchCluster, floor_url: str, tag: str) -> dict[str, load.Re
         # with a fresh message id, as the gateway and the forwarder send: a new command, not
         # a duplicate answered from the inbox
         body = {"amount": 1, "message_id": f"floor-{tag}-{next(ids)}"}
-        async with s.post(url, json=body) as resp:
+        async with s.post(url, json=body, headers=auth) as resp:
             await resp.read()
             return resp.status == 200
 
@@ -125,6 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "bare-forwarder",
             [*argv, "--dapr-port", str(dapr_port)],
             bench.config.log_dir / "bare-forwarder.log",
+            env=bench.tokens.env,  # as the launcher gives every app: it calls daprd with it
             cwd=ROOT,
         )
         floor.start()

@@ -3,7 +3,9 @@
 Started at its own port offset in a temp state dir, stopped (by pid, only what it started)
 on the way out, also on Ctrl-C, SIGTERM or an error. The peer's daprd reads its own
 resources dir (written here: the actor state store scoped to the peer's app id, the env
-secret store, the resiliency policies), so components/ stays the product's.
+secret store, the resiliency policies), so components/ stays the product's. The peer and
+its daprd get the cluster's two API tokens as the launcher gives them to its own
+processes, and every bench call to a daprd carries `sidecar_headers`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import yaml
 from cluster.config import ROOT, BasePorts, ClusterConfig
 from cluster.local import LocalCluster, http_get_json, http_ok
 from cluster.processes import ManagedProcess, wait_until
+from cluster.tokens import ApiTokens
 
 BENCH_PORT_OFFSET = 12875  # tests/unit/test_bench.py: clear of the working offsets
 PEER_APP_ID = "bench-workflow"
@@ -86,6 +89,16 @@ class BenchCluster:
         return f"http://127.0.0.1:{self.cluster.app(app).http_port}"
 
     @property
+    def tokens(self) -> ApiTokens:
+        """The cluster's Dapr API and app API tokens (cluster/tokens.py)."""
+        return self.cluster.tokens
+
+    @property
+    def sidecar_headers(self) -> dict[str, str]:
+        """What every call to one of the cluster's daprds (the peer's too) carries."""
+        return self.tokens.sidecar_headers
+
+    @property
     def peer_dapr(self) -> str:
         return f"http://127.0.0.1:{peer_ports(self.offset)[0]}"
 
@@ -116,11 +129,15 @@ class BenchCluster:
             "DAPR_HOST_IP": "127.0.0.1",
             "ORDERFLOW_REDIS_HOST": cfg.redis_host,
             **cfg.daprd_env,  # the same Go tuning as the cluster's sidecars
+            **self.tokens.env,  # as the launcher gives every daprd: its API wants the token
         }
         app_env = {
             "PYTHONPATH": str(ROOT),
             "DAPR_HTTP_PORT": str(http),
             "DAPR_GRPC_PORT": str(grpc),
+            # as the launcher gives every app: the workflow SDK's clients read
+            # DAPR_API_TOKEN themselves (dapr.conf.settings), its httpx client is given it
+            **self.tokens.env,
         }
         logs = cfg.log_dir
         return [
@@ -153,7 +170,7 @@ class BenchCluster:
         )
         app.start()
         wait_until(
-            lambda: workers(http_get_json(f"{self.peer_dapr}/v1.0/metadata")) > 0,
+            lambda: self._peer_workers() > 0,
             timeout=60,
             what="the workflow peer to connect its worker",
             watch=[daprd, app],
@@ -161,6 +178,10 @@ class BenchCluster:
         )
         for proc in self.peer:
             proc.release_ports()
+
+    def _peer_workers(self) -> int:
+        url = f"{self.peer_dapr}/v1.0/metadata"
+        return workers(http_get_json(url, headers=self.sidecar_headers))
 
     def stop(self) -> None:
         for proc in reversed(self.peer):  # the worker first, then its daprd

@@ -15,6 +15,10 @@ process answering every request with a canned `WalletActor.Deposit` answer) serv
                     of an earlier commit), the same way
     bare forwarder  `bench.hopfloor`: the floor of a Python hop
 
+Each gets a Dapr API token and an app token, as the launcher gives every app of a local
+cluster, so the hop sends the `dapr-api-token` header to the stand-in as it does to daprd
+(the stand-in checks nothing; a baseline from before the tokens sends none).
+
 Each takes `POST /wallets/{id}/deposit` from `--workers` closed-loop workers (over the
 toolkit's `Http1Pool`, cheap next to the servers) for `--seconds`, interleaved round by
 round (the order reversed every other round). With `--command order` they send `POST
@@ -38,6 +42,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import secrets
 import statistics
 import subprocess
 import sys
@@ -55,6 +60,7 @@ from bench import procfs
 from cluster.config import HTTP_PROTOCOL, ROOT
 from cluster.ports import any_free_port, can_bind
 from cluster.processes import wait_until
+from cluster.tokens import ApiTokens
 
 ANSWER = codec.dumps(
     {
@@ -94,6 +100,8 @@ COMMANDS: dict[str, Callable[[int], tuple[str, bytes, dict[str, str]]]] = {
     "order": lambda n: ("/orders", codec.dumps(ORDER), {"idempotency-key": f"hop-{n}"}),
 }
 REQUESTS_PER_GAP = 300
+# the servers' tokens: as long as a cluster's (cluster/tokens.py), checked by nobody here
+TOKENS = ApiTokens(dapr=secrets.token_hex(32), app=secrets.token_hex(32))
 _HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n"
 
 
@@ -168,6 +176,7 @@ def _gateway(root: Path, port: int, dapr_port: int, log: Path) -> subprocess.Pop
         "ORDERFLOW_TRACE_SAMPLING": "0",  # as make bench runs it
         "ORDERFLOW_REDIS_HOST": "127.0.0.1:1",  # the read models: not queried here
         "PYTHONPATH": str(root),
+        **TOKENS.env,  # as the launcher starts it: its calls to daprd carry the token
     }
     argv = [sys.executable, "-m", "uvicorn", "apps.gateway.main:create_app", "--factory"]
     argv += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
@@ -294,7 +303,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "deposit":  # the forwarder serves only the deposit
             port = ports["bare forwarder"]
             forward = [sys.executable, "-m", "bench.hopfloor", "--port", str(port)]
-            forwarder = subprocess.Popen([*forward, "--dapr-port", str(dapr_port)], cwd=ROOT)
+            forwarder = subprocess.Popen(
+                [*forward, "--dapr-port", str(dapr_port)],
+                env={**os.environ, **TOKENS.env},  # the gateway's token header: the same cost
+                cwd=ROOT,
+            )
             servers["bare forwarder"] = (forwarder, port)
         processes += [process for process, _ in servers.values()]
         for name, (process, port) in servers.items():

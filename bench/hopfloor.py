@@ -7,7 +7,8 @@ gateway a product: no ASGI, no FastAPI, no validation beyond finding the amount,
 metrics, no trace context, no logs, no idempotency key. httptools parses the request (an
 asyncio.Protocol on uvloop, one per connection, no task per request), the body is turned
 into `WalletActor.Deposit` and sent to daprd over `Http1Pool` (the gateway's own sidecar
-client), and daprd's status and body go back as they came. `python -m bench.gateway_floor`
+client, with the `dapr-api-token` header when DAPR_API_TOKEN is set, as the gateway
+sends it), and daprd's status and body go back as they came. `python -m bench.gateway_floor`
 drives it beside the gateway and raw daprd: what this forwarder costs, no Python gateway
 in front of daprd can undercut by much.
 
@@ -27,6 +28,7 @@ import httptools
 import uvloop
 
 from actors.toolkit import codec
+from actors.toolkit.apitoken import dapr_api_token_from_env, sidecar_headers
 from actors.toolkit.http1 import Http1Pool
 
 _PREFIX = b"/wallets/"
@@ -93,7 +95,8 @@ class _Forward(asyncio.Protocol):
 
 
 async def serve(port: int, dapr_port: int) -> None:
-    sidecar = Http1Pool("127.0.0.1", dapr_port)
+    token = sidecar_headers(dapr_api_token_from_env())
+    sidecar = Http1Pool("127.0.0.1", dapr_port, fixed_headers=token)
     ids, tag = itertools.count(), os.urandom(6).hex()
     loop = asyncio.get_running_loop()
     server = await loop.create_server(

@@ -4,8 +4,10 @@
 
 Starts a raw ASGI app (no framework: it reads the body and answers 11 bytes of JSON) under
 uvicorn in a child process on a free loopback port, then sends the same POST, as an actor
-invocation looks (a JSON body, content-type), from this process: through an aiohttp
-ClientSession as SidecarHTTP used it, and through actors.toolkit.http1.Http1Pool, at
+invocation looks (a JSON body, content-type, the `dapr-api-token` header every call to a
+cluster's daprd carries), from this process: through an aiohttp ClientSession as
+SidecarHTTP used it, and through actors.toolkit.http1.Http1Pool (the token among its
+fixed headers, as SidecarHTTP sends it), at
 concurrency 1 and 16, alternating rounds. Prints the best CPU time of this process
 (user + system, getrusage) per request of each, and the ratios. The server's CPU is not
 counted; the figures are the client's only.
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import resource
+import secrets
 import socket
 import subprocess
 import sys
@@ -28,11 +31,14 @@ import aiohttp
 import uvicorn
 import uvloop
 
+from actors.toolkit.apitoken import sidecar_headers
 from actors.toolkit.http1 import Http1Pool
 
 PATH = "/v1.0/actors/InventoryActor/tea-green-100g/method/Restock"
 BODY = b'{"quantity":1,"message_id":"0f8fad5b-d9cb-469f-a165-70867728950e"}'
 HEADERS = {"content-type": "application/json"}
+TOKEN = sidecar_headers(secrets.token_hex(32))  # as long as a cluster's DAPR_API_TOKEN
+AIOHTTP_HEADERS = {**HEADERS, **TOKEN}
 CLIENTS = ("aiohttp", "http1")
 Call = Callable[[], Awaitable[tuple[int, bytes]]]
 
@@ -99,14 +105,14 @@ async def _with_aiohttp(port: int, *, requests: int, concurrency: int) -> float:
     ) as session:
 
         async def call() -> tuple[int, bytes]:
-            async with session.request("POST", PATH, data=BODY, headers=HEADERS) as resp:
+            async with session.request("POST", PATH, data=BODY, headers=AIOHTTP_HEADERS) as resp:
                 return resp.status, await resp.read()
 
         return await _measure(call, requests=requests, concurrency=concurrency)
 
 
 async def _with_http1(port: int, *, requests: int, concurrency: int) -> float:
-    pool = Http1Pool("127.0.0.1", port)
+    pool = Http1Pool("127.0.0.1", port, fixed_headers=TOKEN)
     try:
 
         async def call() -> tuple[int, bytes]:

@@ -3,8 +3,9 @@
     python -m bench.turn [--commands N] [--rounds R] [--concurrency C] [--ids I]
 
 Builds the actor host exactly as production does (apps.actor_host.main.create_app, its
-lifespan included) and calls its ASGI app directly, as uvicorn would for daprd's
-`PUT /actors/<type>/<id>/method/<m>`: no HTTP server, no daprd. Two kinds of turns,
+lifespan included, with both API tokens as a local cluster runs it) and calls its ASGI app
+directly, as uvicorn would for daprd's `PUT /actors/<type>/<id>/method/<m>` (the app
+token in its `dapr-api-token` header): no HTTP server, no daprd. Two kinds of turns,
 interleaved round by round:
 
     Deposit  WalletActor.Deposit {"amount": 1, "message_id": <fresh>}: the inbox check and
@@ -35,6 +36,7 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import socket
 import statistics
@@ -47,6 +49,10 @@ from typing import Any
 
 REDIS_PORT = 12270
 LOOPBACK = "127.0.0.1"
+# as the launcher gives the actor host (cluster/tokens.py): its guard checks the app token
+# on every turn, its SidecarHTTP sends the Dapr one (the stand-in sidecar checks nothing)
+DAPR_TOKEN, APP_TOKEN = secrets.token_hex(32), secrets.token_hex(32)
+_TOKEN_HEADER = (b"dapr-api-token", APP_TOKEN.encode())
 ASGIApp = Callable[[dict[str, Any], Any, Any], Coroutine[Any, Any, None]]
 
 
@@ -204,6 +210,7 @@ async def call(app: ASGIApp, path: str, body: bytes) -> tuple[int, bytes]:
             (b"host", b"127.0.0.1:3000"),
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
+            _TOKEN_HEADER,
         ],
         "client": (LOOPBACK, 50000),
         "server": (LOOPBACK, 3000),
@@ -272,7 +279,11 @@ async def _measure(args: argparse.Namespace, sidecar_port: int) -> None:
     from apps.actor_host.main import Settings, create_app
 
     settings = Settings(
-        dapr_http_port=sidecar_port, redis_host=f"{LOOPBACK}:{REDIS_PORT}", replica="bench-turn"
+        dapr_http_port=sidecar_port,
+        redis_host=f"{LOOPBACK}:{REDIS_PORT}",
+        replica="bench-turn",
+        dapr_api_token=DAPR_TOKEN,
+        app_api_token=APP_TOKEN,
     )
     app: ASGIApp = create_app(settings)
     lifespan = _Lifespan(app)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -244,9 +244,12 @@ class ActorState:
     with the app id): the gateway's sidecar answers 204, as if nothing were stored.
     """
 
-    def __init__(self, sidecar_ports: Sequence[int]) -> None:
+    def __init__(
+        self, sidecar_ports: Sequence[int], *, headers: Mapping[str, str] | None = None
+    ) -> None:
         self._clients = [
-            httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) for port in sidecar_ports
+            httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30, headers=headers)
+            for port in sidecar_ports
         ]
 
     def close(self) -> None:

@@ -12,7 +12,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -199,10 +199,17 @@ class AvailabilityProbe:
     """Calls BeaconActor.Get on a few ids in turn through a sidecar; the longest time one id
     went without a successful answer is how long an actor was unavailable to a client."""
 
-    def __init__(self, sidecar: str, *, ids: int = 12, pause: float = 0.1) -> None:
+    def __init__(
+        self,
+        sidecar: str,
+        *,
+        ids: int = 12,
+        pause: float = 0.1,
+        headers: Mapping[str, str] | None = None,  # the sidecar's Dapr API token
+    ) -> None:
         self._ids = [f"probe-{uuid.uuid4().hex[:8]}-{n}" for n in range(ids)]
         self._pause = pause
-        self._client = httpx.Client(base_url=sidecar, timeout=5)
+        self._client = httpx.Client(base_url=sidecar, timeout=5, headers=headers)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="probe", daemon=True)
         self.longest: dict[str, float] = {}  # id -> longest gap between two answers (s)

@@ -239,7 +239,8 @@ def under_load(cluster: LocalCluster, api: httpx.Client, run: Run, options: Opti
         cancel_share=options.cancel_share,
     )
     sidecar = f"http://127.0.0.1:{cluster.app('gateway').http_port}"
-    with faults, load, AvailabilityProbe(sidecar) as probe:
+    auth = cluster.tokens.sidecar_headers
+    with faults, load, AvailabilityProbe(sidecar, headers=auth) as probe:
         inject_faults(faults, options, time.monotonic() + options.duration)
         load.stop(abandon=any(f.failure for f in faults.done))
     run.results = load.results
@@ -259,7 +260,10 @@ def reconcile(cluster: LocalCluster, api: httpx.Client, streams: redis.Redis, ru
     aggregates = {(catalog.ORDER_ACTOR, o) for o in run.finals}
     aggregates |= {(catalog.INVENTORY_ACTOR, s) for s in run.seeded.stocked}
     aggregates |= {(catalog.WALLET_ACTOR, c) for c in run.seeded.funds}
-    state = ActorState([a.http_port for a in cluster.config.apps() if a.actor_types])
+    state = ActorState(
+        [a.http_port for a in cluster.config.apps() if a.actor_types],
+        headers=cluster.tokens.sidecar_headers,
+    )
     try:
         stored = checks.read_stored(state, aggregates)
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import shlex
 import signal
 import sys
 import time
@@ -16,6 +17,7 @@ from cluster.local import WATCHDOG, LocalCluster, stop_stages, wait_forever
 from cluster.pidfile import live_pids
 from cluster.ports import PortReservation
 from cluster.processes import ClusterError, Stopped, stop_in_stages
+from cluster.tokens import read_tokens, secrets_dir
 from cluster.watchdog import for_cluster, watch_detached
 
 
@@ -124,6 +126,21 @@ def cmd_status(config: ClusterConfig) -> int:
     return 0 if len(live) == len(data["processes"]) else 1
 
 
+def cmd_tokens(config: ClusterConfig) -> int:
+    """The cluster's two Dapr tokens as shell exports: `eval "$(python -m cluster tokens)"`,
+    then `curl -H "dapr-api-token: $DAPR_API_TOKEN" ...` calls a sidecar's API."""
+    tokens = read_tokens(config.state_dir)
+    if tokens is None:
+        print(
+            f"no tokens in {secrets_dir(config.state_dir)}: start the cluster first (`make up`)",
+            file=sys.stderr,
+        )
+        return 3
+    for name, value in tokens.env.items():
+        print(f"export {name}={shlex.quote(value)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cluster", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -135,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
         "watch", help="the sidecar watchdog over a detached cluster (`up --detach` starts it)"
     )
     sub.add_parser("status", help="show the cluster's processes")
+    sub.add_parser(
+        "tokens", help="print the cluster's DAPR_API_TOKEN and APP_API_TOKEN as shell exports"
+    )
     logs = sub.add_parser("logs", help="everything one order did, from every process's log")
     logs.add_argument("--order", required=True, help="the order id (ord-...)")
     logs.add_argument("--json", action="store_true", help="print the apps' JSON lines as they are")
@@ -151,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_down(config)
         if args.command == "status":
             return cmd_status(config)
+        if args.command == "tokens":
+            return cmd_tokens(config)
         if args.command == "watch":
             return watch_detached(config, report=lambda line: print(line, flush=True))
         if args.command == "logs":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,16 +16,48 @@ NOT_APPS = (*INFRA, *OPS, "dashboard")
 # what starts a sidecar again once it exits: the actor host's self-heal shuts a wedged
 # one down (actors/toolkit/sidecarprobe.py), and a crashed one must come back too
 RESTARTS = ("unless-stopped", "always")
+# Dapr's two tokens (actors/toolkit/apitoken.py): the variable every daprd and every app
+# gets, and the compose variable it comes from, required (`${NAME:?how to make one}`):
+# compose refuses to start without it, and no token is written in the file.
+TOKENS = {"DAPR_API_TOKEN": "ORDERFLOW_DAPR_API_TOKEN", "APP_API_TOKEN": "ORDERFLOW_APP_API_TOKEN"}
+REQUIRED = re.compile(r"\$\{(?P<name>\w+):\?[^}]+\}")  # a whole value ${NAME:?message}
 
 
 def _flag(command: list[str], name: str) -> str | None:
     return command[command.index(name) + 1] if name in command else None
 
 
+def _environment(service: dict[str, Any]) -> dict[str, str]:
+    """A service's environment, given as a mapping or as a list of NAME=value."""
+    env = service.get("environment") or {}
+    if isinstance(env, dict):
+        return {str(k): "" if v is None else str(v) for k, v in env.items()}
+    pairs = (str(item).partition("=") for item in env)
+    return {key: value for key, _, value in pairs}
+
+
+def _check_tokens(name: str, service: dict[str, Any]) -> list[str]:
+    """Both tokens, each from its required compose variable (TOKENS)."""
+    env = _environment(service)
+    errors = []
+    for variable, source in TOKENS.items():
+        required = REQUIRED.fullmatch(env.get(variable, ""))
+        if variable not in env:
+            errors.append(
+                f"{name}: no {variable} (every daprd and app needs it: ${{{source}:?...}})"
+            )
+        elif required is None or required["name"] != source:
+            errors.append(
+                f"{name}: {variable} must be ${{{source}:?<how to make one>}}, a required "
+                "variable (no default, no token written in)"
+            )
+    return errors
+
+
 def _check_sidecar(name: str, app: dict[str, Any], sidecar: dict[str, Any] | None) -> list[str]:
     if sidecar is None:
         return [f"{name}: no sidecar service {name}-dapr"]
-    errors = []
+    errors = _check_tokens(f"{name}-dapr", sidecar)
     if sidecar.get("network_mode") != f"service:{name}":
         errors.append(f"{name}-dapr: network_mode must be service:{name}")
     if sidecar.get("image") != f"daprio/daprd:{DAPR_VERSION}":
@@ -54,6 +87,7 @@ def compose_errors(doc: dict[str, Any]) -> list[str]:
         if name not in apps:
             errors.append(f"missing app service {name}")
     for name in apps:
+        errors += _check_tokens(name, services[name])
         errors += _check_sidecar(name, services[name], services.get(f"{name}-dapr"))
         if services[name].get("build") and not (ROOT / "Dockerfile").exists():
             errors.append(f"{name}: builds from ., but there is no Dockerfile")

@@ -10,7 +10,7 @@ import socket
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from cluster.processes import (
     stop_in_stages,
     wait_until,
 )
+from cluster.tokens import keep_tokens, new_tokens, secrets_dir
 
 READY_TIMEOUT = 60.0
 OPS_READY_TIMEOUT = 120.0  # Zipkin's JVM: ~6 s alone, 16 s or more beside a starting cluster
@@ -49,8 +50,17 @@ WATCH_INTERVAL_S = 5.0
 WATCHDOG = "watchdog"
 
 
-def http_get_json(url: str, timeout: float = 2.0) -> Any:
-    with urllib.request.urlopen(url, timeout=timeout) as resp:
+def _request(
+    url: str, method: str, body: bytes | None, headers: Mapping[str, str] | None
+) -> urllib.request.Request:
+    req = urllib.request.Request(url, data=body, method=method, headers=dict(headers or {}))
+    if body:
+        req.add_header("Content-Type", "application/json")
+    return req
+
+
+def http_get_json(url: str, timeout: float = 2.0, headers: Mapping[str, str] | None = None) -> Any:
+    with urllib.request.urlopen(_request(url, "GET", None, headers), timeout=timeout) as resp:
         body = resp.read()
         return json.loads(body) if body else {}
 
@@ -60,28 +70,25 @@ def http_ok(url: str, timeout: float = 2.0) -> bool:
         return 200 <= int(resp.status) < 300
 
 
-def http_post_ok(url: str, timeout: float = 5.0) -> bool:
-    req = urllib.request.Request(url, data=b"", method="POST")
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
+def http_post_ok(url: str, timeout: float = 5.0, headers: Mapping[str, str] | None = None) -> bool:
+    with urllib.request.urlopen(_request(url, "POST", b"", headers), timeout=timeout) as resp:
         return 200 <= int(resp.status) < 300
 
 
-def reminder_round_trip(sidecar_port: int, timeout: float = 3.0) -> bool:
+def reminder_round_trip(
+    sidecar_port: int, timeout: float = 3.0, headers: Mapping[str, str] | None = None
+) -> bool:
     """Register the probe reminder through a sidecar, then remove it; both answered 2xx."""
     url = f"http://127.0.0.1:{sidecar_port}/v1.0/actors/{REMINDER_PROBE}"
     for method, body in (("PUT", b'{"dueTime": "1h"}'), ("DELETE", None)):
-        req = urllib.request.Request(url, data=body, method=method)
-        if body is not None:
-            req.add_header("Content-Type", "application/json")
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with urllib.request.urlopen(_request(url, method, body, headers), timeout=timeout) as resp:
             if not 200 <= int(resp.status) < 300:
                 return False
     return True
 
 
-def http_post_json(url: str, timeout: float = 5.0) -> Any:
-    req = urllib.request.Request(url, data=b"", method="POST")
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
+def http_post_json(url: str, timeout: float = 5.0, headers: Mapping[str, str] | None = None) -> Any:
+    with urllib.request.urlopen(_request(url, "POST", b"", headers), timeout=timeout) as resp:
         body = resp.read()
         return json.loads(body) if body else {}
 
@@ -139,6 +146,12 @@ class LocalCluster:
         self.config = config
         self.processes: dict[str, ManagedProcess] = {}
         self.last_stop: list[Stopped] = []  # what the last `stop` did, process by process
+        # every daprd and every app gets both (cluster/tokens.py): a sidecar refuses calls
+        # to its API without the Dapr API token, an app daprd's calls without the app token.
+        # The ones kept in the state dir, else new ones, kept there at once: whoever builds
+        # a LocalCluster over a state dir (the launcher, a test before `up --detach`, the
+        # detached watchdog, `make tokens`) has the same two.
+        self.tokens = keep_tokens(config.state_dir, new_tokens())
         self._define()
 
     # --- definition -------------------------------------------------------------
@@ -218,6 +231,7 @@ class LocalCluster:
             "DAPR_GRPC_PORT": str(app.grpc_port),
             "ORDERFLOW_APP_NAME": app.name,
             "ORDERFLOW_REDIS_HOST": self.config.redis_host,  # read models (redis-py)
+            **self.tokens.env,
             **ops.app_env(self.config),  # the apps' own spans go where daprd's go
             **dict(app.env),
             **self.config.extra_app_env,
@@ -272,6 +286,7 @@ class LocalCluster:
             **cfg.daprd_env,  # GOMAXPROCS, and Go's GC target when ORDERFLOW_DAPRD_GOGC asks
             # read by components/ through the env secret store
             "ORDERFLOW_REDIS_HOST": cfg.redis_host,
+            **self.tokens.env,
         }
         ports = (app.http_port, app.grpc_port, app.internal_grpc_port, app.metrics_port)
         return ManagedProcess(
@@ -375,7 +390,9 @@ class LocalCluster:
             if not app.actor_types or daprd is None or not daprd.alive():
                 continue
             wait_until(
-                functools.partial(reminder_round_trip, app.http_port),
+                functools.partial(
+                    reminder_round_trip, app.http_port, headers=self.tokens.sidecar_headers
+                ),
                 timeout=timeout,
                 what=f"a reminder registered through {app.name}'s sidecar (the scheduler serving)",
                 watch=[scheduler, daprd],
@@ -399,6 +416,7 @@ class LocalCluster:
         daprd = self.processes[f"{app.name}-daprd"]
         watch = [self.processes[app.name], daprd]
         base = f"http://127.0.0.1:{app.http_port}/v1.0"
+        auth = self.tokens.sidecar_headers
         wait_until(  # the app itself, not its daprd's memory of it
             lambda: http_ok(f"http://127.0.0.1:{app.app_port}/healthz/app"),
             timeout=timeout,
@@ -415,7 +433,9 @@ class LocalCluster:
         )
         if app.actor_types:
             wait_until(
-                lambda: actors_registered(http_get_json(f"{base}/metadata"), app.actor_types),
+                lambda: actors_registered(
+                    http_get_json(f"{base}/metadata", headers=auth), app.actor_types
+                ),
                 timeout=timeout,
                 what=f"{app.name}-daprd to register actor types {app.actor_types} with placement",
                 watch=watch,
@@ -423,7 +443,9 @@ class LocalCluster:
             )
         if app.subscriptions:
             wait_until(
-                lambda: subscribed(http_get_json(f"{base}/metadata"), app.subscriptions),
+                lambda: subscribed(
+                    http_get_json(f"{base}/metadata", headers=auth), app.subscriptions
+                ),
                 timeout=timeout,
                 what=f"{app.name}-daprd to subscribe to {app.subscriptions}",
                 watch=watch,
@@ -453,7 +475,7 @@ class LocalCluster:
         for app in self.config.apps():
             url = f"http://127.0.0.1:{app.http_port}/v1.0/actors/{PROBE_ACTOR}/method/Get"
             wait_until(
-                functools.partial(http_post_ok, url),
+                functools.partial(http_post_ok, url, headers=self.tokens.sidecar_headers),
                 timeout=timeout,
                 what=f"an actor call through {app.name}'s sidecar ({url})",
                 watch=list(self.processes.values()),
@@ -474,7 +496,9 @@ class LocalCluster:
         """Whether some probe actor, called through `app`'s sidecar, is served by `app`."""
         base = f"http://127.0.0.1:{app.http_port}/v1.0/actors/BeaconActor"
         for actor_id in HOST_PROBE_IDS:
-            answer = http_post_json(f"{base}/{actor_id}/method/Get")
+            answer = http_post_json(
+                f"{base}/{actor_id}/method/Get", headers=self.tokens.sidecar_headers
+            )
             if (answer.get("result") or {}).get("replica") == app.name:
                 return True
         return False
@@ -594,6 +618,11 @@ class LocalCluster:
             ("placement", f"127.0.0.1:{self.config.placement_port}"),
             ("scheduler", f"127.0.0.1:{self.config.scheduler_port}"),
             ("logs", str(self.config.log_dir)),
+            # every sidecar's API wants the header `dapr-api-token: $DAPR_API_TOKEN`
+            (
+                "Dapr API tokens",
+                f'eval "$(make -s tokens)"  ({secrets_dir(self.config.state_dir)})',
+            ),
         ]
         return rows
 

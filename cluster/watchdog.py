@@ -39,7 +39,7 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,7 +57,11 @@ PROBE_IDS = tuple(f"watchdog-probe-{n}" for n in range(8))
 
 
 def routes_actors(
-    sidecar_port: int, ids: Iterable[str] = PROBE_IDS, timeout: float = PROBE_TIMEOUT_S
+    sidecar_port: int,
+    ids: Iterable[str] = PROBE_IDS,
+    timeout: float = PROBE_TIMEOUT_S,
+    *,
+    headers: Mapping[str, str] | None = None,
 ) -> bool:
     """Whether some probe actor, called through the sidecar on `sidecar_port`, answers
     2xx within `timeout` seconds. The calls run side by side, on daemon threads: the first
@@ -69,7 +73,7 @@ def routes_actors(
 
     def call(url: str) -> None:
         try:
-            answers.put(http_post_ok(url, timeout=timeout))
+            answers.put(http_post_ok(url, timeout=timeout, headers=headers))
         except OSError:  # refused, timed out, or answered non-2xx (HTTPError)
             answers.put(False)
 
@@ -265,21 +269,20 @@ def for_cluster(cluster: LocalCluster, report: Callable[[str], None] = print) ->
         proc = cluster.processes[name]
         return proc.pid if proc.alive() else None
 
-    return SidecarWatchdog(
-        _sidecars(cluster.config, running_pid), restart=cluster.restart, report=report
-    )
+    return SidecarWatchdog(_sidecars(cluster, running_pid), restart=cluster.restart, report=report)
 
 
-def _sidecars(config: ClusterConfig, running_pid: Callable[[str], int | None]) -> list[Sidecar]:
+def _sidecars(cluster: LocalCluster, running_pid: Callable[[str], int | None]) -> list[Sidecar]:
     """Every actor host's daprd; `running_pid` names a process's pid while it runs."""
+    auth = cluster.tokens.sidecar_headers
     return [
         Sidecar(
             name=f"{app.name}-daprd",
-            probe=functools.partial(routes_actors, app.http_port),
+            probe=functools.partial(routes_actors, app.http_port, headers=auth),
             watchable=functools.partial(_watchable, running_pid, app.name),
-            patient=functools.partial(routes_actors, app.http_port, PROBE_IDS),
+            patient=functools.partial(routes_actors, app.http_port, PROBE_IDS, headers=auth),
         )
-        for app in config.apps()
+        for app in cluster.config.apps()
         if app.actor_types
     ]
 
@@ -334,7 +337,7 @@ def watch_detached(config: ClusterConfig, report: Callable[[str], None] = print)
         finally:
             proc.release_ports()
 
-    sidecars = _sidecars(config, running_pid)
+    sidecars = _sidecars(cluster, running_pid)
     dog = SidecarWatchdog(sidecars, restart=restart, report=report)
     report(f"watching {', '.join(s.name for s in sidecars)} (pid file {pid_file})")
     reported: set[tuple[str, int]] = set()

@@ -161,6 +161,16 @@ class _Connection(asyncio.Protocol):
             waiter.set_exception(exc)
 
 
+def _header_lines(headers: Mapping[str, str] | None) -> str:
+    """`name: value\\r\\n` for each header; ValueError on a line break in one."""
+    if not headers:
+        return ""
+    fields = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    if fields.count("\n") != len(headers) or fields.count("\r") != len(headers):
+        raise ValueError(f"a line break in a header: {headers!r}")
+    return fields
+
+
 class Http1Pool:
     """Keep-alive connections to one `host` (an IP literal) and `port`, reused LIFO.
 
@@ -177,9 +187,12 @@ class Http1Pool:
         connect_timeout: float = 5.0,
         timeout: float = 30.0,
         idle_timeout: float = 30.0,
+        fixed_headers: Mapping[str, str] | None = None,
     ) -> None:
         self._address = (host, port)
         self._host = f"{host}:{port}"
+        # the head's lines every request carries: Host, and `fixed_headers` (a token)
+        self._fixed = f"Host: {self._host}\r\n" + _header_lines(fixed_headers)
         self._slots = asyncio.Semaphore(max_connections)
         self._connect_timeout = connect_timeout
         self._timeout = timeout
@@ -245,14 +258,8 @@ class Http1Pool:
         target = quote_path(path)
         if params:
             target += "?" + urlencode(params, safe=_QUERY_SAFE)
-        fields = (
-            "".join(f"{name}: {value}\r\n" for name, value in headers.items()) if headers else ""
-        )
-        if fields.count("\n") != len(headers or ()) or fields.count("\r") != len(headers or ()):
-            raise ValueError(f"a line break in a header: {headers!r}")
-        head = (
-            f"{method} {target} HTTP/1.1\r\nHost: {self._host}\r\nContent-Length: {len(body)}\r\n"
-        )
+        fields = _header_lines(headers)
+        head = f"{method} {target} HTTP/1.1\r\n{self._fixed}Content-Length: {len(body)}\r\n"
         return (head + fields + "\r\n").encode() + body
 
     async def _send(self, method: str, data: bytes, deadline: float) -> tuple[int, bytes]:

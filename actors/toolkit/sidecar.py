@@ -22,6 +22,7 @@ from typing import Protocol
 
 from dapr.clients.base import DaprActorClientBase
 
+from actors.toolkit.apitoken import sidecar_headers
 from actors.toolkit.errors import TransientError
 from actors.toolkit.http1 import Http1Error, Http1Pool
 
@@ -47,17 +48,32 @@ class SidecarTransport(Protocol):
 
 
 class SidecarHTTP:
-    """One Http1Pool to `http://127.0.0.1:<port>`; answers (status, body)."""
+    """One Http1Pool to `http://127.0.0.1:<port>`; answers (status, body).
 
-    def __init__(self, http_port: int, *, max_connections: int = 256, timeout: float = 30.0):
+    With an `api_token` (the app's DAPR_API_TOKEN), every request carries it.
+    """
+
+    def __init__(
+        self,
+        http_port: int,
+        *,
+        max_connections: int = 256,
+        timeout: float = 30.0,
+        api_token: str | None = None,
+    ):
         self._port = http_port
         self._limit = max_connections
         self._timeout = timeout
+        self._headers = sidecar_headers(api_token)
         self._pool: Http1Pool | None = None
 
     async def __aenter__(self) -> SidecarHTTP:
         self._pool = Http1Pool(
-            "127.0.0.1", self._port, max_connections=self._limit, timeout=self._timeout
+            "127.0.0.1",
+            self._port,
+            max_connections=self._limit,
+            timeout=self._timeout,
+            fixed_headers=self._headers,
         )
         return self
 

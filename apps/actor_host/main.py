@@ -27,6 +27,7 @@ from actors.order.deadlines import DeadlineSweeper, SweeperDeps, start_sweepers,
 from actors.reactions import SPECS, build_router
 from actors.toolkit import lifecycle, logs, tracing
 from actors.toolkit.actor import ActorDeps, EventSourcedActor, actor_factory
+from actors.toolkit.apitoken import AppTokenGuard, app_api_token_from_env, dapr_api_token_from_env
 from actors.toolkit.client import ActorClient
 from actors.toolkit.concurrentfeed import ConcurrentStreamFeed
 from actors.toolkit.fastpath import FastRoutes, actor_routes
@@ -103,6 +104,8 @@ class Settings:
     # seconds of hung actor calls before the probe asks its wedged sidecar to shut down,
     # for a supervisor to start it again (0: never; docker-compose sets it)
     sidecar_self_heal: float = 0.0
+    dapr_api_token: str | None = None  # DAPR_API_TOKEN: what its calls to daprd carry
+    app_api_token: str | None = None  # APP_API_TOKEN: what its daprd's calls carry
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -127,6 +130,8 @@ class Settings:
             ),
             sidecar_probe_period=_seconds("ORDERFLOW_SIDECAR_PROBE_S", 15).total_seconds(),
             sidecar_self_heal=_self_heal_bound(os.environ.get("ORDERFLOW_SIDECAR_SELF_HEAL_S")),
+            dapr_api_token=dapr_api_token_from_env(),
+            app_api_token=app_api_token_from_env(),
         )
 
 
@@ -232,7 +237,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "orderflow-actor-host", os.environ, instance=settings.replica
         )
         try:
-            async with SidecarHTTP(settings.dapr_http_port) as http:
+            async with SidecarHTTP(
+                settings.dapr_http_port, api_token=settings.dapr_api_token
+            ) as http:
                 publisher = SidecarPublisher(http, pubsub=PUBSUB)
                 deps = _actor_deps(settings, publisher, store, held=held, metrics=metrics)
                 _configure_runtime(settings)
@@ -290,6 +297,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         subscription_routes(router, own_topics=OWN_TOPICS, through_daprd=through_daprd)
     )
     mount_metrics(app, registry)
+    # outermost: daprd's calls served beneath FastAPI (FastRoutes) are checked too
+    app.add_middleware(AppTokenGuard, token=settings.app_api_token)
 
     @app.get("/healthz/app", tags=["ops"])
     async def app_health() -> dict[str, str]:

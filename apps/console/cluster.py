@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from actors import catalog
+from actors.toolkit.apitoken import sidecar_headers
 from apps.console.targets import AppTarget, Targets
 
 PROBE_TIMEOUT_S = 1.5
@@ -99,10 +100,19 @@ class ClusterView:
 class ClusterProbe:
     """Reads the cluster's state over HTTP (and Redis) on each call."""
 
-    def __init__(self, http: httpx.AsyncClient, targets: Targets, redis: Redis) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        targets: Targets,
+        redis: Redis,
+        *,
+        sidecar_token: str | None = None,
+    ) -> None:
         self._http = http
         self._targets = targets
         self._redis = redis
+        # the sidecars' DAPR_API_TOKEN, sent to their APIs only (not to other targets)
+        self._sidecar = sidecar_headers(sidecar_token)
 
     async def view(self) -> ClusterView:
         t = self._targets
@@ -149,7 +159,7 @@ class ClusterProbe:
         app, sidecar, metadata, metrics, app_metrics = await asyncio.gather(
             self._probe(f"{target.app_url}/healthz/app"),
             self._probe(f"{target.sidecar_url}/v1.0/healthz"),
-            self._json(f"{target.sidecar_url}/v1.0/metadata"),
+            self._json(f"{target.sidecar_url}/v1.0/metadata", headers=self._sidecar),
             self._text(target.sidecar_metrics_url),
             self._text(target.app_metrics_url),
         )
@@ -203,8 +213,8 @@ class ClusterProbe:
             return Probe(False, f"HTTP {resp.status_code}")
         return Probe(True, f"HTTP {resp.status_code}")
 
-    async def _json(self, url: str) -> Any:
-        text = await self._text(url)
+    async def _json(self, url: str, *, headers: dict[str, str] | None = None) -> Any:
+        text = await self._text(url, headers=headers)
         if text is None:
             return None
         try:
@@ -212,9 +222,9 @@ class ClusterProbe:
         except ValueError:
             return None
 
-    async def _text(self, url: str) -> str | None:
+    async def _text(self, url: str, *, headers: dict[str, str] | None = None) -> str | None:
         try:
-            resp = await self._http.get(url, timeout=PROBE_TIMEOUT_S)
+            resp = await self._http.get(url, headers=headers, timeout=PROBE_TIMEOUT_S)
         except httpx.HTTPError:
             return None
         return resp.text if resp.status_code < 300 else None

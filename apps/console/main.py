@@ -21,6 +21,11 @@ from redis.asyncio import Redis
 from actors.catalog import PUBSUB
 from actors.order.saga import ORDER
 from actors.toolkit import lifecycle, logs
+from actors.toolkit.apitoken import (
+    AppTokenGuard,
+    app_api_token_from_env,
+    dapr_api_token_from_env,
+)
 from actors.toolkit.client import ActorClient, TypedClient
 from actors.toolkit.metrics import mount_metrics, new_registry
 from actors.toolkit.publisher import SidecarPublisher
@@ -54,6 +59,9 @@ class Settings:
     stuck_after_s: float = 60.0
     vendor_dir: Path | None = None  # where `make console-deps` put uPlot (npm prefix)
     targets: Targets = field(default_factory=Targets)
+    # DAPR_API_TOKEN: its calls to its own daprd and its probes of every sidecar's metadata
+    dapr_api_token: str | None = None
+    app_api_token: str | None = None  # APP_API_TOKEN: what its daprd's calls carry
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -67,6 +75,8 @@ class Settings:
             stuck_after_s=float(env.get("ORDERFLOW_CONSOLE_STUCK_AFTER_S", "60")),
             vendor_dir=Path(env.get("ORDERFLOW_CONSOLE_VENDOR_DIR", runtime / "console")),
             targets=Targets.from_env(env),
+            dapr_api_token=dapr_api_token_from_env(env),
+            app_api_token=app_api_token_from_env(env),
         )
 
 
@@ -90,7 +100,8 @@ def create_app(
             transport: SidecarTransport
             if sidecar is None:
                 port = resolved.dapr_http_port
-                transport = await stack.enter_async_context(SidecarHTTP(port, max_connections=16))
+                own = SidecarHTTP(port, max_connections=16, api_token=resolved.dapr_api_token)
+                transport = await stack.enter_async_context(own)
             else:
                 transport = sidecar
             client = redis
@@ -105,7 +116,9 @@ def create_app(
                 targets=resolved.targets,
                 letters=letters,
                 redriver=Redriver(letters, SidecarPublisher(transport, pubsub=PUBSUB)),
-                probe=ClusterProbe(probes, resolved.targets, client),
+                probe=ClusterProbe(
+                    probes, resolved.targets, client, sidecar_token=resolved.dapr_api_token
+                ),
                 plotter=Plotter(probes, resolved.targets.prometheus),
                 readmodels=ReadModels(client, layout=Layout(resolved.read_model_prefix)),
                 orders=TypedClient(ActorClient(transport), ORDER),
@@ -123,6 +136,8 @@ def create_app(
     app.include_router(api.router)
     app.include_router(pages.router)
     mount_metrics(app, new_registry())  # Prometheus scrapes every app (job "app")
+    # daprd's calls (the dead-letter subscription); the pages are for operators
+    app.add_middleware(AppTokenGuard, token=resolved.app_api_token)
 
     @app.get("/healthz/app", tags=["ops"])
     async def app_health() -> dict[str, str]:

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from actors.toolkit import lifecycle, logs, tracing
+from actors.toolkit.apitoken import dapr_api_token_from_env
 from actors.toolkit.client import ActorClient
 from actors.toolkit.metrics import HttpMetrics, HttpMetricsMiddleware, mount_metrics, new_registry
 from actors.toolkit.redis_connection import (
@@ -48,11 +49,13 @@ class Settings:
     redis_host: str = DEFAULT_REDIS_HOST  # the read models
     redis_password: str | None = None  # ORDERFLOW_REDIS_PASSWORD (actors.toolkit.redis_connection)
     read_model_prefix: str = DEFAULT_BASE
+    dapr_api_token: str | None = None  # DAPR_API_TOKEN (actors.toolkit.apitoken)
 
     @classmethod
     def from_env(cls) -> Settings:
         return cls(
             dapr_http_port=int(os.environ.get("DAPR_HTTP_PORT", "3500")),
+            dapr_api_token=dapr_api_token_from_env(),
             redis_host=redis_host_from_env(),
             redis_password=redis_password_from_env(),
             read_model_prefix=prefix_from_env(),
@@ -92,7 +95,8 @@ def create_app(
         async with AsyncExitStack() as stack:
             stack.callback(tracing.configure_from_env("orderflow-gateway", os.environ).shutdown)
             if actors is None:
-                http = await stack.enter_async_context(SidecarHTTP(settings.dapr_http_port))
+                sidecar = SidecarHTTP(settings.dapr_http_port, api_token=settings.dapr_api_token)
+                http = await stack.enter_async_context(sidecar)
                 app.state.actors = ActorClient(http)
                 stack.callback(delattr, app.state, "actors")
             if readmodels is None:

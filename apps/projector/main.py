@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from actors.toolkit import lifecycle, logs, tracing
+from actors.toolkit.apitoken import AppTokenGuard, app_api_token_from_env
 from actors.toolkit.batchfeed import StreamFeed
 from actors.toolkit.envelope import utcnow
 from actors.toolkit.fastpath import FastRoutes
@@ -58,6 +59,7 @@ class Settings:
     # the actors' Redis)
     feed: str = FEED_STREAMS
     group: str = "projector"  # the consumer group: the app id, as daprd names it
+    app_api_token: str | None = None  # APP_API_TOKEN: what its daprd's calls carry
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -77,6 +79,7 @@ class Settings:
                 "ORDERFLOW_PROJECTOR_FEED", env.get("ORDERFLOW_PROJECTOR_FEED", FEED_STREAMS)
             ),
             group=env.get("APP_ID") or "projector",
+            app_api_token=app_api_token_from_env(env),
         )
 
 
@@ -129,6 +132,8 @@ def create_app(
     app.add_middleware(tracing.TraceContextMiddleware)  # trace ids in its log lines
     app.include_router(events.router)
     mount_metrics(app, metrics.registry, refresh=_refresh_saga_gauges)
+    token = settings.app_api_token if settings is not None else app_api_token_from_env()
+    app.add_middleware(AppTokenGuard, token=token)  # outermost: the hot path too
 
     @app.get("/projector/stats", tags=["ops"], summary="Events applied, throughput, lag")
     async def projector_stats(request: Request, stats: StatsDep) -> dict[str, Any]:

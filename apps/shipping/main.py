@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 
 from actors.catalog import PUBSUB
 from actors.toolkit import lifecycle, logs, tracing
+from actors.toolkit.apitoken import AppTokenGuard, app_api_token_from_env, dapr_api_token_from_env
 from actors.toolkit.concurrentfeed import ConcurrentStreamFeed
 from actors.toolkit.metrics import ShippingMetrics, mount_metrics, new_registry
 from actors.toolkit.publisher import SidecarPublisher
@@ -45,6 +46,8 @@ class Settings:
     redis_password: str | None = None  # ORDERFLOW_REDIS_PASSWORD (actors.toolkit.redis_connection)
     group: str = "shipping"  # the consumer group: the app id, as daprd names it
     consumer: str = "shipping"  # the process name: one consumer per replica
+    dapr_api_token: str | None = None  # DAPR_API_TOKEN: what its calls to daprd carry
+    app_api_token: str | None = None  # APP_API_TOKEN: what its daprd's calls carry
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -73,6 +76,8 @@ class Settings:
             redis_password=redis_password_from_env(env),
             group=app_id,
             consumer=env.get("ORDERFLOW_APP_NAME") or app_id,
+            dapr_api_token=dapr_api_token_from_env(env),
+            app_api_token=app_api_token_from_env(env),
         )
 
 
@@ -99,7 +104,9 @@ def create_app(
             http = sidecar
             if http is None:
                 port = resolved.dapr_http_port
-                http = await stack.enter_async_context(SidecarHTTP(port, max_connections=64))
+                token = resolved.dapr_api_token
+                client = SidecarHTTP(port, max_connections=64, api_token=token)
+                http = await stack.enter_async_context(client)
             app.state.publisher = SidecarPublisher(http, pubsub=PUBSUB)
             if resolved.feed == FEED_STREAMS and (sidecar is None or feed_redis is not None):
                 # entered after the sidecar client: stopped before it closes
@@ -114,6 +121,8 @@ def create_app(
     app.include_router(events.router)
     app.include_router(routes.router)
     mount_metrics(app, metrics.registry)
+    token = settings.app_api_token if settings is not None else app_api_token_from_env()
+    app.add_middleware(AppTokenGuard, token=token)  # its daprd's deliveries
 
     @app.get("/healthz/app", tags=["ops"])
     async def app_health() -> dict[str, str]:

@@ -8,7 +8,9 @@ the payment, confirm; a rejected line or a declined payment releases every reser
 actor API of this process's own daprd, each call carrying a message id so a retried activity
 changes nothing twice. Confirmation is the workflow's output (no OrderActor). The bench starts
 instances and reads their status through daprd's workflow HTTP API
-(/v1.0/workflows/dapr/fulfil_order/...). Not part of the product.
+(/v1.0/workflows/dapr/fulfil_order/...). With DAPR_API_TOKEN set (the bench's cluster sets
+it), every call to its daprd carries it: the workflow SDK's clients read the variable
+themselves, the activities' actor calls send it as the apps do. Not part of the product.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from dapr.ext.workflow import (
     WorkflowRuntime,
     when_all,
 )
+
+from actors.toolkit.apitoken import dapr_api_token_from_env, sidecar_headers
 
 WORKFLOW = "fulfil_order"
 RETRY = RetryPolicy(first_retry_interval=dt.timedelta(milliseconds=200), max_number_of_attempts=5)
@@ -108,7 +112,11 @@ def fulfil_order(ctx: DaprWorkflowContext, order: dict[str, Any]) -> Generator[A
 
 def main() -> None:
     http_port = os.environ["DAPR_HTTP_PORT"]
-    client = httpx.Client(base_url=f"http://127.0.0.1:{http_port}", timeout=30)
+    client = httpx.Client(
+        base_url=f"http://127.0.0.1:{http_port}",
+        headers=sidecar_headers(dapr_api_token_from_env()),
+        timeout=30,
+    )
     runtime = WorkflowRuntime(host="127.0.0.1", port=os.environ["DAPR_GRPC_PORT"])
     runtime.register_workflow(fulfil_order, name=WORKFLOW)
     for name, fn in activities(client).items():

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from cluster import ops
-from cluster.compose import compose_errors
+from cluster.compose import TOKENS, compose_errors
 from cluster.config import ROOT
 
 
@@ -159,3 +159,93 @@ def test_promtool_accepts_the_compose_prometheus_config_with_the_alert_rules(
     )
 
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def _sidecars_and_apps(services: dict[str, Any]) -> list[str]:
+    return [n for n in services if n.endswith("-dapr") or f"{n}-dapr" in services]
+
+
+def test_every_sidecar_and_app_takes_both_tokens_from_required_compose_variables() -> None:
+    """One Dapr API token and one app token for every daprd and every app, from .env:
+    `${NAME:?message}` makes compose refuse to start without them."""
+    services = _doc()["services"]
+    assert isinstance(services, dict)
+    names = _sidecars_and_apps(services)
+
+    assert len(names) == 10
+    for name in names:
+        env = services[name]["environment"]
+        for variable, source in TOKENS.items():
+            assert env[variable].startswith(f"${{{source}:?"), (name, variable)
+            assert "openssl rand -hex 32" in env[variable], (name, variable)
+    assert compose_errors(_doc()) == []
+
+
+def test_a_token_given_as_a_list_entry_is_found() -> None:
+    doc, services = _doc_and_services()
+    services["gateway"]["environment"] = [
+        f"{k}={v}" for k, v in services["gateway"]["environment"].items()
+    ]
+
+    assert compose_errors(doc) == []
+
+
+@pytest.mark.parametrize(
+    ("service", "variable", "value", "error"),
+    [
+        (
+            "console",  # it has its own environment, not the apps' anchor
+            "APP_API_TOKEN",
+            None,
+            "console: no APP_API_TOKEN (every daprd and app needs it: "
+            "${ORDERFLOW_APP_API_TOKEN:?...})",
+        ),
+        (
+            "gateway-dapr",
+            "DAPR_API_TOKEN",
+            None,
+            "gateway-dapr: no DAPR_API_TOKEN (every daprd and app needs it: "
+            "${ORDERFLOW_DAPR_API_TOKEN:?...})",
+        ),
+        (
+            "actor-host",
+            "DAPR_API_TOKEN",
+            "${ORDERFLOW_DAPR_API_TOKEN:-changeme}",
+            "actor-host: DAPR_API_TOKEN must be ${ORDERFLOW_DAPR_API_TOKEN:?<how to make one>}, "
+            "a required variable (no default, no token written in)",
+        ),
+        (
+            "shipping-dapr",
+            "APP_API_TOKEN",
+            "3f1c0ffee",
+            "shipping-dapr: APP_API_TOKEN must be ${ORDERFLOW_APP_API_TOKEN:?<how to make one>}, "
+            "a required variable (no default, no token written in)",
+        ),
+        (
+            "projector",
+            "APP_API_TOKEN",
+            "${ORDERFLOW_DAPR_API_TOKEN:?set it}",
+            "projector: APP_API_TOKEN must be ${ORDERFLOW_APP_API_TOKEN:?<how to make one>}, "
+            "a required variable (no default, no token written in)",
+        ),
+    ],
+    ids=["app without", "sidecar without", "a default", "written in", "the other variable"],
+)
+def test_a_service_without_its_token_from_the_required_variable_is_reported(
+    service: str, variable: str, value: str | None, error: str
+) -> None:
+    doc, services = _doc_and_services()
+    env = services[service]["environment"] = dict(services[service]["environment"])
+    if value is None:
+        del env[variable]
+    else:
+        env[variable] = value
+
+    assert compose_errors(doc) == [error]
+
+
+def test_the_env_example_names_both_token_variables_and_holds_no_token() -> None:
+    lines = (ROOT / "deploy" / "compose" / "env.example").read_text().splitlines()
+    entries = dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+    assert entries == dict.fromkeys(TOKENS.values(), "")

@@ -5,6 +5,7 @@ module proxy, the schemas kept locally (cluster/kube.py; `make k8s-tools`, `make
 
 from __future__ import annotations
 
+import base64
 import collections
 import functools
 import subprocess
@@ -20,6 +21,10 @@ from cluster.config import DAPR_VERSION, ROOT
 
 PRODUCTION = kube.CHART_VALUES[0]
 REDIS_SECRET = {"name": "redis-auth", "key": "redis-password"}  # in production-values.yaml
+# Dapr's two tokens: the pod annotation that names each one's Secret (key "token"), the
+# variable the injector sets from it on daprd and the chart on every app container
+TOKENS = {"dapr.io/api-token-secret": "DAPR_API_TOKEN", "dapr.io/app-token-secret": "APP_API_TOKEN"}
+TOKEN_VALUES = ("daprApiToken", "appApiToken")  # under `security` in values.yaml
 
 
 def _tools() -> None:
@@ -62,6 +67,48 @@ def _deployments(values: Path | None = None) -> dict[str, dict[str, Any]]:
         annotations = deployment["spec"]["template"]["metadata"]["annotations"]
         found[annotations["dapr.io/app-id"]] = deployment
     return found
+
+
+def _helm_template(*settings: str) -> subprocess.CompletedProcess[str]:
+    """`helm template` of the chart with `--set` settings (not cached: it may fail)."""
+    _tools()
+    argv = [str(kube.tool("helm")), "template", "orderflow", str(kube.CHART)]
+    for setting in settings:
+        argv += ["--set", setting]
+    return subprocess.run(argv, capture_output=True, text=True, check=False)
+
+
+def _pod_annotations(obj: dict[str, Any]) -> dict[str, str]:
+    metadata = obj.get("spec", {}).get("template", {}).get("metadata", {})
+    return metadata.get("annotations") or {}
+
+
+def _dapr_pods(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Every pod template Dapr's injector adds a sidecar to, by its object's kind/name."""
+    return {
+        f"{obj['kind']}/{obj['metadata']['name']}": obj["spec"]["template"]
+        for obj in objects
+        if _pod_annotations(obj).get("dapr.io/enabled") == "true"
+    }
+
+
+def _token_secrets(objects: list[dict[str, Any]]) -> dict[str, str]:
+    """The token of every Secret the release renders, decoded, by the Secret's name."""
+    return {
+        obj["metadata"]["name"]: base64.b64decode(obj["data"]["token"]).decode()
+        for obj in objects
+        if obj["kind"] == "Secret"
+    }
+
+
+def _token_secret_names(objects: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    """The (Dapr API token, app token) Secrets each Dapr pod names ("" for none), as a set:
+    one element when every pod names the same two."""
+    dapr, app = TOKENS
+    return {
+        (pod["metadata"]["annotations"].get(dapr, ""), pod["metadata"]["annotations"].get(app, ""))
+        for pod in _dapr_pods(objects).values()
+    }
 
 
 @pytest.mark.parametrize("values", [None, PRODUCTION], ids=["defaults", "production"])
@@ -206,3 +253,102 @@ def test_every_container_runs_unprivileged_with_probes() -> None:
         for probe in ("livenessProbe", "readinessProbe"):
             assert container[probe]["httpGet"]["path"] == "/healthz/app", (app, probe)
         assert container["resources"]["limits"]["memory"], app
+
+
+@pytest.mark.parametrize("values", [None, PRODUCTION], ids=["defaults", "production"])
+def test_every_dapr_pod_names_both_token_secrets_of_the_release_or_of_the_values(
+    values: Path | None,
+) -> None:
+    """One Dapr API token and one app token for the whole release: every pod's injector
+    annotations name the same two Secrets, each one the release renders (defaults) or the
+    one the values name (production-values.yaml: Secrets made beforehand)."""
+    objects = _objects(values)
+    security = yaml.safe_load(values.read_text())["security"] if values else {}
+    named = {token: security.get(token, {}).get("secretName") for token in TOKEN_VALUES}
+    rendered = _token_secrets(objects)
+
+    assert len(_dapr_pods(objects)) == len(_deployments(values)) == 5
+    ((dapr, app),) = _token_secret_names(objects)
+    assert dapr
+    assert app
+    assert dapr != app
+    pairs = ((dapr, "daprApiToken"), (app, "appApiToken"))
+    for secret, token in pairs:
+        assert secret in rendered or secret == named[token], secret
+    assert set(rendered) == {secret for secret, token in pairs if secret != named[token]}
+
+
+@pytest.mark.parametrize("values", [None, PRODUCTION], ids=["defaults", "production"])
+def test_every_app_container_gets_both_tokens_from_its_pods_secrets(
+    values: Path | None,
+) -> None:
+    """The injector gives the tokens to daprd only: each app container reads the same
+    two Secrets (key "token", the injector's) as its pod's annotations name."""
+    for name, pod in _dapr_pods(_objects(values)).items():
+        annotations = pod["metadata"]["annotations"]
+        for container in pod["spec"]["containers"]:
+            env = {e["name"]: e for e in container.get("env", [])}
+            for annotation, variable in TOKENS.items():
+                assert variable in env, (name, container["name"], variable)
+                assert env[variable] == {
+                    "name": variable,
+                    "valueFrom": {
+                        "secretKeyRef": {"name": annotations[annotation], "key": "token"}
+                    },
+                }, (name, container["name"])
+
+
+def test_by_default_the_release_makes_two_different_random_tokens() -> None:
+    objects = _objects()
+    tokens = _token_secrets(objects)
+    ((dapr, app),) = _token_secret_names(objects)
+
+    assert set(tokens) == {dapr, app}
+    for token in tokens.values():
+        # an HTTP header value, long enough not to be guessed
+        assert len(token) >= 32, token
+        assert token.isascii(), token
+        assert token.isalnum(), token
+    assert tokens[dapr] != tokens[app]
+    # made at random (lookup finds no Secret under `helm template`), not written in
+    again = _token_secrets(list(kube.documents(kube.rendered())))
+    assert set(again) == set(tokens)
+    assert not set(again.values()) & set(tokens.values())
+
+
+DEFAULT_TOKEN_SECRETS = ("orderflow-dapr-api-token", "orderflow-app-api-token")
+
+
+@pytest.mark.parametrize(
+    ("dapr", "app"),
+    [("ops-dapr", "ops-app"), ("ops-dapr", None), (None, "ops-app")],
+    ids=["both named", "dapr token named", "app token named"],
+)
+def test_a_named_token_secret_is_used_and_not_created(dapr: str | None, app: str | None) -> None:
+    settings = [
+        f"security.{token}.secretName={name}"
+        for token, name in zip(TOKEN_VALUES, (dapr, app), strict=True)
+        if name
+    ]
+    render = _helm_template(*settings)
+    assert render.returncode == 0, render.stderr
+    objects = list(kube.documents(render.stdout))
+    made = {
+        default
+        for default, named in zip(DEFAULT_TOKEN_SECRETS, (dapr, app), strict=True)
+        if not named
+    }
+
+    assert set(_token_secrets(objects)) == made
+    assert _token_secret_names(objects) == {
+        (dapr or DEFAULT_TOKEN_SECRETS[0], app or DEFAULT_TOKEN_SECRETS[1])
+    }
+
+
+def test_one_secret_for_both_tokens_is_refused() -> None:
+    render = _helm_template(
+        "security.daprApiToken.secretName=ops-token", "security.appApiToken.secretName=ops-token"
+    )
+
+    assert render.returncode != 0
+    assert 'both name the Secret "ops-token"' in render.stderr

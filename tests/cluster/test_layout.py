@@ -11,6 +11,7 @@ import yaml
 
 from cluster.config import HTTP_PROTOCOL, ROOT, ROUTER_TOPICS, ClusterConfig
 from cluster.local import LocalCluster, subscribed
+from cluster.tokens import read_tokens
 
 
 def _cluster(tmp_path: Path, *, replicas: int = 2) -> LocalCluster:
@@ -344,3 +345,25 @@ def test_the_daprd_gogc_is_a_setting_with_a_clear_refusal() -> None:
     for bad in ("0", "-5", "fast", "1.5", ""):
         with pytest.raises(ValueError, match="ORDERFLOW_DAPRD_GOGC"):
             ClusterConfig.from_env({"ORDERFLOW_DAPRD_GOGC": bad})
+
+
+def test_every_daprd_and_app_gets_the_clusters_two_tokens(tmp_path: Path) -> None:
+    cluster = _cluster(tmp_path)
+    tokens = cluster.tokens
+    dapr_side = {n: p for n, p in cluster.processes.items() if n.endswith("-daprd")}
+    apps = {
+        n.removesuffix("-daprd"): cluster.processes[n.removesuffix("-daprd")] for n in dapr_side
+    }
+
+    assert len(dapr_side) == len(cluster.config.apps()) >= 6
+    for proc in [*dapr_side.values(), *apps.values()]:
+        assert proc.env["DAPR_API_TOKEN"] == tokens.dapr, proc.name
+        assert proc.env["APP_API_TOKEN"] == tokens.app, proc.name
+    for name in ("redis", "placement", "scheduler", "prometheus", "zipkin"):
+        if name in cluster.processes:
+            assert "DAPR_API_TOKEN" not in cluster.processes[name].env, name
+    # kept in the state dir at once: any launcher over it (a restart, the detached
+    # watchdog, `make tokens`, a test's view of a cluster `up --detach` starts) has them
+    assert read_tokens(tmp_path / "state") == tokens
+    assert _cluster(tmp_path).tokens == tokens
+    assert _cluster(tmp_path / "elsewhere").tokens != tokens

@@ -83,7 +83,9 @@ def _fail_fast_on_dead_process(request: pytest.FixtureRequest) -> None:
 def gateway_sidecar(cluster: LocalCluster) -> Iterator[httpx.Client]:
     """The gateway's daprd: actor calls are placement-routed to the actor hosts."""
     with httpx.Client(
-        base_url=f"http://127.0.0.1:{cluster.app('gateway').http_port}", timeout=30
+        base_url=f"http://127.0.0.1:{cluster.app('gateway').http_port}",
+        timeout=30,
+        headers=cluster.tokens.sidecar_headers,  # the cluster's DAPR_API_TOKEN
     ) as c:
         yield c
 

@@ -44,6 +44,7 @@ async def test_actor_method_round_trip_through_the_sdk_actor_proxy(
 ) -> None:
     monkeypatch.setattr(settings, "DAPR_HTTP_PORT", cluster.app("gateway").http_port)
     monkeypatch.setattr(settings, "DAPR_RUNTIME_HOST", "127.0.0.1")
+    monkeypatch.setattr(settings, "DAPR_API_TOKEN", cluster.tokens.dapr)  # the SDK sends it
     proxy = ActorProxy.create(
         "BeaconActor", ActorId(uid), BeaconActorInterface, ActorProxyFactory()
     )

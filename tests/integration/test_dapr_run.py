@@ -35,10 +35,12 @@ def _ports_free(ports: list[int]) -> bool:
     return True
 
 
-def _free_offset(run_file: dict[str, Any]) -> int:
+def _free_offset(run_file: dict[str, Any], scratch: Path) -> int:
     for offset in OFFSETS:
         ports = [app[k] + offset for app in run_file["apps"] for k in PORT_KEYS]
-        infra = ClusterConfig(runtime_dir=ROOT, state_dir=ROOT, port_offset=offset, with_apps=False)
+        infra = ClusterConfig(
+            runtime_dir=ROOT, state_dir=scratch, port_offset=offset, with_apps=False
+        )
         procs = LocalCluster(infra).processes.values()
         if _ports_free(ports + [p for proc in procs for p in proc.ports]):
             return offset
@@ -69,8 +71,8 @@ def run_file() -> dict[str, Any]:
 
 
 @pytest.fixture
-def offset(run_file: dict[str, Any]) -> int:
-    return _free_offset(run_file)
+def offset(run_file: dict[str, Any], tmp_path: Path) -> int:
+    return _free_offset(run_file, tmp_path / "ports")  # its ports only
 
 
 @pytest.fixture
@@ -97,6 +99,8 @@ def test_dapr_run_f_starts_the_apps_and_an_actor_call_succeeds(
         "DAPR_RUNTIME_PATH": str(infra.config.runtime_dir / "dapr"),
         "ORDERFLOW_REDIS_HOST": f"127.0.0.1:{6380 + offset}",
         "DAPR_SCHEDULER_HOST_ADDRESS_DNS_A": f"127.0.0.1:{50006 + offset}",
+        # as `make dapr-run` exports them: the CLI's daprds and apps inherit both
+        **infra.tokens.env,
     }
     log = tmp_path / "dapr-run.log"
     with log.open("wb") as out:
@@ -111,7 +115,9 @@ def test_dapr_run_f_starts_the_apps_and_an_actor_call_succeeds(
     gateway = next(a for a in run_file["apps"] if a["appID"] == "gateway")
     try:
         with httpx.Client(
-            base_url=f"http://127.0.0.1:{gateway['daprHTTPPort']}", timeout=10
+            base_url=f"http://127.0.0.1:{gateway['daprHTTPPort']}",
+            timeout=10,
+            headers=infra.tokens.sidecar_headers,
         ) as client:
 
             def answered() -> bool:
@@ -127,6 +133,13 @@ def test_dapr_run_f_starts_the_apps_and_an_actor_call_succeeds(
                 raise AssertionError(f"{exc}; the CLI's log:\n{log_tail(log)}") from None
             assert cli.poll() is None, f"dapr run exited {cli.returncode}:\n{log_tail(log)}"
             assert call(client, "BeaconActor", "dapr-run", "Get")["ok"] is True
+            # the sidecars the CLI started took the token from the environment
+            refused = httpx.post(
+                f"http://127.0.0.1:{gateway['daprHTTPPort']}"
+                "/v1.0/actors/BeaconActor/dapr-run/method/Get",
+                timeout=10,
+            )
+            assert refused.status_code == 401, refused.text
     finally:
         _stop(cli)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import sys
@@ -232,6 +233,7 @@ def test_a_rebuild_from_scratch_produces_identical_read_models(
             str(cluster.app("projector").http_port),
         ],
         cwd=ROOT,
+        env={**os.environ, "DAPR_API_TOKEN": cluster.tokens.dapr},
         capture_output=True,
         text=True,
         timeout=120,

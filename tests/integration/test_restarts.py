@@ -48,7 +48,7 @@ def _use(cluster: LocalCluster, round_no: int) -> list[str]:
             resp = client.post("/orders", json=body, headers={"Idempotency-Key": key})
             assert resp.status_code == 202, resp.text
             placed.append(resp.headers["location"])
-    with httpx.Client(base_url=sidecar, timeout=30) as dapr:
+    with httpx.Client(base_url=sidecar, timeout=30, headers=cluster.tokens.sidecar_headers) as dapr:
         for n in range(4):  # reminders the scheduler holds across the restart
             arm = {"due_ms": 0, "period_ms": 1000}
             resp = dapr.post(f"/v1.0/actors/BeaconActor/beat-{n}/method/Arm", json=arm)
@@ -68,7 +68,9 @@ def _use(cluster: LocalCluster, round_no: int) -> list[str]:
 def _answers(cluster: LocalCluster, orders: list[str]) -> None:
     """An actor call answers through the gateway's sidecar, and every order is readable."""
     with httpx.Client(
-        base_url=f"http://127.0.0.1:{cluster.app('gateway').http_port}", timeout=30
+        base_url=f"http://127.0.0.1:{cluster.app('gateway').http_port}",
+        timeout=30,
+        headers=cluster.tokens.sidecar_headers,
     ) as dapr:
         assert touch(dapr, f"after-restart-{uuid.uuid4().hex[:8]}")["touches"] == 1
     with httpx.Client(
@@ -139,7 +141,9 @@ def test_a_killed_scheduler_is_restarted_only_once_it_schedules_reminders(
         # the restarted scheduler's cron had taken the lease over when restart returned
         assert scheduler.log_path.read_text().count("Cron is ready") == 2
         sidecar = f"http://127.0.0.1:{cluster.app('gateway').http_port}"
-        with httpx.Client(base_url=sidecar, timeout=30) as dapr:
+        with httpx.Client(
+            base_url=sidecar, timeout=30, headers=cluster.tokens.sidecar_headers
+        ) as dapr:
             actor_id = f"after-scheduler-kill-{uuid.uuid4().hex[:8]}"
             armed = call(dapr, "BeaconActor", actor_id, "Arm", {"due_ms": 0, "period_ms": 1000})
             assert armed["ok"], armed

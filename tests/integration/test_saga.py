@@ -164,7 +164,11 @@ def test_the_partner_ships_from_the_orders_stream_itself_and_its_daprd_subscribe
     with partner(cluster) as client:
         feed = client.get("/partner/stats").json()["feed"]
     app = cluster.app("shipping")
-    metadata = httpx.get(f"http://127.0.0.1:{app.http_port}/v1.0/metadata", timeout=10).json()
+    metadata = httpx.get(
+        f"http://127.0.0.1:{app.http_port}/v1.0/metadata",
+        timeout=10,
+        headers=cluster.tokens.sidecar_headers,
+    ).json()
     assert (feed["mode"], feed["group"], feed["consumer"]) == ("streams", "shipping", "shipping")
     assert feed["acked"] >= 1
     assert metadata.get("subscriptions", []) == []

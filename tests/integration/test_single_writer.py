@@ -45,7 +45,7 @@ def _hold_on(cluster: LocalCluster, via: str, sku: str, token: str) -> str:
         url = f"{_sidecar_url(cluster, via)}/v1.0/actors/{INVENTORY}/{sku}/method/Restock"
         # its sidecar is killed under it: the client sees the connection drop
         with contextlib.suppress(httpx.HTTPError):
-            httpx.post(url, json=body, timeout=150)
+            httpx.post(url, json=body, timeout=150, headers=cluster.tokens.sidecar_headers)
 
     threading.Thread(target=send, daemon=True).start()
     holders: list[str] = []
@@ -137,11 +137,13 @@ def test_an_order_whose_host_dies_right_after_the_save_still_reaches_a_terminal_
         "fault": "crash_after_save",
     }
     # Straight to the app, not through a sidecar: no retry may revive the order; after the
-    # crash only its deadline reminder can (it was registered before the save).
+    # crash only its deadline reminder can (it was registered before the save). The test
+    # stands in for daprd, so it carries the app token daprd would.
     url = f"{_app_url(cluster, host)}/actors/OrderActor/{order}/method/Place"
+    as_daprd = {"dapr-api-token": cluster.tokens.app}
     try:
         with pytest.raises(httpx.HTTPError):
-            httpx.put(url, content=json.dumps(body), timeout=30)
+            httpx.put(url, content=json.dumps(body), timeout=30, headers=as_daprd)
         wait_until(lambda: not cluster.processes[host].alive(), timeout=30, what=f"{host} to die")
     finally:
         cluster.restart(host)

@@ -81,6 +81,7 @@ class Calls:
             long_hold_ms=1500,
             long_share=0.02,
             timeout=5.0,
+            headers=cluster.tokens.sidecar_headers,
         )
         self.thread = threading.Thread(target=asyncio.run, args=(self.load.run(),), daemon=True)
 
@@ -110,7 +111,8 @@ def _freeze_during_a_round(cluster: LocalCluster) -> None:
 
 def _sidecars_routing(cluster: LocalCluster) -> dict[str, bool]:
     hosts = [a for a in cluster.config.apps() if a.actor_types]
-    return {f"{a.name}-daprd": routes_actors(a.http_port) for a in hosts}
+    auth = cluster.tokens.sidecar_headers
+    return {f"{a.name}-daprd": routes_actors(a.http_port, headers=auth) for a in hosts}
 
 
 def _assert_every_sidecar_routes(cluster: LocalCluster) -> None:

@@ -6,13 +6,14 @@ import asyncio
 import dataclasses
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import bench.__main__ as entry
-from bench import drivers, hop_cost, procfs
+from bench import drivers, harness, hop_cost, procfs
 from bench.__main__ import main, parse_args
 from bench.figures import (
     Box,
@@ -485,13 +486,18 @@ class _Answer:
 
 
 class _Session:
-    """Stands in for aiohttp's session inside the command drivers: records each POST."""
+    """Stands in for aiohttp's session inside the command drivers: records each POST
+    (and, apart, the headers each one carried)."""
 
     def __init__(self) -> None:
         self.posts: list[tuple[str, dict[str, Any]]] = []
+        self.headers: list[tuple[str, dict[str, str]]] = []
 
-    def post(self, url: str, *, json: dict[str, Any]) -> _Answer:
+    def post(
+        self, url: str, *, json: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> _Answer:
         self.posts.append((url, json))
+        self.headers.append((url, dict(headers or {})))
         return _Answer()
 
 
@@ -549,6 +555,49 @@ def test_command_runs_interleave_their_rounds_and_never_repeat_a_message_id(
     for way in out.values():  # the box over its three windows
         assert way.box is not None
         assert way.box.steal == pytest.approx(0.1)
+
+
+def test_every_command_call_straight_to_daprd_carries_its_api_token(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The bare actor's and the Deposit's calls to daprd carry the header (daprd answers
+    401 without it); the gateway's carry none: the gateway sends it to its own daprd."""
+    session, token = _Session(), {"dapr-api-token": "t0ken"}
+
+    async def run(request: Any, **kw: Any) -> Stats:
+        assert await request(session, 0)
+        return Stats(latencies=[0.01], elapsed=1.0)
+
+    async def quiet(pids: dict[str, int], **kw: Any) -> float:
+        return 0.0
+
+    monkeypatch.setattr(drivers, "run", run)
+    monkeypatch.setattr(drivers, "quiet", quiet)
+    monkeypatch.setattr(drivers, "CPU_TAIL_S", 0.0)
+
+    asyncio.run(
+        drivers.commands(
+            gateway="http://gw", dapr="http://d", duration=1.0, concurrency=1, rounds=1,
+            dapr_headers=token,
+        )
+    )  # fmt: skip
+
+    sent = {url.split("/")[-1]: headers for url, headers in session.headers}
+    assert sent == {"Touch": token, "Deposit": token, "deposit": {}}
+
+
+def test_the_workflow_peer_and_its_daprd_get_the_clusters_tokens_as_the_launcher_gives_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "mkdtemp", lambda prefix: str(tmp_path))  # the state dir
+    bench = harness.BenchCluster()
+    tokens = bench.cluster.tokens
+
+    daprd, app = bench.peer
+
+    assert bench.sidecar_headers == {"dapr-api-token": tokens.dapr}
+    for proc in (daprd, app, bench.cluster.processes["gateway-daprd"]):
+        assert {k: proc.env[k] for k in tokens.env} == tokens.env, proc.name
 
 
 def test_hop_cost_refuses_a_baseline_that_is_no_checkout(

@@ -507,3 +507,29 @@ async def test_paths_and_params_go_on_the_wire_as_aiohttp_sends_them(
         for actor_id in IDS
     ]
     assert sent == expected
+
+
+async def test_fixed_headers_go_with_every_request_and_stay_out_of_errors(app: Recorder) -> None:
+    token = {"dapr-api-token": "tok-123"}
+    async with pool_to(app.port, fixed_headers=token) as pool:
+        await pool.request("GET", "/a")
+        await pool.request("POST", "/b", content=b"x", headers={"x-extra": "1"})
+
+    assert [s.headers.get(b"dapr-api-token") for s in app.seen] == [b"tok-123", b"tok-123"]
+    assert app.seen[1].headers[b"x-extra"] == b"1"
+    async with pool_to(1, fixed_headers=token, connect_timeout=0.5) as closed:
+        with pytest.raises(Http1Error) as refused:
+            await closed.request("GET", "/")
+    assert "tok-123" not in str(refused.value)
+    with pytest.raises(ValueError, match="line break"):
+        Http1Pool("127.0.0.1", app.port, fixed_headers={"dapr-api-token": "a\r\nb"})
+
+
+async def test_the_sidecar_client_sends_the_apps_dapr_api_token(app: Recorder) -> None:
+    async with SidecarHTTP(app.port, api_token="tok-456") as with_token:
+        await with_token.request("GET", "/v1.0/metadata")
+    async with SidecarHTTP(app.port) as without:
+        await without.request("GET", "/v1.0/metadata")
+
+    assert app.seen[0].headers.get(b"dapr-api-token") == b"tok-456"
+    assert b"dapr-api-token" not in app.seen[1].headers

@@ -103,6 +103,45 @@ when it names one (the apps read the same key: ORDERFLOW_REDIS_PASSWORD).
 {{- end }}
 
 {{/*
+The Secret holding one of Dapr's two tokens (under key "token", the key Dapr's injector
+reads): (dict "root" $ "token" "daprApiToken") or "appApiToken". security.<token>.secretName
+when set, else the one templates/api-tokens.yaml creates: "<fullname>-dapr-api-token",
+"<fullname>-app-api-token".
+*/}}
+{{- define "orderflow.tokenSecretName" -}}
+{{- $named := dig .token "secretName" "" (.root.Values.security | default dict) }}
+{{- $named | default (printf "%s-%s" (include "orderflow.fullname" .root) (kebabcase .token)) }}
+{{- end }}
+
+{{/*
+The pod annotations by which Dapr's injector gives daprd both tokens: DAPR_API_TOKEN (it
+then refuses calls to its API without it, bar /v1.0/healthz) and APP_API_TOKEN (it sends
+it on every call to its app).
+*/}}
+{{- define "orderflow.tokenAnnotations" -}}
+dapr.io/api-token-secret: {{ include "orderflow.tokenSecretName" (dict "root" . "token" "daprApiToken") | quote }}
+dapr.io/app-token-secret: {{ include "orderflow.tokenSecretName" (dict "root" . "token" "appApiToken") | quote }}
+{{- end }}
+
+{{/*
+The same two tokens as an app container's EnvVars (the injector sets them on daprd only):
+the app sends DAPR_API_TOKEN to its daprd and answers 401 on the routes daprd calls
+without APP_API_TOKEN (actors/toolkit/apitoken.py).
+*/}}
+{{- define "orderflow.tokenEnv" -}}
+- name: DAPR_API_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "orderflow.tokenSecretName" (dict "root" . "token" "daprApiToken") | quote }}
+      key: token
+- name: APP_API_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "orderflow.tokenSecretName" (dict "root" . "token" "appApiToken") | quote }}
+      key: token
+{{- end }}
+
+{{/*
 A digest of the Dapr resources the sidecars load at start (components, resiliency,
 configuration): a pod annotation, so changing one of them restarts the pods.
 */}}
@@ -173,6 +212,8 @@ spec:
         dapr.io/log-as-json: "true"
         dapr.io/log-level: {{ $root.Values.dapr.logLevel | quote }}
         dapr.io/graceful-shutdown-seconds: {{ $root.Values.dapr.gracefulShutdownSeconds | quote }}
+        # the release's two tokens (values: security), from their Secrets
+        {{- include "orderflow.tokenAnnotations" $root | nindent 8 }}
         {{- with $root.Values.dapr.sidecarResources }}
         {{- if .cpuRequest }}
         dapr.io/sidecar-cpu-request: {{ .cpuRequest | quote }}
@@ -235,6 +276,8 @@ spec:
               value: "3500"
             - name: DAPR_GRPC_PORT
               value: "50001"
+            # the same two tokens as the pod's daprd (values: security)
+            {{- include "orderflow.tokenEnv" $root | nindent 12 }}
             # The apps read and write Redis themselves (actor state, streams, read models).
             - name: ORDERFLOW_REDIS_HOST
               value: {{ $root.Values.redis.host | quote }}

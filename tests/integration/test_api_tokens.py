@@ -1,0 +1,95 @@
+"""The Dapr API token and the app API token on the real cluster (cluster/tokens.py).
+
+Every daprd refuses a call to its API without the cluster's DAPR_API_TOKEN, and every app
+refuses a call on a route its daprd calls without the APP_API_TOKEN; the rest of the
+suite runs with both, so they are also what every other test's calls carry.
+"""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from cluster.local import LocalCluster
+
+NO_TOKEN: dict[str, str] = {}
+WRONG = {"dapr-api-token": "not-the-token"}
+
+
+@pytest.mark.parametrize("headers", [NO_TOKEN, WRONG], ids=["none", "wrong"])
+def test_every_sidecar_refuses_its_api_without_the_dapr_api_token(
+    cluster: LocalCluster, headers: dict[str, str], uid: str
+) -> None:
+    for app in cluster.config.apps():
+        base = f"http://127.0.0.1:{app.http_port}/v1.0"
+        actor = httpx.post(f"{base}/actors/BeaconActor/{uid}/method/Get", headers=headers)
+        meta = httpx.get(f"{base}/metadata", headers=headers)
+        publish = httpx.post(f"{base}/publish/pubsub/restocks", json={}, headers=headers)
+
+        assert (actor.status_code, meta.status_code, publish.status_code) == (401, 401, 401), (
+            app.name
+        )
+        assert "invalid api token" in actor.text
+        # its health stays open: probes and the launcher need no token
+        assert httpx.get(f"{base}/healthz").status_code == 204, app.name
+
+
+def test_with_the_token_a_sidecar_serves_the_call(cluster: LocalCluster, uid: str) -> None:
+    app = cluster.app("gateway")
+    resp = httpx.post(
+        f"http://127.0.0.1:{app.http_port}/v1.0/actors/BeaconActor/{uid}/method/Get",
+        headers=cluster.tokens.sidecar_headers,
+        timeout=30,
+    )
+
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["ok"] is True
+
+
+# (app, method, path): routes each app's daprd calls on it
+DAPR_FACING = [
+    ("actor-host-1", "PUT", "/actors/BeaconActor/{uid}/method/Get"),
+    ("actor-host-1", "PUT", "/actors/WalletActor/{uid}/method/remind/deadline"),
+    ("actor-host-2", "DELETE", "/actors/BeaconActor/{uid}"),
+    ("actor-host-1", "GET", "/dapr/config"),
+    ("actor-host-2", "POST", "/events/orders"),
+    ("projector", "POST", "/events/orders"),
+    ("projector", "GET", "/dapr/subscribe"),
+    ("shipping", "POST", "/events/orders"),
+    ("console", "POST", "/deadletters/inbox"),
+]
+
+
+@pytest.mark.parametrize(("name", "method", "path"), DAPR_FACING)
+@pytest.mark.parametrize("headers", [NO_TOKEN, WRONG], ids=["none", "wrong"])
+def test_an_app_refuses_a_call_on_a_daprd_route_from_anyone_but_its_sidecar(
+    cluster: LocalCluster, name: str, method: str, path: str, headers: dict[str, str], uid: str
+) -> None:
+    app = cluster.app(name)
+    resp = httpx.request(
+        method,
+        f"http://127.0.0.1:{app.app_port}{path.format(uid=uid)}",
+        json={"id": uid},
+        headers=headers,
+        timeout=10,
+    )
+
+    assert resp.status_code == 401, resp.text
+    assert resp.json()["title"] == "Unauthorized"
+
+
+@pytest.mark.parametrize("name", ["actor-host-1", "projector", "shipping", "console", "gateway"])
+def test_an_apps_probes_and_metrics_need_no_token(cluster: LocalCluster, name: str) -> None:
+    base = f"http://127.0.0.1:{cluster.app(name).app_port}"
+
+    assert httpx.get(f"{base}/healthz/app", timeout=10).status_code == 200
+    metrics = httpx.get(f"{base}/metrics", timeout=10)
+    assert metrics.status_code == 200
+    assert "# TYPE" in metrics.text
+
+
+def test_the_gateways_public_api_takes_no_dapr_token(cluster: LocalCluster, uid: str) -> None:
+    base = f"http://127.0.0.1:{cluster.app('gateway').app_port}"
+    resp = httpx.post(f"{base}/wallets/{uid}/deposit", json={"amount": 5}, timeout=30)
+
+    assert resp.status_code == 200, resp.text
