@@ -16,10 +16,15 @@ NOT_APPS = (*INFRA, *OPS, "dashboard")
 # what starts a sidecar again once it exits: the actor host's self-heal shuts a wedged
 # one down (actors/toolkit/sidecarprobe.py), and a crashed one must come back too
 RESTARTS = ("unless-stopped", "always")
-# Dapr's two tokens (actors/toolkit/apitoken.py): the variable every daprd and every app
-# gets, and the compose variable it comes from, required (`${NAME:?how to make one}`):
-# compose refuses to start without it, and no token is written in the file.
-TOKENS = {"DAPR_API_TOKEN": "ORDERFLOW_DAPR_API_TOKEN", "APP_API_TOKEN": "ORDERFLOW_APP_API_TOKEN"}
+# Dapr's two tokens (actors/toolkit/apitoken.py) and Redis's password: the variable every
+# daprd and every app gets, and the compose variable it comes from, required
+# (`${NAME:?how to make one}`): compose refuses to start without it, and no secret is
+# written in the file.
+TOKENS = {
+    "DAPR_API_TOKEN": "ORDERFLOW_DAPR_API_TOKEN",
+    "APP_API_TOKEN": "ORDERFLOW_APP_API_TOKEN",
+    "ORDERFLOW_REDIS_PASSWORD": "ORDERFLOW_REDIS_PASSWORD",
+}
 REQUIRED = re.compile(r"\$\{(?P<name>\w+):\?[^}]+\}")  # a whole value ${NAME:?message}
 
 
@@ -91,6 +96,8 @@ def compose_errors(doc: dict[str, Any]) -> list[str]:
         errors += _check_sidecar(name, services[name], services.get(f"{name}-dapr"))
         if services[name].get("build") and not (ROOT / "Dockerfile").exists():
             errors.append(f"{name}: builds from ., but there is no Dockerfile")
+    if "redis" in services:
+        errors += _check_redis(services["redis"])
     heal = ((services.get("actor-host") or {}).get("environment") or {}).get(
         "ORDERFLOW_SIDECAR_SELF_HEAL_S", "0"
     )
@@ -98,6 +105,22 @@ def compose_errors(doc: dict[str, Any]) -> list[str]:
         errors.append("actor-host: ORDERFLOW_SIDECAR_SELF_HEAL_S must be set (no watchdog here)")
     if "prometheus" in services:
         errors += _check_prometheus(services["prometheus"], {a: services[a] for a in apps})
+    return errors
+
+
+def _check_redis(redis: dict[str, Any]) -> list[str]:
+    """Redis asks for the password every daprd and app is given (requirepass from the
+    required ORDERFLOW_REDIS_PASSWORD), with AOF on and `appendfsync always`."""
+    errors = []
+    source = TOKENS["ORDERFLOW_REDIS_PASSWORD"]
+    required = REQUIRED.fullmatch(_environment(redis).get("ORDERFLOW_REDIS_PASSWORD", ""))
+    if required is None or required["name"] != source:
+        errors.append(f"redis: ORDERFLOW_REDIS_PASSWORD must be ${{{source}:?...}}")
+    command = " ".join(str(part) for part in redis.get("command") or [])
+    if "requirepass $$ORDERFLOW_REDIS_PASSWORD" not in command:
+        errors.append("redis: its command must set requirepass $$ORDERFLOW_REDIS_PASSWORD")
+    if "--appendfsync always" not in command or "--appendonly yes" not in command:
+        errors.append("redis: needs --appendonly yes --appendfsync always (durability)")
     return errors
 
 

@@ -6,6 +6,7 @@ import copy
 import json
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -249,3 +250,57 @@ def test_the_env_example_names_both_token_variables_and_holds_no_token() -> None
     entries = dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
 
     assert entries == dict.fromkeys(TOKENS.values(), "")
+
+
+def test_redis_asks_for_the_password_every_daprd_and_app_is_given() -> None:
+    redis = _doc()["services"]["redis"]
+    script = redis["command"][-1]
+
+    assert redis["environment"]["ORDERFLOW_REDIS_PASSWORD"].startswith(
+        "${ORDERFLOW_REDIS_PASSWORD:?"
+    )
+    assert "requirepass $$ORDERFLOW_REDIS_PASSWORD" in script  # compose's $$: sh expands it
+    assert "--appendfsync always" in script
+    assert "requirepass" not in " ".join(redis["command"][:-1])  # not an argument of its own
+
+
+@pytest.mark.parametrize(
+    ("edit", "error"),
+    [
+        (
+            lambda r: r["environment"].pop("ORDERFLOW_REDIS_PASSWORD"),
+            "redis: ORDERFLOW_REDIS_PASSWORD must be ${ORDERFLOW_REDIS_PASSWORD:?...}",
+        ),
+        (
+            lambda r: r.update(
+                command=["redis-server", "--appendonly", "yes", "--appendfsync", "always"]
+            ),
+            "redis: its command must set requirepass $$ORDERFLOW_REDIS_PASSWORD",
+        ),
+        (
+            lambda r: r["command"].__setitem__(
+                -1, r["command"][-1].replace("--appendfsync always", "--appendfsync everysec")
+            ),
+            "redis: needs --appendonly yes --appendfsync always (durability)",
+        ),
+    ],
+    ids=["no password variable", "no requirepass", "fsync everysec"],
+)
+def test_a_redis_without_the_password_or_fsync_is_reported(
+    edit: Callable[[dict[str, Any]], object], error: str
+) -> None:
+    doc, services = _doc_and_services()
+    edit(services["redis"])
+
+    assert compose_errors(doc) == [error]
+
+
+def test_an_app_without_the_redis_password_is_reported() -> None:
+    doc, services = _doc_and_services()
+    env = services["projector"]["environment"] = dict(services["projector"]["environment"])
+    del env["ORDERFLOW_REDIS_PASSWORD"]
+
+    assert compose_errors(doc) == [
+        "projector: no ORDERFLOW_REDIS_PASSWORD (every daprd and app needs it: "
+        "${ORDERFLOW_REDIS_PASSWORD:?...})"
+    ]

@@ -195,6 +195,7 @@ def test_the_components_are_the_local_ones_with_redis_from_the_values() -> None:
         assert mine.pop("redisHost") == "redis-master.data.svc.cluster.local:6379", name
         assert mine.pop("redisPassword") is None, name  # not a value: a reference
         same.pop("redisHost")
+        assert same.pop("redisPassword") is None, name  # locally a reference too (env store)
         assert mine == same, name
         (password,) = [m for m in ours["spec"]["metadata"] if m["name"] == "redisPassword"]
         assert password["secretKeyRef"] == REDIS_SECRET, name
