@@ -68,11 +68,12 @@ down: ## stop a cluster started with `make up`
 
 dapr-run: setup ## infrastructure from the launcher, apps through `dapr run -f dapr/dapr.yaml`
 	@$(PY) -m cluster up --detach --infra-only
-	@go_env="$$($(PY) -c 'from cluster.config import ClusterConfig as C; from cluster.tokens import read_tokens as t; c = C.from_env(); print(*(f"{k}={v}" for k, v in {**c.go_env, **t(c.state_dir).env}.items()))')" && \
-	  cd dapr && env $$go_env ORDERFLOW_REDIS_HOST=127.0.0.1:6380 DAPR_SCHEDULER_HOST_ADDRESS_DNS_A=127.0.0.1:50006 \
+	@go_env="$$($(PY) -c 'from cluster.config import ClusterConfig as C; c = C.from_env(); print(*(f"{k}={v}" for k, v in c.go_env.items()))')" && \
+	  secrets="$$($(PY) -m cluster tokens --env)" && \
+	  cd dapr && env $$go_env $$secrets ORDERFLOW_REDIS_HOST=127.0.0.1:6380 DAPR_SCHEDULER_HOST_ADDRESS_DNS_A=127.0.0.1:50006 \
 	  DAPR_RUNTIME_PATH=$(RUNTIME_DIR)/dapr $(RUNTIME_DIR)/dapr/.dapr/bin/dapr run -f dapr.yaml
 
-tokens: ## the local cluster's DAPR_API_TOKEN and APP_API_TOKEN as exports: eval "$$(make -s tokens)"
+tokens: ## the local cluster's Dapr tokens and gateway client keys as exports: eval "$$(make -s tokens)"
 	@$(PY) -m cluster tokens
 
 status: ## show the state of every cluster process

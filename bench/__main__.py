@@ -184,11 +184,11 @@ async def _soak(
     pids = bench.pids(peer=True)
     samples: dict[str, list[int]] = {name: [] for name in pids}
     tag = uuid.uuid4().hex[:8]
-    saga = drivers.orderflow_saga(bench.url("gateway"), tag)
+    saga = drivers.orderflow_saga(bench.url("gateway"), tag, headers=bench.gateway_headers)
     every, start = max(5.0, seconds / 20), time.perf_counter()
     next_note, next_sample = start, start + warmup
     async with drivers.session() as s:
-        await drivers.seed(s, bench.url("gateway"), tag)
+        await drivers.seed(s, bench.url("gateway"), tag, headers=bench.gateway_headers)
         tasks: set[asyncio.Task[str | None]] = set()
         for n in range(int(rate * (warmup + seconds))):
             await asyncio.sleep(max(0.0, start + n / rate - time.perf_counter()))
@@ -235,13 +235,14 @@ async def measure(
             concurrency=args.concurrency,
             pids=lambda: bench.pids(peer=False),
             dapr_headers=bench.sidecar_headers,  # what the gateway sends its daprd too
+            gateway_headers=bench.gateway_headers,  # its client key: the auth check counts
         )
         for run in report.commands.values():
             say(f"  {run.label}: {run.rate:.0f} req/s")
     tag = uuid.uuid4().hex[:8]
     async with drivers.session() as s:
-        await drivers.seed(s, bench.url("gateway"), tag)
-    ours = drivers.orderflow_saga(bench.url("gateway"), tag)
+        await drivers.seed(s, bench.url("gateway"), tag, headers=bench.gateway_headers)
+    ours = drivers.orderflow_saga(bench.url("gateway"), tag, headers=bench.gateway_headers)
     report.orderflow = await _steps(
         "Orderflow", ours, args=args, bench=bench, peer=False, say=say, rates=args.rate_list
     )

@@ -10,7 +10,10 @@ workflow's createdAt / lastUpdatedAt.
 
 Every call made straight to a daprd carries `dapr_headers` (the cluster's Dapr API token:
 BenchCluster.sidecar_headers); the gateway sends the same token to its own daprd, so the
-three command ways pay for it alike.
+three command ways pay for it alike. Every call to the gateway's API carries
+`gateway_headers` (the operator's client key: BenchCluster.gateway_headers), so the
+gateway's figures include its auth check (apps/gateway/auth.py) as production pays it;
+the calls straight to daprd never reach the gateway and pay for none.
 """
 
 from __future__ import annotations
@@ -61,13 +64,15 @@ async def commands(
     pids: Callable[[], dict[str, int]] = dict,
     rounds: int = COMMAND_ROUNDS,
     dapr_headers: Mapping[str, str] | None = None,
+    gateway_headers: Mapping[str, str] | None = None,
 ) -> dict[str, CommandRun]:
     """bare (BeaconActor.Touch), daprd (WalletActor.Deposit), gateway (POST deposit); with
     `pids`, the CPU each costs every process, per request. Each runs `duration` seconds in
     all, as `rounds` rounds of the three in turn (the order reversed every other round), so
     a drift of the machine's speed hits each alike. The calls to `dapr` carry
-    `dapr_headers`, as the gateway's own calls to its daprd carry the token."""
-    auth = dict(dapr_headers or {})
+    `dapr_headers`, as the gateway's own calls to its daprd carry the token; the calls to
+    `gateway` carry `gateway_headers` (its client key)."""
+    auth, client = dict(dapr_headers or {}), dict(gateway_headers or {})
     tag = uuid.uuid4().hex[:8]
     ids = itertools.count()  # run() numbers each run's requests from 0 again
 
@@ -88,7 +93,7 @@ async def commands(
 
     async def via_gateway(s: aiohttp.ClientSession, n: int) -> bool:
         async with s.post(
-            f"{gateway}/wallets/bench-{tag}-g{n % IDS}/deposit", json={"amount": 1}
+            f"{gateway}/wallets/bench-{tag}-g{n % IDS}/deposit", json={"amount": 1}, headers=client
         ) as resp:
             await resp.read()
             return resp.status == 200
@@ -173,22 +178,31 @@ def _lines(tag: str, n: int) -> list[dict[str, Any]]:
     return [{"sku": f"s{(n + k) % SKUS}-{tag}", "quantity": 1, "unit_price": 100} for k in range(2)]
 
 
-async def seed(s: aiohttp.ClientSession, gateway: str, tag: str) -> None:
-    """Stock the step's SKUs and fund its wallets generously (nothing is refused)."""
+async def seed(
+    s: aiohttp.ClientSession, gateway: str, tag: str, *, headers: Mapping[str, str] | None = None
+) -> None:
+    """Stock the step's SKUs and fund its wallets generously (nothing is refused), every
+    call carrying `headers` (the gateway's client key); an error answer raises."""
+    client = dict(headers or {})
     calls = [(f"/inventory/s{n}-{tag}/restock", {"quantity": 10**6}) for n in range(SKUS)]
     calls += [(f"/wallets/w{n}-{tag}/deposit", {"amount": 10**10}) for n in range(WALLETS)]
 
     async def post(path: str, body: dict[str, int]) -> None:
-        async with s.post(f"{gateway}{path}", json=body) as resp:
+        async with s.post(f"{gateway}{path}", json=body, headers=client) as resp:
             await resp.read()
+            resp.raise_for_status()  # a step over unstocked SKUs would measure refusals
 
     await asyncio.gather(*(post(path, body) for path, body in calls))
 
 
-def orderflow_saga(gateway: str, tag: str) -> Saga:
+def orderflow_saga(gateway: str, tag: str, *, headers: Mapping[str, str] | None = None) -> Saga:
+    """Orderflow's saga through the gateway's API, every call carrying `headers` (the
+    gateway's client key)."""
+    client = dict(headers or {})
+
     async def place(s: aiohttp.ClientSession, n: int) -> str | None:
         body = {"customer_id": f"w{n % WALLETS}-{tag}", "lines": _lines(tag, n)}
-        headers = {"Idempotency-Key": f"{tag}-{n}"}
+        headers = {**client, "Idempotency-Key": f"{tag}-{n}"}
         try:
             async with s.post(f"{gateway}/orders", json=body, headers=headers) as resp:
                 await resp.read()
@@ -197,11 +211,12 @@ def orderflow_saga(gateway: str, tag: str) -> Saga:
             return None
 
     async def done(s: aiohttp.ClientSession, location: str) -> bool:
-        async with s.get(f"{gateway}{location}") as resp:
+        async with s.get(f"{gateway}{location}", headers=client) as resp:
             return resp.status == 200 and (await resp.json()).get("status") in ORDER_DONE
 
     async def timing(s: aiohttp.ClientSession, location: str) -> Timing:
-        async with s.get(f"{gateway}{location}/history", params={"limit": "100"}) as resp:
+        url, params = f"{gateway}{location}/history", {"limit": "100"}
+        async with s.get(url, params=params, headers=client) as resp:
             events = (await resp.json())["events"] if resp.status == 200 else []
         at = {e["type"]: dt.datetime.fromisoformat(e["occurred_at"]) for e in events}
         return Timing(at.get("order.placed"), at.get("order.confirmed"), "order.cancelled" in at)

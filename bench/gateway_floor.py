@@ -9,6 +9,8 @@ workers three ways, interleaved round by round so the machine's drift hits each 
 straight to daprd, through the gateway (`POST /wallets/{id}/deposit`), through the
 forwarder. Every way carries the cluster's Dapr API token to daprd (the raw calls in a
 header, the gateway and the forwarder from DAPR_API_TOKEN, as the launcher gives it).
+The calls to the gateway carry the operator's client key, which it checks as in
+production (apps/gateway/auth.py); the forwarder stays bare: no key, no check.
 Prints each round, then each way's rate as a ratio to raw daprd's and the CPU µs per
 request of every process (utime + stime from /proc, from the first request until the
 cluster is quiet again, so the work an answer leaves behind counts). Asserts nothing.
@@ -57,16 +59,20 @@ def requests(bench: BenchCluster, floor_url: str, tag: str) -> dict[str, load.Re
             await resp.read()
             return resp.status == 200
 
-    def via(base: str, kind: str) -> load.Request:
+    def via(base: str, kind: str, headers: dict[str, str]) -> load.Request:
         async def request(s: aiohttp.ClientSession, n: int) -> bool:
             url = f"{base}/wallets/floor-{tag}-{kind}{n % 64}/deposit"
-            async with s.post(url, json={"amount": 1}) as resp:
+            async with s.post(url, json={"amount": 1}, headers=headers) as resp:
                 await resp.read()
                 return resp.status == 200
 
         return request
 
-    return {"raw daprd": raw, "gateway": via(gateway, "g"), "bare forwarder": via(floor_url, "f")}
+    return {
+        "raw daprd": raw,
+        "gateway": via(gateway, "g", bench.gateway_headers),
+        "bare forwarder": via(floor_url, "f", {}),
+    }
 
 
 async def measure(

@@ -5,7 +5,9 @@ on the way out, also on Ctrl-C, SIGTERM or an error. The peer's daprd reads its 
 resources dir (written here: the actor state store scoped to the peer's app id, the env
 secret store, the resiliency policies), so components/ stays the product's. The peer and
 its daprd get the cluster's two API tokens as the launcher gives them to its own
-processes, and every bench call to a daprd carries `sidecar_headers`.
+processes, and every bench call to a daprd carries `sidecar_headers`, every call to the
+gateway's API `gateway_headers` (the operator's key: the gateway checks it, as in
+production).
 """
 
 from __future__ import annotations
@@ -97,6 +99,12 @@ class BenchCluster:
     def sidecar_headers(self) -> dict[str, str]:
         """What every call to one of the cluster's daprds (the peer's too) carries."""
         return self.tokens.sidecar_headers
+
+    @property
+    def gateway_headers(self) -> dict[str, str]:
+        """What every call to the gateway's API carries: the operator's client key (every
+        route, no rate limit; cluster/tokens.py GatewayKeys)."""
+        return self.cluster.gateway_keys.headers()
 
     @property
     def peer_dapr(self) -> str:

@@ -17,7 +17,12 @@ process answering every request with a canned `WalletActor.Deposit` answer) serv
 
 Each gets a Dapr API token and an app token, as the launcher gives every app of a local
 cluster, so the hop sends the `dapr-api-token` header to the stand-in as it does to daprd
-(the stand-in checks nothing; a baseline from before the tokens sends none).
+(the stand-in checks nothing; a baseline from before the tokens sends none). The gateway
+gets a clients file (ORDERFLOW_GATEWAY_CLIENTS, written into the logs' temp dir: one
+operator, no rate limit) and every request to it carries that client's key, so its
+figures include the auth check (apps/gateway/auth.py) as production pays it. A baseline
+checkout without apps/gateway/auth.py runs open and gets no key (it says so); the bare
+forwarder stays bare.
 
 Each takes `POST /wallets/{id}/deposit` from `--workers` closed-loop workers (over the
 toolkit's `Http1Pool`, cheap next to the servers) for `--seconds`, interleaved round by
@@ -49,6 +54,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httptools
@@ -56,6 +62,7 @@ import uvloop
 
 from actors.toolkit import codec
 from actors.toolkit.http1 import Http1Pool
+from apps.gateway.auth import CLIENTS_ENV, OPERATOR, ClientsFile, ClientSpec, key_digest
 from bench import procfs
 from cluster.config import HTTP_PROTOCOL, ROOT
 from cluster.ports import any_free_port, can_bind
@@ -103,6 +110,17 @@ REQUESTS_PER_GAP = 300
 # the servers' tokens: as long as a cluster's (cluster/tokens.py), checked by nobody here
 TOKENS = ApiTokens(dapr=secrets.token_hex(32), app=secrets.token_hex(32))
 _HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n"
+AUTH_MODULE = Path("apps") / "gateway" / "auth.py"  # a checkout's gateway checks keys
+
+
+@dataclass(frozen=True)
+class Server:
+    """One server under measure: its process, its port, what every request to it carries
+    (the gateway's client key; nothing for a server that checks none)."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class _StandIn(asyncio.Protocol):
@@ -167,9 +185,21 @@ def _gaps(text: str) -> tuple[float, ...]:
     return gaps
 
 
-def _gateway(root: Path, port: int, dapr_port: int, log: Path) -> subprocess.Popen[bytes]:
-    """The gateway of the checkout at `root`, its log (stderr, at the cluster's level: an
-    order's "order accepted" line is part of its cost) written to `log`."""
+def write_clients(folder: Path, key: str) -> Path:
+    """A clients file in `folder` with one client, "ops": the operator (every route, no
+    rate limit), as the tools call a local cluster's gateway; its path."""
+    spec = ClientSpec(id="ops", scopes=[OPERATOR], key_sha256=key_digest(key), rate=None)
+    path = folder / "gateway-clients.json"
+    path.write_text(ClientsFile(clients=[spec]).model_dump_json(indent=2) + "\n")
+    return path
+
+
+def _gateway(
+    root: Path, *, port: int, dapr_port: int, log: Path, clients: Path | None
+) -> subprocess.Popen[bytes]:
+    """The gateway of the checkout at `root`, checking keys against the clients file
+    `clients` (None: open), its log (stderr, at the cluster's level: an order's "order
+    accepted" line is part of its cost) written to `log`."""
     env = {
         **os.environ,
         "DAPR_HTTP_PORT": str(dapr_port),
@@ -178,6 +208,9 @@ def _gateway(root: Path, port: int, dapr_port: int, log: Path) -> subprocess.Pop
         "PYTHONPATH": str(root),
         **TOKENS.env,  # as the launcher starts it: its calls to daprd carry the token
     }
+    env.pop(CLIENTS_ENV, None)  # never the shell's: this run's file, or none
+    if clients is not None:
+        env[CLIENTS_ENV] = str(clients)
     argv = [sys.executable, "-m", "uvicorn", "apps.gateway.main:create_app", "--factory"]
     argv += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
     argv += ["--log-level", "warning", "--http", HTTP_PROTOCOL]
@@ -186,17 +219,17 @@ def _gateway(root: Path, port: int, dapr_port: int, log: Path) -> subprocess.Pop
 
 
 async def _drive(
-    port: int, seconds: float, workers: int, gap_s: float = 0.0, command: str = "deposit"
+    server: Server, seconds: float, workers: int, gap_s: float = 0.0, command: str = "deposit"
 ) -> tuple[int, int]:
-    """(answered 2xx, other answers) from `workers` closed-loop workers sending `command`,
-    each waiting `gap_s` after every answer."""
-    pool = Http1Pool("127.0.0.1", port, max_connections=workers)
+    """(answered 2xx, other answers) from `workers` closed-loop workers sending `command`
+    (with the server's headers), each waiting `gap_s` after every answer."""
+    pool = Http1Pool("127.0.0.1", server.port, max_connections=workers)
     counts = [0, 0]
     stop = time.monotonic() + seconds
 
     async def worker(n: int) -> None:
         path, body, headers = COMMANDS[command](n)
-        headers = {**headers, "content-type": "application/json"}
+        headers = {**headers, **server.headers, "content-type": "application/json"}
         while time.monotonic() < stop:
             status, _ = await pool.request("POST", path, content=body, headers=headers)
             counts[not 200 <= status < 300] += 1
@@ -211,27 +244,24 @@ async def _drive(
 
 
 def _cpu_us(
-    server: tuple[subprocess.Popen[bytes], int],
+    server: Server,
     seconds: float,
     workers: int,
     gap_s: float = 0.0,
     command: str = "deposit",
 ) -> tuple[float, int, int]:
     """The server's own CPU µs per request over one drive; (µs, ok, other)."""
-    process, port = server
-    pid = {"server": process.pid}
+    pid = {"server": server.process.pid}
     before = procfs.cpu_ticks(pid)["server"]
-    ok, other = uvloop.run(_drive(port, seconds, workers, gap_s, command))
+    ok, other = uvloop.run(_drive(server, seconds, workers, gap_s, command))
     used = (procfs.cpu_ticks(pid)["server"] - before) / procfs.CLK_TCK
     return used * 1e6 / max(1, ok + other), ok, other
 
 
-def measure(
-    servers: dict[str, tuple[subprocess.Popen[bytes], int]], args: argparse.Namespace
-) -> None:
+def measure(servers: dict[str, Server], args: argparse.Namespace) -> None:
     names = list(servers)
     for name in names:  # warm each (imports done, connections open, caches filled)
-        uvloop.run(_drive(servers[name][1], 1.5, args.workers, command=args.command))
+        uvloop.run(_drive(servers[name], 1.5, args.workers, command=args.command))
     per_request: dict[str, list[float]] = {name: [] for name in names}
     for round_ in range(args.rounds):
         for name in names if round_ % 2 == 0 else names[::-1]:
@@ -249,13 +279,11 @@ def measure(
         print(f"{name:15} {median:22.1f} {median / base:10.2f}")
 
 
-def measure_gaps(
-    servers: dict[str, tuple[subprocess.Popen[bytes], int]], args: argparse.Namespace
-) -> None:
+def measure_gaps(servers: dict[str, Server], args: argparse.Namespace) -> None:
     """One worker; every gap in turn, each round (the order reversed every other round)."""
     names, gaps = list(servers), list(args.gaps_ms)
     for name in names:
-        uvloop.run(_drive(servers[name][1], 1.5, 1, command=args.command))
+        uvloop.run(_drive(servers[name], 1.5, 1, command=args.command))
     per_request: dict[tuple[str, float], list[float]] = {(n, g): [] for n in names for g in gaps}
     for round_ in range(args.rounds):
         for gap in gaps if round_ % 2 == 0 else gaps[::-1]:
@@ -281,6 +309,31 @@ def _listening(process: subprocess.Popen[bytes], port: int) -> Callable[[], bool
     return lambda: process.poll() is not None or not can_bind(port)
 
 
+def _gateways(
+    args: argparse.Namespace, *, ports: dict[str, int], dapr_port: int, folder: Path
+) -> dict[str, Server]:
+    """This checkout's gateway and, with --against, the baseline's: each checking the
+    operator's key (a clients file in `folder`) and sent it, or open where the checkout
+    has no apps/gateway/auth.py."""
+    key = secrets.token_urlsafe(32)
+    clients, auth = write_clients(folder, key), {"authorization": f"Bearer {key}"}
+    wanted = {"gateway": ROOT}
+    if args.against is not None:
+        wanted["baseline"] = args.against.resolve()
+    servers = {}
+    for name, root in wanted.items():
+        checks = (root / AUTH_MODULE).is_file()
+        if not checks:
+            print(f"{name} ({root}): no {AUTH_MODULE}, runs open: no clients file, no key")
+        log = folder / f"{name}.log"
+        port = ports[name]
+        process = _gateway(
+            root, port=port, dapr_port=dapr_port, log=log, clients=clients if checks else None
+        )
+        servers[name] = Server(process, port, auth if checks else {})
+    return servers
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.stand_in is not None:
@@ -295,11 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ports = {name: any_free_port() for name in ("gateway", "baseline", "bare forwarder")}
         logs = Path(tempfile.mkdtemp(prefix="hop_cost-"))
         print(f"the gateways' logs: {logs}", flush=True)
-        gateway = _gateway(ROOT, ports["gateway"], dapr_port, logs / "gateway.log")
-        servers = {"gateway": (gateway, ports["gateway"])}
-        if args.against is not None:
-            root, port = args.against.resolve(), ports["baseline"]
-            servers["baseline"] = (_gateway(root, port, dapr_port, logs / "baseline.log"), port)
+        servers = _gateways(args, ports=ports, dapr_port=dapr_port, folder=logs)
         if args.command == "deposit":  # the forwarder serves only the deposit
             port = ports["bare forwarder"]
             forward = [sys.executable, "-m", "bench.hopfloor", "--port", str(port)]
@@ -308,9 +357,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 env={**os.environ, **TOKENS.env},  # the gateway's token header: the same cost
                 cwd=ROOT,
             )
-            servers["bare forwarder"] = (forwarder, port)
-        processes += [process for process, _ in servers.values()]
-        for name, (process, port) in servers.items():
+            servers["bare forwarder"] = Server(forwarder, port)
+        processes += [server.process for server in servers.values()]
+        for name, server in servers.items():
+            process, port = server.process, server.port
             wait_until(_listening(process, port), timeout=30, what=f"{name} on port {port}")
             if process.poll() is not None:
                 raise SystemExit(f"{name} exited with {process.returncode} before it listened")

@@ -122,8 +122,9 @@ def _short(frame: str) -> str:
 async def _drive(bench: BenchCluster, rate: float, seconds: float) -> int:
     tag = uuid.uuid4().hex[:8]
     async with drivers.session() as s:
-        await drivers.seed(s, bench.url("gateway"), tag)
-        saga = drivers.orderflow_saga(bench.url("gateway"), tag)
+        gateway, headers = bench.url("gateway"), bench.gateway_headers
+        await drivers.seed(s, gateway, tag, headers=headers)
+        saga = drivers.orderflow_saga(gateway, tag, headers=headers)
         tasks, start = set(), time.perf_counter()
         for n in range(int(rate * seconds)):
             await asyncio.sleep(max(0.0, start + n / rate - time.perf_counter()))
@@ -137,13 +138,13 @@ async def _drive(bench: BenchCluster, rate: float, seconds: float) -> int:
 async def _deposit(bench: BenchCluster, workers: int, seconds: float) -> int:
     """Deposits through the gateway from `workers` in a closed loop; how many were answered
     inside the profiled window (the last `seconds - warm-up`) is counted by the caller."""
-    tag, gateway = uuid.uuid4().hex[:8], bench.url("gateway")
+    tag, gateway, headers = uuid.uuid4().hex[:8], bench.url("gateway"), bench.gateway_headers
     done = 0
 
     async def deposit(s: aiohttp.ClientSession, n: int) -> bool:
         nonlocal done
         url = f"{gateway}/wallets/profile-{tag}-{n % drivers.IDS}/deposit"
-        async with s.post(url, json={"amount": 1}) as resp:
+        async with s.post(url, json={"amount": 1}, headers=headers) as resp:
             await resp.read()
             done += resp.status == 200
             return resp.status == 200

@@ -82,6 +82,7 @@ class OrderLoad:
         seed: str,
         cancel_share: float = 0.0,
         workers: int = 12,
+        headers: Mapping[str, str] | None = None,  # the gateway client's key
     ) -> None:
         self.results = LoadResults()
         self._customers, self._skus = list(customers), list(skus)
@@ -93,7 +94,10 @@ class OrderLoad:
         self._abandon = threading.Event()
         self._slots = threading.BoundedSemaphore(workers)
         self._client = httpx.Client(
-            base_url=api_base, timeout=30, limits=httpx.Limits(max_connections=workers)
+            base_url=api_base,
+            timeout=30,
+            limits=httpx.Limits(max_connections=workers),
+            headers=headers,
         )
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="order-load")
         self._thread = threading.Thread(target=self._run, name="order-pacer", daemon=True)

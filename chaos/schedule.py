@@ -232,6 +232,7 @@ def under_load(cluster: LocalCluster, api: httpx.Client, run: Run, options: Opti
     faults = Faults(cluster)
     load = OrderLoad(
         str(api.base_url),
+        headers=cluster.gateway_keys.headers(),  # the operator (apps/gateway/auth.py)
         customers=list(run.seeded.funds),
         skus=list(run.seeded.stocked),
         rate=options.rate,
@@ -388,7 +389,8 @@ def run_chaos(options: Options) -> Run:
         gateway = f"http://127.0.0.1:{cluster.app('gateway').app_port}"
         shipping = f"http://127.0.0.1:{cluster.app('shipping').app_port}"
         streams = redis.Redis(port=cluster.config.redis_port, decode_responses=True)
-        with httpx.Client(base_url=gateway, timeout=30) as api:
+        operator = cluster.gateway_keys.headers()  # every route (apps/gateway/auth.py)
+        with httpx.Client(base_url=gateway, timeout=30, headers=operator) as api:
             settings = {"delay_ms": 50, "failure_rate": options.failure_rate}
             httpx.put(f"{shipping}/partner/settings", json=settings, timeout=10).raise_for_status()
             scale = max(1.0, options.duration * options.rate / 480)  # 1 at 60 s x 8/s

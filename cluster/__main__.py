@@ -17,7 +17,7 @@ from cluster.local import WATCHDOG, LocalCluster, stop_stages, wait_forever
 from cluster.pidfile import live_pids
 from cluster.ports import PortReservation
 from cluster.processes import ClusterError, Stopped, stop_in_stages
-from cluster.tokens import read_tokens, secrets_dir
+from cluster.tokens import keep_gateway_keys, read_tokens, secrets_dir
 from cluster.watchdog import for_cluster, watch_detached
 
 
@@ -126,9 +126,11 @@ def cmd_status(config: ClusterConfig) -> int:
     return 0 if len(live) == len(data["processes"]) else 1
 
 
-def cmd_tokens(config: ClusterConfig) -> int:
-    """The cluster's two Dapr tokens as shell exports: `eval "$(python -m cluster tokens)"`,
-    then `curl -H "dapr-api-token: $DAPR_API_TOKEN" ...` calls a sidecar's API."""
+def cmd_tokens(config: ClusterConfig, *, for_env: bool = False) -> int:
+    """The cluster's two Dapr tokens and the gateway's client keys as shell exports: `eval
+    "$(python -m cluster tokens)"`, then `curl -H "dapr-api-token: $DAPR_API_TOKEN" ...`
+    calls a sidecar's API, `curl -H "Authorization: Bearer $ORDERFLOW_GATEWAY_KEY" ...`
+    the gateway as its operator."""
     tokens = read_tokens(config.state_dir)
     if tokens is None:
         print(
@@ -136,7 +138,12 @@ def cmd_tokens(config: ClusterConfig) -> int:
             file=sys.stderr,
         )
         return 3
-    for name, value in tokens.env.items():
+    keys = keep_gateway_keys(config.state_dir)
+    if for_env:  # what `make dapr-run` hands the dapr CLI: its daprds and apps inherit it
+        run_env = {**tokens.env, "ORDERFLOW_GATEWAY_CLIENTS": str(keys.clients_file)}
+        print(" ".join(f"{name}={shlex.quote(value)}" for name, value in run_env.items()))
+        return 0
+    for name, value in {**tokens.env, **keys.env}.items():
         print(f"export {name}={shlex.quote(value)}")
     return 0
 
@@ -153,7 +160,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub.add_parser("status", help="show the cluster's processes")
     sub.add_parser(
-        "tokens", help="print the cluster's DAPR_API_TOKEN and APP_API_TOKEN as shell exports"
+        "tokens",
+        help="print the cluster's Dapr tokens and gateway client keys as shell exports",
+    ).add_argument(
+        "--env",
+        action="store_true",
+        help="NAME=value pairs for `env`: the two tokens and the gateway's clients file",
     )
     logs = sub.add_parser("logs", help="everything one order did, from every process's log")
     logs.add_argument("--order", required=True, help="the order id (ord-...)")
@@ -172,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "status":
             return cmd_status(config)
         if args.command == "tokens":
-            return cmd_tokens(config)
+            return cmd_tokens(config, for_env=args.env)
         if args.command == "watch":
             return watch_detached(config, report=lambda line: print(line, flush=True))
         if args.command == "logs":

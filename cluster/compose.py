@@ -26,6 +26,10 @@ TOKENS = {
     "ORDERFLOW_REDIS_PASSWORD": "ORDERFLOW_REDIS_PASSWORD",
 }
 REQUIRED = re.compile(r"\$\{(?P<name>\w+):\?[^}]+\}")  # a whole value ${NAME:?message}
+# The gateway's clients file (apps/gateway/auth.py): the variable the gateway reads its
+# path from, and the required compose variable naming the host file bound there (a bind
+# mount of a file that is not there would make Docker create a directory in its place).
+CLIENTS = ("ORDERFLOW_GATEWAY_CLIENTS", "ORDERFLOW_GATEWAY_CLIENTS_FILE")
 
 
 def _flag(command: list[str], name: str) -> str | None:
@@ -96,6 +100,8 @@ def compose_errors(doc: dict[str, Any]) -> list[str]:
         errors += _check_sidecar(name, services[name], services.get(f"{name}-dapr"))
         if services[name].get("build") and not (ROOT / "Dockerfile").exists():
             errors.append(f"{name}: builds from ., but there is no Dockerfile")
+    if "gateway" in services:
+        errors += _check_gateway_clients(services["gateway"])
     if "redis" in services:
         errors += _check_redis(services["redis"])
     heal = ((services.get("actor-host") or {}).get("environment") or {}).get(
@@ -121,6 +127,44 @@ def _check_redis(redis: dict[str, Any]) -> list[str]:
         errors.append("redis: its command must set requirepass $$ORDERFLOW_REDIS_PASSWORD")
     if "--appendfsync always" not in command or "--appendonly yes" not in command:
         errors.append("redis: needs --appendonly yes --appendfsync always (durability)")
+    return errors
+
+
+def _bind(volume: object) -> tuple[str, str, bool]:
+    """(source, target, read-only) of a service's volume, in the short or long syntax."""
+    if isinstance(volume, dict):
+        source, target = str(volume.get("source", "")), str(volume.get("target", ""))
+        return source, target, volume.get("read_only") is True
+    text = str(volume)
+    # a ${NAME:?message} source holds colons of its own
+    cut = text.index("}") + 1 if text.startswith("${") and "}" in text else text.find(":")
+    source, rest = text[:cut], text[cut:].removeprefix(":")
+    target, _, mode = rest.partition(":")
+    return source, target, "ro" in mode.split(",")
+
+
+def _check_gateway_clients(gateway: dict[str, Any]) -> list[str]:
+    """The gateway reads its clients file, bound read-only from the required variable:
+    without it, anyone who reaches port 8000 may call every route."""
+    variable, source = CLIENTS
+    how = f"${{{source}:?<how to make it: python -m apps.gateway.auth add ...>}}"
+    path = _environment(gateway).get(variable)
+    if not path:
+        return [f"gateway: no {variable} (without it the API is open to anyone): bind {how}"]
+    binds = [_bind(v) for v in gateway.get("volumes") or []]
+    found = [(src, read_only) for src, target, read_only in binds if target == path]
+    if not found:
+        return [f"gateway: {variable} is {path}, but nothing is mounted there: bind {how}"]
+    errors = []
+    (src, read_only), *_ = found
+    required = REQUIRED.fullmatch(src)
+    if required is None or required["name"] != source:
+        errors.append(
+            f"gateway: the clients file at {path} must come from {how}, a required variable "
+            "(a missing file would be mounted as a new directory)"
+        )
+    if not read_only:
+        errors.append(f"gateway: mount the clients file at {path} read-only")
     return errors
 
 

@@ -26,7 +26,7 @@ from cluster.processes import (
     stop_in_stages,
     wait_until,
 )
-from cluster.tokens import keep_tokens, new_tokens, secrets_dir
+from cluster.tokens import keep_gateway_keys, keep_tokens, new_tokens, secrets_dir
 
 READY_TIMEOUT = 60.0
 OPS_READY_TIMEOUT = 120.0  # Zipkin's JVM: ~6 s alone, 16 s or more beside a starting cluster
@@ -152,6 +152,8 @@ class LocalCluster:
         # a LocalCluster over a state dir (the launcher, a test before `up --detach`, the
         # detached watchdog, `make tokens`) has the same two.
         self.tokens = keep_tokens(config.state_dir, new_tokens())
+        # the gateway's clients (apps/gateway/auth.py): the tools call as "ops", the operator
+        self.gateway_keys = keep_gateway_keys(config.state_dir)
         self._define()
 
     # --- definition -------------------------------------------------------------
@@ -237,6 +239,8 @@ class LocalCluster:
             **self.config.extra_app_env,
             **self.config.app_env_by_name.get(app.name, {}),
         }
+        if app.app_id == "gateway":  # who may call its API (apps/gateway/auth.py)
+            env.setdefault("ORDERFLOW_GATEWAY_CLIENTS", str(self.gateway_keys.clients_file))
         argv = [
             sys.executable,
             *("-m", "uvicorn", app.target, "--factory"),
@@ -618,9 +622,10 @@ class LocalCluster:
             ("placement", f"127.0.0.1:{self.config.placement_port}"),
             ("scheduler", f"127.0.0.1:{self.config.scheduler_port}"),
             ("logs", str(self.config.log_dir)),
-            # every sidecar's API wants the header `dapr-api-token: $DAPR_API_TOKEN`
+            # every sidecar's API wants the header `dapr-api-token: $DAPR_API_TOKEN`, the
+            # gateway `Authorization: Bearer $ORDERFLOW_GATEWAY_KEY` (or another client's)
             (
-                "Dapr API tokens",
+                "tokens and gateway keys",
                 f'eval "$(make -s tokens)"  ({secrets_dir(self.config.state_dir)})',
             ),
         ]

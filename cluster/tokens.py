@@ -1,15 +1,19 @@
-"""A local cluster's two Dapr tokens, made once and kept in its state dir.
+"""A local cluster's secrets, made once and kept in its state dir (`secrets/`).
 
-Every daprd the launcher starts gets both (`DAPR_API_TOKEN`: it refuses calls to its API
-without it; `APP_API_TOKEN`: it sends it to its app), and so does every app
-(actors.toolkit.apitoken). Tools beside the cluster (the watchdog, chaos, the bench, the
-tests, `python -m cluster token`) read the same files. Restarting a process keeps them;
-`make clean` (a new state dir) makes new ones.
+Dapr's two tokens: every daprd the launcher starts gets both (`DAPR_API_TOKEN`: it
+refuses calls to its API without it; `APP_API_TOKEN`: it sends it to its app), and so
+does every app (actors.toolkit.apitoken). The gateway's client keys
+(apps/gateway/auth.py): one client per scope (GATEWAY_CLIENTS), their digests in the
+clients file the gateway reads. Tools beside the cluster (the watchdog, chaos, the bench,
+the tests, `python -m cluster tokens`) read the same files. Restarting a process keeps
+them; `make clean` (a new state dir) makes new ones.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import secrets
 from dataclasses import dataclass
@@ -24,6 +28,14 @@ from actors.toolkit.apitoken import (
 
 DAPR_API_TOKEN_FILE: Final = "dapr-api-token"
 APP_API_TOKEN_FILE: Final = "app-api-token"
+GATEWAY_CLIENTS_FILE: Final = "gateway-clients.json"
+# the local gateway's clients: (id, scope, rate, the variable `make tokens` exports its
+# key as). The tools (tests, chaos, the bench) call as the operator, without a limit.
+GATEWAY_CLIENTS: Final = (
+    ("ops", "operator", None, "ORDERFLOW_GATEWAY_KEY"),
+    ("storefront", "customer", {"per_second": 100, "burst": 200}, "ORDERFLOW_STOREFRONT_KEY"),
+    ("warehouse", "service", None, "ORDERFLOW_WAREHOUSE_KEY"),
+)
 
 
 @dataclass(frozen=True)
@@ -87,3 +99,39 @@ def _keep(path: Path, token: str) -> None:
             os.link(tmp, path)  # atomic, and never over a token already there
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class GatewayKeys:
+    keys: dict[str, str]  # client id -> its key
+    clients_file: Path  # what the gateway reads (ORDERFLOW_GATEWAY_CLIENTS)
+
+    def headers(self, client: str = "ops") -> dict[str, str]:
+        """What a call to the gateway as `client` carries (the operator by default)."""
+        return {"authorization": f"Bearer {self.keys[client]}"}
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Each key under the variable `make tokens` exports it as."""
+        return {variable: self.keys[client] for client, _, _, variable in GATEWAY_CLIENTS}
+
+
+def keep_gateway_keys(state_dir: Path) -> GatewayKeys:
+    """The local gateway's client keys, one file each in `<state_dir>/secrets/` (made if
+    absent), and the clients file with their digests, written from them."""
+    folder = secrets_dir(state_dir)
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    keys, clients = {}, []
+    for client, scope, rate, _ in GATEWAY_CLIENTS:
+        path = folder / f"gateway-key-{client}"
+        _keep(path, secrets.token_urlsafe(32))
+        keys[client] = path.read_text().strip()
+        digest = hashlib.sha256(keys[client].encode()).hexdigest()
+        clients.append({"id": client, "scopes": [scope], "key_sha256": digest, "rate": rate})
+    clients_file = folder / GATEWAY_CLIENTS_FILE
+    text = json.dumps({"clients": clients}, indent=2) + "\n"
+    if not clients_file.is_file() or clients_file.read_text() != text:
+        tmp = folder / f".{GATEWAY_CLIENTS_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+        tmp.write_text(text)
+        tmp.replace(clients_file)
+    return GatewayKeys(keys=keys, clients_file=clients_file)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -22,7 +24,7 @@ from actors.toolkit.redis_connection import (
     redis_password_from_env,
 )
 from actors.toolkit.sidecar import SidecarHTTP
-from apps.gateway import problems
+from apps.gateway import auth, problems
 from apps.gateway.fastpath import HotLane
 from apps.gateway.hotroutes import hot_routes
 from apps.gateway.middleware import MAX_BODY_BYTES, BodySizeLimit
@@ -50,10 +52,14 @@ class Settings:
     redis_password: str | None = None  # ORDERFLOW_REDIS_PASSWORD (actors.toolkit.redis_connection)
     read_model_prefix: str = DEFAULT_BASE
     dapr_api_token: str | None = None  # DAPR_API_TOKEN (actors.toolkit.apitoken)
+    # who may call the API (apps.gateway.auth); None: anyone who reaches the port
+    clients_file: Path | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
+        clients = os.environ.get(auth.CLIENTS_ENV)
         return cls(
+            clients_file=Path(clients) if clients else None,
             dapr_http_port=int(os.environ.get("DAPR_HTTP_PORT", "3500")),
             dapr_api_token=dapr_api_token_from_env(),
             redis_host=redis_host_from_env(),
@@ -66,8 +72,17 @@ class GatewayApp(FastAPI):
     # the hot commands' lane (apps/gateway/fastpath.py), set by create_app; None: every
     # request takes FastAPI's stack
     hot_lane: HotLane | None = None
+    # who may call (apps/gateway/auth.py), set by create_app; None: the API is open
+    auth_guard: auth.GatewayAuth | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        guard = self.auth_guard
+        if guard is not None and scope["type"] == "http":
+            await guard(scope, receive, send, self._serve)
+        else:
+            await self._serve(scope, receive, send)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         lane = self.hot_lane
         if lane is not None and (found := lane.match(scope)) is not None:
             await lane.serve(found, scope, receive, send, otherwise=super().__call__)
@@ -76,7 +91,12 @@ class GatewayApp(FastAPI):
 
     def openapi(self) -> dict[str, Any]:
         if self.openapi_schema is None:
-            problems.add_schemas(super().openapi())
+            schema = super().openapi()
+            problems.add_schemas(schema)
+            if self.auth_guard is not None:  # the docs' "Authorize" button takes the key
+                schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+                schemes["clientKey"] = {"type": "http", "scheme": "bearer"}
+                schema["security"] = [{"clientKey": []}]
         return super().openapi()
 
 
@@ -136,6 +156,14 @@ def create_app(
     app.add_middleware(HttpMetricsMiddleware, metrics=http_metrics)  # outermost: 413s too
     # ahead of all of it: the hot commands, answered as the routes and the layers above
     # would answer them
+    if settings.clients_file is not None:
+        clients = auth.load_clients(settings.clients_file)  # a bad file stops the start
+        app.auth_guard = auth.GatewayAuth(auth.Gatekeeper(clients), http_metrics)
+    else:
+        logging.getLogger("orderflow.gateway").warning(
+            "the API is open to anyone who reaches its port: %s is not set (apps/gateway/auth.py)",
+            auth.CLIENTS_ENV,
+        )
     app.hot_lane = HotLane(
         app,
         hot_routes(app, HOT_COMMANDS),

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from cluster import ops
-from cluster.compose import TOKENS, compose_errors
+from cluster.compose import CLIENTS, TOKENS, compose_errors
 from cluster.config import ROOT
 
 
@@ -245,15 +245,19 @@ def test_a_service_without_its_token_from_the_required_variable_is_reported(
     assert compose_errors(doc) == [error]
 
 
-def test_the_env_example_names_both_token_variables_and_holds_no_token() -> None:
-    lines = (ROOT / "deploy" / "compose" / "env.example").read_text().splitlines()
+def test_the_env_example_names_every_required_variable_and_holds_no_value() -> None:
+    text = (ROOT / "deploy" / "compose" / "env.example").read_text()
+    lines = text.splitlines()
     entries = dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
 
-    assert entries == dict.fromkeys(TOKENS.values(), "")
+    assert entries == dict.fromkeys([*TOKENS.values(), CLIENTS[1]], "")
+    assert "-m apps.gateway.auth add --file deploy/compose/gateway-clients.json" in text
 
 
 def test_redis_asks_for_the_password_every_daprd_and_app_is_given() -> None:
-    redis = _doc()["services"]["redis"]
+    services = _doc()["services"]
+    assert isinstance(services, dict)
+    redis = services["redis"]
     script = redis["command"][-1]
 
     assert redis["environment"]["ORDERFLOW_REDIS_PASSWORD"].startswith(
@@ -304,3 +308,105 @@ def test_an_app_without_the_redis_password_is_reported() -> None:
         "projector: no ORDERFLOW_REDIS_PASSWORD (every daprd and app needs it: "
         "${ORDERFLOW_REDIS_PASSWORD:?...})"
     ]
+
+
+CLIENTS_PATH = "/run/orderflow/gateway-clients.json"  # ORDERFLOW_GATEWAY_CLIENTS in compose
+
+
+def test_the_gateway_reads_its_clients_file_from_a_required_read_only_bind() -> None:
+    """Compose refuses to start without ORDERFLOW_GATEWAY_CLIENTS_FILE (its message says
+    how to make the file), and a wrong path is an error, not a directory made there."""
+    services = _doc()["services"]
+    assert isinstance(services, dict)
+    gateway = services["gateway"]
+    (volume,) = gateway["volumes"]
+
+    assert gateway["environment"][CLIENTS[0]] == CLIENTS_PATH
+    assert volume["type"] == "bind"
+    assert volume["target"] == CLIENTS_PATH
+    assert volume["read_only"] is True
+    assert volume["bind"]["create_host_path"] is False
+    assert volume["source"].startswith(f"${{{CLIENTS[1]}:?")
+    assert "apps.gateway.auth add --file deploy/compose/gateway-clients.json" in volume["source"]
+    # the gateway keeps every other variable of the apps' anchor
+    assert gateway["environment"].items() > services["shipping"]["environment"].items()
+    for name, service in services.items():
+        if name != "gateway":
+            assert CLIENTS[0] not in (service.get("environment") or {}), name
+
+
+def test_git_ignores_the_compose_clients_file() -> None:
+    ignored = (ROOT / ".gitignore").read_text().splitlines()
+
+    assert "deploy/compose/gateway-clients.json" in ignored
+
+
+def test_a_clients_file_given_in_the_short_syntax_is_found() -> None:
+    doc, services = _doc_and_services()
+    (volume,) = services["gateway"]["volumes"]
+    services["gateway"]["volumes"] = [f"{volume['source']}:{CLIENTS_PATH}:ro"]
+
+    assert compose_errors(doc) == []
+
+
+HOW = "${ORDERFLOW_GATEWAY_CLIENTS_FILE:?<how to make it: python -m apps.gateway.auth add ...>}"
+
+
+@pytest.mark.parametrize(
+    ("edit", "error"),
+    [
+        (
+            lambda g: g["environment"].pop("ORDERFLOW_GATEWAY_CLIENTS"),
+            "gateway: no ORDERFLOW_GATEWAY_CLIENTS (without it the API is open to anyone): "
+            f"bind {HOW}",
+        ),
+        (
+            lambda g: g.pop("volumes"),
+            f"gateway: ORDERFLOW_GATEWAY_CLIENTS is {CLIENTS_PATH}, but nothing is mounted "
+            f"there: bind {HOW}",
+        ),
+        (
+            lambda g: g["volumes"][0].update(target="/run/orderflow/clients.json"),
+            f"gateway: ORDERFLOW_GATEWAY_CLIENTS is {CLIENTS_PATH}, but nothing is mounted "
+            f"there: bind {HOW}",
+        ),
+        (
+            lambda g: g["volumes"][0].update(source="./deploy/compose/gateway-clients.json"),
+            f"gateway: the clients file at {CLIENTS_PATH} must come from {HOW}, a required "
+            "variable (a missing file would be mounted as a new directory)",
+        ),
+        (
+            lambda g: g["volumes"][0].update(
+                source="${ORDERFLOW_GATEWAY_CLIENTS_FILE:-./deploy/compose/gateway-clients.json}"
+            ),
+            f"gateway: the clients file at {CLIENTS_PATH} must come from {HOW}, a required "
+            "variable (a missing file would be mounted as a new directory)",
+        ),
+        (
+            lambda g: g["volumes"][0].pop("read_only"),
+            f"gateway: mount the clients file at {CLIENTS_PATH} read-only",
+        ),
+        (
+            lambda g: g.update(volumes=[f"${{ORDERFLOW_GATEWAY_CLIENTS_FILE:?x}}:{CLIENTS_PATH}"]),
+            f"gateway: mount the clients file at {CLIENTS_PATH} read-only",
+        ),
+    ],
+    ids=[
+        "no variable",
+        "no mount",
+        "mounted elsewhere",
+        "a fixed path",
+        "a default",
+        "writable",
+        "writable short syntax",
+    ],
+)
+def test_a_gateway_without_its_clients_file_from_the_required_variable_is_reported(
+    edit: Callable[[dict[str, Any]], object], error: str
+) -> None:
+    doc, services = _doc_and_services()
+    gateway = services["gateway"]
+    gateway["environment"] = dict(gateway["environment"])
+    edit(gateway)
+
+    assert compose_errors(doc) == [error]

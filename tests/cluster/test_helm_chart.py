@@ -69,11 +69,14 @@ def _deployments(values: Path | None = None) -> dict[str, dict[str, Any]]:
     return found
 
 
-def _helm_template(*settings: str) -> subprocess.CompletedProcess[str]:
-    """`helm template` of the chart with `--set` settings (not cached: it may fail)."""
+def _helm_template(
+    *settings: str, required: tuple[str, ...] = kube.REQUIRED_SETTINGS
+) -> subprocess.CompletedProcess[str]:
+    """`helm template` of the chart with `--set` settings after the ones the chart requires
+    (`required=()`: without them), not cached: it may fail."""
     _tools()
     argv = [str(kube.tool("helm")), "template", "orderflow", str(kube.CHART)]
-    for setting in settings:
+    for setting in (*required, *settings):
         argv += ["--set", setting]
     return subprocess.run(argv, capture_output=True, text=True, check=False)
 
@@ -115,7 +118,7 @@ def _token_secret_names(objects: list[dict[str, Any]]) -> set[tuple[str, str]]:
 def test_helm_lint_passes_strict(values: Path | None) -> None:
     _tools()
     argv = [str(kube.tool("helm")), "lint", "--strict", str(kube.CHART)]
-    argv += ["--values", str(values)] if values else []
+    argv += kube.values_args(values)
     lint = subprocess.run(argv, capture_output=True, text=True, check=False)
 
     assert lint.returncode == 0, lint.stdout + lint.stderr
@@ -353,3 +356,121 @@ def test_one_secret_for_both_tokens_is_refused() -> None:
 
     assert render.returncode != 0
     assert 'both name the Secret "ops-token"' in render.stderr
+
+
+GATEWAY_CLIENTS = "/etc/orderflow/gateway/clients.json"  # ORDERFLOW_GATEWAY_CLIENTS
+
+
+def _clients_secret(values: Path | None) -> str:
+    """The Secret of gateway clients a rendering names: the values file's, else the one
+    the check adds to the defaults (kube.REQUIRED_SETTINGS)."""
+    if values is not None:
+        name: str = yaml.safe_load(values.read_text())["gateway"]["clientsSecret"]["name"]
+        return name
+    (setting,) = kube.REQUIRED_SETTINGS
+    key, _, name = setting.partition("=")
+    assert key == "gateway.clientsSecret.name"
+    return name
+
+
+def _secret_volumes(pod: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The Secret volumes of a pod template, by volume name."""
+    return {v["name"]: v["secret"] for v in pod["spec"].get("volumes", []) if "secret" in v}
+
+
+def _clients_of(deployment: dict[str, Any]) -> tuple[str | None, list[dict[str, Any]]]:
+    """The app container's ORDERFLOW_GATEWAY_CLIENTS and its mounts of Secret volumes."""
+    pod = deployment["spec"]["template"]
+    container = pod["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    secrets = _secret_volumes(pod)
+    mounts = [m for m in container.get("volumeMounts", []) if m["name"] in secrets]
+    return env.get("ORDERFLOW_GATEWAY_CLIENTS"), mounts
+
+
+def _deployments_of(manifests: str) -> dict[str, dict[str, Any]]:
+    return {
+        obj["spec"]["template"]["metadata"]["annotations"]["dapr.io/app-id"]: obj
+        for obj in kube.documents(manifests)
+        if obj["kind"] in ("Deployment", "StatefulSet")
+    }
+
+
+@pytest.mark.parametrize("values", [None, PRODUCTION], ids=["defaults", "production"])
+def test_only_the_gateway_reads_its_clients_file_from_the_named_secret(
+    values: Path | None,
+) -> None:
+    """Mounted read-only, as the whole Secret volume (no subPath: the kubelet keeps it
+    current), readable by the pods' uid 10001 through their fsGroup and mode 0440."""
+    deployments = _deployments(values)
+    gateway = deployments.pop("gateway")
+    pod = gateway["spec"]["template"]
+    variable, mounts = _clients_of(gateway)
+
+    assert variable == GATEWAY_CLIENTS
+    (mount,) = mounts
+    assert mount["mountPath"] == str(Path(GATEWAY_CLIENTS).parent)
+    assert mount["readOnly"] is True
+    assert "subPath" not in mount
+    assert _secret_volumes(pod)[mount["name"]] == {
+        "secretName": _clients_secret(values),
+        "items": [{"key": "clients.json", "path": Path(GATEWAY_CLIENTS).name}],
+        "defaultMode": 0o440,
+    }
+    assert pod["spec"]["securityContext"]["fsGroup"] == 10001
+    for app, deployment in deployments.items():
+        assert _clients_of(deployment) == (None, []), app
+        assert _secret_volumes(deployment["spec"]["template"]) == {}, app
+
+
+def test_a_clients_secret_key_and_a_pod_without_fsgroup_are_followed() -> None:
+    render = _helm_template(
+        "gateway.clientsSecret.name=ops-clients",
+        "gateway.clientsSecret.key=gateway.json",
+        "podSecurityContext.fsGroup=null",
+    )
+    assert render.returncode == 0, render.stderr
+    gateway = _deployments_of(render.stdout)["gateway"]
+
+    (volume,) = _secret_volumes(gateway["spec"]["template"]).values()
+    assert volume["secretName"] == "ops-clients"
+    assert volume["items"] == [{"key": "gateway.json", "path": "clients.json"}]
+    assert volume["defaultMode"] == 0o444  # no fsGroup: root's file, read by "other"
+    assert _clients_of(gateway)[0] == GATEWAY_CLIENTS
+
+
+def test_rendering_without_a_clients_secret_fails_saying_how_to_make_one() -> None:
+    render = _helm_template(required=())
+
+    assert render.returncode != 0
+    for hint in (
+        "gateway.clientsSecret.name is required",
+        "python -m apps.gateway.auth add --file clients.json --id ",
+        "--scope customer",
+        "kubectl -n default create secret generic orderflow-gateway-clients "
+        "--from-file=clients.json",
+        "--set gateway.clientsSecret.name=orderflow-gateway-clients",
+        "--set gateway.allowAnonymous=true",
+    ):
+        assert hint in render.stderr, hint
+
+
+def test_allow_anonymous_renders_an_open_gateway_without_a_clients_file() -> None:
+    render = _helm_template("gateway.allowAnonymous=true", required=())
+    assert render.returncode == 0, render.stderr
+    deployments = _deployments_of(render.stdout)
+
+    assert len(deployments) == 5
+    for app, deployment in deployments.items():
+        assert _clients_of(deployment) == (None, []), app
+    assert kube.kubeconform(render.stdout).returncode == 0
+
+
+def test_a_clients_secret_and_allow_anonymous_together_are_refused() -> None:
+    render = _helm_template("gateway.allowAnonymous=true")
+
+    assert render.returncode != 0
+    assert (
+        'gateway.clientsSecret.name ("orderflow-gateway-clients") and '
+        "gateway.allowAnonymous=true: choose one"
+    ) in render.stderr

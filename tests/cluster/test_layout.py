@@ -367,3 +367,13 @@ def test_every_daprd_and_app_gets_the_clusters_two_tokens(tmp_path: Path) -> Non
     assert read_tokens(tmp_path / "state") == tokens
     assert _cluster(tmp_path).tokens == tokens
     assert _cluster(tmp_path / "elsewhere").tokens != tokens
+
+
+def test_the_gateway_alone_reads_the_clusters_clients_file(tmp_path: Path) -> None:
+    cluster = _cluster(tmp_path)
+    keys = cluster.gateway_keys
+    env = {name: proc.env for name, proc in cluster.processes.items()}
+
+    assert env["gateway"]["ORDERFLOW_GATEWAY_CLIENTS"] == str(keys.clients_file)
+    assert [n for n, e in env.items() if "ORDERFLOW_GATEWAY_CLIENTS" in e] == ["gateway"]
+    assert _cluster(tmp_path).gateway_keys == keys  # kept across launchers

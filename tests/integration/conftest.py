@@ -94,7 +94,8 @@ def gateway_sidecar(cluster: LocalCluster) -> Iterator[httpx.Client]:
 def api(cluster: LocalCluster) -> Iterator[httpx.Client]:
     """The gateway's public HTTP API (its app port, not its sidecar)."""
     base = f"http://127.0.0.1:{cluster.app('gateway').app_port}"
-    with httpx.Client(base_url=base, timeout=60) as client:
+    # as its operator: every route, no rate limit (apps/gateway/auth.py)
+    with httpx.Client(base_url=base, timeout=60, headers=cluster.gateway_keys.headers()) as client:
         yield client
 
 

@@ -88,8 +88,53 @@ def test_an_apps_probes_and_metrics_need_no_token(cluster: LocalCluster, name: s
     assert "# TYPE" in metrics.text
 
 
-def test_the_gateways_public_api_takes_no_dapr_token(cluster: LocalCluster, uid: str) -> None:
+def test_the_gateways_public_api_takes_a_client_key_not_a_dapr_token(
+    cluster: LocalCluster, uid: str
+) -> None:
     base = f"http://127.0.0.1:{cluster.app('gateway').app_port}"
-    resp = httpx.post(f"{base}/wallets/{uid}/deposit", json={"amount": 5}, timeout=30)
+    path = f"{base}/wallets/{uid}/deposit"
+    keys = cluster.gateway_keys
 
-    assert resp.status_code == 200, resp.text
+    anonymous = httpx.post(path, json={"amount": 5}, timeout=30)
+    with_dapr_token = httpx.post(
+        path, json={"amount": 5}, timeout=30, headers=cluster.tokens.sidecar_headers
+    )
+    storefront = httpx.post(
+        path, json={"amount": 5}, timeout=30, headers=keys.headers("storefront")
+    )
+    warehouse = httpx.post(path, json={"amount": 5}, timeout=30, headers=keys.headers("warehouse"))
+    wallet = httpx.get(
+        f"{base}/wallets/{uid}?consistency=strong", headers=keys.headers(), timeout=30
+    )
+
+    assert (anonymous.status_code, with_dapr_token.status_code) == (401, 401)
+    assert anonymous.headers["www-authenticate"] == 'Bearer realm="orderflow"'
+    assert storefront.status_code == 403, storefront.text  # a customer client may not deposit
+    assert warehouse.status_code == 200, warehouse.text  # a service may
+    assert wallet.json()["balance"] == 5  # the refused ones changed nothing
+    read = httpx.get(f"{base}/wallets/{uid}", headers=keys.headers("storefront"), timeout=30)
+    assert read.headers["ratelimit-limit"] == "200"  # a limited client's answers carry its rate
+    assert int(read.headers["ratelimit-remaining"]) < 200
+
+
+def test_a_storefront_places_an_order_a_warehouse_may_not(cluster: LocalCluster, uid: str) -> None:
+    base = f"http://127.0.0.1:{cluster.app('gateway').app_port}"
+    keys = cluster.gateway_keys
+    order = {
+        "customer_id": f"c-{uid}",
+        "lines": [{"sku": f"s-{uid}", "quantity": 1, "unit_price": 1}],
+    }
+
+    def place(client: str) -> httpx.Response:
+        headers = {**keys.headers(client), "idempotency-key": f"{client}-{uid}"}
+        return httpx.post(f"{base}/orders", json=order, headers=headers, timeout=30)
+
+    assert place("warehouse").status_code == 403
+    placed = place("storefront")
+    assert placed.status_code == 202, placed.text
+    assert (
+        httpx.get(
+            f"{base}{placed.headers['location']}", headers=keys.headers("warehouse"), timeout=30
+        ).status_code
+        == 200
+    )  # a service reads orders

@@ -99,8 +99,9 @@ def test_dapr_run_f_starts_the_apps_and_an_actor_call_succeeds(
         "DAPR_RUNTIME_PATH": str(infra.config.runtime_dir / "dapr"),
         "ORDERFLOW_REDIS_HOST": f"127.0.0.1:{6380 + offset}",
         "DAPR_SCHEDULER_HOST_ADDRESS_DNS_A": f"127.0.0.1:{50006 + offset}",
-        # as `make dapr-run` exports them: the CLI's daprds and apps inherit both
+        # as `make dapr-run` exports them: the CLI's daprds and apps inherit them
         **infra.tokens.env,
+        "ORDERFLOW_GATEWAY_CLIENTS": str(infra.gateway_keys.clients_file),
     }
     log = tmp_path / "dapr-run.log"
     with log.open("wb") as out:
@@ -140,6 +141,11 @@ def test_dapr_run_f_starts_the_apps_and_an_actor_call_succeeds(
                 timeout=10,
             )
             assert refused.status_code == 401, refused.text
+            # and the gateway the CLI started asks its clients for a key
+            api = f"http://127.0.0.1:{gateway['appPort']}/inventory/dapr-run"
+            assert httpx.get(api, timeout=10).status_code == 401
+            keyed = httpx.get(api, timeout=10, headers=infra.gateway_keys.headers())
+            assert keyed.status_code != 401, keyed.text
     finally:
         _stop(cli)
 

@@ -29,7 +29,7 @@ def _use(cluster: LocalCluster, round_no: int) -> list[str]:
     api = f"http://127.0.0.1:{cluster.app('gateway').app_port}"
     sidecar = f"http://127.0.0.1:{cluster.app('gateway').http_port}"
     placed = []
-    with httpx.Client(base_url=api, timeout=30) as client:
+    with httpx.Client(base_url=api, timeout=30, headers=cluster.gateway_keys.headers()) as client:
         for customer in CUSTOMERS:
             resp = client.post(f"/wallets/{customer}/deposit", json={"amount": 100_000})
             assert resp.status_code == 200, resp.text
@@ -74,7 +74,9 @@ def _answers(cluster: LocalCluster, orders: list[str]) -> None:
     ) as dapr:
         assert touch(dapr, f"after-restart-{uuid.uuid4().hex[:8]}")["touches"] == 1
     with httpx.Client(
-        base_url=f"http://127.0.0.1:{cluster.app('gateway').app_port}", timeout=30
+        base_url=f"http://127.0.0.1:{cluster.app('gateway').app_port}",
+        timeout=30,
+        headers=cluster.gateway_keys.headers(),
     ) as api:
         for location in orders:
             resp = api.get(location)
@@ -103,7 +105,9 @@ def test_a_used_cluster_comes_back_up_after_each_stop_and_stops_without_sigkill(
             ups.append(time.monotonic() - started)
             _answers(cluster, orders)
         with httpx.Client(
-            base_url=f"http://127.0.0.1:{cluster.app('gateway').app_port}", timeout=60
+            base_url=f"http://127.0.0.1:{cluster.app('gateway').app_port}",
+            timeout=60,
+            headers=cluster.gateway_keys.headers(),
         ) as api:  # the saga still runs end to end after the restarts
             final = api.get(_use(cluster, RESTARTS)[0], params={"wait": 30}).json()
             assert final["status"] in ("shipped", "cancelled"), final

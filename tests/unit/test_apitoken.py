@@ -24,7 +24,8 @@ from actors.toolkit.apitoken import (
     sidecar_headers,
 )
 from actors.toolkit.fastpath import Answer, FastRoute, FastRoutes
-from cluster.tokens import keep_tokens, new_tokens, read_tokens, secrets_dir
+from apps.gateway.auth import key_digest, load_clients
+from cluster.tokens import keep_gateway_keys, keep_tokens, new_tokens, read_tokens, secrets_dir
 
 TOKEN = "s3cr3t-app-token"
 
@@ -170,3 +171,28 @@ def test_an_emptied_token_file_is_an_error_not_an_open_sidecar(tmp_path: Path) -
 
     with pytest.raises(ValueError, match="delete it"):
         read_tokens(tmp_path)
+
+
+def test_the_local_gateway_keys_match_the_clients_file_the_gateway_reads(tmp_path: Path) -> None:
+    keys = keep_gateway_keys(tmp_path)
+    clients = {c.id: c for c in load_clients(keys.clients_file)}
+
+    assert sorted(clients) == ["ops", "storefront", "warehouse"]
+    assert [clients[c].scopes for c in ("ops", "storefront", "warehouse")] == [
+        ["operator"],
+        ["customer"],
+        ["service"],
+    ]
+    for client, key in keys.keys.items():
+        assert clients[client].key_sha256 == key_digest(key)
+        assert key not in keys.clients_file.read_text()
+        assert (
+            stat.S_IMODE((secrets_dir(tmp_path) / f"gateway-key-{client}").stat().st_mode) == 0o600
+        )
+    assert keys.headers() == {"authorization": f"Bearer {keys.keys['ops']}"}
+    assert keep_gateway_keys(tmp_path) == keys  # kept, not made again
+    assert set(keys.env) == {
+        "ORDERFLOW_GATEWAY_KEY",
+        "ORDERFLOW_STOREFRONT_KEY",
+        "ORDERFLOW_WAREHOUSE_KEY",
+    }

@@ -8,12 +8,15 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, ClassVar
 
+import aiohttp
 import pytest
 
 import bench.__main__ as entry
-from bench import drivers, harness, hop_cost, procfs
+from apps.gateway import auth
+from bench import drivers, gateway_floor, harness, hop_cost, procfs
 from bench.__main__ import main, parse_args
 from bench.figures import (
     Box,
@@ -32,6 +35,7 @@ from bench.figures import (
 from bench.load import Stats
 from bench.procfs import box_sample, parse_cpu_line, parse_psi_some, stat_ticks, switch_count
 from bench.report import Report, command_cpu_rows, cpu_step, render
+from cluster.config import ROOT
 
 RULE = SustainRule(min_fraction=0.95, p99_bound_ms=1000)
 
@@ -470,7 +474,10 @@ def test_without_the_peer_the_workflow_comparisons_say_so_rather_than_met() -> N
 
 
 class _Answer:
-    status = 200
+    def __init__(self) -> None:
+        self.status = 200
+        self.headers: dict[str, str] = {}
+        self.body: dict[str, Any] = {"ok": True}
 
     async def __aenter__(self) -> _Answer:
         return self
@@ -482,7 +489,11 @@ class _Answer:
         return b"{}"
 
     async def json(self, content_type: str | None = None) -> dict[str, Any]:
-        return {"ok": True}
+        return self.body
+
+    def raise_for_status(self) -> None:
+        if self.status >= 400:
+            raise aiohttp.ClientResponseError(None, (), status=self.status)  # type: ignore[arg-type]
 
 
 class _Session:
@@ -557,12 +568,15 @@ def test_command_runs_interleave_their_rounds_and_never_repeat_a_message_id(
         assert way.box.steal == pytest.approx(0.1)
 
 
-def test_every_command_call_straight_to_daprd_carries_its_api_token(
+def test_every_command_call_carries_the_header_of_what_it_calls(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The bare actor's and the Deposit's calls to daprd carry the header (daprd answers
-    401 without it); the gateway's carry none: the gateway sends it to its own daprd."""
+    """The bare actor's and the Deposit's calls to daprd carry its API token (daprd answers
+    401 without it) and no client key (they never reach the gateway); the gateway's carry
+    the client key (the gateway answers 401 without it) and no token: the gateway sends
+    that to its own daprd."""
     session, token = _Session(), {"dapr-api-token": "t0ken"}
+    key = {"authorization": "Bearer k3y"}
 
     async def run(request: Any, **kw: Any) -> Stats:
         assert await request(session, 0)
@@ -578,12 +592,92 @@ def test_every_command_call_straight_to_daprd_carries_its_api_token(
     asyncio.run(
         drivers.commands(
             gateway="http://gw", dapr="http://d", duration=1.0, concurrency=1, rounds=1,
-            dapr_headers=token,
+            dapr_headers=token, gateway_headers=key,
         )
     )  # fmt: skip
 
     sent = {url.split("/")[-1]: headers for url, headers in session.headers}
-    assert sent == {"Touch": token, "Deposit": token, "deposit": {}}
+    assert sent == {"Touch": token, "Deposit": token, "deposit": key}
+
+
+class _GatewaySession:
+    """Stands in for aiohttp's session before the gateway's API: records every call's
+    (method, url, headers) and answers as the gateway does for a shipped order."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, dict[str, str]]] = []
+
+    def post(self, url: str, *, json: Any, headers: dict[str, str] | None = None) -> _Answer:
+        self.calls.append(("POST", url, dict(headers or {})))
+        answer = _Answer()
+        if url.endswith("/orders"):
+            answer.status, answer.headers = 202, {"location": "/orders/o1"}
+        return answer
+
+    def get(
+        self, url: str, *, params: Any = None, headers: dict[str, str] | None = None
+    ) -> _Answer:
+        self.calls.append(("GET", url, dict(headers or {})))
+        answer = _Answer()
+        answer.body = {"status": "shipped", "events": []}
+        return answer
+
+
+def test_the_seed_and_every_call_of_the_saga_driver_carry_the_gateways_client_key() -> None:
+    """Restock, deposit, place, poll and the history read: every call to the gateway
+    carries the key (a call without one is answered 401), the place its idempotency key
+    beside it."""
+    session, key = _GatewaySession(), {"authorization": "Bearer k3y"}
+    saga = drivers.orderflow_saga("http://gw", "t", headers=key)
+
+    async def drive() -> None:
+        await drivers.seed(session, "http://gw", "t", headers=key)  # type: ignore[arg-type]
+        location = await saga.place(session, 7)  # type: ignore[arg-type]
+        assert location == "/orders/o1"
+        assert await saga.done(session, location)  # type: ignore[arg-type]
+        await saga.timing(session, location)  # type: ignore[arg-type]
+
+    asyncio.run(drive())
+
+    paths = {url.removeprefix("http://gw").split("/")[1] for _, url, _ in session.calls}
+    assert paths == {"inventory", "wallets", "orders"}
+    assert len(session.calls) == drivers.SKUS + drivers.WALLETS + 3
+    for method, url, headers in session.calls:
+        assert headers.get("authorization") == "Bearer k3y", (method, url)
+    placed = [h for m, url, h in session.calls if m == "POST" and url.endswith("/orders")]
+    assert placed == [{**key, "Idempotency-Key": "t-7"}]
+
+
+def test_a_seed_the_gateway_refuses_stops_the_run_rather_than_measure_refusals() -> None:
+    session = _GatewaySession()
+
+    def refused(url: str, *, json: Any, headers: dict[str, str] | None = None) -> _Answer:
+        answer = _Answer()
+        answer.status = 401
+        return answer
+
+    session.post = refused  # type: ignore[method-assign]
+
+    with pytest.raises(aiohttp.ClientResponseError):
+        asyncio.run(drivers.seed(session, "http://gw", "t"))  # type: ignore[arg-type]
+
+
+def test_the_bench_calls_its_gateway_as_the_operator_the_launcher_lets_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "mkdtemp", lambda prefix: str(tmp_path))  # the state dir
+    bench = harness.BenchCluster()
+    keys = bench.cluster.gateway_keys
+
+    assert bench.gateway_headers == {"authorization": f"Bearer {keys.keys['ops']}"}
+    gateway = bench.cluster.processes["gateway"]
+    clients = auth.load_clients(Path(gateway.env[auth.CLIENTS_ENV]))
+    admitted = auth.Gatekeeper(clients).decide(
+        "POST", "/wallets/w1/deposit", bench.gateway_headers["authorization"].encode()
+    )
+    assert isinstance(admitted, auth.Client)
+    assert admitted.spec.id == "ops"
+    assert admitted.bucket is None  # no rate limit: the bench's load is never refused
 
 
 def test_the_workflow_peer_and_its_daprd_get_the_clusters_tokens_as_the_launcher_gives_them(
@@ -620,3 +714,102 @@ def test_hop_cost_refuses_gaps_that_are_not_milliseconds(
     assert "--gaps-ms" in capsys.readouterr().err
     assert hop_cost.parse_args(["--gaps-ms", "0,5,20"]).gaps_ms == (0.0, 5.0, 20.0)
     assert hop_cost.parse_args([]).gaps_ms is None
+
+
+class _Popen:
+    """Stands in for subprocess.Popen: records what a gateway would have been started with."""
+
+    started: ClassVar[list[_Popen]] = []
+
+    def __init__(self, argv: list[str], *, env: dict[str, str], cwd: Path, stderr: Any) -> None:
+        self.argv, self.env, self.cwd, self.pid = argv, env, cwd, 0
+        _Popen.started.append(self)
+
+
+def test_hop_cost_runs_its_gateway_checking_a_key_and_a_baseline_without_auth_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ours gets a clients file its key passes (so the figures include the check); a
+    checkout from before apps/gateway/auth.py gets neither file nor key, and says so."""
+    old = tmp_path / "old"
+    (old / "apps" / "gateway").mkdir(parents=True)
+    monkeypatch.setattr(subprocess, "Popen", _Popen)
+    monkeypatch.setenv(auth.CLIENTS_ENV, "/the/shells/own.json")
+    _Popen.started = []
+    args = hop_cost.parse_args(["--against", str(old)])
+
+    servers = hop_cost._gateways(
+        args, ports={"gateway": 1, "baseline": 2}, dapr_port=3, folder=tmp_path
+    )
+
+    ours, baseline = _Popen.started
+    assert ours.cwd == ROOT
+    clients = auth.load_clients(Path(ours.env[auth.CLIENTS_ENV]))
+    key = servers["gateway"].headers["authorization"].encode()
+    for path in ("/wallets/hop-0/deposit", "/orders"):
+        assert isinstance(auth.Gatekeeper(clients).decide("POST", path, key), auth.Client)
+    assert baseline.cwd == old.resolve()
+    assert auth.CLIENTS_ENV not in baseline.env
+    assert servers["baseline"].headers == {}
+    assert "baseline" in capsys.readouterr().out
+
+    (old / "apps" / "gateway" / "auth.py").touch()  # a baseline that checks keys too
+    _Popen.started = []
+    servers = hop_cost._gateways(
+        args, ports={"gateway": 1, "baseline": 2}, dapr_port=3, folder=tmp_path
+    )
+    assert _Popen.started[1].env[auth.CLIENTS_ENV] == ours.env[auth.CLIENTS_ENV]
+    assert servers["baseline"].headers == servers["gateway"].headers
+
+
+def test_hop_cost_sends_each_server_its_own_headers_beside_the_commands(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sent: list[dict[str, str]] = []
+
+    class Pool:
+        def __init__(self, host: str, port: int, *, max_connections: int) -> None:
+            pass
+
+        async def request(
+            self, method: str, path: str, *, content: bytes, headers: dict[str, str]
+        ) -> tuple[int, bytes]:
+            sent.append(headers)
+            await asyncio.sleep(0.01)
+            return 200, b""
+
+        async def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(hop_cost, "Http1Pool", Pool)
+    server = hop_cost.Server(None, 1, {"authorization": "Bearer k3y"})  # type: ignore[arg-type]
+
+    ok, other = asyncio.run(hop_cost._drive(server, 0.02, 1, command="order"))
+
+    assert ok >= 1
+    assert other == 0
+    assert sent[0] == {
+        "idempotency-key": "hop-0",
+        "authorization": "Bearer k3y",
+        "content-type": "application/json",
+    }
+
+
+def test_gateway_floor_sends_the_key_to_the_gateway_alone_and_the_token_to_daprd_alone() -> None:
+    """The gateway pays for its auth check; raw daprd never reaches it; the bare forwarder
+    stays bare (no key, nothing checks one)."""
+    token, key = {"dapr-api-token": "t0ken"}, {"authorization": "Bearer k3y"}
+    bench = SimpleNamespace(
+        dapr=lambda app: "http://d",
+        url=lambda app: "http://gw",
+        sidecar_headers=token,
+        gateway_headers=key,
+    )
+    session = _Session()
+    ways = gateway_floor.requests(bench, "http://floor", "t")  # type: ignore[arg-type]
+
+    for request in ways.values():
+        assert asyncio.run(request(session, 0))  # type: ignore[arg-type]
+
+    sent = {url.split("/")[2]: headers for url, headers in session.headers}
+    assert sent == {"d": token, "gw": key, "floor": {}}

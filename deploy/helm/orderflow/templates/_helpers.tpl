@@ -142,6 +142,28 @@ without APP_API_TOKEN (actors/toolkit/apitoken.py).
 {{- end }}
 
 {{/*
+The Secret holding the gateway's clients file (values: gateway.clientsSecret), or "" when
+gateway.allowAnonymous says the API is open. Required: without either, rendering fails
+with how to make the file and the Secret; with both, it fails too (which one was meant?).
+*/}}
+{{- define "orderflow.gatewayClientsSecret" -}}
+{{- $gateway := .Values.gateway | default dict }}
+{{- $name := dig "clientsSecret" "name" "" $gateway }}
+{{- $anonymous := dig "allowAnonymous" false $gateway }}
+{{- if and $name $anonymous }}
+{{- fail (printf "gateway.clientsSecret.name (%q) and gateway.allowAnonymous=true: choose one (a clients file, or an open API for a trial)" $name) }}
+{{- end }}
+{{- if not (or $name $anonymous) }}
+{{- fail (printf `gateway.clientsSecret.name is required: the Secret holding the gateway's clients file (apps/gateway/auth.py), which lists who may call the API. Make the file and the Secret, then name it:
+  python -m apps.gateway.auth add --file clients.json --id storefront --scope customer   # prints the client's key once; repeat per client (scopes: customer, service, operator)
+  kubectl -n %s create secret generic orderflow-gateway-clients --from-file=clients.json
+  helm ... --set gateway.clientsSecret.name=orderflow-gateway-clients
+For a trial only, --set gateway.allowAnonymous=true runs the gateway without it: anyone who reaches it may call every route.` .Release.Namespace) }}
+{{- end }}
+{{- $name }}
+{{- end }}
+
+{{/*
 A digest of the Dapr resources the sidecars load at start (components, resiliency,
 configuration): a pod annotation, so changing one of them restarts the pods.
 */}}
@@ -158,7 +180,8 @@ configuration): a pod annotation, so changing one of them restarts the pods.
 One app's Deployment. Called as
   include "orderflow.deployment" (dict "root" $ "appId" "gateway" "module" "apps.gateway.main:create_app" "app" .Values.gateway "env" list-of-extra-EnvVar)
 appId is the Dapr app id, the component label and the object-name suffix; "env" (extra
-EnvVars, after the common ones) and "strategy" (a Deployment strategy) are optional.
+EnvVars, after the common ones), "volumes" and "volumeMounts" (extra Volumes of the pod
+and VolumeMounts of the app container) and "strategy" (a Deployment strategy) are optional.
 "kind" "StatefulSet" makes it a StatefulSet behind the headless Service of that name
 (stable pod names: the actor hosts'); "strategy" is then its updateStrategy.
 */}}
@@ -323,10 +346,16 @@ spec:
             # The root filesystem is read-only; anything that needs scratch space gets /tmp.
             - name: tmp
               mountPath: /tmp
+            {{- with .volumeMounts }}
+            {{- toYaml . | nindent 12 }}
+            {{- end }}
       volumes:
         - name: tmp
           emptyDir:
             sizeLimit: 64Mi
+        {{- with .volumes }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
       {{- with $root.Values.nodeSelector }}
       nodeSelector:
         {{- toYaml . | nindent 8 }}
