@@ -19,7 +19,9 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import math
 import os
+import time
 from collections.abc import Mapping
 from typing import Final
 
@@ -92,12 +94,18 @@ class AppTokenGuard:
     """ASGI middleware: 401 to a call on a daprd-facing route without the app token.
 
     Add it last (outermost), so it also covers the routes served beneath FastAPI
-    (actors.toolkit.fastpath). With no token it passes everything on.
+    (actors.toolkit.fastpath). With no token it passes everything on. A refusal is logged
+    with its caller, at most one line per LOG_EVERY_S (a flood of bad calls does not
+    flood the log: the next line counts what it left out).
     """
+
+    LOG_EVERY_S: Final = 10.0
 
     def __init__(self, app: ASGIApp, *, token: str | None) -> None:
         self.app = app
         self._token = token.encode() if token else None
+        self._logged_at = -math.inf
+        self._unlogged = 0  # refusals since the last line
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self._token is None or scope["type"] != "http" or not dapr_facing(scope["path"]):
@@ -109,15 +117,7 @@ class AppTokenGuard:
                     await self.app(scope, receive, send)
                     return
                 break
-        client = scope.get("client") or ("?", 0)
-        log.warning(
-            "refused %s %s from %s:%s: no valid %s header (not the app's sidecar?)",
-            scope["method"],
-            scope["path"],
-            client[0],
-            client[1],
-            HEADER,
-        )
+        self._log_refusal(scope)
         await send(
             {
                 "type": "http.response.start",
@@ -129,3 +129,21 @@ class AppTokenGuard:
             }
         )
         await send({"type": "http.response.body", "body": _REFUSAL})
+
+    def _log_refusal(self, scope: Scope) -> None:
+        now = time.monotonic()
+        if now - self._logged_at < self.LOG_EVERY_S:
+            self._unlogged += 1
+            return
+        client = scope.get("client") or ("?", 0)
+        more = f" ({self._unlogged} more refused since the last line)" if self._unlogged else ""
+        log.warning(
+            "refused %s %s from %s:%s: no valid %s header (not the app's sidecar?)%s",
+            scope["method"],
+            scope["path"],
+            client[0],
+            client[1],
+            HEADER,
+            more,
+        )
+        self._logged_at, self._unlogged = now, 0

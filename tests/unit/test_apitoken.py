@@ -196,3 +196,21 @@ def test_the_local_gateway_keys_match_the_clients_file_the_gateway_reads(tmp_pat
         "ORDERFLOW_STOREFRONT_KEY",
         "ORDERFLOW_WAREHOUSE_KEY",
     }
+
+
+async def test_a_flood_of_refusals_is_logged_once_per_period_with_a_count(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr("actors.toolkit.apitoken.time.monotonic", lambda: clock[0])
+    app = _app(TOKEN)
+    for _ in range(50):
+        assert (await _call(app, "GET", "/dapr/config", None)).status_code == 401
+    clock[0] += AppTokenGuard.LOG_EVERY_S
+    assert (await _call(app, "POST", "/events/orders", "wrong")).status_code == 401
+
+    lines = [r.getMessage() for r in caplog.records if r.name == "orderflow.apitoken"]
+    assert len(lines) == 2
+    assert lines[0].startswith("refused GET /dapr/config from")
+    assert lines[1].startswith("refused POST /events/orders from")
+    assert lines[1].endswith("(49 more refused since the last line)")
