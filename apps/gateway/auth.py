@@ -24,7 +24,8 @@ a route the key's scopes do not cover answers 403; a client over its rate 429 wi
 replicas allow N times the rate.
 
 `python -m apps.gateway.auth add --file F --id ID --scope S [--rate N --burst B]` makes a
-key, prints it once, and writes its client into F.
+key, prints it once, and writes its client into F. A running gateway reads a changed file
+within a second (ClientsFileWatch); a client whose rate did not change keeps its bucket.
 """
 
 from __future__ import annotations
@@ -187,6 +188,13 @@ class Client:
     bucket: Bucket | None
 
 
+def _bucket(spec: ClientSpec, kept: dict[str, Bucket | None]) -> Bucket | None:
+    if spec.rate is None:
+        return None
+    old = kept.get(spec.id)
+    return old if old is not None and old.rate == spec.rate else Bucket(spec.rate)
+
+
 @dataclass(frozen=True)
 class Refusal:
     status: int
@@ -198,11 +206,15 @@ class Refusal:
 class Gatekeeper:
     """Decides a request: the client it comes from, or why it is refused."""
 
-    def __init__(self, clients: Sequence[ClientSpec]) -> None:
-        self._by_digest = {
-            c.key_sha256: Client(c, frozenset(c.scopes), Bucket(c.rate) if c.rate else None)
-            for c in clients
+    def __init__(self, clients: Sequence[ClientSpec], *, before: Gatekeeper | None = None) -> None:
+        # a client kept across a reload (same id, same rate) keeps its bucket's state
+        kept = {c.spec.id: c.bucket for c in before.known()} if before else {}
+        self._by_digest: dict[str, Client] = {
+            c.key_sha256: Client(c, frozenset(c.scopes), _bucket(c, kept)) for c in clients
         }
+
+    def known(self) -> list[Client]:
+        return list(self._by_digest.values())
 
     def decide(self, method: str, path: str, authorization: bytes | None) -> Client | Refusal:
         client = self._client(authorization)
@@ -247,19 +259,63 @@ class Gatekeeper:
         return self._by_digest.get(key_digest(key.strip()))
 
 
+class ClientsFileWatch:
+    """The clients file, looked at (one stat) at most once per CHECK_EVERY_S: a changed
+    file is read again, so a client added, removed or re-scoped takes effect without a
+    restart (a Kubernetes Secret's update too, once the kubelet has synced it). A file that
+    no longer reads, or says something the gateway cannot take, keeps the clients it had,
+    and says so in the log."""
+
+    CHECK_EVERY_S: Final = 1.0
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._seen = self._signature()
+        self._checked = time.monotonic()
+
+    def _signature(self) -> tuple[int, int, int] | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def changed(self, now: float) -> list[ClientSpec] | None:
+        """The file's clients if it changed since it was last read, else None."""
+        if now - self._checked < self.CHECK_EVERY_S:
+            return None
+        self._checked = now
+        seen = self._signature()
+        if seen == self._seen:
+            return None
+        self._seen = seen
+        try:
+            return load_clients(self.path)
+        except ClientsFileError as exc:
+            log.error("kept the gateway's clients as they were: %s", exc)
+            return None
+
+
 class GatewayAuth:
     """In front of the whole gateway (its hot lane included): refuses what Gatekeeper
-    refuses, as problem+json, counted in the HTTP metrics under the route's template."""
+    refuses, as problem+json, counted in the HTTP metrics under the route's template.
+    With a `watch`, a changed clients file replaces the clients as the next request comes."""
 
-    def __init__(self, gatekeeper: Gatekeeper, metrics: HttpMetrics) -> None:
+    def __init__(
+        self, gatekeeper: Gatekeeper, metrics: HttpMetrics, *, watch: ClientsFileWatch | None = None
+    ) -> None:
         self.gatekeeper = gatekeeper
         self.metrics = metrics
+        self.watch = watch
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, app: ASGIApp) -> None:
         path = scope["path"]
         if scope["type"] != "http" or path in OPEN_PATHS:
             await app(scope, receive, send)
             return
+        if self.watch is not None and (clients := self.watch.changed(time.monotonic())):
+            self.gatekeeper = Gatekeeper(clients, before=self.gatekeeper)
+            log.info("the gateway's clients file changed: %d clients now", len(clients))
         authorization = None
         for name, value in scope["headers"]:
             if name == b"authorization":

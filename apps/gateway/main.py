@@ -158,7 +158,8 @@ def create_app(
     # would answer them
     if settings.clients_file is not None:
         clients = auth.load_clients(settings.clients_file)  # a bad file stops the start
-        app.auth_guard = auth.GatewayAuth(auth.Gatekeeper(clients), http_metrics)
+        watch = auth.ClientsFileWatch(settings.clients_file)  # a changed file: new clients
+        app.auth_guard = auth.GatewayAuth(auth.Gatekeeper(clients), http_metrics, watch=watch)
     else:
         logging.getLogger("orderflow.gateway").warning(
             "the API is open to anyone who reaches its port: %s is not set (apps/gateway/auth.py)",

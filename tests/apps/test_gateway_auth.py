@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -298,3 +299,41 @@ def test_the_add_command_prints_a_key_once_and_keeps_only_its_digest(
     assert key not in path.read_text()
     assert client.scopes == ["customer"]
     assert client.rate == auth.RateSpec(per_second=5, burst=10)
+
+
+async def test_a_changed_clients_file_takes_effect_without_a_restart(
+    tmp_path: Path,
+    actors: ActorClient,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    clock = [time.monotonic()]
+    monkeypatch.setattr("apps.gateway.auth.time.monotonic", lambda: clock[0])
+    path = _clients_file(tmp_path)
+    app = create_app(Settings(clients_file=path), actors=actors)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as gateway:
+
+        async def stock(headers: dict[str, str]) -> int:
+            return (await gateway.get("/inventory/tea", headers=headers)).status_code
+
+        for _ in range(2):  # the limited client spends its burst
+            await stock(_as("slow"))
+        assert await stock(_as("slow")) == 429
+        assert auth.main(["add", "--file", str(path), "--id", "new", "--scope", "service"]) == 0
+        new = {"authorization": f"Bearer {capsys.readouterr().out.strip()}"}
+        doc = json.loads(path.read_text())
+        doc["clients"] = [c for c in doc["clients"] if c["id"] != "warehouse"]
+        path.write_text(json.dumps(doc))  # the warehouse removed, "new" added
+
+        assert (await stock(_as("warehouse")), await stock(new)) == (200, 401)  # not yet read
+        clock[0] += auth.ClientsFileWatch.CHECK_EVERY_S  # the next check reads the file
+        assert (await stock(_as("warehouse")), await stock(new)) == (401, 200)
+        assert await stock(_as("slow")) == 429  # its spent bucket kept across the reload
+        assert "clients file changed: 4 clients now" in caplog.text
+
+        path.write_text("{broken")
+        clock[0] += auth.ClientsFileWatch.CHECK_EVERY_S
+        assert await stock(new) == 200  # a broken file keeps the clients it had
+        assert "kept the gateway's clients as they were" in caplog.text
