@@ -118,10 +118,12 @@ class GatewayKeys:
 
 def keep_gateway_keys(state_dir: Path) -> GatewayKeys:
     """The local gateway's client keys, one file each in `<state_dir>/secrets/` (made if
-    absent), and the clients file with their digests, written from them."""
+    absent), and the clients file with their digests, written from them; clients added to
+    that file by hand (`python -m apps.gateway.auth add`) are kept after them."""
     folder = secrets_dir(state_dir)
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    keys, clients = {}, []
+    keys: dict[str, str] = {}
+    clients: list[dict[str, object]] = []
     for client, scope, rate, _ in GATEWAY_CLIENTS:
         path = folder / f"gateway-key-{client}"
         _keep(path, secrets.token_urlsafe(32))
@@ -129,9 +131,24 @@ def keep_gateway_keys(state_dir: Path) -> GatewayKeys:
         digest = hashlib.sha256(keys[client].encode()).hexdigest()
         clients.append({"id": client, "scopes": [scope], "key_sha256": digest, "rate": rate})
     clients_file = folder / GATEWAY_CLIENTS_FILE
+    clients += _added_by_hand(clients_file)
     text = json.dumps({"clients": clients}, indent=2) + "\n"
     if not clients_file.is_file() or clients_file.read_text() != text:
         tmp = folder / f".{GATEWAY_CLIENTS_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
         tmp.write_text(text)
         tmp.replace(clients_file)
     return GatewayKeys(keys=keys, clients_file=clients_file)
+
+
+def _added_by_hand(clients_file: Path) -> list[dict[str, object]]:
+    """The clients of an existing clients file that GATEWAY_CLIENTS does not make."""
+    if not clients_file.is_file():
+        return []
+    try:
+        entries = json.loads(clients_file.read_text()).get("clients") or []
+    except (ValueError, AttributeError) as exc:
+        raise ValueError(
+            f"{clients_file} is not a clients file ({exc}): fix it, or delete it to start over"
+        ) from exc
+    ours = {client for client, _, _, _ in GATEWAY_CLIENTS}
+    return [e for e in entries if isinstance(e, dict) and e.get("id") not in ours]

@@ -25,6 +25,7 @@ from actors.toolkit.apitoken import (
 )
 from actors.toolkit.fastpath import Answer, FastRoute, FastRoutes
 from apps.gateway.auth import key_digest, load_clients
+from apps.gateway.auth import main as auth_main
 from cluster.tokens import keep_gateway_keys, keep_tokens, new_tokens, read_tokens, secrets_dir
 
 TOKEN = "s3cr3t-app-token"
@@ -214,3 +215,21 @@ async def test_a_flood_of_refusals_is_logged_once_per_period_with_a_count(
     assert lines[0].startswith("refused GET /dapr/config from")
     assert lines[1].startswith("refused POST /events/orders from")
     assert lines[1].endswith("(49 more refused since the last line)")
+
+
+def test_a_client_added_to_the_local_clients_file_survives_the_next_start(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keys = keep_gateway_keys(tmp_path)
+    assert (
+        auth_main(["add", "--file", str(keys.clients_file), "--id", "bi", "--scope", "service"])
+        == 0
+    )
+    added_key = capsys.readouterr().out.strip()
+
+    again = keep_gateway_keys(tmp_path)  # the launcher's next start
+    clients = {c.id: c for c in load_clients(again.clients_file)}
+
+    assert again == keys
+    assert sorted(clients) == ["bi", "ops", "storefront", "warehouse"]
+    assert clients["bi"].key_sha256 == key_digest(added_key)
