@@ -146,16 +146,7 @@ def create_app(
     registry = new_registry()  # GET /metrics: requests and durations per route template
     mount_metrics(app, registry)
     http_metrics = HttpMetrics(registry)
-    common = problems.problem_responses(422, 500, 503)
-    for module in (orders, inventory, wallets, queries):
-        app.include_router(module.router, responses=common)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    # one log scope and one span per request (routes annotate the order id)
-    app.add_middleware(logs.LogScope)
-    app.add_middleware(tracing.TraceContextMiddleware, server_span=True)
-    app.add_middleware(HttpMetricsMiddleware, metrics=http_metrics)  # outermost: 413s too
-    # ahead of all of it: the hot commands, answered as the routes and the layers above
-    # would answer them
+    # who may call: ahead of the hot lane and FastAPI's stack (GatewayApp.__call__)
     if settings.clients_file is not None:
         clients = auth.load_clients(settings.clients_file)  # a bad file stops the start
         watch = auth.ClientsFileWatch(settings.clients_file)  # a changed file: new clients
@@ -165,6 +156,18 @@ def create_app(
             "the API is open to anyone who reaches its port: %s is not set (apps/gateway/auth.py)",
             auth.CLIENTS_ENV,
         )
+    # every route's problem answers in the OpenAPI document (the client-key ones with auth)
+    refusals = (401, 403, 429) if app.auth_guard is not None else ()
+    common = problems.problem_responses(*refusals, 422, 500, 503)
+    for module in (orders, inventory, wallets, queries):
+        app.include_router(module.router, responses=common)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # one log scope and one span per request (routes annotate the order id)
+    app.add_middleware(logs.LogScope)
+    app.add_middleware(tracing.TraceContextMiddleware, server_span=True)
+    app.add_middleware(HttpMetricsMiddleware, metrics=http_metrics)  # outermost: 413s too
+    # ahead of all of it: the hot commands, answered as the routes and the layers above
+    # would answer them
     app.hot_lane = HotLane(
         app,
         hot_routes(app, HOT_COMMANDS),

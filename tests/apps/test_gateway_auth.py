@@ -199,6 +199,17 @@ async def test_the_openapi_document_declares_the_bearer_key(gateway: httpx.Async
 
     assert doc["components"]["securitySchemes"]["clientKey"] == {"type": "http", "scheme": "bearer"}
     assert doc["security"] == [{"clientKey": []}]
+    deposit = doc["paths"]["/wallets/{customer_id}/deposit"]["post"]["responses"]
+    problem = {"$ref": "#/components/schemas/Problem"}
+    for status in ("401", "403", "429"):
+        assert deposit[status]["content"]["application/problem+json"]["schema"] == problem
+
+
+def test_without_clients_the_openapi_document_names_no_key_or_refusal() -> None:
+    doc = create_app(Settings(), actors=ActorClient(object())).openapi()  # type: ignore[arg-type]
+
+    assert "security" not in doc
+    assert "401" not in doc["paths"]["/wallets/{customer_id}/deposit"]["post"]["responses"]
 
 
 async def test_refusals_are_counted_per_route_template(gateway: httpx.AsyncClient) -> None:
