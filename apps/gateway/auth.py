@@ -47,7 +47,7 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from actors.toolkit.metrics import HttpMetrics
+from actors.toolkit.metrics import UNMATCHED_ROUTE, HttpMetrics
 from apps.gateway import problems
 
 CLIENTS_ENV: Final = "ORDERFLOW_GATEWAY_CLIENTS"
@@ -60,7 +60,6 @@ OPEN_PATHS: Final = frozenset(
     {"/healthz", "/healthz/app", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc"}
     | {"/openapi.json"}
 )
-UNMATCHED: Final = "unmatched"
 
 log = logging.getLogger("orderflow.gateway.auth")
 
@@ -200,6 +199,7 @@ class Refusal:
     status: int
     code: str
     detail: str
+    route: str  # its metrics label: the route's template, or UNMATCHED_ROUTE
     headers: dict[str, str] = field(default_factory=dict)
 
 
@@ -217,6 +217,8 @@ class Gatekeeper:
         return list(self._by_digest.values())
 
     def decide(self, method: str, path: str, authorization: bytes | None) -> Client | Refusal:
+        rule = rule_for(method, path)
+        route = rule.template if rule is not None else UNMATCHED_ROUTE
         client = self._client(authorization)
         if client is None:
             return Refusal(
@@ -224,17 +226,17 @@ class Gatekeeper:
                 "auth.required",
                 "send a client key: `Authorization: Bearer <key>` (the gateway's clients "
                 f"file, {CLIENTS_ENV}, lists who may call it)",
+                route,
                 {"www-authenticate": 'Bearer realm="orderflow"'},
             )
-        rule = rule_for(method, path)
         allowed = rule.scopes if rule is not None else frozenset({OPERATOR})
         if not client.scopes & allowed:
-            route = f"{method} {rule.template if rule else path}"
             return Refusal(
                 403,
                 "auth.forbidden",
                 f"client {client.spec.id!r} (scopes {sorted(client.scopes)}) may not call "
-                f"{route}: it takes {sorted(allowed)}",
+                f"{method} {rule.template if rule else path}: it takes {sorted(allowed)}",
+                route,
             )
         bucket = client.bucket
         if bucket is not None and not bucket.take(time.monotonic()):
@@ -246,6 +248,7 @@ class Gatekeeper:
                 f"client {client.spec.id!r} is over its rate ({bucket.rate.per_second:g} "
                 f"requests/s, bursts of {bucket.rate.burst}): retry after the Retry-After "
                 "seconds",
+                route,
                 headers,
             )
         return client
@@ -325,7 +328,6 @@ class GatewayAuth:
         if isinstance(decided, Refusal):
             await self._refuse(decided, scope, send)
             return
-        scope["orderflow.client"] = decided.spec.id
         bucket = decided.bucket
         if bucket is None:
             await app(scope, receive, send)
@@ -354,13 +356,7 @@ class GatewayAuth:
             return {"type": "http.disconnect"}
 
         await response(scope, nothing, send)
-        rule = rule_for(method, path)
-        self.metrics.record(
-            method,
-            rule.template if rule else UNMATCHED,
-            refusal.status,
-            time.perf_counter() - started,
-        )
+        self.metrics.record(method, refusal.route, refusal.status, time.perf_counter() - started)
 
 
 # --- command line: add a client --------------------------------------------------------

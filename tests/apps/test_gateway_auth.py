@@ -159,9 +159,10 @@ def test_every_route_of_the_gateway_is_in_the_policy() -> None:
 async def test_a_client_over_its_rate_gets_429_with_when_to_retry(
     gateway: httpx.AsyncClient,
 ) -> None:
+    await _seed(gateway)
     answers = [await gateway.get("/inventory/tea", headers=_as("slow")) for _ in range(3)]
 
-    assert [a.status_code for a in answers[:2]] != [429, 429]
+    assert [a.status_code for a in answers[:2]] == [200, 200]  # its burst of 2
     assert answers[0].headers["ratelimit-limit"] == "2"
     assert answers[0].headers["ratelimit-remaining"] == "1"
     over = answers[2]

@@ -662,11 +662,17 @@ def test_a_seed_the_gateway_refuses_stops_the_run_rather_than_measure_refusals()
         asyncio.run(drivers.seed(session, "http://gw", "t"))  # type: ignore[arg-type]
 
 
+@pytest.fixture
+def bench_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> harness.BenchCluster:
+    """The bench's cluster as defined (nothing started), its state dir under tmp_path."""
+    monkeypatch.setattr(tempfile, "mkdtemp", lambda prefix: str(tmp_path))
+    return harness.BenchCluster()
+
+
 def test_the_bench_calls_its_gateway_as_the_operator_the_launcher_lets_in(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    bench_cluster: harness.BenchCluster,
 ) -> None:
-    monkeypatch.setattr(tempfile, "mkdtemp", lambda prefix: str(tmp_path))  # the state dir
-    bench = harness.BenchCluster()
+    bench = bench_cluster
     keys = bench.cluster.gateway_keys
 
     assert bench.gateway_headers == {"authorization": f"Bearer {keys.keys['ops']}"}
@@ -681,10 +687,9 @@ def test_the_bench_calls_its_gateway_as_the_operator_the_launcher_lets_in(
 
 
 def test_the_workflow_peer_and_its_daprd_get_the_clusters_tokens_as_the_launcher_gives_them(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    bench_cluster: harness.BenchCluster,
 ) -> None:
-    monkeypatch.setattr(tempfile, "mkdtemp", lambda prefix: str(tmp_path))  # the state dir
-    bench = harness.BenchCluster()
+    bench = bench_cluster
     tokens = bench.cluster.tokens
 
     daprd, app = bench.peer
