@@ -41,7 +41,7 @@ from fastapi import APIRouter, Request
 from redis.exceptions import RedisError
 from starlette.types import Scope
 
-from actors.catalog import PUBSUB
+from actors.catalog import PROJECTOR_REDELIVERY, PUBSUB
 from actors.toolkit import codec
 from actors.toolkit.envelope import EventEnvelope, envelope_in, utcnow
 from actors.toolkit.fastpath import Answer, FastRoute, json_answer
@@ -52,7 +52,7 @@ from apps.projector.reader import EventReader
 from apps.projector.stats import ProjectorStats
 from apps.projector.store import ProjectionStore
 
-REDELIVERY: Final = "projector-redelivery"
+REDELIVERY: Final = PROJECTOR_REDELIVERY
 TOPIC_OF: Final = {aggregate_type: topic for topic, aggregate_type in TOPICS.items()}
 BULK_MAX: Final = 100  # events per delivery (bounded by the pubsub component's concurrency)
 # The most a lone event waits for company: adds to projection lag. daprd's bulk

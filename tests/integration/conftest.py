@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -88,6 +88,27 @@ def gateway_sidecar(cluster: LocalCluster) -> Iterator[httpx.Client]:
         headers=cluster.tokens.sidecar_headers,  # the cluster's DAPR_API_TOKEN
     ) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def sidecar_of(cluster: LocalCluster) -> Iterator[Callable[[str], httpx.Client]]:
+    """The daprd of an app process by name ("shipping", "actor-host-1"...): an event is
+    published through the app id the pub/sub component grants its topic to (the partner's
+    shipments through shipping's, an OrderActor's event through an actor host's:
+    actors/catalog.py PUBLISHES)."""
+    clients: dict[str, httpx.Client] = {}
+
+    def of(name: str) -> httpx.Client:
+        if name not in clients:
+            base = f"http://127.0.0.1:{cluster.app(name).http_port}"
+            clients[name] = httpx.Client(
+                base_url=base, timeout=30, headers=cluster.tokens.sidecar_headers
+            )
+        return clients[name]
+
+    yield of
+    for client in clients.values():
+        client.close()
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -101,12 +101,17 @@ def test_an_orders_timeline_shows_its_events_in_order(
 
 
 def test_a_dead_letter_redriven_from_the_page_is_applied_and_leaves_the_list(
-    page: Page, console_url: str, gateway_sidecar: httpx.Client, uid: str, tmp_path: Path
+    page: Page,
+    console_url: str,
+    gateway_sidecar: httpx.Client,
+    sidecar_of: Callable[[str], httpx.Client],
+    uid: str,
+    tmp_path: Path,
 ) -> None:
     sku = f"cup-{uid}"
     restock(gateway_sidecar, sku, 5)
     order_id, event_id, letter = _an_unreserved_commit_dead_lettered(
-        gateway_sidecar, console_url, sku=sku, order_uid=f"dl-{uid}"
+        gateway_sidecar, sidecar_of("actor-host-1"), console_url, sku=sku, order_uid=f"dl-{uid}"
     )
     assert letter["code"] == "inventory.reservation_not_found"
     # the operator fixes the cause (the reservation exists now), then redrives
@@ -132,12 +137,15 @@ def test_a_dead_letter_redriven_from_the_page_is_applied_and_leaves_the_list(
 
 
 def test_the_redrive_cli_lists_a_dead_letter_and_redrives_it_by_id(
-    console_url: str, gateway_sidecar: httpx.Client, uid: str
+    console_url: str,
+    gateway_sidecar: httpx.Client,
+    sidecar_of: Callable[[str], httpx.Client],
+    uid: str,
 ) -> None:
     sku = f"mug-{uid}"
     restock(gateway_sidecar, sku, 4)
     order_id, event_id, letter = _an_unreserved_commit_dead_lettered(
-        gateway_sidecar, console_url, sku=sku, order_uid=f"cli-{uid}"
+        gateway_sidecar, sidecar_of("actor-host-1"), console_url, sku=sku, order_uid=f"cli-{uid}"
     )
 
     listed = _cli("--console", console_url, "--list", "--code", "inventory.reservation_not_found")
@@ -183,15 +191,16 @@ def test_the_plots_page_draws_the_order_throughput_from_prometheus(
 
 
 def _an_unreserved_commit_dead_lettered(
-    sidecar: httpx.Client, console_url: str, *, sku: str, order_uid: str
+    sidecar: httpx.Client, publisher: httpx.Client, console_url: str, *, sku: str, order_uid: str
 ) -> tuple[str, str, dict[str, Any]]:
     """Ship an order, then publish its order.shipped again naming `sku`, which it holds no
-    reservation of: the Commit is refused and dead-lettered (the read side has that version
+    reservation of, through `publisher` (an actor host's daprd: `orders` is the actor hosts'
+    topic): the Commit is refused and dead-lettered (the read side has that version
     already and ignores it). Returns the order id, the event id and the console's letter."""
     event_id = uuid.uuid4().hex
     order_id, version = _a_shipped_order(sidecar, order_uid)
     shipped = _order_shipped(order_id, event_id, sku, version=version)
-    publish(sidecar, "orders", shipped, event_id=event_id, event_type="order.shipped")
+    publish(publisher, "orders", shipped, event_id=event_id, event_type="order.shipped")
     wait_until(
         lambda: _letter(console_url, event_id) is not None,
         timeout=30,

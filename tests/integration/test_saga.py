@@ -7,7 +7,7 @@ import functools
 import json
 import random
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -271,7 +271,10 @@ def test_fifty_concurrent_orders_for_k_units_confirm_exactly_k_and_never_oversel
 
 
 def test_a_shipment_dispatched_twice_ships_once_and_captures_once(
-    cluster: LocalCluster, gateway_sidecar: httpx.Client, uid: str
+    cluster: LocalCluster,
+    gateway_sidecar: httpx.Client,
+    sidecar_of: Callable[[str], httpx.Client],
+    uid: str,
 ) -> None:
     customer, (sku,) = customer_and_skus(gateway_sidecar, uid, funds=1_000, stock=(5,))
     order_id = f"ord-twice-{uid}"
@@ -285,8 +288,8 @@ def test_a_shipment_dispatched_twice_ships_once_and_captures_once(
     )
     event = envelope("shipment.dispatched", {"order_id": order_id, "shipment_id": f"shp-{uid}"})
     for _ in range(2):
-        publish(
-            gateway_sidecar,
+        publish(  # through shipping's daprd: `shipments` is the partner's topic
+            sidecar_of("shipping"),
             "shipments",
             event,
             event_id=event["event_id"],
