@@ -61,8 +61,9 @@ import httptools
 import uvloop
 
 from actors.toolkit import codec
+from actors.toolkit.clientkeys import OPERATOR, ClientsFile, ClientSpec, key_digest
 from actors.toolkit.http1 import Http1Pool
-from apps.gateway.auth import CLIENTS_ENV, OPERATOR, ClientsFile, ClientSpec, key_digest
+from apps.gateway.auth import CLIENTS_ENV
 from bench import procfs
 from cluster.config import HTTP_PROTOCOL, ROOT
 from cluster.ports import any_free_port, can_bind

@@ -1,8 +1,9 @@
 """Who may call the gateway: API keys with scopes, and a rate per client.
 
 A client presents its key as `Authorization: Bearer <key>`. The clients file
-(`ORDERFLOW_GATEWAY_CLIENTS`, JSON) lists each client with the SHA-256 of its key (the
-gateway never holds a key itself), its scopes and its rate:
+(`ORDERFLOW_GATEWAY_CLIENTS`, JSON; its format: actors/toolkit/clientkeys.py, which the
+ops console reads too) lists each client with the SHA-256 of its key (the gateway never
+holds a key itself), its scopes and its rate:
 
     {"clients": [
       {"id": "storefront", "scopes": ["customer"], "key_sha256": "<64 hex>",
@@ -31,7 +32,6 @@ within a second (ClientsFileWatch); a client whose rate did not change keeps its
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import math
@@ -42,19 +42,52 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal
+from typing import Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from actors.toolkit import clientkeys
+from actors.toolkit.clientkeys import (
+    ALL,
+    CUSTOMER,
+    OPERATOR,
+    SERVICE,
+    ClientsFileError,
+    ClientsFileWatch,
+    ClientSpec,
+    RateSpec,
+    key_digest,
+)
 from actors.toolkit.metrics import UNMATCHED_ROUTE, HttpMetrics
 from apps.gateway import problems
 
+__all__ = [  # the clients file's names (actors.toolkit.clientkeys) are the gateway's too
+    "ALL",
+    "CLIENTS_ENV",
+    "CUSTOMER",
+    "OPEN_PATHS",
+    "OPERATOR",
+    "POLICY",
+    "SERVICE",
+    "Bucket",
+    "Client",
+    "ClientSpec",
+    "ClientsFileError",
+    "ClientsFileWatch",
+    "Gatekeeper",
+    "GatewayAuth",
+    "RateSpec",
+    "Refusal",
+    "Rule",
+    "key_digest",
+    "load_clients",
+    "main",
+    "rule_for",
+    "watch_clients",
+]
+
 CLIENTS_ENV: Final = "ORDERFLOW_GATEWAY_CLIENTS"
-CUSTOMER: Final = "customer"
-SERVICE: Final = "service"
-OPERATOR: Final = "operator"
-ALL: Final = frozenset({CUSTOMER, SERVICE, OPERATOR})
 # answered to anyone: probes, Prometheus, the API's own documentation
 OPEN_PATHS: Final = frozenset(
     {"/healthz", "/healthz/app", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc"}
@@ -63,55 +96,10 @@ OPEN_PATHS: Final = frozenset(
 
 log = logging.getLogger("orderflow.gateway.auth")
 
-ScopeName = Literal["customer", "service", "operator"]
-
-
-class RateSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    per_second: Annotated[float, Field(gt=0, le=1_000_000)]
-    burst: Annotated[int, Field(ge=1, le=1_000_000)]
-
-
-class ClientSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
-    scopes: Annotated[list[ScopeName], Field(min_length=1)]
-    key_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
-    rate: RateSpec | None  # required: null says "no limit" out loud
-
-
-class ClientsFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    clients: list[ClientSpec]
-
-
-class ClientsFileError(ValueError):
-    """The clients file cannot be read, or says something the gateway cannot take."""
-
-
-def key_digest(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
-
 
 def load_clients(path: Path) -> list[ClientSpec]:
-    """The clients of `path`; ClientsFileError naming the file and what is wrong."""
-    try:
-        raw = path.read_text()
-    except OSError as exc:
-        raise ClientsFileError(f"{CLIENTS_ENV}={path}: cannot read it ({exc})") from exc
-    try:
-        clients = ClientsFile.model_validate_json(raw).clients
-    except ValidationError as exc:
-        raise ClientsFileError(f"{CLIENTS_ENV}={path}: {exc}") from exc
-    for attr in ("id", "key_sha256"):
-        seen = [getattr(c, attr) for c in clients]
-        dupes = sorted({v for v in seen if seen.count(v) > 1})
-        if dupes:
-            raise ClientsFileError(f"{CLIENTS_ENV}={path}: two clients share {attr} {dupes}")
-    return clients
+    """The clients of the gateway's clients file; ClientsFileError saying what is wrong."""
+    return clientkeys.load_clients(path, setting=CLIENTS_ENV)
 
 
 @dataclass(frozen=True)
@@ -262,41 +250,9 @@ class Gatekeeper:
         return self._by_digest.get(key_digest(key.strip()))
 
 
-class ClientsFileWatch:
-    """The clients file, looked at (one stat) at most once per CHECK_EVERY_S: a changed
-    file is read again, so a client added, removed or re-scoped takes effect without a
-    restart (a Kubernetes Secret's update too, once the kubelet has synced it). A file that
-    no longer reads, or says something the gateway cannot take, keeps the clients it had,
-    and says so in the log."""
-
-    CHECK_EVERY_S: Final = 1.0
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._seen = self._signature()
-        self._checked = time.monotonic()
-
-    def _signature(self) -> tuple[int, int, int] | None:
-        try:
-            st = self.path.stat()
-        except OSError:
-            return None
-        return (st.st_mtime_ns, st.st_size, st.st_ino)
-
-    def changed(self, now: float) -> list[ClientSpec] | None:
-        """The file's clients if it changed since it was last read, else None."""
-        if now - self._checked < self.CHECK_EVERY_S:
-            return None
-        self._checked = now
-        seen = self._signature()
-        if seen == self._seen:
-            return None
-        self._seen = seen
-        try:
-            return load_clients(self.path)
-        except ClientsFileError as exc:
-            log.error("kept the gateway's clients as they were: %s", exc)
-            return None
+def watch_clients(path: Path) -> ClientsFileWatch:
+    """The gateway's clients file, read again within a second of a change."""
+    return ClientsFileWatch(path, setting=CLIENTS_ENV)
 
 
 class GatewayAuth:

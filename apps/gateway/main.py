@@ -149,7 +149,7 @@ def create_app(
     # who may call: ahead of the hot lane and FastAPI's stack (GatewayApp.__call__)
     if settings.clients_file is not None:
         clients = auth.load_clients(settings.clients_file)  # a bad file stops the start
-        watch = auth.ClientsFileWatch(settings.clients_file)  # a changed file: new clients
+        watch = auth.watch_clients(settings.clients_file)  # a changed file: new clients
         app.auth_guard = auth.GatewayAuth(auth.Gatekeeper(clients), http_metrics, watch=watch)
     else:
         logging.getLogger("orderflow.gateway").warning(
