@@ -26,10 +26,16 @@ TOKENS = {
     "ORDERFLOW_REDIS_PASSWORD": "ORDERFLOW_REDIS_PASSWORD",
 }
 REQUIRED = re.compile(r"\$\{(?P<name>\w+):\?[^}]+\}")  # a whole value ${NAME:?message}
-# The gateway's clients file (apps/gateway/auth.py): the variable the gateway reads its
-# path from, and the required compose variable naming the host file bound there (a bind
-# mount of a file that is not there would make Docker create a directory in its place).
-CLIENTS = ("ORDERFLOW_GATEWAY_CLIENTS", "ORDERFLOW_GATEWAY_CLIENTS_FILE")
+# The clients file (actors/toolkit/clientkeys.py): the variable each app that reads it
+# takes its path from (the gateway: apps/gateway/auth.py; the console, its operators:
+# apps/console/auth.py), and the required compose variable naming the host file bound
+# there (a bind mount of a file that is not there would make Docker create a directory in
+# its place).
+CLIENTS_READERS = {
+    "gateway": ("ORDERFLOW_GATEWAY_CLIENTS", "the API is open to anyone"),
+    "console": ("ORDERFLOW_CONSOLE_CLIENTS", "the console is open to anyone"),
+}
+CLIENTS_SOURCE = "ORDERFLOW_GATEWAY_CLIENTS_FILE"
 
 
 def _flag(command: list[str], name: str) -> str | None:
@@ -100,8 +106,9 @@ def compose_errors(doc: dict[str, Any]) -> list[str]:
         errors += _check_sidecar(name, services[name], services.get(f"{name}-dapr"))
         if services[name].get("build") and not (ROOT / "Dockerfile").exists():
             errors.append(f"{name}: builds from ., but there is no Dockerfile")
-    if "gateway" in services:
-        errors += _check_gateway_clients(services["gateway"])
+    for name in CLIENTS_READERS:
+        if name in services:
+            errors += _check_clients(name, services[name])
     if "redis" in services:
         errors += _check_redis(services["redis"])
     heal = ((services.get("actor-host") or {}).get("environment") or {}).get(
@@ -143,28 +150,29 @@ def _bind(volume: object) -> tuple[str, str, bool]:
     return source, target, "ro" in mode.split(",")
 
 
-def _check_gateway_clients(gateway: dict[str, Any]) -> list[str]:
-    """The gateway reads its clients file, bound read-only from the required variable:
-    without it, anyone who reaches port 8000 may call every route."""
-    variable, source = CLIENTS
+def _check_clients(name: str, service: dict[str, Any]) -> list[str]:
+    """The gateway and the console read the clients file, bound read-only from the
+    required variable: without it, anyone who reaches the port may call every route."""
+    variable, open_to = CLIENTS_READERS[name]
+    source = CLIENTS_SOURCE
     how = f"${{{source}:?<how to make it: python -m apps.gateway.auth add ...>}}"
-    path = _environment(gateway).get(variable)
+    path = _environment(service).get(variable)
     if not path:
-        return [f"gateway: no {variable} (without it the API is open to anyone): bind {how}"]
-    binds = [_bind(v) for v in gateway.get("volumes") or []]
+        return [f"{name}: no {variable} (without it {open_to}): bind {how}"]
+    binds = [_bind(v) for v in service.get("volumes") or []]
     found = [(src, read_only) for src, target, read_only in binds if target == path]
     if not found:
-        return [f"gateway: {variable} is {path}, but nothing is mounted there: bind {how}"]
+        return [f"{name}: {variable} is {path}, but nothing is mounted there: bind {how}"]
     errors = []
     (src, read_only), *_ = found
     required = REQUIRED.fullmatch(src)
     if required is None or required["name"] != source:
         errors.append(
-            f"gateway: the clients file at {path} must come from {how}, a required variable "
+            f"{name}: the clients file at {path} must come from {how}, a required variable "
             "(a missing file would be mounted as a new directory)"
         )
     if not read_only:
-        errors.append(f"gateway: mount the clients file at {path} read-only")
+        errors.append(f"{name}: mount the clients file at {path} read-only")
     return errors
 
 

@@ -241,6 +241,8 @@ class LocalCluster:
         }
         if app.app_id == "gateway":  # who may call its API (apps/gateway/auth.py)
             env.setdefault("ORDERFLOW_GATEWAY_CLIENTS", str(self.gateway_keys.clients_file))
+        if app.app_id == "console":  # its operators: the same file's (apps/console/auth.py)
+            env.setdefault("ORDERFLOW_CONSOLE_CLIENTS", str(self.gateway_keys.clients_file))
         argv = [
             sys.executable,
             *("-m", "uvicorn", app.target, "--factory"),
@@ -623,11 +625,13 @@ class LocalCluster:
             ("scheduler", f"127.0.0.1:{self.config.scheduler_port}"),
             ("logs", str(self.config.log_dir)),
             # every sidecar's API wants the header `dapr-api-token: $DAPR_API_TOKEN`, the
-            # gateway `Authorization: Bearer $ORDERFLOW_GATEWAY_KEY` (or another client's)
+            # gateway `Authorization: Bearer $ORDERFLOW_GATEWAY_KEY` (or another client's),
+            # the console an operator: user ops, password $ORDERFLOW_CONSOLE_KEY
             (
                 "tokens and gateway keys",
                 f'eval "$(make -s tokens)"  ({secrets_dir(self.config.state_dir)})',
             ),
+            ("ops console sign-in", "user ops, password $ORDERFLOW_CONSOLE_KEY (make -s tokens)"),
         ]
         return rows
 

@@ -31,6 +31,9 @@ APP_API_TOKEN_FILE: Final = "app-api-token"
 GATEWAY_CLIENTS_FILE: Final = "gateway-clients.json"
 # the local gateway's clients: (id, scope, rate, the variable `make tokens` exports its
 # key as). The tools (tests, chaos, the bench) call as the operator, without a limit.
+# the console's operator (its Basic user), and the variable its key is exported as again
+CONSOLE_OPERATOR: Final = "ops"
+CONSOLE_KEY_ENV: Final = "ORDERFLOW_CONSOLE_KEY"
 GATEWAY_CLIENTS: Final = (
     ("ops", "operator", None, "ORDERFLOW_GATEWAY_KEY"),
     ("storefront", "customer", {"per_second": 100, "burst": 200}, "ORDERFLOW_STOREFRONT_KEY"),
@@ -112,8 +115,14 @@ class GatewayKeys:
 
     @property
     def env(self) -> dict[str, str]:
-        """Each key under the variable `make tokens` exports it as."""
-        return {variable: self.keys[client] for client, _, _, variable in GATEWAY_CLIENTS}
+        """Each key under the variable `make tokens` exports it as, and the operator's
+        again as the console's (its user `ops`: apps/console/auth.py)."""
+        keys = {variable: self.keys[client] for client, _, _, variable in GATEWAY_CLIENTS}
+        return {**keys, CONSOLE_KEY_ENV: self.keys[CONSOLE_OPERATOR]}
+
+    def console_auth(self) -> tuple[str, str]:
+        """Basic credentials for the console: (client id, key) of its operator."""
+        return CONSOLE_OPERATOR, self.keys[CONSOLE_OPERATOR]
 
 
 def keep_gateway_keys(state_dir: Path) -> GatewayKeys:

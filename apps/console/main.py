@@ -1,12 +1,14 @@
 """Composition root of the ops console: cluster, orders, dead letters (redrive), plots.
 
-Loopback only (the launcher binds it to 127.0.0.1) until operator credentials exist. It
-reads; the one write is a redrive, a publish through its own sidecar.
+Operators only, with the clients file's operator keys (apps/console/auth.py); the launcher
+binds it to loopback too. It reads; the one write is a redrive, a publish through its own
+sidecar.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -27,6 +29,7 @@ from actors.toolkit.apitoken import (
     dapr_api_token_from_env,
 )
 from actors.toolkit.client import ActorClient, TypedClient
+from actors.toolkit.clientkeys import ClientsFileWatch
 from actors.toolkit.metrics import mount_metrics, new_registry
 from actors.toolkit.publisher import SidecarPublisher
 from actors.toolkit.redis_connection import (
@@ -36,7 +39,7 @@ from actors.toolkit.redis_connection import (
     redis_password_from_env,
 )
 from actors.toolkit.sidecar import SidecarHTTP, SidecarTransport
-from apps.console import api, pages
+from apps.console import api, auth, pages
 from apps.console.cluster import ClusterProbe
 from apps.console.deadletters import DEFAULT_PREFIX, LetterStore, Redriver
 from apps.console.deps import Console
@@ -62,6 +65,8 @@ class Settings:
     # DAPR_API_TOKEN: its calls to its own daprd and its probes of every sidecar's metadata
     dapr_api_token: str | None = None
     app_api_token: str | None = None  # APP_API_TOKEN: what its daprd's calls carry
+    # who may use it (apps/console/auth.py); None: anyone who reaches the port
+    clients_file: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -77,6 +82,7 @@ class Settings:
             targets=Targets.from_env(env),
             dapr_api_token=dapr_api_token_from_env(env),
             app_api_token=app_api_token_from_env(env),
+            clients_file=Path(env[auth.CLIENTS_ENV]) if env.get(auth.CLIENTS_ENV) else None,
         )
 
 
@@ -136,7 +142,18 @@ def create_app(
     app.include_router(api.router)
     app.include_router(pages.router)
     mount_metrics(app, new_registry())  # Prometheus scrapes every app (job "app")
-    # daprd's calls (the dead-letter subscription); the pages are for operators
+    # the pages and the API: operators only
+    if resolved.clients_file is not None:
+        clients = auth.load_clients(resolved.clients_file)  # a bad file stops the start
+        watch = ClientsFileWatch(resolved.clients_file, setting=auth.CLIENTS_ENV)
+        app.add_middleware(auth.OperatorGuard, clients=clients, watch=watch)
+    else:
+        logging.getLogger("orderflow.console").warning(
+            "the console is open to anyone who reaches its port: %s is not set "
+            "(apps/console/auth.py)",
+            auth.CLIENTS_ENV,
+        )
+    # daprd's calls (the dead-letter subscription): its app token
     app.add_middleware(AppTokenGuard, token=resolved.app_api_token)
 
     @app.get("/healthz/app", tags=["ops"])

@@ -7,6 +7,9 @@ as its Dead letters page):
     python -m apps.console.redrive --all            every open letter
 
 The console's address: --console, else http://127.0.0.1:<8410 + ORDERFLOW_PORT_OFFSET>.
+An operator's key from ORDERFLOW_CONSOLE_KEY (`eval "$(make -s tokens)"` exports the local
+cluster's), sent as `Authorization: Bearer <key>`; a console without a clients file takes
+none.
 Exit status 0 when every redrive was published, 1 when one failed, 2 on bad usage or an
 unreachable console.
 """
@@ -23,6 +26,7 @@ from urllib.parse import quote
 import httpx
 
 CONSOLE_PORT = 8410
+KEY_ENV = "ORDERFLOW_CONSOLE_KEY"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,7 +52,10 @@ def run(argv: Sequence[str], *, http: httpx.Client | None = None) -> int:
     if not (args.list or args.letter_id or args.all or _filters(args)):
         print("name --code and/or --topic, --id, --all or --list", file=sys.stderr)
         return 2
+    key = os.environ.get(KEY_ENV)
     client = http or httpx.Client(timeout=60)
+    if key:
+        client.headers["authorization"] = f"Bearer {key}"
     try:
         return _run(client, base, args)
     except httpx.HTTPError as exc:
@@ -90,6 +97,8 @@ def _refused(resp: httpx.Response) -> int:
     except ValueError:
         detail = resp.text
     print(f"refused (HTTP {resp.status_code}): {detail}", file=sys.stderr)
+    if resp.status_code == 401:
+        print(f'set {KEY_ENV} to an operator\'s key (`eval "$(make -s tokens)"`)', file=sys.stderr)
     return 1 if resp.status_code in (404, 409) else 2
 
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from cluster import ops
-from cluster.compose import CLIENTS, TOKENS, compose_errors
+from cluster.compose import CLIENTS_READERS, CLIENTS_SOURCE, TOKENS, compose_errors
 from cluster.config import ROOT
 
 
@@ -250,7 +250,7 @@ def test_the_env_example_names_every_required_variable_and_holds_no_value() -> N
     lines = text.splitlines()
     entries = dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
 
-    assert entries == dict.fromkeys([*TOKENS.values(), CLIENTS[1]], "")
+    assert entries == dict.fromkeys([*TOKENS.values(), CLIENTS_SOURCE], "")
     assert "-m apps.gateway.auth add --file deploy/compose/gateway-clients.json" in text
 
 
@@ -310,29 +310,37 @@ def test_an_app_without_the_redis_password_is_reported() -> None:
     ]
 
 
-CLIENTS_PATH = "/run/orderflow/gateway-clients.json"  # ORDERFLOW_GATEWAY_CLIENTS in compose
+# ORDERFLOW_GATEWAY_CLIENTS and ORDERFLOW_CONSOLE_CLIENTS in compose
+CLIENTS_PATH = "/run/orderflow/gateway-clients.json"
 
 
-def test_the_gateway_reads_its_clients_file_from_a_required_read_only_bind() -> None:
+@pytest.mark.parametrize("name", sorted(CLIENTS_READERS))
+def test_the_gateway_and_the_console_read_the_clients_file_from_a_required_read_only_bind(
+    name: str,
+) -> None:
     """Compose refuses to start without ORDERFLOW_GATEWAY_CLIENTS_FILE (its message says
-    how to make the file), and a wrong path is an error, not a directory made there."""
+    how to make the file), and a wrong path is an error, not a directory made there. The
+    console admits the operators of the same file."""
     services = _doc()["services"]
     assert isinstance(services, dict)
-    gateway = services["gateway"]
-    (volume,) = gateway["volumes"]
+    service = services[name]
+    (volume,) = service["volumes"]
+    variable, _ = CLIENTS_READERS[name]
 
-    assert gateway["environment"][CLIENTS[0]] == CLIENTS_PATH
+    assert service["environment"][variable] == CLIENTS_PATH
     assert volume["type"] == "bind"
     assert volume["target"] == CLIENTS_PATH
     assert volume["read_only"] is True
     assert volume["bind"]["create_host_path"] is False
-    assert volume["source"].startswith(f"${{{CLIENTS[1]}:?")
+    assert volume["source"].startswith(f"${{{CLIENTS_SOURCE}:?")
     assert "apps.gateway.auth add --file deploy/compose/gateway-clients.json" in volume["source"]
     # the gateway keeps every other variable of the apps' anchor
+    gateway = services["gateway"]
     assert gateway["environment"].items() > services["shipping"]["environment"].items()
-    for name, service in services.items():
-        if name != "gateway":
-            assert CLIENTS[0] not in (service.get("environment") or {}), name
+    for other, service in services.items():
+        if other not in CLIENTS_READERS:
+            for reads, _ in CLIENTS_READERS.values():
+                assert reads not in (service.get("environment") or {}), other
 
 
 def test_git_ignores_the_compose_clients_file() -> None:
@@ -410,3 +418,18 @@ def test_a_gateway_without_its_clients_file_from_the_required_variable_is_report
     edit(gateway)
 
     assert compose_errors(doc) == [error]
+
+
+def test_a_console_without_the_clients_file_is_reported() -> None:
+    doc, services = _doc_and_services()
+    console = services["console"]
+    console["environment"] = dict(console["environment"])
+    console["environment"].pop("ORDERFLOW_CONSOLE_CLIENTS")
+    console["volumes"][0].pop("read_only")
+
+    assert compose_errors(doc) == [
+        "console: no ORDERFLOW_CONSOLE_CLIENTS (without it the console is open to anyone): "
+        f"bind {HOW}"
+    ]
+    console["environment"]["ORDERFLOW_CONSOLE_CLIENTS"] = CLIENTS_PATH
+    assert compose_errors(doc) == [f"console: mount the clients file at {CLIENTS_PATH} read-only"]

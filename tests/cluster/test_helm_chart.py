@@ -359,6 +359,7 @@ def test_one_secret_for_both_tokens_is_refused() -> None:
 
 
 GATEWAY_CLIENTS = "/etc/orderflow/gateway/clients.json"  # ORDERFLOW_GATEWAY_CLIENTS
+CONSOLE_CLIENTS = "/etc/orderflow/clients/clients.json"  # ORDERFLOW_CONSOLE_CLIENTS
 
 
 def _clients_secret(values: Path | None) -> str:
@@ -379,13 +380,14 @@ def _secret_volumes(pod: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def _clients_of(deployment: dict[str, Any]) -> tuple[str | None, list[dict[str, Any]]]:
-    """The app container's ORDERFLOW_GATEWAY_CLIENTS and its mounts of Secret volumes."""
+    """Where the app container reads the clients file (ORDERFLOW_GATEWAY_CLIENTS, or the
+    console's ORDERFLOW_CONSOLE_CLIENTS) and its mounts of Secret volumes."""
     pod = deployment["spec"]["template"]
     container = pod["spec"]["containers"][0]
     env = {e["name"]: e.get("value") for e in container["env"]}
     secrets = _secret_volumes(pod)
     mounts = [m for m in container.get("volumeMounts", []) if m["name"] in secrets]
-    return env.get("ORDERFLOW_GATEWAY_CLIENTS"), mounts
+    return env.get("ORDERFLOW_GATEWAY_CLIENTS") or env.get("ORDERFLOW_CONSOLE_CLIENTS"), mounts
 
 
 def _deployments_of(manifests: str) -> dict[str, dict[str, Any]]:
@@ -397,27 +399,29 @@ def _deployments_of(manifests: str) -> dict[str, dict[str, Any]]:
 
 
 @pytest.mark.parametrize("values", [None, PRODUCTION], ids=["defaults", "production"])
-def test_only_the_gateway_reads_its_clients_file_from_the_named_secret(
+def test_only_the_gateway_and_the_console_read_the_clients_file_from_the_named_secret(
     values: Path | None,
 ) -> None:
     """Mounted read-only, as the whole Secret volume (no subPath: the kubelet keeps it
-    current), readable by the pods' uid 10001 through their fsGroup and mode 0440."""
+    current), readable by the pods' uid 10001 through their fsGroup and mode 0440. The
+    console admits its operators (apps/console/auth.py)."""
     deployments = _deployments(values)
-    gateway = deployments.pop("gateway")
-    pod = gateway["spec"]["template"]
-    variable, mounts = _clients_of(gateway)
+    for app, path in (("gateway", GATEWAY_CLIENTS), ("console", CONSOLE_CLIENTS)):
+        deployment = deployments.pop(app)
+        pod = deployment["spec"]["template"]
+        variable, mounts = _clients_of(deployment)
 
-    assert variable == GATEWAY_CLIENTS
-    (mount,) = mounts
-    assert mount["mountPath"] == str(Path(GATEWAY_CLIENTS).parent)
-    assert mount["readOnly"] is True
-    assert "subPath" not in mount
-    assert _secret_volumes(pod)[mount["name"]] == {
-        "secretName": _clients_secret(values),
-        "items": [{"key": "clients.json", "path": Path(GATEWAY_CLIENTS).name}],
-        "defaultMode": 0o440,
-    }
-    assert pod["spec"]["securityContext"]["fsGroup"] == 10001
+        assert variable == path, app
+        (mount,) = mounts
+        assert mount["mountPath"] == str(Path(path).parent)
+        assert mount["readOnly"] is True
+        assert "subPath" not in mount
+        assert _secret_volumes(pod)[mount["name"]] == {
+            "secretName": _clients_secret(values),
+            "items": [{"key": "clients.json", "path": Path(path).name}],
+            "defaultMode": 0o440,
+        }
+        assert pod["spec"]["securityContext"]["fsGroup"] == 10001
     for app, deployment in deployments.items():
         assert _clients_of(deployment) == (None, []), app
         assert _secret_volumes(deployment["spec"]["template"]) == {}, app

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
 
 from cluster.config import ROOT
 from cluster.local import LocalCluster
@@ -38,8 +39,13 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
+def page(browser: Browser, cluster: LocalCluster) -> Iterator[Page]:
+    # signed in as the cluster's operator (the console asks with HTTP Basic)
+    user, key = cluster.gateway_keys.console_auth()
+    context = browser.new_context(
+        viewport={"width": 1400, "height": 900},
+        http_credentials={"username": user, "password": key},
+    )
     yield context.new_page()
     context.close()
 
@@ -47,6 +53,33 @@ def page(browser: Browser) -> Iterator[Page]:
 @pytest.fixture(scope="module")
 def console_url(cluster: LocalCluster) -> str:
     return f"http://127.0.0.1:{cluster.app('console').app_port}"
+
+
+@pytest.fixture(scope="module")
+def console(cluster: LocalCluster, console_url: str) -> Iterator[httpx.Client]:
+    """The console's API, as the cluster's operator."""
+    with httpx.Client(
+        base_url=console_url, timeout=10, auth=cluster.gateway_keys.console_auth()
+    ) as client:
+        yield client
+
+
+def test_the_console_asks_an_operator_to_sign_in_and_admits_the_clusters(
+    browser: Browser, console_url: str, console: httpx.Client, cluster: LocalCluster
+) -> None:
+    anonymous = httpx.get(f"{console_url}/cluster", timeout=10)
+    assert anonymous.status_code == 401
+    assert "Basic" in anonymous.headers["www-authenticate"]
+    storefront = {"authorization": cluster.gateway_keys.headers("storefront")["authorization"]}
+    assert httpx.get(f"{console_url}/cluster", headers=storefront).status_code == 403
+    assert httpx.get(f"{console_url}/healthz/app").status_code == 200  # probes stay open
+    assert console.get("/api/deadletters").status_code == 200
+    context = browser.new_context()  # a browser that cannot sign in gets no page
+    try:  # (headless, it has no sign-in dialog to show for the Basic challenge)
+        with pytest.raises(PlaywrightError, match="ERR_INVALID_AUTH_CREDENTIALS"):
+            context.new_page().goto(f"{console_url}/cluster")
+    finally:
+        context.close()
 
 
 def screenshot(page: Page, tmp_path: Path, name: str) -> Path:
@@ -103,6 +136,7 @@ def test_an_orders_timeline_shows_its_events_in_order(
 def test_a_dead_letter_redriven_from_the_page_is_applied_and_leaves_the_list(
     page: Page,
     console_url: str,
+    console: httpx.Client,
     gateway_sidecar: httpx.Client,
     sidecar_of: Callable[[str], httpx.Client],
     uid: str,
@@ -111,7 +145,7 @@ def test_a_dead_letter_redriven_from_the_page_is_applied_and_leaves_the_list(
     sku = f"cup-{uid}"
     restock(gateway_sidecar, sku, 5)
     order_id, event_id, letter = _an_unreserved_commit_dead_lettered(
-        gateway_sidecar, sidecar_of("actor-host-1"), console_url, sku=sku, order_uid=f"dl-{uid}"
+        gateway_sidecar, sidecar_of("actor-host-1"), console, sku=sku, order_uid=f"dl-{uid}"
     )
     assert letter["code"] == "inventory.reservation_not_found"
     # the operator fixes the cause (the reservation exists now), then redrives
@@ -133,36 +167,41 @@ def test_a_dead_letter_redriven_from_the_page_is_applied_and_leaves_the_list(
         what="the redriven Commit to apply",
     )
     assert _stock(gateway_sidecar, sku)["reserved"] == 0
-    assert _letter(console_url, event_id) is None  # applied: no new dead letter came back
+    assert _letter(console, event_id) is None  # applied: no new dead letter came back
 
 
 def test_the_redrive_cli_lists_a_dead_letter_and_redrives_it_by_id(
     console_url: str,
+    console: httpx.Client,
+    cluster: LocalCluster,
     gateway_sidecar: httpx.Client,
     sidecar_of: Callable[[str], httpx.Client],
     uid: str,
 ) -> None:
+    key = cluster.gateway_keys.console_auth()[1]
     sku = f"mug-{uid}"
     restock(gateway_sidecar, sku, 4)
     order_id, event_id, letter = _an_unreserved_commit_dead_lettered(
-        gateway_sidecar, sidecar_of("actor-host-1"), console_url, sku=sku, order_uid=f"cli-{uid}"
+        gateway_sidecar, sidecar_of("actor-host-1"), console, sku=sku, order_uid=f"cli-{uid}"
     )
 
-    listed = _cli("--console", console_url, "--list", "--code", "inventory.reservation_not_found")
+    listed = _cli(
+        key, "--console", console_url, "--list", "--code", "inventory.reservation_not_found"
+    )
     assert listed.returncode == 0, listed.stderr
     assert letter["id"] in listed.stdout
 
     reserve = {"order_id": order_id, "quantity": 1, "message_id": f"fix-cli-{uid}"}
     ok(call(gateway_sidecar, "InventoryActor", sku, "Reserve", reserve))
-    redriven = _cli("--console", console_url, "--id", letter["id"])
+    redriven = _cli(key, "--console", console_url, "--id", letter["id"])
     assert redriven.returncode == 0, redriven.stdout + redriven.stderr
     wait_until(
         lambda: _stock(gateway_sidecar, sku)["on_hand"] == 3,
         timeout=30,
         what="the Commit redriven from the CLI to apply",
     )
-    assert _letter(console_url, event_id) is None
-    again = _cli("--console", console_url, "--id", letter["id"])
+    assert _letter(console, event_id) is None
+    again = _cli(key, "--console", console_url, "--id", letter["id"])
     assert again.returncode != 0  # already redriven: refused, not published twice
 
 
@@ -191,7 +230,12 @@ def test_the_plots_page_draws_the_order_throughput_from_prometheus(
 
 
 def _an_unreserved_commit_dead_lettered(
-    sidecar: httpx.Client, publisher: httpx.Client, console_url: str, *, sku: str, order_uid: str
+    sidecar: httpx.Client,
+    publisher: httpx.Client,
+    console: httpx.Client,
+    *,
+    sku: str,
+    order_uid: str,
 ) -> tuple[str, str, dict[str, Any]]:
     """Ship an order, then publish its order.shipped again naming `sku`, which it holds no
     reservation of, through `publisher` (an actor host's daprd: `orders` is the actor hosts'
@@ -202,18 +246,21 @@ def _an_unreserved_commit_dead_lettered(
     shipped = _order_shipped(order_id, event_id, sku, version=version)
     publish(publisher, "orders", shipped, event_id=event_id, event_type="order.shipped")
     wait_until(
-        lambda: _letter(console_url, event_id) is not None,
+        lambda: _letter(console, event_id) is not None,
         timeout=30,
         what="the console to list the dead letter",
     )
-    letter = _letter(console_url, event_id)
+    letter = _letter(console, event_id)
     assert letter is not None
     return order_id, event_id, letter
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+def _cli(key: str, *args: str) -> subprocess.CompletedProcess[str]:
     argv = [sys.executable, "-m", "apps.console.redrive", *args]
-    return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    env = {**os.environ, "ORDERFLOW_CONSOLE_KEY": key}  # `make -s tokens` exports it
+    return subprocess.run(
+        argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
 
 
 def _status(sidecar: httpx.Client, order_id: str) -> str:
@@ -224,8 +271,8 @@ def _stock(sidecar: httpx.Client, sku: str) -> dict[str, Any]:
     return ok(call(sidecar, "InventoryActor", sku, "Get"))
 
 
-def _letter(console_url: str, event_id: str) -> dict[str, Any] | None:
-    letters = httpx.get(f"{console_url}/api/deadletters", timeout=10).json()["letters"]
+def _letter(console: httpx.Client, event_id: str) -> dict[str, Any] | None:
+    letters = console.get("/api/deadletters").json()["letters"]
     return next((x for x in letters if x["cloudevent_id"] == event_id), None)
 
 

@@ -196,7 +196,10 @@ def test_the_local_gateway_keys_match_the_clients_file_the_gateway_reads(tmp_pat
         "ORDERFLOW_GATEWAY_KEY",
         "ORDERFLOW_STOREFRONT_KEY",
         "ORDERFLOW_WAREHOUSE_KEY",
+        "ORDERFLOW_CONSOLE_KEY",  # the operator's again, for the console and its CLI
     }
+    assert keys.env["ORDERFLOW_CONSOLE_KEY"] == keys.keys["ops"]
+    assert keys.console_auth() == ("ops", keys.keys["ops"])
 
 
 async def test_a_flood_of_refusals_is_logged_once_per_period_with_a_count(
