@@ -388,7 +388,9 @@ def run_chaos(options: Options) -> Run:
     with cluster.running():
         gateway = f"http://127.0.0.1:{cluster.app('gateway').app_port}"
         shipping = f"http://127.0.0.1:{cluster.app('shipping').app_port}"
-        streams = redis.Redis(port=cluster.config.redis_port, decode_responses=True)
+        streams = redis.Redis(
+            port=cluster.config.redis_port, password=cluster.tokens.redis, decode_responses=True
+        )
         operator = cluster.gateway_keys.headers()  # every route (apps/gateway/auth.py)
         with httpx.Client(base_url=gateway, timeout=30, headers=operator) as api:
             settings = {"delay_ms": 50, "failure_rate": options.failure_rate}

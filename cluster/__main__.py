@@ -127,10 +127,11 @@ def cmd_status(config: ClusterConfig) -> int:
 
 
 def cmd_tokens(config: ClusterConfig, *, for_env: bool = False) -> int:
-    """The cluster's two Dapr tokens and the gateway's client keys as shell exports: `eval
-    "$(python -m cluster tokens)"`, then `curl -H "dapr-api-token: $DAPR_API_TOKEN" ...`
-    calls a sidecar's API, `curl -H "Authorization: Bearer $ORDERFLOW_GATEWAY_KEY" ...`
-    the gateway as its operator."""
+    """The cluster's two Dapr tokens, its Redis password and the gateway's client keys as
+    shell exports: `eval "$(python -m cluster tokens)"`, then `curl -H "dapr-api-token:
+    $DAPR_API_TOKEN" ...` calls a sidecar's API, `curl -H "Authorization: Bearer
+    $ORDERFLOW_GATEWAY_KEY" ...` the gateway as its operator, `redis-cli -p 6380 ...`
+    Redis (REDISCLI_AUTH)."""
     tokens = read_tokens(config.state_dir)
     if tokens is None:
         print(
@@ -143,7 +144,9 @@ def cmd_tokens(config: ClusterConfig, *, for_env: bool = False) -> int:
         run_env = {**tokens.env, "ORDERFLOW_GATEWAY_CLIENTS": str(keys.clients_file)}
         print(" ".join(f"{name}={shlex.quote(value)}" for name, value in run_env.items()))
         return 0
-    for name, value in {**tokens.env, **keys.env}.items():
+    # REDISCLI_AUTH: redis-cli's own variable, so `redis-cli -p 6380 ...` authenticates
+    redis_cli = {"REDISCLI_AUTH": tokens.redis} if tokens.redis else {}
+    for name, value in {**tokens.env, **keys.env, **redis_cli}.items():
         print(f"export {name}={shlex.quote(value)}")
     return 0
 

@@ -133,10 +133,31 @@ def placement_hosts(state: dict[str, Any]) -> set[str]:
     return {str(h.get("name")) for table in tables for h in table.get("hosts") or []}
 
 
-def redis_ping(port: int) -> bool:
+def redis_ping(port: int, password: str | None = None) -> bool:
+    """Redis answers PING (after AUTH with `password`, the cluster's requirepass)."""
     with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+        if password:
+            sock.sendall(_command(b"AUTH", password.encode()))
+            if not _reply(sock).startswith(b"+OK"):
+                return False
         sock.sendall(b"PING\r\n")
-        return sock.recv(64).startswith(b"+PONG")
+        return _reply(sock).startswith(b"+PONG")
+
+
+def _command(*parts: bytes) -> bytes:
+    """One command in RESP (an argument may hold any byte)."""
+    return b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts)
+
+
+def _reply(sock: socket.socket) -> bytes:
+    """One simple reply line (+OK, +PONG, -ERR ...)."""
+    data = b""
+    while not data.endswith(b"\r\n"):
+        chunk = sock.recv(256)
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 class LocalCluster:
@@ -314,10 +335,17 @@ class LocalCluster:
         cfg = self.config
         (cfg.data_dir / "redis").mkdir(parents=True, exist_ok=True)
         cfg.log_dir.mkdir(parents=True, exist_ok=True)
-        (cfg.state_dir / "redis.conf").write_text(
+        # requirepass: the cluster's Redis password (cluster/tokens.py); the file is the
+        # owner's alone, as the secrets are
+        conf = cfg.state_dir / "redis.conf"
+        conf.touch(mode=0o600)
+        conf.chmod(0o600)
+        password = [f"requirepass {self.tokens.redis}"] if self.tokens.redis else []
+        conf.write_text(
             "\n".join(
                 [
                     f"port {cfg.redis_port}",
+                    *password,
                     "bind 127.0.0.1",
                     "protected-mode yes",
                     f"dir {cfg.data_dir / 'redis'}",
@@ -369,7 +397,7 @@ class LocalCluster:
     def wait_infra_ready(self, name: str) -> None:
         cfg = self.config
         checks = {
-            "redis": lambda: redis_ping(cfg.redis_port),
+            "redis": lambda: redis_ping(cfg.redis_port, self.tokens.redis),
             "placement": lambda: http_ok(f"http://127.0.0.1:{cfg.port(50105)}/healthz"),
             "scheduler": lambda: http_ok(f"http://127.0.0.1:{cfg.port(50106)}/healthz"),
         }

@@ -2,7 +2,9 @@
 
 Dapr's two tokens: every daprd the launcher starts gets both (`DAPR_API_TOKEN`: it
 refuses calls to its API without it; `APP_API_TOKEN`: it sends it to its app), and so
-does every app (actors.toolkit.apitoken). The gateway's client keys
+does every app (actors.toolkit.apitoken). Redis's password (its `requirepass`): every
+daprd's components read it (`ORDERFLOW_REDIS_PASSWORD`, through the env secret store) and
+every app's own connections send it (actors.toolkit.redis_connection). The gateway's client keys
 (apps/gateway/auth.py): one client per scope (GATEWAY_CLIENTS), their digests in the
 clients file the gateway reads. Tools beside the cluster (the watchdog, chaos, the bench,
 the tests, `python -m cluster tokens`) read the same files. Restarting a process keeps
@@ -25,9 +27,11 @@ from actors.toolkit.apitoken import (
     DAPR_API_TOKEN_ENV,
     sidecar_headers,
 )
+from actors.toolkit.redis_connection import REDIS_PASSWORD_ENV
 
 DAPR_API_TOKEN_FILE: Final = "dapr-api-token"
 APP_API_TOKEN_FILE: Final = "app-api-token"
+REDIS_PASSWORD_FILE: Final = "redis-password"
 GATEWAY_CLIENTS_FILE: Final = "gateway-clients.json"
 # the local gateway's clients: (id, scope, rate, the variable `make tokens` exports its
 # key as). The tools (tests, chaos, the bench) call as the operator, without a limit.
@@ -45,11 +49,16 @@ GATEWAY_CLIENTS: Final = (
 class ApiTokens:
     dapr: str  # DAPR_API_TOKEN: the sidecars' APIs
     app: str  # APP_API_TOKEN: the apps' daprd-facing routes
+    # ORDERFLOW_REDIS_PASSWORD: Redis's requirepass (None: a Redis without one)
+    redis: str | None = None
 
     @property
     def env(self) -> dict[str, str]:
-        """Both, as every daprd and every app of the cluster gets them."""
-        return {DAPR_API_TOKEN_ENV: self.dapr, APP_API_TOKEN_ENV: self.app}
+        """All of them, as every daprd and every app of the cluster gets them."""
+        env = {DAPR_API_TOKEN_ENV: self.dapr, APP_API_TOKEN_ENV: self.app}
+        if self.redis:
+            env[REDIS_PASSWORD_ENV] = self.redis
+        return env
 
     @property
     def sidecar_headers(self) -> dict[str, str]:
@@ -62,8 +71,10 @@ def secrets_dir(state_dir: Path) -> Path:
 
 
 def new_tokens() -> ApiTokens:
-    """Two fresh random tokens (256 bits each, hex)."""
-    return ApiTokens(dapr=secrets.token_hex(32), app=secrets.token_hex(32))
+    """Fresh random tokens and a Redis password (256 bits each, hex)."""
+    return ApiTokens(
+        dapr=secrets.token_hex(32), app=secrets.token_hex(32), redis=secrets.token_hex(32)
+    )
 
 
 def read_tokens(state_dir: Path) -> ApiTokens | None:
@@ -72,8 +83,13 @@ def read_tokens(state_dir: Path) -> ApiTokens | None:
     dapr, app = folder / DAPR_API_TOKEN_FILE, folder / APP_API_TOKEN_FILE
     if not (dapr.is_file() and app.is_file()):
         return None
-    tokens = ApiTokens(dapr=dapr.read_text().strip(), app=app.read_text().strip())
-    if not (tokens.dapr and tokens.app):
+    redis = folder / REDIS_PASSWORD_FILE  # not there in a state dir older than it
+    tokens = ApiTokens(
+        dapr=dapr.read_text().strip(),
+        app=app.read_text().strip(),
+        redis=redis.read_text().strip() if redis.is_file() else None,
+    )
+    if not (tokens.dapr and tokens.app and tokens.redis != ""):
         raise ValueError(f"an empty token in {folder}: delete it and start the cluster again")
     return tokens
 
@@ -85,6 +101,8 @@ def keep_tokens(state_dir: Path, tokens: ApiTokens) -> ApiTokens:
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     _keep(folder / DAPR_API_TOKEN_FILE, tokens.dapr)
     _keep(folder / APP_API_TOKEN_FILE, tokens.app)
+    if tokens.redis:
+        _keep(folder / REDIS_PASSWORD_FILE, tokens.redis)
     kept = read_tokens(state_dir)
     assert kept is not None
     return kept

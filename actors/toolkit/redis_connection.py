@@ -35,11 +35,15 @@ def redis_host_from_env(env: Mapping[str, str] | None = None) -> str:
     return env.get("ORDERFLOW_REDIS_HOST") or DEFAULT_REDIS_HOST
 
 
+REDIS_PASSWORD_ENV: Final = "ORDERFLOW_REDIS_PASSWORD"
+
+
 def redis_password_from_env(env: Mapping[str, str] | None = None) -> str | None:
-    """ORDERFLOW_REDIS_PASSWORD, Redis's `requirepass` (the Helm chart sets it from a
-    Secret); none by default: the local cluster's Redis listens on loopback only."""
+    """ORDERFLOW_REDIS_PASSWORD, Redis's `requirepass` (the launcher makes one for a local
+    cluster, docker-compose requires one, the Helm chart sets it from a Secret); none when
+    unset."""
     env = os.environ if env is None else env
-    return env.get("ORDERFLOW_REDIS_PASSWORD") or None
+    return env.get(REDIS_PASSWORD_ENV) or None
 
 
 def redis_client(

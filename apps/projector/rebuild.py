@@ -29,7 +29,6 @@ import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any, Final
 
 from redis.asyncio import Redis
@@ -228,32 +227,28 @@ class Rebuilder:
 # --- command line ------------------------------------------------------------------------------
 
 
-def _defaults() -> tuple[str, int, str | None]:
-    """Redis, the projector's sidecar and its Dapr API token: from the environment, else
-    the local cluster's."""
+def _defaults() -> tuple[str, int, str | None, str | None]:
+    """Redis, the projector's sidecar, its Dapr API token and Redis's password: from the
+    environment, else the local cluster's."""
     redis_host, dapr_http = os.environ.get("ORDERFLOW_REDIS_HOST"), os.environ.get("DAPR_HTTP_PORT")
-    token = dapr_api_token_from_env()
+    token, password = dapr_api_token_from_env(), redis_password_from_env()
     if redis_host and dapr_http:
-        return redis_host, int(dapr_http), token
+        return redis_host, int(dapr_http), token, password
     from cluster.config import PROJECTOR_PORTS, ClusterConfig  # the dev layout (not in images)
+    from cluster.tokens import read_tokens
 
     config = ClusterConfig.from_env()
+    local = read_tokens(config.state_dir)
     return (
         redis_host or config.redis_host,
         int(dapr_http or config.port(PROJECTOR_PORTS.http)),
-        token or _local_token(config.state_dir),
+        token or (local.dapr if local else None),
+        password or (local.redis if local else None),
     )
 
 
-def _local_token(state_dir: Path) -> str | None:
-    from cluster.tokens import read_tokens  # the dev layout (not in images)
-
-    tokens = read_tokens(state_dir)
-    return tokens.dapr if tokens else None
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    redis_host, dapr_http, token = _defaults()
+    redis_host, dapr_http, token, password = _defaults()
     parser = argparse.ArgumentParser(
         prog="python -m apps.projector.rebuild",
         description=__doc__,
@@ -263,7 +258,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--dapr-http", type=int, default=dapr_http, help=f"a sidecar's HTTP port ({dapr_http})"
     )
-    parser.set_defaults(dapr_api_token=token)  # DAPR_API_TOKEN, not a flag: not in `ps`
+    # DAPR_API_TOKEN and ORDERFLOW_REDIS_PASSWORD, not flags: not in `ps`
+    parser.set_defaults(dapr_api_token=token, redis_password=password)
     parser.add_argument("--prefix", default=prefix_from_env(), help="key prefix")
     parser.add_argument("--app-id", default="actor-host", help="the actor hosts' Dapr app id")
     parser.add_argument("--concurrency", type=int, default=16, help="actors replayed at once")
@@ -273,7 +269,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 async def _main(args: argparse.Namespace) -> Report:
-    redis = redis_client(args.redis, password=redis_password_from_env())
+    redis = redis_client(args.redis, password=args.redis_password)
     try:
         async with SidecarHTTP(args.dapr_http, api_token=args.dapr_api_token) as http:
             rebuilder = Rebuilder(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -376,4 +377,26 @@ def test_the_gateway_alone_reads_the_clusters_clients_file(tmp_path: Path) -> No
 
     assert env["gateway"]["ORDERFLOW_GATEWAY_CLIENTS"] == str(keys.clients_file)
     assert [n for n, e in env.items() if "ORDERFLOW_GATEWAY_CLIENTS" in e] == ["gateway"]
+    # the console admits the operators of the same file (apps/console/auth.py)
+    assert env["console"]["ORDERFLOW_CONSOLE_CLIENTS"] == str(keys.clients_file)
+    assert [n for n, e in env.items() if "ORDERFLOW_CONSOLE_CLIENTS" in e] == ["console"]
     assert _cluster(tmp_path).gateway_keys == keys  # kept across launchers
+
+
+def test_redis_requires_the_clusters_password_and_every_daprd_and_app_has_it(
+    tmp_path: Path,
+) -> None:
+    cluster = _cluster(tmp_path)
+    password = cluster.tokens.redis
+    assert password
+    cluster.write_files()
+    conf = tmp_path / "state" / "redis.conf"
+
+    assert f"requirepass {password}" in conf.read_text().splitlines()
+    assert stat.S_IMODE(conf.stat().st_mode) == 0o600  # the password's file is the owner's
+    for name, proc in cluster.processes.items():
+        has = proc.env.get("ORDERFLOW_REDIS_PASSWORD")
+        if name in ("redis", "placement", "scheduler", "prometheus", "zipkin", "watchdog"):
+            assert has is None, name
+        else:  # a daprd's components (the env secret store), an app's own connections
+            assert has == password, name

@@ -43,6 +43,8 @@ def test_it_exports_the_tokens_and_keys_the_clusters_processes_get(
     assert exports == {
         "DAPR_API_TOKEN": cluster.tokens.dapr,
         "APP_API_TOKEN": cluster.tokens.app,
+        "ORDERFLOW_REDIS_PASSWORD": cluster.tokens.redis,
+        "REDISCLI_AUTH": cluster.tokens.redis,  # redis-cli's own variable
         **cluster.gateway_keys.env,
     }
     assert exports["ORDERFLOW_GATEWAY_KEY"] == cluster.gateway_keys.keys["ops"]
@@ -53,5 +55,6 @@ def test_it_exports_the_tokens_and_keys_the_clusters_processes_get(
     assert pairs == {
         "DAPR_API_TOKEN": gateway["DAPR_API_TOKEN"],
         "APP_API_TOKEN": gateway["APP_API_TOKEN"],
+        "ORDERFLOW_REDIS_PASSWORD": gateway["ORDERFLOW_REDIS_PASSWORD"],
         "ORDERFLOW_GATEWAY_CLIENTS": gateway["ORDERFLOW_GATEWAY_CLIENTS"],
     }

@@ -134,6 +134,11 @@ def uid() -> str:
 @pytest.fixture(scope="session")
 def redis_client(cluster: LocalCluster) -> Iterator[redis.Redis]:
     """The cluster's Redis, to read pub/sub streams (topics) directly."""
-    client = redis.Redis(host="127.0.0.1", port=cluster.config.redis_port, decode_responses=True)
+    client = redis.Redis(
+        host="127.0.0.1",
+        port=cluster.config.redis_port,
+        password=cluster.tokens.redis,  # the cluster's requirepass (cluster/tokens.py)
+        decode_responses=True,
+    )
     yield client
     client.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+import redis
 
 from cluster.local import LocalCluster
 
@@ -138,3 +139,21 @@ def test_a_storefront_places_an_order_a_warehouse_may_not(cluster: LocalCluster,
         ).status_code
         == 200
     )  # a service reads orders
+
+
+def test_redis_refuses_a_client_without_the_clusters_password(
+    cluster: LocalCluster, redis_client: redis.Redis
+) -> None:
+    """The local cluster's Redis has a requirepass (cluster/tokens.py): a process on the
+    box that reaches its loopback port reads and writes nothing without it."""
+    stranger = redis.Redis(host="127.0.0.1", port=cluster.config.redis_port)
+    try:
+        with pytest.raises(redis.exceptions.AuthenticationError):
+            stranger.xlen("orders")
+        wrong = redis.Redis(host="127.0.0.1", port=cluster.config.redis_port, password="x" * 64)
+        with pytest.raises(redis.exceptions.AuthenticationError):
+            wrong.ping()
+        wrong.close()
+    finally:
+        stranger.close()
+    assert redis_client.ping() is True  # the tests' client has it, as every app does

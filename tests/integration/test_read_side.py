@@ -233,7 +233,8 @@ def test_a_rebuild_from_scratch_produces_identical_read_models(
             str(cluster.app("projector").http_port),
         ],
         cwd=ROOT,
-        env={**os.environ, "DAPR_API_TOKEN": cluster.tokens.dapr},
+        # the session cluster's token and Redis password (the default state dir's are not)
+        env={**os.environ, **cluster.tokens.env},
         capture_output=True,
         text=True,
         timeout=120,

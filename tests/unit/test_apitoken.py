@@ -26,7 +26,14 @@ from actors.toolkit.apitoken import (
 from actors.toolkit.fastpath import Answer, FastRoute, FastRoutes
 from apps.gateway.auth import key_digest, load_clients
 from apps.gateway.auth import main as auth_main
-from cluster.tokens import keep_gateway_keys, keep_tokens, new_tokens, read_tokens, secrets_dir
+from cluster.tokens import (
+    ApiTokens,
+    keep_gateway_keys,
+    keep_tokens,
+    new_tokens,
+    read_tokens,
+    secrets_dir,
+)
 
 TOKEN = "s3cr3t-app-token"
 
@@ -153,17 +160,36 @@ def test_a_cluster_keeps_its_first_tokens_private_and_distinct(tmp_path: Path) -
     later = keep_tokens(tmp_path, new_tokens())  # a token already kept stays
 
     assert kept == later == read_tokens(tmp_path) == made
-    assert made.dapr != made.app
-    assert re.fullmatch(r"[0-9a-f]{64}", made.dapr)
-    assert re.fullmatch(r"[0-9a-f]{64}", made.app)
-    assert made.env == {"DAPR_API_TOKEN": made.dapr, "APP_API_TOKEN": made.app}
+    assert made.redis is not None
+    assert len({made.dapr, made.app, made.redis}) == 3
+    for secret in (made.dapr, made.app, made.redis):
+        assert re.fullmatch(r"[0-9a-f]{64}", secret)
+    assert made.env == {
+        "DAPR_API_TOKEN": made.dapr,
+        "APP_API_TOKEN": made.app,
+        "ORDERFLOW_REDIS_PASSWORD": made.redis,  # every daprd's components, every app
+    }
     assert made.sidecar_headers == {"dapr-api-token": made.dapr}
     folder = secrets_dir(tmp_path)
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     for path in folder.iterdir():
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert sorted(p.name for p in folder.iterdir()) == ["app-api-token", "dapr-api-token"]
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == ["app-api-token", "dapr-api-token", "redis-password"]
     assert new_tokens() != made
+
+
+def test_a_state_dir_kept_before_redis_had_a_password_gets_one_at_the_next_start(
+    tmp_path: Path,
+) -> None:
+    old = ApiTokens(dapr="d" * 64, app="a" * 64)  # as sessions before 26 kept them
+    keep_tokens(tmp_path, old)
+    assert read_tokens(tmp_path) == old  # `make tokens` on a cluster still running so
+    assert "ORDERFLOW_REDIS_PASSWORD" not in old.env
+    kept = keep_tokens(tmp_path, new_tokens())  # the launcher's next start
+    assert (kept.dapr, kept.app) == (old.dapr, old.app)
+    assert kept.redis is not None
+    assert re.fullmatch(r"[0-9a-f]{64}", kept.redis)
 
 
 def test_an_emptied_token_file_is_an_error_not_an_open_sidecar(tmp_path: Path) -> None:
