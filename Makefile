@@ -23,10 +23,7 @@ venv: ## project-local Python virtual environment with pinned dependencies (made
 	@PYTHON="$(PYTHON)" bash deploy/setup-venv.sh $(VENV)
 
 redis: ## Redis server from Debian's package (the project starts its own instance)
-	@command -v redis-server >/dev/null || { \
-	  echo "[setup] installing redis-server from Debian's packages"; \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server >/dev/null; }
+	@command -v redis-server >/dev/null || bash -c '. deploy/apt.sh && apt_install redis-server'
 	@echo "[setup] $$(redis-server --version | cut -d' ' -f1-3)"
 
 # The console's charts (uPlot from npm, served by the console itself: nothing from a CDN)
@@ -35,10 +32,7 @@ redis: ## Redis server from Debian's package (the project starts its own instanc
 UPLOT_VERSION := 1.6.32
 CONSOLE_VENDOR := $(RUNTIME_DIR)/console
 console-deps: ## Chromium (Debian) for the browser tests, uPlot (npm) for the ops console
-	@command -v chromium >/dev/null || { \
-	  echo "[setup] installing chromium from Debian's packages"; \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+	@command -v chromium >/dev/null || bash -c '. deploy/apt.sh && apt_install chromium'
 	@echo "[setup] $$(chromium --version 2>/dev/null)"
 	@test "$$(node -p "require('$(CONSOLE_VENDOR)/node_modules/uplot/package.json').version" 2>/dev/null)" = "$(UPLOT_VERSION)" || { \
 	  echo "[setup] installing uPlot $(UPLOT_VERSION) from npm into $(CONSOLE_VENDOR)"; \

@@ -1,4 +1,5 @@
-# Sourced by the setup scripts (setup-ops.sh, setup-venv.sh): `apt_install PACKAGE...`
+# Sourced by the setup scripts (setup-ops.sh, setup-venv.sh) and the Makefile's redis and
+# console-deps targets: `apt_install PACKAGE...`
 # installs from Debian's packages, as root or through sudo, with one `apt-get update` per
 # script run, waiting for another apt run's lock (a parallel setup step) instead of failing.
 apt_sudo=$([ "$(id -u)" = 0 ] || echo sudo)
