@@ -164,6 +164,32 @@ For a trial only, --set gateway.allowAnonymous=true runs the gateway without it:
 {{- end }}
 
 {{/*
+The clients file (actors/toolkit/clientkeys.py) mounted into an app that reads it: the
+gateway (its clients) and the ops console (its operators). A Secret volume of the named
+Secret (no subPath, so the kubelet keeps it current), read-only at "dir"/clients.json, and
+the variable "env" naming that path. The files of a Secret volume belong to root: with the
+pods' fsGroup they get that group and mode 0440, which uid 10001 in group 10001 reads;
+without an fsGroup, 0444 (the file holds key digests, never a key). As YAML with "env",
+"volumes" and "volumeMounts" lists, empty without a Secret (gateway.allowAnonymous).
+Call with (dict "root" . "dir" ... "volume" ... "env" ...).
+*/}}
+{{- define "orderflow.clientsFile" -}}
+{{- $root := .root }}
+{{- $secret := include "orderflow.gatewayClientsSecret" $root }}
+{{- if $secret }}
+{{- $fsGroup := dig "fsGroup" nil ($root.Values.podSecurityContext | default dict) }}
+{{- $item := dict "key" (required "gateway.clientsSecret.key is required with gateway.clientsSecret.name" $root.Values.gateway.clientsSecret.key) "path" "clients.json" }}
+{{- $source := dict "secretName" $secret "items" (list $item) "defaultMode" (ternary 0440 0444 (not (kindIs "invalid" $fsGroup))) }}
+{{- toYaml (dict
+      "env" (list (dict "name" .env "value" (printf "%s/clients.json" .dir)))
+      "volumes" (list (dict "name" .volume "secret" $source))
+      "volumeMounts" (list (dict "name" .volume "mountPath" .dir "readOnly" true))) }}
+{{- else }}
+{{- toYaml (dict "env" list "volumes" list "volumeMounts" list) }}
+{{- end }}
+{{- end }}
+
+{{/*
 A digest of the Dapr resources the sidecars load at start (components, resiliency,
 configuration): a pod annotation, so changing one of them restarts the pods.
 */}}
