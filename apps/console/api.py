@@ -15,7 +15,7 @@ from redis.exceptions import RedisError
 from actors.catalog import DEAD_LETTERS, PUBSUB
 from actors.toolkit.subscriber import DROP, RETRY, SUCCESS
 from apps.console.deadletters import Filter, LetterNotFoundError, NotRedrivableError
-from apps.console.deps import ConsoleDep
+from apps.console.deps import ConsoleDep, OperatorDep
 
 CODE: Final = r"^[A-Za-z0-9_.:-]{1,120}$"  # dead-letter codes, e.g. inventory.reservation_not_found
 TOPIC: Final = r"^[A-Za-z0-9_.-]{1,120}$"
@@ -62,6 +62,7 @@ async def letters(
 @router.post("/api/deadletters/redrive", tags=["dead letters"])
 async def redrive_matching(
     console: ConsoleDep,
+    operator: OperatorDep,
     code: CodeQuery = None,
     topic: TopicQuery = None,
     everything: Annotated[bool, Query(alias="all")] = False,
@@ -69,14 +70,14 @@ async def redrive_matching(
     """Redrive every open letter matching code and/or topic (`all=true`: every open one)."""
     if code is None and topic is None and not everything:
         raise HTTPException(422, "name a code and/or a topic, or pass all=true")
-    results = await console.redriver.redrive_matching(Filter(code, topic))
+    results = await console.redriver.redrive_matching(Filter(code, topic), by=operator)
     return {"results": [dataclasses.asdict(r) for r in results]}
 
 
 @router.post("/api/deadletters/{letter_id:path}/redrive", tags=["dead letters"])
-async def redrive_one(letter_id: str, console: ConsoleDep) -> dict[str, Any]:
+async def redrive_one(letter_id: str, console: ConsoleDep, operator: OperatorDep) -> dict[str, Any]:
     try:
-        result = await console.redriver.redrive(letter_id)
+        result = await console.redriver.redrive(letter_id, by=operator)
     except LetterNotFoundError as exc:
         raise HTTPException(404, str(exc)) from exc
     except NotRedrivableError as exc:

@@ -45,6 +45,7 @@ class Letter(BaseModel):
     status: Literal["open", "redriven"] = "open"
     redriven_at: str | None = None
     redrives: int = 0  # how many times it was redriven (kept when it comes back)
+    redriven_by: str | None = None  # the operator of the last redrive (apps/console/auth.py)
 
     @property
     def event_type(self) -> str:
@@ -158,12 +159,13 @@ class LetterStore:
             counts[letter.code] = counts.get(letter.code, 0) + 1
         return dict(sorted(counts.items()))
 
-    async def mark_redriven(self, letter: Letter) -> Letter:
+    async def mark_redriven(self, letter: Letter, *, by: str | None = None) -> Letter:
         done = letter.model_copy(
             update={
                 "status": "redriven",
                 "redriven_at": _now().isoformat(),
                 "redrives": letter.redrives + 1,
+                "redriven_by": by,
             }
         )
         await self._save(done)
@@ -190,8 +192,9 @@ class Redriver:
         self._store = store
         self._publisher = publisher
 
-    async def redrive(self, letter_id: str) -> RedriveResult:
-        """Redrive one open letter; raises LetterNotFoundError / NotRedrivableError."""
+    async def redrive(self, letter_id: str, *, by: str | None = None) -> RedriveResult:
+        """Redrive one open letter (`by`: the operator, kept on the letter); raises
+        LetterNotFoundError / NotRedrivableError."""
         letter = await self._store.get(letter_id)
         if letter is None:
             raise LetterNotFoundError(f"no dead letter {letter_id!r}")
@@ -200,14 +203,16 @@ class Redriver:
         why = letter.why_not_redrivable()
         if why is not None:
             raise NotRedrivableError(f"dead letter {letter_id!r} cannot be redriven: {why}")
-        return await self._redrive(letter)
+        return await self._redrive(letter, by)
 
-    async def redrive_matching(self, which: Filter) -> list[RedriveResult]:
+    async def redrive_matching(
+        self, which: Filter, *, by: str | None = None
+    ) -> list[RedriveResult]:
         """Redrive every open letter matching `which` (one failure does not stop the rest)."""
         letters = await self._store.list(Filter(which.code, which.topic), limit=MAX_LETTERS)
-        return [await self._redrive(letter) for letter in letters]
+        return [await self._redrive(letter, by) for letter in letters]
 
-    async def _redrive(self, letter: Letter) -> RedriveResult:
+    async def _redrive(self, letter: Letter, by: str | None) -> RedriveResult:
         why = letter.why_not_redrivable()
         if why is not None:
             return RedriveResult(letter.id, False, f"not redriven: {why}")
@@ -220,6 +225,6 @@ class Redriver:
             )
         except PublishError as exc:
             return RedriveResult(letter.id, False, f"publish failed: {exc}")
-        await self._store.mark_redriven(letter)
+        await self._store.mark_redriven(letter, by=by)
         detail = f"republished to {letter.topic} as {letter.cloudevent_id} ({letter.event_type})"
         return RedriveResult(letter.id, True, detail)

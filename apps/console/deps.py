@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 
 from actors.toolkit.client import TypedClient
+from apps.console.auth import OPERATOR_STATE
 from apps.console.cluster import ClusterProbe
 from apps.console.deadletters import LetterStore, Redriver
 from apps.console.plots import Plotter
@@ -38,3 +39,12 @@ def _console(request: Request) -> Console:
 
 
 ConsoleDep = Annotated[Console, Depends(_console)]
+
+
+def _operator(request: Request) -> str | None:
+    """The operator who signed in (apps/console/auth.py); None on an open console."""
+    operator: str | None = request.scope.get("state", {}).get(OPERATOR_STATE)
+    return operator
+
+
+OperatorDep = Annotated[str | None, Depends(_operator)]

@@ -18,7 +18,7 @@ from apps.console import orders
 from apps.console.api import CODE, TOPIC
 from apps.console.cluster import uptime_text
 from apps.console.deadletters import Filter, LetterNotFoundError, NotRedrivableError
-from apps.console.deps import ConsoleDep
+from apps.console.deps import ConsoleDep, OperatorDep
 from apps.console.plots import PLOTS
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -112,12 +112,14 @@ def _back(form: dict[str, str], msg: str) -> RedirectResponse:
 
 
 @router.post("/deadletters/redrive")
-async def redrive_matching(request: Request, console: ConsoleDep) -> Response:
+async def redrive_matching(
+    request: Request, console: ConsoleDep, operator: OperatorDep
+) -> Response:
     form = await _form(request)
     code, topic, error = _filter(form.get("code", ""), form.get("topic", ""))
     if error or (code is None and topic is None and form.get("all") != "yes"):
         return _back({}, error or "name a code and/or a topic, or tick 'every open letter'")
-    results = await console.redriver.redrive_matching(Filter(code, topic))
+    results = await console.redriver.redrive_matching(Filter(code, topic), by=operator)
     done = sum(r.ok for r in results)
     failed = [f"{r.letter_id}: {r.detail}" for r in results if not r.ok]
     msg = f"redrove {done} of {len(results)} letters" + (
@@ -127,10 +129,12 @@ async def redrive_matching(request: Request, console: ConsoleDep) -> Response:
 
 
 @router.post("/deadletters/{letter_id:path}/redrive")
-async def redrive_one(letter_id: str, request: Request, console: ConsoleDep) -> Response:
+async def redrive_one(
+    letter_id: str, request: Request, console: ConsoleDep, operator: OperatorDep
+) -> Response:
     form = await _form(request)
     try:
-        result = await console.redriver.redrive(letter_id)
+        result = await console.redriver.redrive(letter_id, by=operator)
     except (LetterNotFoundError, NotRedrivableError) as exc:
         return _back(form, f"not redriven: {exc}")
     return _back(form, f"{letter_id}: {result.detail}")

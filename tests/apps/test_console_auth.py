@@ -112,6 +112,12 @@ async def test_a_redrive_is_logged_with_the_operator_who_made_it(
     assert resp.status_code == 200, resp.text
     assert len(sidecar.published) == 1
     assert f"POST /api/deadletters/{event['id']}/redrive by operator ops" in caplog.text
+    (kept,) = (await console.get("/api/deadletters?status=all", headers=bearer("ops"))).json()[
+        "letters"
+    ]
+    assert (kept["status"], kept["redriven_by"]) == ("redriven", "ops")  # on the letter too
+    page = await console.get("/deadletters?status=all", headers=bearer("ops"))
+    assert "last by ops" in page.text
 
 
 async def test_a_changed_clients_file_takes_effect_without_a_restart(
