@@ -58,6 +58,7 @@ from actors.toolkit.clientkeys import (
     ClientSpec,
     RateSpec,
     key_digest,
+    presented,
 )
 from actors.toolkit.metrics import UNMATCHED_ROUTE, HttpMetrics
 from apps.gateway import problems
@@ -242,12 +243,10 @@ class Gatekeeper:
         return client
 
     def _client(self, authorization: bytes | None) -> Client | None:
-        if authorization is None:
+        credentials = presented(authorization)
+        if credentials is None or credentials.client_id is not None:  # a bearer key only
             return None
-        kind, _, key = authorization.decode("latin-1").partition(" ")
-        if kind.lower() != "bearer" or not key.strip():
-            return None
-        return self._by_digest.get(key_digest(key.strip()))
+        return self._by_digest.get(key_digest(credentials.key))
 
 
 def watch_clients(path: Path) -> ClientsFileWatch:

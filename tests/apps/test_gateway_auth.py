@@ -3,6 +3,7 @@ app and the real actors behind an in-memory sidecar: the hot lane and FastAPI's 
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import time
@@ -66,9 +67,10 @@ async def _seed(gateway: httpx.AsyncClient) -> None:
         {},
         {"authorization": "Bearer wrong"},
         {"authorization": f"Basic {KEYS['ops']}"},
+        {"authorization": "Basic " + base64.b64encode(f"ops:{KEYS['ops']}".encode()).decode()},
         {"authorization": "Bearer "},
     ],
-    ids=["none", "unknown key", "not bearer", "empty"],
+    ids=["none", "unknown key", "not bearer", "basic credentials (the console's)", "empty"],
 )
 @pytest.mark.parametrize(
     ("method", "path"),
