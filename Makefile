@@ -67,7 +67,7 @@ dapr-run: setup ## infrastructure from the launcher, apps through `dapr run -f d
 	  cd dapr && env $$go_env $$secrets ORDERFLOW_REDIS_HOST=127.0.0.1:6380 DAPR_SCHEDULER_HOST_ADDRESS_DNS_A=127.0.0.1:50006 \
 	  DAPR_RUNTIME_PATH=$(RUNTIME_DIR)/dapr $(RUNTIME_DIR)/dapr/.dapr/bin/dapr run -f dapr.yaml
 
-tokens: ## the local cluster's Dapr tokens and gateway client keys as exports: eval "$$(make -s tokens)"
+tokens: ## the local cluster's Dapr tokens, Redis password and client keys as exports: eval "$$(make -s tokens)"
 	@$(PY) -m cluster tokens
 
 status: ## show the state of every cluster process
