@@ -12,12 +12,12 @@ RUNTIME_DIR ?= $(CURDIR)/.runtime
 export ORDERFLOW_RUNTIME_DIR := $(RUNTIME_DIR)
 PYTEST_ARGS ?=
 
-.PHONY: help setup venv redis runtime console-deps ops-tools k8s-tools k8s-check run up dapr-run down tokens status order-log test test-fast lint format rebuild rebuild-read-models bench chaos compose-check clean
+.PHONY: help setup venv redis runtime console-deps contract-tools ops-tools k8s-tools k8s-check run up dapr-run down tokens status order-log test test-fast lint format rebuild rebuild-read-models bench chaos compose-check clean
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-setup: venv redis runtime console-deps ops-tools k8s-tools ## install everything that is missing (idempotent)
+setup: venv redis runtime console-deps contract-tools ops-tools k8s-tools ## install everything that is missing (idempotent)
 
 venv: ## project-local Python virtual environment with pinned dependencies (made again when the interpreter or the pins change)
 	@PYTHON="$(PYTHON)" bash deploy/setup-venv.sh $(VENV)
@@ -38,6 +38,15 @@ console-deps: ## Chromium (Debian) for the browser tests, uPlot (npm) for the op
 	  echo "[setup] installing uPlot $(UPLOT_VERSION) from npm into $(CONSOLE_VENDOR)"; \
 	  mkdir -p $(CONSOLE_VENDOR) && npm install --prefix $(CONSOLE_VENDOR) --no-save --no-audit --no-fund --no-package-lock --silent uplot@$(UPLOT_VERSION); }
 	@echo "[setup] uPlot $$(node -p "require('$(CONSOLE_VENDOR)/node_modules/uplot/package.json').version")"
+
+# The AsyncAPI parser (npm), which tests/contracts runs on docs/events/asyncapi.json
+ASYNCAPI_PARSER_VERSION := 3.6.6
+ASYNCAPI_DIR := $(RUNTIME_DIR)/asyncapi
+contract-tools: ## the AsyncAPI parser (npm) that validates the published event contracts
+	@test "$$(node -p "require('$(ASYNCAPI_DIR)/node_modules/@asyncapi/parser/package.json').version" 2>/dev/null)" = "$(ASYNCAPI_PARSER_VERSION)" || { \
+	  echo "[setup] installing @asyncapi/parser $(ASYNCAPI_PARSER_VERSION) from npm into $(ASYNCAPI_DIR)"; \
+	  mkdir -p $(ASYNCAPI_DIR) && npm install --prefix $(ASYNCAPI_DIR) --no-save --no-audit --no-fund --no-package-lock --silent @asyncapi/parser@$(ASYNCAPI_PARSER_VERSION); }
+	@echo "[setup] @asyncapi/parser $$(node -p "require('$(ASYNCAPI_DIR)/node_modules/@asyncapi/parser/package.json').version")"
 
 ops-tools: ## Prometheus + promtool (Debian), Java and the Zipkin server jar (Maven Central, checksum-verified)
 	@bash deploy/setup-ops.sh
@@ -89,7 +98,7 @@ format: venv ## apply ruff's formatting and safe fixes
 test: setup lint ## lint, then the whole suite against the real runtime
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
-test-fast: venv ## unit, actor and app tests only (no cluster)
+test-fast: venv redis contract-tools ops-tools ## unit, actor and app tests only (no cluster)
 	@$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
 
 BENCH_ARGS ?=
