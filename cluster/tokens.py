@@ -14,7 +14,6 @@ them; `make clean` (a new state dir) makes new ones.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import secrets
@@ -27,19 +26,22 @@ from actors.toolkit.apitoken import (
     DAPR_API_TOKEN_ENV,
     sidecar_headers,
 )
+from actors.toolkit.clientkeys import key_digest
 from actors.toolkit.redis_connection import REDIS_PASSWORD_ENV
 
 DAPR_API_TOKEN_FILE: Final = "dapr-api-token"
 APP_API_TOKEN_FILE: Final = "app-api-token"
 REDIS_PASSWORD_FILE: Final = "redis-password"
 GATEWAY_CLIENTS_FILE: Final = "gateway-clients.json"
-# the local gateway's clients: (id, scope, rate, the variable `make tokens` exports its
-# key as). The tools (tests, chaos, the bench) call as the operator, without a limit.
-# the console's operator (its Basic user), and the variable its key is exported as again
-CONSOLE_OPERATOR: Final = "ops"
+# the local operator: the tools (tests, chaos, the bench) call the gateway as it, without a
+# limit, and it signs in to the console (its Basic user), whose variable exports its key
+# again
+OPERATOR_CLIENT: Final = "ops"
 CONSOLE_KEY_ENV: Final = "ORDERFLOW_CONSOLE_KEY"
+# the local gateway's clients: (id, scope, rate, the variable `make tokens` exports its
+# key as)
 GATEWAY_CLIENTS: Final = (
-    ("ops", "operator", None, "ORDERFLOW_GATEWAY_KEY"),
+    (OPERATOR_CLIENT, "operator", None, "ORDERFLOW_GATEWAY_KEY"),
     ("storefront", "customer", {"per_second": 100, "burst": 200}, "ORDERFLOW_STOREFRONT_KEY"),
     ("warehouse", "service", None, "ORDERFLOW_WAREHOUSE_KEY"),
 )
@@ -127,7 +129,7 @@ class GatewayKeys:
     keys: dict[str, str]  # client id -> its key
     clients_file: Path  # what the gateway reads (ORDERFLOW_GATEWAY_CLIENTS)
 
-    def headers(self, client: str = "ops") -> dict[str, str]:
+    def headers(self, client: str = OPERATOR_CLIENT) -> dict[str, str]:
         """What a call to the gateway as `client` carries (the operator by default)."""
         return {"authorization": f"Bearer {self.keys[client]}"}
 
@@ -136,11 +138,11 @@ class GatewayKeys:
         """Each key under the variable `make tokens` exports it as, and the operator's
         again as the console's (its user `ops`: apps/console/auth.py)."""
         keys = {variable: self.keys[client] for client, _, _, variable in GATEWAY_CLIENTS}
-        return {**keys, CONSOLE_KEY_ENV: self.keys[CONSOLE_OPERATOR]}
+        return {**keys, CONSOLE_KEY_ENV: self.keys[OPERATOR_CLIENT]}
 
     def console_auth(self) -> tuple[str, str]:
         """Basic credentials for the console: (client id, key) of its operator."""
-        return CONSOLE_OPERATOR, self.keys[CONSOLE_OPERATOR]
+        return OPERATOR_CLIENT, self.keys[OPERATOR_CLIENT]
 
 
 def keep_gateway_keys(state_dir: Path) -> GatewayKeys:
@@ -155,7 +157,7 @@ def keep_gateway_keys(state_dir: Path) -> GatewayKeys:
         path = folder / f"gateway-key-{client}"
         _keep(path, secrets.token_urlsafe(32))
         keys[client] = path.read_text().strip()
-        digest = hashlib.sha256(keys[client].encode()).hexdigest()
+        digest = key_digest(keys[client])
         clients.append({"id": client, "scopes": [scope], "key_sha256": digest, "rate": rate})
     clients_file = folder / GATEWAY_CLIENTS_FILE
     clients += _added_by_hand(clients_file)

@@ -22,7 +22,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Final
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -118,17 +118,7 @@ class AppTokenGuard:
                     return
                 break
         self._log_refusal(scope)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 401,
-                "headers": [
-                    (b"content-type", b"application/problem+json"),
-                    (b"content-length", str(len(_REFUSAL)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": _REFUSAL})
+        await send_problem(send, 401, _REFUSAL)
 
     def _log_refusal(self, scope: Scope) -> None:
         now = time.monotonic()
@@ -147,3 +137,22 @@ class AppTokenGuard:
             more,
         )
         self._logged_at, self._unlogged = now, 0
+
+
+async def send_problem(
+    send: Send, status: int, body: bytes, headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
+    """A refusal a guard answers itself, beneath every other layer: `body` (problem+json,
+    already encoded) with `status` and any extra `headers` (a challenge)."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/problem+json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -25,7 +25,7 @@ from typing import Final
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from actors.toolkit import clientkeys
-from actors.toolkit.apitoken import dapr_facing
+from actors.toolkit.apitoken import dapr_facing, send_problem
 from actors.toolkit.clientkeys import OPERATOR, ClientsFileWatch, ClientSpec, key_digest
 
 CLIENTS_ENV: Final = "ORDERFLOW_CONSOLE_CLIENTS"
@@ -88,14 +88,14 @@ class OperatorGuard:
             log.info("the console's clients file changed: %d clients now", len(clients))
         client = self._client(scope)
         if client is None:
-            await _answer(send, 401, _REQUIRED, _CHALLENGES)
+            await send_problem(send, 401, _REQUIRED, _CHALLENGES)
             return
         if OPERATOR not in client.scopes:
             detail = (
                 f"client {client.id!r} (scopes {sorted(client.scopes)}) is no operator: "
                 "the console admits the operator scope only"
             )
-            await _answer(send, 403, _problem(403, "auth.forbidden", detail))
+            await send_problem(send, 403, _problem(403, "auth.forbidden", detail))
             return
         scope.setdefault("state", {})[OPERATOR_STATE] = client.id
         if scope["method"] not in ("GET", "HEAD"):  # a write: who made it
@@ -115,20 +115,3 @@ class OperatorGuard:
         if client is None or credentials.client_id not in (None, client.id):
             return None  # Basic credentials name the client whose key they carry
         return client
-
-
-async def _answer(
-    send: Send, status: int, body: bytes, headers: tuple[tuple[bytes, bytes], ...] = ()
-) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/problem+json"),
-                (b"content-length", str(len(body)).encode()),
-                *headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
